@@ -1,0 +1,728 @@
+//! The settings: one TOML file, then `PLEX_PG_*` environment overrides, then
+//! (for the launcher) its command line.
+//!
+//! Every key is applied through [`Settings::apply`], whatever its source, so a
+//! value means the same thing in the file, in the environment and on the
+//! command line, and a bad one is reported with the key and where it came
+//! from ([`ConfigError`]). Unknown keys in the file are errors, not silently
+//! ignored typos.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the configuration file is looked for when `PLEX_PG_CONFIG` is unset.
+pub const DEFAULT_PATH: &str = "/etc/plex-pg/config.toml";
+
+/// The environment variable that names the configuration file.
+pub const CONFIG_ENV: &str = "PLEX_PG_CONFIG";
+
+/// Every setting: its key in the TOML file, the environment variable that
+/// overrides it (if any), and one line on what it means. `docs/configuration.md`
+/// is checked against this table by a test.
+pub const KEYS: &[(&str, Option<&str>, &str)] = &[
+    ("postgres.host", Some("PLEX_PG_HOST"), "host name, IP address, or Unix-socket directory of the PostgreSQL server"),
+    ("postgres.port", Some("PLEX_PG_PORT"), "TCP port, or the number in the socket name .s.PGSQL.<port>"),
+    ("postgres.database", Some("PLEX_PG_DATABASE"), "database that holds Plex's library"),
+    ("postgres.user", Some("PLEX_PG_USER"), "role to connect as"),
+    ("postgres.password", Some("PLEX_PG_PASSWORD"), "password for that role (never logged)"),
+    ("postgres.schema", Some("PLEX_PG_SCHEMA"), "schema of the main library database; other routed databases get <schema>_<name>"),
+    ("postgres.connect_timeout_ms", Some("PLEX_PG_CONNECT_TIMEOUT_MS"), "timeout of one connection attempt"),
+    ("postgres.retry_for_ms", Some("PLEX_PG_RETRY_FOR_MS"), "how long a dead server is retried, with backoff, before a call fails"),
+    ("pool.size", Some("PLEX_PG_POOL_SIZE"), "connections kept open while idle"),
+    ("pool.max", Some("PLEX_PG_POOL_MAX"), "most connections open at once (the pool's slots)"),
+    ("pool.acquire_timeout_ms", Some("PLEX_PG_POOL_TIMEOUT_MS"), "how long a call waits for a free connection before SQLITE_BUSY"),
+    ("pool.statement_cache", Some("PLEX_PG_STATEMENT_CACHE"), "prepared statements kept per connection"),
+    ("shim.route", Some("PLEX_PG_ROUTE"), "file-name patterns (* and ?) of the databases that run on PostgreSQL; comma-separated in the environment"),
+    ("shim.real_sqlite", Some("PLEX_PG_REAL_SQLITE"), "path of the real libsqlite3; empty: the next one in the link order (dlsym RTLD_NEXT)"),
+    ("shim.fork_handler", Some("PLEX_PG_FORK_HANDLER"), "the child's fork handler; 0 reproduces the crash of January 2026, for tests only"),
+    ("log.level", Some("PLEX_PG_LOG_LEVEL"), "error, warn, info, debug or trace"),
+    ("log.file", Some("PLEX_PG_LOG_FILE"), "file to append the log to; empty: standard error"),
+    ("launcher.mode", Some("PLEX_PG_MODE"), "off, verify or enforce"),
+    ("launcher.watcher", Some("PLEX_PG_WATCHER"), "auto, ptrace or procfs"),
+    ("launcher.events", Some("PLEX_PG_EVENTS"), "file for the JSON event log, - for standard output; empty: none"),
+    ("launcher.shim", Some("PLEX_PG_SHIM"), "path of libplex_pg_shim.so"),
+    ("launcher.user", None, "user to run Plex as (name); empty: the launcher's own"),
+    ("launcher.grace_period_ms", Some("PLEX_PG_GRACE_PERIOD_MS"), "after TERM, how long the tree may take to exit before KILL"),
+    ("launcher.poll_interval_ms", Some("PLEX_PG_POLL_INTERVAL_MS"), "how often the procfs watcher scans the tree"),
+    ("launcher.alert_command", None, "command run with each violation as JSON on its standard input"),
+    ("launcher.alert_limit_per_minute", None, "most alert_command runs a minute"),
+    ("launcher.kill_offender", None, "in enforce mode, also kill a process that used an inherited socket"),
+];
+
+/// Where a value came from, for error messages and `check`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    Env(String),
+    CommandLine,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("the built-in default"),
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::Env(name) => write!(f, "environment variable {name}"),
+            Source::CommandLine => f.write_str("the command line"),
+        }
+    }
+}
+
+/// A configuration error: which key, where it came from, what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// `section.name`, or empty for an error about the whole file.
+    pub key: String,
+    pub source: Source,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.source, self.message)
+        } else {
+            write!(f, "bad value for `{}` in {}: {}", self.key, self.source, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A password: shown as `***` by `Debug`, so it never reaches a log.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "***" })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Postgres {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    pub password: Secret,
+    pub schema: String,
+    pub connect_timeout: Duration,
+    pub retry_for: Duration,
+}
+
+impl Postgres {
+    /// True when `host` names a Unix-socket directory rather than a host.
+    pub fn is_unix_socket(&self) -> bool {
+        self.host.starts_with('/')
+    }
+
+    /// The socket file for a Unix-socket `host`: `<dir>/.s.PGSQL.<port>`.
+    pub fn socket_path(&self) -> Option<PathBuf> {
+        self.is_unix_socket()
+            .then(|| Path::new(&self.host).join(format!(".s.PGSQL.{}", self.port)))
+    }
+
+    /// Where the server is, for messages: `host:port` or the socket path.
+    pub fn endpoint(&self) -> String {
+        match self.socket_path() {
+            Some(p) => p.display().to_string(),
+            None => format!("{}:{}", self.host, self.port),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pool {
+    pub size: u32,
+    pub max: u32,
+    pub acquire_timeout: Duration,
+    pub statement_cache: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shim {
+    pub route: Vec<String>,
+    pub real_sqlite: Option<PathBuf>,
+    pub fork_handler: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Log {
+    pub level: LogLevel,
+    pub file: Option<PathBuf>,
+}
+
+/// What the launcher does about fork safety.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Init duties only.
+    Off,
+    /// Observe, cross-check and alert; never change what Plex does.
+    Verify,
+    /// Also deny a syscall on an inherited PostgreSQL socket (EBADF).
+    Enforce,
+}
+
+/// How the launcher watches Plex's process tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watcher {
+    Auto,
+    Ptrace,
+    Procfs,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Launcher {
+    pub mode: Mode,
+    pub watcher: Watcher,
+    pub events: Option<String>,
+    pub shim: PathBuf,
+    pub user: Option<String>,
+    pub grace_period: Duration,
+    pub poll_interval: Duration,
+    pub alert_command: Option<String>,
+    pub alert_limit_per_minute: u32,
+    pub kill_offender: bool,
+}
+
+/// All of plex-pg's settings, with where each came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub postgres: Postgres,
+    pub pool: Pool,
+    pub shim: Shim,
+    pub log: Log,
+    pub launcher: Launcher,
+    /// The file that was read, if any.
+    pub file: Option<PathBuf>,
+    /// Keys set by something other than the default, and by what.
+    pub origins: Vec<(&'static str, Source)>,
+}
+
+/// The default route: Plex's two library databases.
+pub const DEFAULT_ROUTE: [&str; 2] =
+    ["com.plexapp.plugins.library.db", "com.plexapp.plugins.library.blobs.db"];
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            postgres: Postgres {
+                host: "/var/run/postgresql".into(),
+                port: 5432,
+                database: "plex".into(),
+                user: "plex".into(),
+                password: Secret::default(),
+                schema: "plex".into(),
+                connect_timeout: Duration::from_secs(5),
+                retry_for: Duration::from_secs(10),
+            },
+            pool: Pool {
+                size: 8,
+                max: 32,
+                acquire_timeout: Duration::from_secs(5),
+                statement_cache: 256,
+            },
+            shim: Shim {
+                route: DEFAULT_ROUTE.iter().map(|s| s.to_string()).collect(),
+                real_sqlite: None,
+                fork_handler: true,
+            },
+            log: Log { level: LogLevel::Info, file: None },
+            launcher: Launcher {
+                mode: Mode::Verify,
+                watcher: Watcher::Auto,
+                events: None,
+                shim: "/usr/lib/plex-pg/libplex_pg_shim.so".into(),
+                user: None,
+                grace_period: Duration::from_secs(10),
+                poll_interval: Duration::from_millis(100),
+                alert_command: None,
+                alert_limit_per_minute: 6,
+                kill_offender: false,
+            },
+            file: None,
+            origins: Vec::new(),
+        }
+    }
+}
+
+/// The most slots a pool may have: the fork handler walks a fixed array.
+pub const POOL_MAX_LIMIT: u32 = 256;
+
+/// A value to apply: from the TOML file, or text from the environment or the
+/// command line.
+#[derive(Clone, Copy, Debug)]
+pub enum Raw<'a> {
+    Toml(&'a toml::Value),
+    Text(&'a str),
+}
+
+impl<'a> Raw<'a> {
+    fn describe(&self) -> String {
+        match self {
+            Raw::Toml(v) => v.to_string(),
+            Raw::Text(s) => format!("{s:?}"),
+        }
+    }
+
+    fn string(&self) -> Result<String, String> {
+        match self {
+            Raw::Toml(toml::Value::String(s)) => Ok(s.clone()),
+            Raw::Text(s) => Ok(s.to_string()),
+            _ => Err(format!("expected a string, got {}", self.describe())),
+        }
+    }
+
+    fn nonempty(&self) -> Result<String, String> {
+        let s = self.string()?;
+        if s.trim().is_empty() {
+            Err("must not be empty".into())
+        } else {
+            Ok(s)
+        }
+    }
+
+    fn optional_string(&self) -> Result<Option<String>, String> {
+        Ok(Some(self.string()?).filter(|s| !s.is_empty()))
+    }
+
+    fn int(&self, min: i64, max: i64) -> Result<i64, String> {
+        let n = match self {
+            Raw::Toml(toml::Value::Integer(n)) => *n,
+            Raw::Text(s) => s
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| format!("expected a whole number, got {}", self.describe()))?,
+            _ => return Err(format!("expected a whole number, got {}", self.describe())),
+        };
+        if n < min || n > max {
+            return Err(format!("{n} is out of range: expected {min} to {max}"));
+        }
+        Ok(n)
+    }
+
+    fn millis(&self, min: i64, max: i64) -> Result<Duration, String> {
+        Ok(Duration::from_millis(self.int(min, max)? as u64))
+    }
+
+    fn bool(&self) -> Result<bool, String> {
+        match self {
+            Raw::Toml(toml::Value::Boolean(b)) => Ok(*b),
+            Raw::Toml(toml::Value::Integer(0)) => Ok(false),
+            Raw::Toml(toml::Value::Integer(1)) => Ok(true),
+            Raw::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(format!("expected true/false (or 1/0), got {}", self.describe())),
+            },
+            _ => Err(format!("expected true or false, got {}", self.describe())),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<String>, String> {
+        let items: Vec<String> = match self {
+            Raw::Toml(toml::Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Ok(s.clone()),
+                    other => Err(format!("expected a list of strings, found {other}")),
+                })
+                .collect::<Result<_, _>>()?,
+            Raw::Toml(toml::Value::String(s)) => split_list(s),
+            Raw::Text(s) => split_list(s),
+            _ => return Err(format!("expected a list of strings, got {}", self.describe())),
+        };
+        Ok(items)
+    }
+
+    fn choice<T: Copy>(&self, options: &[(&str, T)]) -> Result<T, String> {
+        let s = self.string()?;
+        let wanted = s.trim().to_ascii_lowercase();
+        options.iter().find(|(name, _)| *name == wanted).map(|(_, v)| *v).ok_or_else(|| {
+            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+            format!("expected one of {}, got {}", names.join(", "), self.describe())
+        })
+    }
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()
+}
+
+const MAX_MS: i64 = 24 * 3600 * 1000;
+
+impl Settings {
+    /// Apply one key's value from `source`. The key is `section.name`.
+    pub fn apply(&mut self, key: &str, raw: Raw<'_>, source: &Source) -> Result<(), ConfigError> {
+        let fail = |message: String| ConfigError { key: key.to_string(), source: source.clone(), message };
+        let (static_key, result) = match KEYS.iter().find(|(k, _, _)| *k == key) {
+            Some((k, _, _)) => (*k, self.set(k, raw)),
+            None => {
+                return Err(fail(format!(
+                    "unknown key (known keys: {})",
+                    KEYS.iter().map(|(k, _, _)| *k).collect::<Vec<_>>().join(", ")
+                )))
+            }
+        };
+        result.map_err(fail)?;
+        self.origins.retain(|(k, _)| *k != static_key);
+        self.origins.push((static_key, source.clone()));
+        Ok(())
+    }
+
+    fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), String> {
+        match key {
+            "postgres.host" => self.postgres.host = raw.nonempty()?,
+            "postgres.port" => self.postgres.port = raw.int(1, 65535)? as u16,
+            "postgres.database" => self.postgres.database = raw.nonempty()?,
+            "postgres.user" => self.postgres.user = raw.nonempty()?,
+            "postgres.password" => self.postgres.password = Secret(raw.string()?),
+            "postgres.schema" => {
+                let s = raw.nonempty()?;
+                if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    || s.starts_with(|c: char| c.is_ascii_digit())
+                {
+                    return Err(format!(
+                        "{s:?} is not a plain schema name (letters, digits and _, not starting with a digit)"
+                    ));
+                }
+                self.postgres.schema = s.to_ascii_lowercase();
+            }
+            "postgres.connect_timeout_ms" => self.postgres.connect_timeout = raw.millis(1, MAX_MS)?,
+            "postgres.retry_for_ms" => self.postgres.retry_for = raw.millis(0, MAX_MS)?,
+            "pool.size" => self.pool.size = raw.int(0, POOL_MAX_LIMIT as i64)? as u32,
+            "pool.max" => self.pool.max = raw.int(1, POOL_MAX_LIMIT as i64)? as u32,
+            "pool.acquire_timeout_ms" => self.pool.acquire_timeout = raw.millis(0, MAX_MS)?,
+            "pool.statement_cache" => self.pool.statement_cache = raw.int(0, 100_000)? as u32,
+            "shim.route" => {
+                let route = raw.list()?;
+                if let Some(bad) = route.iter().find(|p| p.contains('/')) {
+                    return Err(format!("{bad:?}: patterns match file names, not paths (no '/')"));
+                }
+                self.shim.route = route;
+            }
+            "shim.real_sqlite" => self.shim.real_sqlite = raw.optional_string()?.map(PathBuf::from),
+            "shim.fork_handler" => self.shim.fork_handler = raw.bool()?,
+            "log.level" => {
+                self.log.level = raw.choice(&[
+                    ("error", LogLevel::Error),
+                    ("warn", LogLevel::Warn),
+                    ("info", LogLevel::Info),
+                    ("debug", LogLevel::Debug),
+                    ("trace", LogLevel::Trace),
+                ])?
+            }
+            "log.file" => self.log.file = raw.optional_string()?.map(PathBuf::from),
+            "launcher.mode" => {
+                self.launcher.mode =
+                    raw.choice(&[("off", Mode::Off), ("verify", Mode::Verify), ("enforce", Mode::Enforce)])?
+            }
+            "launcher.watcher" => {
+                self.launcher.watcher = raw.choice(&[
+                    ("auto", Watcher::Auto),
+                    ("ptrace", Watcher::Ptrace),
+                    ("procfs", Watcher::Procfs),
+                ])?
+            }
+            "launcher.events" => self.launcher.events = raw.optional_string()?,
+            "launcher.shim" => self.launcher.shim = PathBuf::from(raw.nonempty()?),
+            "launcher.user" => self.launcher.user = raw.optional_string()?,
+            "launcher.grace_period_ms" => self.launcher.grace_period = raw.millis(0, MAX_MS)?,
+            "launcher.poll_interval_ms" => self.launcher.poll_interval = raw.millis(1, 60_000)?,
+            "launcher.alert_command" => self.launcher.alert_command = raw.optional_string()?,
+            "launcher.alert_limit_per_minute" => {
+                self.launcher.alert_limit_per_minute = raw.int(0, 10_000)? as u32
+            }
+            "launcher.kill_offender" => self.launcher.kill_offender = raw.bool()?,
+            _ => unreachable!("key {key} is in KEYS but has no setter"),
+        }
+        Ok(())
+    }
+
+    /// Apply a whole TOML document (`[section]` tables of keys).
+    pub fn apply_toml(&mut self, text: &str, source: &Source) -> Result<(), ConfigError> {
+        let whole = |message: String| ConfigError { key: String::new(), source: source.clone(), message };
+        let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| whole(e.to_string()))?;
+        for (section, value) in &doc {
+            let table = value.as_table().ok_or_else(|| ConfigError {
+                key: section.clone(),
+                source: source.clone(),
+                message: "expected a [section] table".into(),
+            })?;
+            for (name, v) in table {
+                self.apply(&format!("{section}.{name}"), Raw::Toml(v), source)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply every `PLEX_PG_*` override found by `env`.
+    pub fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        for (key, var, _) in KEYS {
+            let Some(var) = var else { continue };
+            if let Some(value) = env(var) {
+                self.apply(key, Raw::Text(&value), &Source::Env(var.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that involve more than one key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.pool.size > self.pool.max {
+            return Err(ConfigError {
+                key: "pool.size".into(),
+                source: self.origin("pool.size"),
+                message: format!(
+                    "{} is larger than pool.max ({}, from {})",
+                    self.pool.size,
+                    self.pool.max,
+                    self.origin("pool.max")
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Where `key`'s current value came from.
+    pub fn origin(&self, key: &str) -> Source {
+        self.origins.iter().rev().find(|(k, _)| *k == key).map(|(_, s)| s.clone()).unwrap_or(Source::Default)
+    }
+
+    /// Load the settings as the shim and the launcher do: the file named by
+    /// `PLEX_PG_CONFIG` (an error if it is missing), else [`DEFAULT_PATH`]
+    /// (fine if missing), then the environment overrides.
+    pub fn load(env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let explicit = env(CONFIG_ENV).filter(|s| !s.is_empty()).map(PathBuf::from);
+        Self::load_file(explicit.as_deref(), env)
+    }
+
+    /// Like [`Settings::load`], with the file given (`--config`); `None`
+    /// means the default path, which may be absent.
+    pub fn load_file(path: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let mut settings = Settings::default();
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_PATH), false),
+        };
+        let source = Source::File(path.clone());
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                settings.apply_toml(&text, &source)?;
+                settings.file = Some(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
+            Err(e) => {
+                return Err(ConfigError { key: String::new(), source, message: format!("cannot read: {e}") })
+            }
+        }
+        settings.apply_env(env)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The PostgreSQL schema for a routed database file name: the main
+    /// library database uses `postgres.schema`; any other routed file gets
+    /// `<schema>_<name>`, where name is the file's stem without the
+    /// `com.plexapp.plugins.library.` prefix, lowercased, other characters
+    /// replaced by `_` (the blobs database: `plex_blobs`).
+    pub fn schema_for(&self, file_name: &str) -> String {
+        let stem = file_name.strip_suffix(".db").unwrap_or(file_name);
+        if stem == "com.plexapp.plugins.library" {
+            return self.postgres.schema.clone();
+        }
+        let tail = stem.strip_prefix("com.plexapp.plugins.library.").unwrap_or(stem);
+        let slug: String = tail
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .collect();
+        format!("{}_{}", self.postgres.schema, slug)
+    }
+
+    /// Whether a database path is routed to PostgreSQL: its file name matches
+    /// one of `shim.route`.
+    pub fn routes(&self, path: &str) -> bool {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        self.shim.route.iter().any(|p| glob_match(p.as_bytes(), name.as_bytes()))
+    }
+}
+
+/// `*` and `?` matching, as a shell does for file names.
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some(p);
+            mark = t;
+            p += 1;
+        } else if let Some(s) = star {
+            p = s + 1;
+            mark += 1;
+            t = mark;
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn write_temp(text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("plex-pg-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{:x}.toml", text.len() * 7919 + text.bytes().map(|b| b as usize).sum::<usize>()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        let path = write_temp("[postgres]\nhost = \"db.example\"\nport = 6543\n[pool]\nsize = 4\nmax = 16\n");
+        let s = Settings::load_file(Some(&path), &env_of(&[("PLEX_PG_PORT", "7000"), ("PLEX_PG_POOL_MAX", "20")]))
+            .unwrap();
+        assert_eq!(s.postgres.host, "db.example");
+        assert_eq!(s.postgres.port, 7000);
+        assert_eq!(s.pool.size, 4);
+        assert_eq!(s.pool.max, 20);
+        assert_eq!(s.origin("postgres.port"), Source::Env("PLEX_PG_PORT".into()));
+        assert_eq!(s.origin("postgres.host"), Source::File(path.clone()));
+        assert_eq!(s.origin("postgres.user"), Source::Default);
+    }
+
+    #[test]
+    fn bad_env_value_names_key_and_variable() {
+        let err = Settings::load_file(None, &env_of(&[("PLEX_PG_POOL_SIZE", "many")])).unwrap_err();
+        assert_eq!(err.key, "pool.size");
+        assert_eq!(err.source, Source::Env("PLEX_PG_POOL_SIZE".into()));
+        let text = err.to_string();
+        assert!(text.contains("pool.size") && text.contains("PLEX_PG_POOL_SIZE") && text.contains("\"many\""), "{text}");
+    }
+
+    #[test]
+    fn bad_file_value_names_key_and_file() {
+        let path = write_temp("[launcher]\nmode = \"paranoid\"\n");
+        let err = Settings::load_file(Some(&path), &env_of(&[])).unwrap_err();
+        assert_eq!(err.key, "launcher.mode");
+        let text = err.to_string();
+        assert!(text.contains(&path.display().to_string()) && text.contains("off, verify, enforce"), "{text}");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let path = write_temp("[pool]\nsise = 3\n");
+        let err = Settings::load_file(Some(&path), &env_of(&[])).unwrap_err();
+        assert_eq!(err.key, "pool.sise");
+        assert!(err.message.starts_with("unknown key"));
+    }
+
+    #[test]
+    fn syntax_error_names_the_file() {
+        let path = write_temp("[pool\nsize = 3\n");
+        let err = Settings::load_file(Some(&path), &env_of(&[])).unwrap_err();
+        assert!(err.key.is_empty());
+        assert!(err.to_string().starts_with(&path.display().to_string()));
+    }
+
+    #[test]
+    fn explicit_missing_file_is_an_error_default_is_not() {
+        let missing = Path::new("/nonexistent/plex-pg.toml");
+        let err = Settings::load_file(Some(missing), &env_of(&[])).unwrap_err();
+        assert!(err.message.contains("cannot read"));
+        let err = Settings::load(&env_of(&[("PLEX_PG_CONFIG", "/nonexistent/x.toml")])).unwrap_err();
+        assert_eq!(err.source, Source::File("/nonexistent/x.toml".into()));
+    }
+
+    #[test]
+    fn size_above_max_is_rejected_with_both_sources() {
+        let err = Settings::load_file(None, &env_of(&[("PLEX_PG_POOL_SIZE", "40"), ("PLEX_PG_POOL_MAX", "10")]))
+            .unwrap_err();
+        assert_eq!(err.key, "pool.size");
+        assert!(err.message.contains("PLEX_PG_POOL_MAX"), "{}", err.message);
+    }
+
+    #[test]
+    fn password_never_shows_in_debug() {
+        let s = Settings::load_file(None, &env_of(&[("PLEX_PG_PASSWORD", "hunter2")])).unwrap();
+        assert_eq!(s.postgres.password.expose(), "hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn routing_by_file_name() {
+        let s = Settings::default();
+        assert!(s.routes("/var/lib/plex/Plug-in Support/Databases/com.plexapp.plugins.library.db"));
+        assert!(s.routes("com.plexapp.plugins.library.blobs.db"));
+        assert!(!s.routes("/x/com.plexapp.plugins.library.db-wal"));
+        assert!(!s.routes("/x/com.plexapp.dlna.db"));
+        let s = Settings::load_file(None, &env_of(&[("PLEX_PG_ROUTE", "*.library.db, test-?.db")])).unwrap();
+        assert!(s.routes("/a/b/com.plexapp.plugins.library.db"));
+        assert!(s.routes("test-1.db"));
+        assert!(!s.routes("test-12.db"));
+        assert!(Settings::load_file(None, &env_of(&[("PLEX_PG_ROUTE", "a/b.db")])).is_err());
+    }
+
+    #[test]
+    fn schema_per_routed_file() {
+        let s = Settings::default();
+        assert_eq!(s.schema_for("com.plexapp.plugins.library.db"), "plex");
+        assert_eq!(s.schema_for("com.plexapp.plugins.library.blobs.db"), "plex_blobs");
+        assert_eq!(s.schema_for("My-Test.db"), "plex_my_test");
+    }
+
+    #[test]
+    fn booleans_and_choices_from_text() {
+        let s = Settings::load_file(
+            None,
+            &env_of(&[("PLEX_PG_FORK_HANDLER", "0"), ("PLEX_PG_MODE", "Enforce"), ("PLEX_PG_LOG_LEVEL", "debug")]),
+        )
+        .unwrap();
+        assert!(!s.shim.fork_handler);
+        assert_eq!(s.launcher.mode, Mode::Enforce);
+        assert_eq!(s.log.level, LogLevel::Debug);
+    }
+
+    #[test]
+    fn socket_directory_endpoint() {
+        let mut s = Settings::default();
+        assert_eq!(s.postgres.endpoint(), "/var/run/postgresql/.s.PGSQL.5432");
+        s.postgres.host = "10.0.0.2".into();
+        assert_eq!(s.postgres.endpoint(), "10.0.0.2:5432");
+    }
+}

@@ -1,0 +1,149 @@
+//! Support for plex-pg's integration tests: where the built artifacts are,
+//! the PostgreSQL server the tests run against, and fresh names so tests
+//! sharing one server never see each other's tables.
+//!
+//! The server: when `PLEX_PG_TEST_SOCKET_DIR` and `PLEX_PG_TEST_PORT` are set
+//! (the README's test command starts one cluster for the whole run and sets
+//! them), tests use it; otherwise each test binary starts its own throwaway
+//! cluster on first use and stops it when the binary exits.
+//!
+//! The artifacts: tests run the release build (`cargo build --release
+//! --workspace` first, as the test command does) because that is what ships.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+pub use plex_pg_launcher::cluster::{self, Cluster};
+
+/// The role, password and database every test server has.
+pub const PG_USER: &str = Cluster::USER;
+pub const PG_PASSWORD: &str = Cluster::PASSWORD;
+pub const PG_DATABASE: &str = Cluster::DATABASE;
+
+/// Coordinates of a running test server.
+#[derive(Clone, Debug)]
+pub struct Pg {
+    pub socket_dir: PathBuf,
+    pub port: u16,
+}
+
+impl Pg {
+    /// `PLEX_PG_*` variables pointing the shim at this server over its socket,
+    /// with `schema` as the library's schema.
+    pub fn env(&self, schema: &str) -> Vec<(String, String)> {
+        vec![
+            ("PLEX_PG_HOST".into(), self.socket_dir.display().to_string()),
+            ("PLEX_PG_PORT".into(), self.port.to_string()),
+            ("PLEX_PG_DATABASE".into(), PG_DATABASE.into()),
+            ("PLEX_PG_USER".into(), PG_USER.into()),
+            ("PLEX_PG_PASSWORD".into(), PG_PASSWORD.into()),
+            ("PLEX_PG_SCHEMA".into(), schema.into()),
+            // No file from the machine may leak into a test.
+            ("PLEX_PG_CONFIG".into(), "/dev/null".into()),
+        ]
+    }
+
+    /// Run SQL as the test role with psql; stdout, unaligned, `|`-separated.
+    pub fn psql(&self, sql: &str) -> String {
+        let bin = cluster::find_pg_bin().expect("psql");
+        cluster::psql(&bin, &self.socket_dir, self.port, PG_USER, PG_DATABASE, sql)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`Pg::psql`], but an error is returned rather than a panic.
+    pub fn try_psql(&self, sql: &str) -> std::io::Result<String> {
+        let bin = cluster::find_pg_bin()?;
+        cluster::psql(&bin, &self.socket_dir, self.port, PG_USER, PG_DATABASE, sql)
+    }
+}
+
+static SHARED: OnceLock<Pg> = OnceLock::new();
+static OWNED: Mutex<Option<Cluster>> = Mutex::new(None);
+
+extern "C" fn stop_owned_cluster() {
+    if let Ok(mut guard) = OWNED.lock() {
+        drop(guard.take());
+    }
+}
+
+/// The test server: the one named by the environment, or one started for
+/// this test binary (stopped when it exits).
+pub fn pg() -> &'static Pg {
+    SHARED.get_or_init(|| {
+        if let (Some(dir), Some(port)) =
+            (std::env::var_os("PLEX_PG_TEST_SOCKET_DIR"), std::env::var("PLEX_PG_TEST_PORT").ok())
+        {
+            return Pg { socket_dir: dir.into(), port: port.parse().expect("PLEX_PG_TEST_PORT") };
+        }
+        let cluster = Cluster::start().unwrap_or_else(|e| panic!("cannot start a test PostgreSQL: {e}"));
+        let pg = Pg { socket_dir: cluster.socket_dir().to_path_buf(), port: cluster.port() };
+        *OWNED.lock().unwrap() = Some(cluster);
+        // SAFETY: registering a plain extern "C" fn with atexit.
+        unsafe { libc::atexit(stop_owned_cluster) };
+        pg
+    })
+}
+
+/// A name no other test in this run uses: `<prefix>_<pid>_<n>`, lowercase,
+/// valid as a PostgreSQL schema name.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{}_{}_{}", prefix, std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The workspace's root directory.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The release build's output directory (`CARGO_TARGET_DIR` honoured).
+pub fn release_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let target = if target.is_absolute() { target } else { workspace_root().join(target) };
+    target.join("release")
+}
+
+/// A file of the release build; panics with what to run when it is missing.
+pub fn artifact(name: &str) -> PathBuf {
+    let path = release_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --release --workspace` before the tests (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// The shim, `libplex_pg_shim.so`.
+pub fn shim() -> PathBuf {
+    artifact("libplex_pg_shim.so")
+}
+
+/// Plex's real SQL: `tests/fixtures/plex/<name>`.
+pub fn fixture(name: &str) -> PathBuf {
+    workspace_root().join("tests/fixtures/plex").join(name)
+}
+
+/// A fresh temporary directory, removed when the value is dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let base = std::env::var_os("TMPDIR").map(PathBuf::from).unwrap_or_else(|| "/tmp".into());
+        let dir = base.join(unique_name(prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
