@@ -1,6 +1,54 @@
 //! `plex-pg-launcher`: the command that replaces Plex's startup command.
 
+use std::process::exit;
+
+use clap::Parser;
+use plex_pg_config::settings::LogLevel;
+use plex_pg_launcher::cli::{Cli, Command};
+use plex_pg_launcher::{check, supervisor};
+
 fn main() {
-    eprintln!("plex-pg-launcher: not built yet");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let settings = match cli.options.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("plex-pg-launcher: {e}");
+            eprintln!("plex-pg-launcher: nothing was started; fix the configuration (plex-pg-launcher check shows every problem)");
+            exit(2);
+        }
+    };
+    init_logging(&settings);
+    match cli.command {
+        Some(Command::Check) => exit(check::run(&settings)),
+        None => {
+            if cli.program.is_empty() {
+                eprintln!("plex-pg-launcher: no command to start; usage: plex-pg-launcher [OPTIONS] -- COMMAND [ARGS...]");
+                exit(2);
+            }
+            exit(supervisor::run(settings, cli.program));
+        }
+    }
+}
+
+fn init_logging(settings: &plex_pg_config::Settings) {
+    let level = match settings.log.level {
+        LogLevel::Error => tracing::Level::ERROR,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Trace => tracing::Level::TRACE,
+    };
+    let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false);
+    let file = settings.log.file.as_ref().and_then(|path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| eprintln!("plex-pg-launcher: cannot open log.file {}: {e}; logging to standard error", path.display()))
+            .ok()
+    });
+    match file {
+        Some(f) => builder.with_writer(std::sync::Mutex::new(f)).init(),
+        None => builder.with_writer(std::io::stderr).init(),
+    }
 }

@@ -1,0 +1,255 @@
+//! `plex-pg-launcher check`: one line per check, with what to do when it
+//! fails; the exit status is non-zero when something would stop Plex from
+//! working (a warning alone does not).
+//!
+//! Checks: the configuration; capabilities (the caps crate); ptrace
+//! permission (Yama scope, another tracer, seccomp mode and no_new_privs
+//! from `/proc/self/status`, then by trying `PTRACE_SEIZE` on a child,
+//! `clone3` and `seccomp(2)`); the shim file (exists, owned by root, not
+//! writable by others, loads); the user; PostgreSQL reachability.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+use caps::{CapSet, Capability};
+use plex_pg_config::settings::Mode;
+use plex_pg_config::Settings;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+struct Report {
+    failed: bool,
+}
+
+impl Report {
+    fn line(&mut self, level: Level, what: &str, detail: impl AsRef<str>) {
+        let tag = match level {
+            Level::Ok => "ok  ",
+            Level::Warn => "WARN",
+            Level::Fail => {
+                self.failed = true;
+                "FAIL"
+            }
+        };
+        println!("{tag} {what}: {}", detail.as_ref());
+    }
+}
+
+/// Run every check; returns the exit status.
+pub fn run(settings: &Settings) -> i32 {
+    let mut r = Report { failed: false };
+    let file = settings.file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| "none (defaults and environment)".into());
+    r.line(Level::Ok, "config", format!("file {file}; mode {:?}, watcher {:?}", settings.launcher.mode, settings.launcher.watcher));
+    check_caps(&mut r, settings);
+    check_ptrace(&mut r, settings);
+    check_shim(&mut r, &settings.launcher.shim);
+    check_user(&mut r, settings);
+    check_postgres(&mut r, settings);
+    if r.failed {
+        println!("some checks failed: Plex would not work as configured");
+        1
+    } else {
+        0
+    }
+}
+
+fn check_caps(r: &mut Report, settings: &Settings) {
+    let effective = match caps::read(None, CapSet::Effective) {
+        Ok(set) => set,
+        Err(e) => return r.line(Level::Warn, "capabilities", format!("cannot read them: {e}")),
+    };
+    let has = |c| effective.contains(&c);
+    let mut names: Vec<String> = effective.iter().map(|c| c.to_string()).collect();
+    names.sort();
+    let ptrace = if has(Capability::CAP_SYS_PTRACE) {
+        "CAP_SYS_PTRACE present"
+    } else {
+        "no CAP_SYS_PTRACE (fine: the launcher traces only processes of its own uid; with --user it runs as Plex's user)"
+    };
+    r.line(Level::Ok, "capabilities", format!("{ptrace}; effective: {}", if names.is_empty() { "none".into() } else { names.join(",") }));
+    if settings.launcher.user.is_some() && !(has(Capability::CAP_SETUID) && has(Capability::CAP_SETGID)) {
+        r.line(Level::Fail, "capabilities", "launcher.user is set but CAP_SETUID/CAP_SETGID are missing: start the launcher as root, or drop --user");
+    }
+}
+
+fn status_field(name: &str) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    text.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string())
+}
+
+fn check_ptrace(r: &mut Report, settings: &Settings) {
+    let needed = settings.launcher.mode != Mode::Off;
+    let missing = if settings.launcher.mode == Mode::Enforce { Level::Fail } else { Level::Warn };
+    match std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").map(|s| s.trim().to_string()) {
+        Ok(v) if v == "3" => r.line(missing, "ptrace", "Yama ptrace_scope is 3: no process may trace; set it to 1 (sysctl kernel.yama.ptrace_scope=1) or use the procfs watcher"),
+        Ok(v) if v == "2" => r.line(missing, "ptrace", "Yama ptrace_scope is 2: only CAP_SYS_PTRACE may trace; grant it, set the scope to 1, or use the procfs watcher"),
+        Ok(v) => r.line(Level::Ok, "ptrace", format!("Yama ptrace_scope {v}: tracing one's own descendants is allowed")),
+        Err(_) => r.line(Level::Ok, "ptrace", "no Yama on this kernel"),
+    }
+    if let Some(t) = status_field("TracerPid:").filter(|t| t != "0") {
+        r.line(Level::Warn, "ptrace", format!("the launcher is itself traced by pid {t} (a debugger?); tracing Plex still works"));
+    }
+    let seccomp = status_field("Seccomp:").unwrap_or_else(|| "?".into());
+    let nnp = status_field("NoNewPrivs:").unwrap_or_else(|| "?".into());
+    r.line(
+        Level::Ok,
+        "seccomp",
+        format!("mode {seccomp} ({}), no_new_privs {nnp}", match seccomp.as_str() { "0" => "no filter", "1" => "strict", "2" => "filtered (a container profile?)", _ => "unknown" }),
+    );
+    match try_seize() {
+        Ok(()) => r.line(Level::Ok, "ptrace", "PTRACE_SEIZE of a child works"),
+        Err(e) if needed => r.line(
+            missing,
+            "ptrace",
+            format!("PTRACE_SEIZE of a child failed: {e}; the launcher would fall back to the procfs watcher (enforce mode would refuse to start). In Docker, allow ptrace in the seccomp profile (or --cap-add SYS_PTRACE)"),
+        ),
+        Err(e) => r.line(Level::Ok, "ptrace", format!("PTRACE_SEIZE failed ({e}), not needed in mode off")),
+    }
+    // clone3 with a null argument: EFAULT/EINVAL means the syscall is allowed.
+    let rc = unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize) };
+    let errno = std::io::Error::last_os_error();
+    match (rc, errno.raw_os_error()) {
+        (-1, Some(libc::ENOSYS)) | (-1, Some(libc::EPERM)) => r.line(
+            Level::Warn,
+            "clone3",
+            format!("clone3 is refused ({errno}): a seccomp profile blocks it; glibc falls back to clone, nothing to do unless Plex fails to start threads"),
+        ),
+        _ => r.line(Level::Ok, "clone3", "allowed"),
+    }
+    // seccomp(SECCOMP_GET_ACTION_AVAIL) only asks; it installs nothing.
+    let action: u32 = 0x7fff_0000; // SECCOMP_RET_ALLOW
+    let rc = unsafe { libc::syscall(libc::SYS_seccomp, 2u32, 0u32, &action as *const u32) };
+    let errno = std::io::Error::last_os_error();
+    if rc == 0 {
+        r.line(Level::Ok, "seccomp(2)", "allowed");
+    } else {
+        r.line(Level::Warn, "seccomp(2)", format!("refused ({errno}); the launcher does not need it today"));
+    }
+}
+
+/// Fork a child that waits, try to seize it, kill it.
+fn try_seize() -> Result<(), String> {
+    let (read, write) = crate::spawn::pipe().map_err(|e| e.to_string())?;
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    if pid == 0 {
+        unsafe {
+            use std::os::fd::AsRawFd;
+            let mut b = 0u8;
+            libc::read(read.as_raw_fd(), (&mut b as *mut u8).cast(), 1);
+            libc::_exit(0);
+        }
+    }
+    drop(read);
+    let child = nix::unistd::Pid::from_raw(pid);
+    let result = nix::sys::ptrace::seize(child, nix::sys::ptrace::Options::empty()).map_err(|e| e.to_string());
+    drop(write);
+    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::__WALL));
+    result
+}
+
+fn check_shim(r: &mut Report, path: &Path) {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => return r.line(Level::Fail, "shim", format!("{}: {e}; install the shim or set launcher.shim / --shim", path.display())),
+    };
+    if !meta.is_file() {
+        return r.line(Level::Fail, "shim", format!("{} is not a regular file", path.display()));
+    }
+    if meta.uid() != 0 {
+        r.line(Level::Warn, "shim", format!("{} is owned by uid {}, not root: whoever owns it can run code inside Plex; chown root:root it", path.display(), meta.uid()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        r.line(Level::Fail, "shim", format!("{} is writable by group or others (mode {:o}): anyone could inject code into Plex; chmod go-w it", path.display(), meta.mode() & 0o7777));
+    }
+    match load_in_child(path) {
+        Ok(()) => r.line(Level::Ok, "shim", format!("{} loads", path.display())),
+        Err(e) if e.contains("libc.so:") || e.contains("invalid ELF header") => r.line(
+            Level::Warn,
+            "shim",
+            format!("{} is not loadable by this (glibc) launcher ({e}); expected for a musl build, which only Plex's musl runtime loads", path.display()),
+        ),
+        Err(e) => r.line(Level::Fail, "shim", format!("{} does not load: {e}", path.display())),
+    }
+}
+
+/// `dlopen` the shim in a child process (its constructors stay out of the
+/// launcher); the child reports `dlerror()` through a pipe.
+fn load_in_child(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| "path has a NUL byte".to_string())?;
+    let (read, write) = crate::spawn::pipe().map_err(|e| e.to_string())?;
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    if pid == 0 {
+        // The launcher is single-threaded here, so dlopen in the child is safe.
+        unsafe {
+            let h = libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+            if h.is_null() {
+                let msg = std::ffi::CStr::from_ptr(libc::dlerror()).to_bytes();
+                libc::write(write.as_raw_fd(), msg.as_ptr().cast(), msg.len());
+                libc::_exit(1);
+            }
+            libc::_exit(0);
+        }
+    }
+    drop(write);
+    let mut msg = String::new();
+    let _ = std::fs::File::from(read).read_to_string(&mut msg);
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).map_err(|e| e.to_string())?;
+    match status {
+        nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
+        _ if !msg.is_empty() => Err(msg),
+        other => Err(format!("the test process ended with {other:?}")),
+    }
+}
+
+fn check_user(r: &mut Report, settings: &Settings) {
+    if let Some(user) = &settings.launcher.user {
+        match crate::privileges::lookup(user) {
+            Ok(t) => r.line(Level::Ok, "user", format!("{} is uid {} gid {}", t.name, t.uid, t.gid)),
+            Err(e) => r.line(Level::Fail, "user", e),
+        }
+    }
+}
+
+fn check_postgres(r: &mut Report, settings: &Settings) {
+    let pg = &settings.postgres;
+    let mut config = postgres::Config::new();
+    config
+        .host(&pg.host)
+        .port(pg.port)
+        .dbname(&pg.database)
+        .user(&pg.user)
+        .connect_timeout(pg.connect_timeout.min(Duration::from_secs(10)));
+    if !pg.password.is_empty() {
+        config.password(pg.password.expose());
+    }
+    match config.connect(postgres::NoTls) {
+        Ok(mut client) => match client.query_one("SELECT current_setting('server_version')", &[]) {
+            Ok(row) => {
+                let v: String = row.get(0);
+                r.line(Level::Ok, "postgres", format!("{} answers (PostgreSQL {v}), database {:?} as {:?}", pg.endpoint(), pg.database, pg.user))
+            }
+            Err(e) => r.line(Level::Fail, "postgres", format!("{} connected but a query failed: {e}", pg.endpoint())),
+        },
+        Err(e) => r.line(
+            Level::Fail,
+            "postgres",
+            format!("cannot connect to {} (database {:?}, user {:?}): {e}; check postgres.* in the configuration and that the server runs", pg.endpoint(), pg.database, pg.user),
+        ),
+    }
+}

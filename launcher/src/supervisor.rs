@@ -1,0 +1,383 @@
+//! The launcher's one loop, on one thread: `waitpid` is process-wide, so
+//! reaping, ptrace stops, the shim's reports and signals are all handled
+//! here, in one `poll` over a signalfd, the report socket and the exec
+//! status pipe of the command.
+//!
+//! Start-up order: settings are final; the event log is opened (maybe as
+//! root); the launcher drops to Plex's user if asked; becomes a subreaper;
+//! blocks the forwarded signals into a signalfd; binds the report socket;
+//! forks the command, which waits on a gate until the watcher has seized
+//! it, then execs. If watching cannot start, `verify` goes on without it
+//! (fails open, loudly); `enforce` refuses to start Plex.
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use plex_pg_config::report::SUPERVISOR_ENV;
+use plex_pg_config::settings::{Mode, Watcher as WatcherChoice, CONFIG_ENV};
+use plex_pg_config::Settings;
+use serde_json::json;
+
+use crate::alert::Alerts;
+use crate::events::EventLog;
+use crate::init::{ExitStatus, Init, FORWARDED};
+use crate::privileges;
+use crate::reports::{self, ReportSocket};
+use crate::sockets::Kernel;
+use crate::spawn::{self, Spawn};
+use crate::verdict::Judge;
+use crate::watch::procfs::Poller;
+use crate::watch::ptrace::Tracer;
+use crate::watch::{Birth, Event};
+
+/// How long alert commands may still run once Plex's tree is gone.
+const ALERT_DRAIN: Duration = Duration::from_secs(2);
+
+/// A failure before Plex started: the message and the exit code.
+pub struct StartError {
+    pub code: i32,
+    pub message: String,
+}
+
+fn fail(code: i32, message: impl Into<String>) -> StartError {
+    StartError { code, message: message.into() }
+}
+
+/// Which watcher runs.
+enum Watching {
+    Off,
+    Ptrace(Tracer),
+    Procfs(Poller),
+}
+
+impl Watching {
+    fn name(&self) -> &'static str {
+        match self {
+            Watching::Off => "off",
+            Watching::Ptrace(_) => "ptrace",
+            Watching::Procfs(_) => "procfs",
+        }
+    }
+}
+
+struct Supervisor {
+    signals: SignalFd,
+    reports: Option<ReportSocket>,
+    exec_status: Option<OwnedFd>,
+    program: String,
+    watching: Watching,
+    kernel: Kernel,
+    judge: Judge,
+    init: Init,
+}
+
+/// Start the command and supervise it; returns the launcher's exit code.
+pub fn run(settings: Settings, program: Vec<OsString>) -> i32 {
+    match Supervisor::start(&settings, program) {
+        Ok(mut s) => s.run(),
+        Err(e) => {
+            eprintln!("plex-pg-launcher: {}", e.message);
+            e.code
+        }
+    }
+}
+
+impl Supervisor {
+    fn start(settings: &Settings, program: Vec<OsString>) -> Result<Supervisor, StartError> {
+        let l = &settings.launcher;
+        let path = spawn::resolve(&program[0], std::env::var_os("PATH").as_deref())
+            .map_err(|e| fail(127, format!("cannot start {:?}: {e}", program[0])))?;
+        match std::fs::metadata(&l.shim) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(fail(2, format!("the shim {} (launcher.shim, from {}) is not a file", l.shim.display(), settings.origin("launcher.shim")))),
+            Err(e) => {
+                return Err(fail(
+                    2,
+                    format!(
+                        "the shim {} (launcher.shim, from {}) cannot be used: {e}; install plex-pg's shim or point --shim at it. Nothing was started",
+                        l.shim.display(),
+                        settings.origin("launcher.shim")
+                    ),
+                ))
+            }
+        }
+        let log = EventLog::open(l.events.as_deref())
+            .map_err(|e| fail(2, format!("cannot open the event log {:?} (launcher.events): {e}", l.events.as_deref().unwrap_or(""))))?;
+        if let Some(user) = &l.user {
+            let target = privileges::lookup(user).map_err(|e| fail(2, e))?;
+            privileges::become_user(&target).map_err(|e| fail(1, e))?;
+        }
+        let me = std::process::id() as i32;
+        if me != 1 && unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+            tracing::warn!("cannot become a subreaper: {}; orphans of Plex will not be reaped by the launcher", std::io::Error::last_os_error());
+        }
+        let signals = block_signals().map_err(|e| fail(1, format!("cannot set up signal handling: {e}")))?;
+        let reports = if l.mode == Mode::Off {
+            None
+        } else {
+            Some(ReportSocket::bind(&reports::default_base()).map_err(|e| fail(1, format!("cannot create the report socket: {e}")))?)
+        };
+
+        // The command's environment: the shim preloaded, the report socket,
+        // the configuration file the launcher read.
+        let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+            .filter(|(k, _)| k != "LD_PRELOAD" && k != SUPERVISOR_ENV && (settings.file.is_none() || k != CONFIG_ENV))
+            .collect();
+        let mut preload = OsString::from(l.shim.as_os_str());
+        if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
+            preload.push(":");
+            preload.push(old);
+        }
+        env.push(("LD_PRELOAD".into(), preload));
+        if let Some(r) = &reports {
+            env.push((SUPERVISOR_ENV.into(), r.path().as_os_str().to_owned()));
+        }
+        if let Some(file) = &settings.file {
+            env.push((CONFIG_ENV.into(), file.as_os_str().to_owned()));
+        }
+        let mut spawn = Spawn::new(&path, &program, &env).map_err(|e| fail(2, format!("cannot start {}: {e}", path.display())))?;
+        spawn.own_process_group = true;
+        spawn.die_with_parent = true;
+        let mut child = spawn.start(true).map_err(|e| fail(1, format!("fork failed: {e}")))?;
+        let pid = child.pid;
+
+        let mut why = String::new();
+        let watching = match (l.mode, l.watcher) {
+            (Mode::Off, _) => Watching::Off,
+            (_, WatcherChoice::Procfs) => Watching::Procfs(Poller::new(me, l.poll_interval, pid)),
+            (mode, choice) => {
+                let mut tracer = Tracer::new(mode, l.kill_offender);
+                match tracer.seize(pid) {
+                    Ok(()) => Watching::Ptrace(tracer),
+                    Err(e) => {
+                        why = format!("PTRACE_SEIZE of the command failed: {e} ({})", ptrace_hint());
+                        if mode == Mode::Enforce {
+                            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                            let _ = waitpid(Pid::from_raw(pid), None);
+                            return Err(fail(
+                                1,
+                                format!("enforce mode needs the ptrace watcher, and {why}. Plex was not started; use --mode verify or allow ptrace"),
+                            ));
+                        }
+                        if choice == WatcherChoice::Ptrace {
+                            tracing::error!("WATCHING DEGRADED: the ptrace watcher was asked for, but {why}; Plex runs anyway (verify fails open) under the weaker procfs watcher");
+                        } else {
+                            tracing::warn!("ptrace is not permitted here ({why}); using the procfs watcher, which sees less (see docs/launcher.md)");
+                        }
+                        Watching::Procfs(Poller::new(me, l.poll_interval, pid))
+                    }
+                }
+            }
+        };
+        drop(child.gate.take()); // let it exec
+
+        let kernel = Kernel::new(&settings.postgres);
+        let mut judge = Judge::new(log, Alerts::new(l.alert_command.clone(), l.alert_limit_per_minute));
+        judge.log.emit(
+            "start",
+            json!({
+                "launcher_pid": me, "pid": pid, "program": path.display().to_string(),
+                "args": program.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+                "mode": mode_name(l.mode), "watcher": watching.name(), "degraded": if why.is_empty() { None } else { Some(&why) },
+                "server": kernel.describe_server(), "version": env!("CARGO_PKG_VERSION"),
+            }),
+        );
+        if !why.is_empty() {
+            judge.log.emit("watch_degraded", json!({"reason": why, "watcher": watching.name()}));
+        }
+        tracing::info!(
+            "started {} as pid {pid}; mode {}, watcher {}, PostgreSQL at {}",
+            path.display(),
+            mode_name(l.mode),
+            watching.name(),
+            kernel.describe_server()
+        );
+        if !matches!(watching, Watching::Off) {
+            judge.handle(Event::Born { pid, ppid: me, birth: Birth::Spawned, inherited: Vec::new(), escalated: false });
+        }
+        Ok(Supervisor {
+            signals,
+            reports,
+            exec_status: Some(child.exec_status),
+            program: path.display().to_string(),
+            watching,
+            kernel,
+            judge,
+            init: Init::new(pid, l.grace_period),
+        })
+    }
+
+    fn run(&mut self) -> i32 {
+        let mut drain_until: Option<Instant> = None;
+        let code = loop {
+            self.reap();
+            self.read_reports();
+            let now = Instant::now();
+            match &mut self.watching {
+                Watching::Ptrace(t) => t.tick(now, &mut self.judge, &mut self.kernel),
+                Watching::Procfs(p) => {
+                    let helpers = self.judge.alerts.running().clone();
+                    p.tick(now, &helpers, &mut self.judge, &mut self.kernel)
+                }
+                Watching::Off => {}
+            }
+            self.judge.tick(now);
+            self.init.tick(now);
+            if let Some(code) = self.init.finished(self.judge.alerts.running()) {
+                if self.judge.alerts.running().is_empty() {
+                    break code;
+                }
+                let until = *drain_until.get_or_insert(now + ALERT_DRAIN);
+                if now >= until {
+                    tracing::warn!("alert command(s) still running after {} s; killing them", ALERT_DRAIN.as_secs());
+                    for &pid in self.judge.alerts.running() {
+                        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                    }
+                    self.reap();
+                    break code;
+                }
+            }
+            self.wait(now, drain_until);
+        };
+        self.read_reports();
+        let stats = match &self.watching {
+            Watching::Ptrace(t) => json!({"watcher": "ptrace", "event_stops": t.stats.event_stops, "syscall_stops": t.stats.syscall_stops, "escalations": t.stats.escalations}),
+            other => json!({"watcher": other.name()}),
+        };
+        self.judge.summary(code, stats);
+        tracing::info!("{} and its tree have exited; the launcher exits with {code}", self.program);
+        code
+    }
+
+    /// Sleep in `poll` until a signal, a report, the exec status, or the
+    /// next deadline.
+    fn wait(&mut self, now: Instant, drain_until: Option<Instant>) {
+        let mut deadline = now + Duration::from_secs(1);
+        let candidates = [
+            match &self.watching {
+                Watching::Ptrace(t) => t.next_deadline(),
+                Watching::Procfs(p) => Some(p.next_deadline()),
+                Watching::Off => None,
+            },
+            self.judge.next_deadline(),
+            self.init.next_deadline(),
+            drain_until,
+        ];
+        for d in candidates.into_iter().flatten() {
+            deadline = deadline.min(d);
+        }
+        let timeout = deadline.saturating_duration_since(now);
+        let timeout = PollTimeout::try_from(timeout.as_millis().min(1000) as i32 + 1).unwrap_or(PollTimeout::MAX);
+        let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+        if let Some(r) = &self.reports {
+            fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
+        }
+        let exec_index = fds.len();
+        if let Some(e) = &self.exec_status {
+            fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
+        }
+        let _ = poll(&mut fds, timeout);
+        let exec_ready = self.exec_status.is_some()
+            && fds.get(exec_index).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+        drop(fds);
+        if exec_ready {
+            if let Some(fd) = self.exec_status.take() {
+                if let Err(e) = spawn::exec_result(&fd) {
+                    tracing::error!("cannot execute {}: {e}", self.program);
+                    eprintln!("plex-pg-launcher: cannot execute {}: {e}", self.program);
+                }
+            }
+        }
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else { continue };
+            if sig != Signal::SIGCHLD {
+                self.init.forward(sig);
+            }
+        }
+    }
+
+    /// Every `waitpid` result waiting: ptrace stops and exits.
+    fn reap(&mut self) {
+        loop {
+            let status = match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(s) => s,
+            };
+            let ended = match status {
+                WaitStatus::Exited(pid, code) => Some((pid.as_raw(), ExitStatus::Code(code))),
+                WaitStatus::Signaled(pid, sig, _) => Some((pid.as_raw(), ExitStatus::Signal(sig as i32))),
+                _ => None,
+            };
+            match &mut self.watching {
+                Watching::Ptrace(t) => t.on_status(status, &mut self.judge, &mut self.kernel),
+                Watching::Procfs(_) => {
+                    if let Some((pid, st)) = ended {
+                        self.judge.handle(Event::Exited { pid, status: Some(st) });
+                    }
+                }
+                Watching::Off => {}
+            }
+            if let Some((pid, st)) = ended {
+                if self.judge.alerts.reaped(pid, st) {
+                    continue;
+                }
+                self.init.reaped(pid, st, self.judge.alerts.running());
+            }
+        }
+    }
+
+    fn read_reports(&mut self) {
+        let Some(r) = &self.reports else { return };
+        while let Some(received) = r.recv() {
+            self.judge.report(received.sender, received.message);
+        }
+    }
+}
+
+/// Block the forwarded signals and SIGCHLD into a signalfd; ignore the
+/// ones that would stop or kill the launcher by accident.
+fn block_signals() -> nix::Result<SignalFd> {
+    let mut set = SigSet::empty();
+    for &s in FORWARDED {
+        set.add(s);
+    }
+    set.add(Signal::SIGCHLD);
+    set.thread_block()?;
+    for s in [Signal::SIGPIPE, Signal::SIGTTIN, Signal::SIGTTOU, Signal::SIGTSTP] {
+        unsafe { nix::sys::signal::signal(s, nix::sys::signal::SigHandler::SigIgn)? };
+    }
+    SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Off => "off",
+        Mode::Verify => "verify",
+        Mode::Enforce => "enforce",
+    }
+}
+
+/// Why ptrace may be refused here, for the log line.
+pub fn ptrace_hint() -> String {
+    let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").ok().map(|s| s.trim().to_string());
+    let tracer = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("TracerPid:")).map(|v| v.trim().to_string()));
+    let mut parts = Vec::new();
+    match yama.as_deref() {
+        Some("3") => parts.push("Yama ptrace_scope is 3: ptrace is disabled on this machine".to_string()),
+        Some(v) => parts.push(format!("Yama ptrace_scope {v}")),
+        None => parts.push("no Yama".to_string()),
+    }
+    if let Some(t) = tracer.filter(|t| t != "0") {
+        parts.push(format!("the launcher itself is traced by pid {t}"));
+    }
+    parts.push("a container's seccomp profile may also forbid ptrace; `plex-pg-launcher check` tells".into());
+    parts.join("; ")
+}

@@ -1,0 +1,357 @@
+//! Verdicts: `pool_check` for every new process and `inherited_fd_use`
+//! for every syscall on an inherited PostgreSQL socket, written to the
+//! event log with a human line through `tracing`, violations also sent to
+//! the alert command.
+//!
+//! The pool check of a process is decided at the first of:
+//! - its AfterFork report (the shim's fork handler ran): the pool must be
+//!   empty (`slots_in_use` 0) and, in the kernel's view, the process must
+//!   hold none of the PostgreSQL sockets it inherited;
+//! - its exec: none of them may survive (close-on-exec) — the rule for
+//!   children born without handlers (vfork, posix_spawn, clone);
+//! - its exit: exiting while still holding one is a violation;
+//! - [`POOL_CHECK_DEADLINE`] after its birth: still holding one then is a
+//!   violation (a fork child that neither reset its pool nor exec'd).
+//!
+//! A process that inherited no PostgreSQL socket is decided at birth. An
+//! AfterFork report that arrives after the decision is still checked: a
+//! non-empty pool is reported as a violation of its own.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use plex_pg_config::report::{FdRole, HarmlessFd, Message};
+use serde_json::{json, Value};
+
+use crate::alert::Alerts;
+use crate::events::EventLog;
+use crate::sockets::{fds_json, Kernel, PgFd};
+use crate::watch::{Action, Birth, Event};
+
+/// How long after its birth a process may hold an inherited socket before
+/// the pool check calls it a violation.
+pub const POOL_CHECK_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Most reports kept for processes not seen yet (procfs watcher lag).
+const EARLY_REPORTS_LIMIT: usize = 1024;
+
+#[derive(Debug)]
+struct Proc {
+    ppid: i32,
+    birth: Birth,
+    born_at: Instant,
+    inherited: Vec<PgFd>,
+    decided: bool,
+    shim: Option<Shim>,
+}
+
+/// What the shim of a process said about itself.
+#[derive(Debug, Default)]
+struct Shim {
+    fork_handler: bool,
+    connections: HashMap<u32, (i32, u64)>,
+}
+
+/// Counts for the summary.
+#[derive(Debug, Default, Clone)]
+pub struct Counts {
+    pub processes: u64,
+    pub forks: u64,
+    pub execs: u64,
+    pub exits: u64,
+    pub pool_checks_ok: u64,
+    pub pool_check_violations: u64,
+    pub inherited_fd_uses: u64,
+    pub denied: u64,
+    pub killed: u64,
+    pub reports: u64,
+    pub reports_rejected: u64,
+}
+
+pub struct Judge {
+    procs: HashMap<i32, Proc>,
+    early: HashMap<i32, Vec<Message>>,
+    pub counts: Counts,
+    pub log: EventLog,
+    pub alerts: Alerts,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trigger {
+    Birth,
+    AfterFork,
+    Exec,
+    Exit,
+    Deadline,
+}
+
+impl Trigger {
+    fn name(self) -> &'static str {
+        match self {
+            Trigger::Birth => "birth",
+            Trigger::AfterFork => "after_fork",
+            Trigger::Exec => "exec",
+            Trigger::Exit => "exit",
+            Trigger::Deadline => "deadline",
+        }
+    }
+}
+
+impl Judge {
+    pub fn new(log: EventLog, alerts: Alerts) -> Judge {
+        Judge { procs: HashMap::new(), early: HashMap::new(), counts: Counts::default(), log, alerts }
+    }
+
+    /// One event from a watcher.
+    pub fn handle(&mut self, event: Event) {
+        match event {
+            Event::Born { pid, ppid, birth, inherited, escalated } => self.born(pid, ppid, birth, inherited, escalated),
+            Event::Exec { pid, former_tid, program, still_held } => {
+                self.counts.execs += 1;
+                tracing::debug!("process {pid} executed {}", program.as_deref().unwrap_or("?"));
+                let mut fields = json!({"pid": pid, "program": program, "still_held": fds_json(&still_held)});
+                if let Some(f) = former_tid {
+                    fields["former_tid"] = json!(f);
+                }
+                self.log.emit("exec", fields);
+                self.decide(pid, Trigger::Exec, still_held, None);
+            }
+            Event::Exiting { pid, still_held } => self.decide(pid, Trigger::Exit, still_held, None),
+            Event::Exited { pid, status } => {
+                let Some(p) = self.procs.remove(&pid) else { return };
+                self.counts.exits += 1;
+                let mut fields = json!({"pid": pid, "ppid": p.ppid});
+                match status {
+                    Some(crate::init::ExitStatus::Code(c)) => fields["code"] = json!(c),
+                    Some(crate::init::ExitStatus::Signal(s)) => fields["signal"] = json!(s),
+                    None => fields["status"] = json!("unknown"),
+                }
+                tracing::debug!("process {pid} exited");
+                self.log.emit("exit", fields);
+                if !p.decided {
+                    // Exited between two looks (procfs), or with no exit stop:
+                    // its sockets are gone with it, and it was not seen holding
+                    // one past the deadline.
+                    self.procs.insert(pid, p);
+                    self.decide(pid, Trigger::Exit, Vec::new(), None);
+                    self.procs.remove(&pid);
+                }
+            }
+            Event::FdUse { pid, tid, fd, syscall, socket, action } => self.fd_use(pid, tid, fd, syscall, socket, action),
+        }
+    }
+
+    fn born(&mut self, pid: i32, ppid: i32, birth: Birth, inherited: Vec<PgFd>, escalated: bool) {
+        self.counts.processes += 1;
+        if birth != Birth::Spawned {
+            self.counts.forks += 1;
+        }
+        tracing::debug!("new process {pid} ({}) from {ppid}, {} inherited PostgreSQL socket(s)", birth.name(), inherited.len());
+        self.log.emit(
+            "fork",
+            json!({"pid": pid, "ppid": ppid, "kind": birth.name(), "inherited": fds_json(&inherited), "escalated": escalated}),
+        );
+        let nothing = inherited.is_empty();
+        self.procs.insert(pid, Proc { ppid, birth, born_at: Instant::now(), inherited, decided: false, shim: None });
+        if nothing {
+            self.decide(pid, Trigger::Birth, Vec::new(), None);
+        }
+        for msg in self.early.remove(&pid).unwrap_or_default() {
+            self.apply_report(pid, msg);
+        }
+    }
+
+    /// Decide the pool check of `pid` (once).
+    fn decide(&mut self, pid: i32, trigger: Trigger, still_held: Vec<PgFd>, after_fork: Option<(u32, &[HarmlessFd])>) {
+        let Some(p) = self.procs.get_mut(&pid) else { return };
+        if p.decided {
+            return;
+        }
+        p.decided = true;
+        let slots = after_fork.map(|(s, _)| s);
+        let mut reasons = Vec::new();
+        if let Some(s) = slots.filter(|&s| s > 0) {
+            reasons.push(format!("the shim's pool still had {s} slot(s) in use after the fork handler"));
+        }
+        if !still_held.is_empty() {
+            let what = match trigger {
+                Trigger::Exec => "after exec (not close-on-exec?)",
+                Trigger::Exit => "when it exited, without exec",
+                Trigger::Deadline => "more than 1 s after its birth, without exec or pool reset",
+                Trigger::AfterFork => "after its fork handler ran",
+                Trigger::Birth => "at birth",
+            };
+            reasons.push(format!("it still held {} of its parent's PostgreSQL socket(s) {what}", still_held.len()));
+        }
+        let mut fields = json!({
+            "pid": pid,
+            "ppid": p.ppid,
+            "birth": p.birth.name(),
+            "trigger": trigger.name(),
+            "verdict": if reasons.is_empty() { "ok" } else { "violation" },
+            "inherited": fds_json(&p.inherited),
+            "still_held": fds_json(&still_held),
+            "slots_in_use": slots,
+            "report": after_fork.is_some(),
+        });
+        if let Some((_, harmless)) = after_fork {
+            // The kernel's list against the shim's: sockets the handler did not name.
+            let unreported: Vec<&PgFd> = p
+                .inherited
+                .iter()
+                .filter(|s| !harmless.iter().any(|h| h.role == FdRole::Socket && h.inode == s.inode))
+                .collect();
+            fields["unreported"] = Value::Array(unreported.iter().map(|s| s.to_json()).collect());
+        }
+        if reasons.is_empty() {
+            self.counts.pool_checks_ok += 1;
+            tracing::debug!("pool check of process {pid}: ok ({})", trigger.name());
+            self.log.emit("pool_check", fields);
+        } else {
+            self.counts.pool_check_violations += 1;
+            let reason = reasons.join("; ");
+            tracing::error!(
+                "FORK-SAFETY VIOLATION: process {pid} (child of {}, born by {}): {reason}. Parent and child now share a PostgreSQL session; \
+                 check that the shim is preloaded with its fork handler on (shim.fork_handler), and see the event log",
+                p.ppid,
+                p.birth.name()
+            );
+            fields["reason"] = json!(reason);
+            let line = self.log.emit("pool_check", fields);
+            self.alerts.raise(&line);
+        }
+    }
+
+    fn fd_use(&mut self, pid: i32, tid: i32, fd: i32, syscall: &str, socket: PgFd, action: Action) {
+        self.counts.inherited_fd_uses += 1;
+        match action {
+            Action::Denied => self.counts.denied += 1,
+            Action::Killed => self.counts.killed += 1,
+            Action::Observed => {}
+        }
+        let ppid = self.procs.get(&pid).map(|p| p.ppid);
+        tracing::error!(
+            "FORK-SAFETY VIOLATION: process {pid} (thread {tid}, child of {}) called {syscall} on fd {fd}, a PostgreSQL connection ({}) it inherited from its parent: {}",
+            ppid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+            socket.peer,
+            match action {
+                Action::Observed => "allowed (verify mode); the parent's session may now be corrupt",
+                Action::Denied => "denied with EBADF (enforce mode)",
+                Action::Killed => "denied and the process killed (enforce mode, kill_offender)",
+            }
+        );
+        let line = self.log.emit(
+            "inherited_fd_use",
+            json!({
+                "pid": pid, "ppid": ppid, "tid": tid, "fd": fd, "inode": socket.inode,
+                "syscall": syscall, "peer": socket.peer, "action": action.name(),
+            }),
+        );
+        self.alerts.raise(&line);
+    }
+
+    /// A datagram from the shim. `sender` is the pid the kernel attested.
+    pub fn report(&mut self, sender: Option<i32>, message: Result<Message, String>) {
+        self.counts.reports += 1;
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                self.counts.reports_rejected += 1;
+                tracing::warn!("rejected a report from pid {}: {e}", sender.map(|s| s.to_string()).unwrap_or_else(|| "?".into()));
+                return;
+            }
+        };
+        let Some(sender) = sender else {
+            self.counts.reports_rejected += 1;
+            tracing::warn!("rejected a report without sender credentials (SO_PASSCRED)");
+            return;
+        };
+        if message.pid() != sender {
+            self.counts.reports_rejected += 1;
+            tracing::warn!("rejected a report claiming pid {} but sent by pid {sender}", message.pid());
+            return;
+        }
+        if self.procs.contains_key(&sender) {
+            self.apply_report(sender, message);
+        } else {
+            let total: usize = self.early.values().map(Vec::len).sum();
+            if total < EARLY_REPORTS_LIMIT {
+                self.early.entry(sender).or_default().push(message);
+            } else {
+                self.counts.reports_rejected += 1;
+                tracing::warn!("dropped a report from pid {sender}, a process not (yet) seen in Plex's tree");
+            }
+        }
+    }
+
+    fn apply_report(&mut self, pid: i32, message: Message) {
+        let Some(p) = self.procs.get_mut(&pid) else { return };
+        match message {
+            Message::Hello { shim_version, pool_capacity, fork_handler, .. } => {
+                tracing::debug!("process {pid}: shim {shim_version} active, pool of {pool_capacity}, fork handler {}", if fork_handler { "on" } else { "OFF" });
+                if !fork_handler {
+                    tracing::warn!("process {pid} runs the shim with its fork handler OFF (shim.fork_handler = false): its forked children keep its PostgreSQL sockets");
+                }
+                p.shim.get_or_insert_with(Shim::default).fork_handler = fork_handler;
+            }
+            Message::Connected { slot, fd, inode, .. } => {
+                p.shim.get_or_insert_with(Shim::default).connections.insert(slot, (fd, inode));
+            }
+            Message::Closed { slot, .. } => {
+                p.shim.get_or_insert_with(Shim::default).connections.remove(&slot);
+            }
+            Message::AfterFork { ppid, slots_in_use, harmless, .. } => {
+                if ppid != p.ppid && p.birth != Birth::Unknown {
+                    tracing::warn!("process {pid}'s AfterFork report names parent {ppid}, the kernel says {}", p.ppid);
+                }
+                if p.decided {
+                    if slots_in_use > 0 {
+                        // Decided earlier (exec came first): the pool was still not empty.
+                        p.decided = false;
+                        let still = Kernel::still_held(pid, &p.inherited).unwrap_or_default();
+                        self.decide(pid, Trigger::AfterFork, still, Some((slots_in_use, &harmless)));
+                    }
+                    return;
+                }
+                let still = Kernel::still_held(pid, &p.inherited).unwrap_or_default();
+                self.decide(pid, Trigger::AfterFork, still, Some((slots_in_use, &harmless)));
+            }
+        }
+    }
+
+    /// Deadlines of undecided pool checks.
+    pub fn tick(&mut self, now: Instant) {
+        let due: Vec<i32> = self
+            .procs
+            .iter()
+            .filter(|(_, p)| !p.decided && now.duration_since(p.born_at) >= POOL_CHECK_DEADLINE)
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in due {
+            let inherited = self.procs[&pid].inherited.clone();
+            let still = Kernel::still_held(pid, &inherited).unwrap_or_default();
+            self.decide(pid, Trigger::Deadline, still, None);
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.procs.values().filter(|p| !p.decided).map(|p| p.born_at + POOL_CHECK_DEADLINE).min()
+    }
+
+    /// The last event: counts, and the launcher's exit code.
+    pub fn summary(&mut self, exit_code: i32, extra: Value) {
+        let c = self.counts.clone();
+        let mut fields = json!({
+            "exit_code": exit_code,
+            "processes": c.processes, "forks": c.forks, "execs": c.execs, "exits": c.exits,
+            "pool_checks_ok": c.pool_checks_ok, "pool_check_violations": c.pool_check_violations,
+            "inherited_fd_uses": c.inherited_fd_uses, "denied": c.denied, "killed": c.killed,
+            "reports": c.reports, "reports_rejected": c.reports_rejected,
+            "alerts_sent": self.alerts.sent, "alerts_suppressed": self.alerts.suppressed, "alerts_failed": self.alerts.failed,
+        });
+        if let (Value::Object(f), Value::Object(e)) = (&mut fields, extra) {
+            f.extend(e);
+        }
+        self.log.emit("summary", fields);
+    }
+}
