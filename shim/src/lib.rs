@@ -1,7 +1,41 @@
 //! `libplex_pg_shim.so`: the SQLite C API, with Plex's library databases on
 //! PostgreSQL, safe under `fork()`.
 //!
-//! See `docs/architecture.md` for how the pieces fit.
+//! How a call flows: [`api`] (the exports) asks [`registry`] whether the
+//! handle is routed. If not, the call goes to the real SQLite ([`real`]).
+//! If so: [`connection`] holds the handle's state, [`statement`] plans a
+//! statement ([`translate`]) and runs it on a connection from the [`pool`]
+//! through [`pg`]; rows come back as [`row`] values. [`fork`] keeps all of
+//! it safe across `fork()`, [`report`] tells the launcher, [`runtime`]
+//! holds the process-wide state, created at the first routed open.
+//! `docs/architecture.md` tells the whole story.
 
+pub mod api;
+pub mod calendar;
+pub mod connection;
+pub mod error;
+pub mod fork;
+pub mod lock;
+pub mod log;
+pub mod pg;
+pub mod pool;
+pub mod real;
+pub mod registry;
+pub mod report;
+pub mod row;
+pub mod runtime;
+pub mod split;
+pub mod statement;
+pub mod sys;
 pub mod translate;
 pub mod value;
+
+/// Runs when the library is loaded: only registers the fork handlers
+/// (which do nothing until a routed database is opened).
+extern "C" fn on_load() {
+    fork::register();
+}
+
+#[used]
+#[link_section = ".init_array"]
+static ON_LOAD: extern "C" fn() = on_load;

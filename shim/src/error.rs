@@ -1,0 +1,103 @@
+//! Errors as SQLite reports them: a result code (extended) and a message.
+//!
+//! PostgreSQL's errors keep PostgreSQL's own message; the code is the
+//! SQLite code a client would get for the same failure (a unique violation
+//! is `SQLITE_CONSTRAINT_UNIQUE`, a lock timeout `SQLITE_BUSY` …), so Plex's
+//! error handling takes the same paths it takes on SQLite.
+
+use crate::sys::*;
+use std::ffi::c_int;
+use tokio_postgres::error::SqlState;
+
+/// A failure, ready for `sqlite3_errcode`/`sqlite3_errmsg`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    /// Extended result code; `code & 0xff` is the primary one.
+    pub code: c_int,
+    pub message: String,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn new(code: c_int, message: impl Into<String>) -> Error {
+        Error { code, message: message.into() }
+    }
+    pub fn sql(message: impl Into<String>) -> Error {
+        Error::new(SQLITE_ERROR, message)
+    }
+    pub fn misuse(message: impl Into<String>) -> Error {
+        Error::new(SQLITE_MISUSE, message)
+    }
+    pub fn range(message: impl Into<String>) -> Error {
+        Error::new(SQLITE_RANGE, message)
+    }
+    pub fn primary(&self) -> c_int {
+        self.code & 0xff
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The SQLite result code for a PostgreSQL error state.
+pub fn code_for_state(state: &SqlState) -> c_int {
+    match state.code() {
+        "23505" => SQLITE_CONSTRAINT_UNIQUE,
+        "23502" => SQLITE_CONSTRAINT_NOTNULL,
+        "23503" => SQLITE_CONSTRAINT_FOREIGNKEY,
+        "23514" => SQLITE_CONSTRAINT_CHECK,
+        s if s.starts_with("23") => SQLITE_CONSTRAINT,
+        // serialization failure, deadlock, lock not available
+        "40001" | "40P01" | "55P03" => SQLITE_BUSY,
+        "57014" => 9, // SQLITE_INTERRUPT: canceled
+        "25006" => SQLITE_READONLY,
+        "42501" => SQLITE_AUTH,
+        "22003" => SQLITE_MISMATCH,
+        // admin shutdown, crash shutdown, cannot connect now
+        "57P01" | "57P02" | "57P03" => SQLITE_IOERR,
+        s if s.starts_with("08") => SQLITE_IOERR,
+        s if s.starts_with("53") => SQLITE_NOMEM, // insufficient resources
+        _ => SQLITE_ERROR,
+    }
+}
+
+/// Turn a tokio-postgres error into an SQLite one, keeping PostgreSQL's
+/// message (and its detail and hint, which say what to fix).
+pub fn from_pg(e: &tokio_postgres::Error) -> Error {
+    if let Some(db) = e.as_db_error() {
+        let mut message = db.message().to_string();
+        if let Some(detail) = db.detail() {
+            message.push_str(" (");
+            message.push_str(detail);
+            message.push(')');
+        }
+        if let Some(hint) = db.hint() {
+            message.push_str(" hint: ");
+            message.push_str(hint);
+        }
+        return Error::new(code_for_state(db.code()), message);
+    }
+    if e.is_closed() {
+        return Error::new(SQLITE_IOERR, "the connection to PostgreSQL was closed");
+    }
+    Error::new(SQLITE_IOERR, format!("PostgreSQL connection error: {e}"))
+}
+
+/// Whether `e` means the connection is gone (the server restarted, the
+/// network dropped it) rather than that the statement failed.
+pub fn is_connection_lost(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(state) => {
+            let c = state.code();
+            c.starts_with("08") || c == "57P01" || c == "57P02" || c == "57P03"
+        }
+        None => e.as_db_error().is_none(),
+    }
+}

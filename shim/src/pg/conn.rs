@@ -1,0 +1,396 @@
+//! One PostgreSQL connection: our socket, tokio-postgres's client and I/O
+//! future, driven synchronously on the caller's thread, and a cache of
+//! prepared statements.
+
+use super::drive::{block_on, block_on_alone, Flag, Pump, Stop};
+use super::socket::{Readiness, Socket, SocketRecord};
+use super::types::{widen, Column, Param};
+use crate::error::{self, Error, Result};
+use crate::sys::{SQLITE_CANTOPEN, SQLITE_IOERR};
+use plex_pg_config::settings::Postgres;
+use std::collections::HashMap;
+use std::future::Future;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio_postgres::tls::NoTlsStream;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Connection, NoTls, RowStream, Statement};
+
+/// Why a connection attempt failed, and whether trying again may help.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// The server is down, starting, or busy: retry with backoff.
+    Retry(Error),
+    /// Wrong password, missing database …: retrying cannot help.
+    Fatal(Error),
+}
+
+impl ConnectError {
+    pub fn error(&self) -> &Error {
+        match self {
+            ConnectError::Retry(e) | ConnectError::Fatal(e) => e,
+        }
+    }
+}
+
+pub struct PgConn {
+    client: Client,
+    connection: Pin<Box<Connection<Socket, NoTlsStream>>>,
+    fd: RawFd,
+    inode: u64,
+    readiness: Arc<Readiness>,
+    flag: Arc<Flag>,
+    statements: StatementCache,
+    broken: bool,
+}
+
+/// Borrows of a connection's parts, so a future can borrow the client
+/// while the driver polls the I/O future.
+pub struct Driver<'a> {
+    connection: &'a mut Pin<Box<Connection<Socket, NoTlsStream>>>,
+    fd: RawFd,
+    readiness: &'a Readiness,
+    flag: &'a Arc<Flag>,
+    broken: &'a mut bool,
+}
+
+struct ConnectionPump<'a>(&'a mut Pin<Box<Connection<Socket, NoTlsStream>>>);
+
+impl Pump for ConnectionPump<'_> {
+    fn pump(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), tokio_postgres::Error>> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl Driver<'_> {
+    /// Run `fut` to completion, driving the connection's I/O meanwhile.
+    pub fn run<T>(&mut self, fut: impl Future<Output = std::result::Result<T, tokio_postgres::Error>>) -> Result<T> {
+        let mut pump = ConnectionPump(self.connection);
+        match block_on(self.fd, &self.readiness.want_write, self.flag, &mut pump, fut, None) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                if error::is_connection_lost(&e) {
+                    *self.broken = true;
+                }
+                Err(error::from_pg(&e))
+            }
+            Err(stop) => {
+                *self.broken = true;
+                Err(match stop {
+                    Stop::ConnectionEnded(Some(e)) => {
+                        Error::new(SQLITE_IOERR, format!("the connection to PostgreSQL was lost: {}", error::from_pg(&e)))
+                    }
+                    Stop::ConnectionEnded(None) => Error::new(SQLITE_IOERR, "PostgreSQL closed the connection"),
+                    Stop::TimedOut => Error::new(SQLITE_IOERR, "timed out waiting for PostgreSQL"),
+                    Stop::Io(e) => Error::new(SQLITE_IOERR, format!("waiting for PostgreSQL failed: {e}")),
+                })
+            }
+        }
+    }
+}
+
+impl PgConn {
+    /// Connect to the server in `cfg`, with `schema` first on the search
+    /// path. The whole attempt (socket, start-up, authentication) is
+    /// bounded by `cfg.connect_timeout`. The socket is published in
+    /// `record` (a pool slot) from the moment it exists.
+    pub fn connect(
+        cfg: &Postgres,
+        schema: &str,
+        record: Option<&'static SocketRecord>,
+    ) -> std::result::Result<PgConn, ConnectError> {
+        let deadline = Instant::now() + cfg.connect_timeout;
+        let fd = open_socket(cfg, deadline)?;
+        let inode = socket_inode(fd.as_raw_fd());
+        let (socket, readiness) = Socket::new(fd, inode, record);
+        let raw = socket.raw();
+        let mut config = tokio_postgres::Config::new();
+        config
+            .user(&cfg.user)
+            .dbname(&cfg.database)
+            .application_name("plex-pg")
+            .options(format!("-c search_path={schema}"));
+        if !cfg.password.is_empty() {
+            config.password(cfg.password.expose());
+        }
+        let startup = block_on_alone(raw, &readiness.want_write, config.connect_raw(socket, NoTls), Some(deadline));
+        let (client, connection) = match startup {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => return Err(classify(cfg, &e)),
+            Err(Stop::TimedOut) => {
+                return Err(ConnectError::Retry(Error::new(
+                    SQLITE_CANTOPEN,
+                    format!(
+                        "PostgreSQL at {} did not complete the start-up within {} ms",
+                        cfg.endpoint(),
+                        cfg.connect_timeout.as_millis()
+                    ),
+                )))
+            }
+            Err(other) => {
+                return Err(ConnectError::Retry(Error::new(
+                    SQLITE_CANTOPEN,
+                    format!("connecting to PostgreSQL at {} failed: {other:?}", cfg.endpoint()),
+                )))
+            }
+        };
+        Ok(PgConn {
+            client,
+            connection: Box::pin(connection),
+            fd: raw,
+            inode,
+            readiness,
+            flag: Arc::new(Flag::default()),
+            statements: StatementCache::default(),
+            broken: false,
+        })
+    }
+
+    /// The socket's fd and inode (for reports and the fork handler).
+    pub fn socket(&self) -> (RawFd, u64) {
+        (self.fd, self.inode)
+    }
+
+    /// True once the connection has failed for good.
+    pub fn is_broken(&self) -> bool {
+        self.broken || self.client.is_closed()
+    }
+
+    pub fn parts(&mut self) -> (&Client, Driver<'_>) {
+        (
+            &self.client,
+            Driver {
+                connection: &mut self.connection,
+                fd: self.fd,
+                readiness: &self.readiness,
+                flag: &self.flag,
+                broken: &mut self.broken,
+            },
+        )
+    }
+
+    /// Run statements with the simple protocol (transaction control,
+    /// DDL without parameters).
+    pub fn batch(&mut self, sql: &str) -> Result<()> {
+        let (client, mut d) = self.parts();
+        d.run(client.batch_execute(sql))
+    }
+
+    /// Prepare `sql` (cached): parameter types as PostgreSQL infers them,
+    /// widened (int2/int4 → int8, float4 → float8). `epoch` is the
+    /// schema's epoch: a new one empties the cache.
+    pub fn prepare(&mut self, sql: &str, epoch: u64, cache_size: usize) -> Result<Statement> {
+        if let Some(st) = self.statements.get(sql, epoch) {
+            return Ok(st);
+        }
+        let (client, mut d) = self.parts();
+        let first = d.run(client.prepare(sql))?;
+        let widened: Vec<Type> = first.params().iter().map(widen).collect();
+        let st = if widened.as_slice() != first.params() {
+            d.run(client.prepare_typed(sql, &widened))?
+        } else {
+            first
+        };
+        self.statements.insert(sql, st.clone(), epoch, cache_size);
+        Ok(st)
+    }
+
+    /// Forget a prepared statement PostgreSQL refused to reuse (its result
+    /// type changed under it after DDL).
+    pub fn forget_statement(&mut self, sql: &str) {
+        self.statements.map.remove(sql);
+    }
+
+    /// Start a query; rows are then read one at a time with
+    /// [`PgConn::next_row`], so a large result is never held whole.
+    pub fn query(&mut self, st: &Statement, params: &[Param<'_>]) -> Result<Pin<Box<RowStream>>> {
+        let (client, mut d) = self.parts();
+        Ok(Box::pin(d.run(client.query_raw(st, params.iter()))?))
+    }
+
+    /// The next row of a query started with [`PgConn::query`].
+    pub fn next_row(&mut self, rows: &mut Pin<Box<RowStream>>) -> Result<Option<tokio_postgres::Row>> {
+        let (_, mut d) = self.parts();
+        d.run(std::future::poll_fn(|cx| match futures_core::Stream::poll_next(rows.as_mut(), cx) {
+            Poll::Ready(Some(Ok(row))) => Poll::Ready(Ok(Some(row))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Err(e)),
+            Poll::Ready(None) => Poll::Ready(Ok(None)),
+            Poll::Pending => Poll::Pending,
+        }))
+    }
+
+    /// Run a statement that returns no rows; the number of rows it changed.
+    pub fn execute(&mut self, st: &Statement, params: &[Param<'_>]) -> Result<u64> {
+        let (client, mut d) = self.parts();
+        d.run(client.execute_raw(st, params.iter()))
+    }
+
+    /// A catalog query with text parameters; every value as text.
+    pub fn query_text(&mut self, sql: &str, params: &[&str]) -> Result<Vec<Vec<Option<String>>>> {
+        let values: Vec<crate::value::Value> = params.iter().map(|p| crate::value::Value::Text(p.to_string())).collect();
+        let args: Vec<Param<'_>> = values.iter().map(Param).collect();
+        let (client, mut d) = self.parts();
+        let st = d.run(client.prepare(sql))?;
+        let rows = d.run(client.query(&st, &args.iter().map(|a| a as &(dyn tokio_postgres::types::ToSql + Sync)).collect::<Vec<_>>()))?;
+        rows.iter()
+            .map(|row| (0..row.len()).map(|i| cell_text(row, i)).collect::<Result<Vec<_>>>())
+            .collect()
+    }
+
+    /// Close politely: tell the server (Terminate), then close the socket.
+    /// Never call this for a connection inherited across fork.
+    pub fn close(self) {
+        let PgConn { client, mut connection, fd, readiness, flag, .. } = self;
+        drop(client);
+        let mut pump = ConnectionPump(&mut connection);
+        let _ = block_on(
+            fd,
+            &readiness.want_write,
+            &flag,
+            &mut pump,
+            std::future::pending::<()>(),
+            Some(Instant::now() + Duration::from_millis(200)),
+        );
+    }
+}
+
+/// Column `i` of `row` as text (NULL as None).
+pub fn cell_text(row: &tokio_postgres::Row, i: usize) -> Result<Option<String>> {
+    let Column(cell) = row.try_get::<_, Column>(i).map_err(|e| error::from_pg(&e))?;
+    let v = crate::row::RowValue::new(cell);
+    Ok(v.blob().map(|b| String::from_utf8_lossy(b).into_owned()))
+}
+
+fn classify(cfg: &Postgres, e: &tokio_postgres::Error) -> ConnectError {
+    let at = cfg.endpoint();
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        let msg = |what: &str| Error::new(SQLITE_CANTOPEN, format!("PostgreSQL at {at} refused the connection: {} ({what})", db.message()));
+        return match code {
+            "28P01" | "28000" => ConnectError::Fatal(msg("check postgres.user and postgres.password")),
+            "3D000" => ConnectError::Fatal(msg("create the database, or fix postgres.database")),
+            "57P03" | "53300" | "57P01" => ConnectError::Retry(msg("the server is starting, stopping or full")),
+            _ => ConnectError::Fatal(msg("see the server's log")),
+        };
+    }
+    ConnectError::Retry(Error::new(SQLITE_CANTOPEN, format!("connecting to PostgreSQL at {at} failed: {e}")))
+}
+
+/// A connected, non-blocking, close-on-exec socket to the server.
+fn open_socket(cfg: &Postgres, deadline: Instant) -> std::result::Result<OwnedFd, ConnectError> {
+    let at = cfg.endpoint();
+    let retry = |what: String| {
+        ConnectError::Retry(Error::new(
+            SQLITE_CANTOPEN,
+            format!("cannot connect to PostgreSQL at {at}: {what}; check that the server is running and that postgres.host and postgres.port point at it"),
+        ))
+    };
+    let fd: OwnedFd = if let Some(path) = cfg.socket_path() {
+        let s = std::os::unix::net::UnixStream::connect(&path).map_err(|e| retry(e.to_string()))?;
+        s.set_nonblocking(true).map_err(|e| retry(e.to_string()))?;
+        s.into()
+    } else {
+        use std::net::ToSocketAddrs;
+        let addrs = (cfg.host.as_str(), cfg.port)
+            .to_socket_addrs()
+            .map_err(|e| retry(format!("cannot resolve {}: {e}", cfg.host)))?;
+        let mut last = String::from("no address");
+        let mut found = None;
+        for addr in addrs {
+            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+            match std::net::TcpStream::connect_timeout(&addr, left) {
+                Ok(s) => {
+                    found = Some(s);
+                    break;
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        let s = found.ok_or_else(|| retry(last))?;
+        let _ = s.set_nodelay(true);
+        s.set_nonblocking(true).map_err(|e| retry(e.to_string()))?;
+        let fd: OwnedFd = s.into();
+        let one: libc::c_int = 1;
+        // SAFETY: setting an int option on our socket.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_KEEPALIVE,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        fd
+    };
+    ensure_cloexec(fd.as_raw_fd());
+    Ok(fd)
+}
+
+/// Every PostgreSQL socket is close-on-exec, whatever made it.
+fn ensure_cloexec(fd: RawFd) {
+    // SAFETY: fcntl on our own fd.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
+    }
+}
+
+/// The inode the kernel shows for this socket (`socket:[inode]`).
+pub fn socket_inode(fd: RawFd) -> u64 {
+    // SAFETY: fstat into a zeroed stat buffer.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) == 0 {
+            st.st_ino
+        } else {
+            0
+        }
+    }
+}
+
+/// Prepared statements by text, least recently used evicted first.
+#[derive(Default)]
+struct StatementCache {
+    map: HashMap<String, (Statement, u64)>,
+    tick: u64,
+    epoch: u64,
+}
+
+impl StatementCache {
+    fn get(&mut self, sql: &str, epoch: u64) -> Option<Statement> {
+        if epoch != self.epoch {
+            self.map.clear();
+            self.epoch = epoch;
+            return None;
+        }
+        self.tick += 1;
+        let tick = self.tick;
+        self.map.get_mut(sql).map(|(st, used)| {
+            *used = tick;
+            st.clone()
+        })
+    }
+
+    fn insert(&mut self, sql: &str, st: Statement, epoch: u64, cap: usize) {
+        if cap == 0 {
+            return;
+        }
+        if epoch != self.epoch {
+            self.map.clear();
+            self.epoch = epoch;
+        }
+        if self.map.len() >= cap {
+            if let Some(oldest) = self.map.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone()) {
+                self.map.remove(&oldest);
+            }
+        }
+        self.tick += 1;
+        self.map.insert(sql.to_string(), (st, self.tick));
+    }
+}

@@ -1,0 +1,388 @@
+//! The connection pool: a fixed array of `pool.max` slots, each holding at
+//! most one PostgreSQL connection.
+//!
+//! A slot's state, its connection pointer and its socket's fd and inode
+//! are atomics, so the child's fork handler can empty the pool with plain
+//! loads and stores ([`Pool::reset_in_child`]): it forgets every
+//! connection (never drops one: dropping would talk to the server on the
+//! parent's behalf), points each socket's fd number at `/dev/null` (the
+//! number stays taken, so no later file can be mistaken for the socket),
+//! and bumps the generation. A [`Lease`] from an older generation is then
+//! dead: it never reaches its connection again.
+//!
+//! Other threads change slots under [`Pool::lock`], which the fork
+//! handlers take before `fork()` so no slot is half-changed in the child.
+//! Connecting happens outside the lock; its socket's fd is recorded in the
+//! slot as soon as it exists.
+
+use crate::error::{Error, Result};
+use crate::lock::{futex_wait, futex_wake, RawLock};
+use crate::pg::socket::SocketRecord;
+use crate::pg::{ConnectError, PgConn};
+use crate::report::Reporter;
+use crate::sys::SQLITE_BUSY;
+use plex_pg_config::report::{FdRole, HarmlessFd, Kind};
+use plex_pg_config::settings::{Pool as PoolSettings, Postgres};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const FREE: u32 = 0;
+const IDLE: u32 = 1;
+const LEASED: u32 = 2;
+const CONNECTING: u32 = 3;
+
+struct Slot {
+    state: AtomicU32,
+    conn: AtomicPtr<PgConn>,
+    socket: SocketRecord,
+    schema: AtomicU32,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            state: AtomicU32::new(FREE),
+            conn: AtomicPtr::new(std::ptr::null_mut()),
+            socket: SocketRecord::new(),
+            schema: AtomicU32::new(0),
+        }
+    }
+}
+
+pub struct Pool {
+    slots: Box<[Slot]>,
+    lock: RawLock,
+    generation: AtomicU64,
+    /// Bumped on every release; waiters for a free slot sleep on it.
+    released: AtomicU32,
+    settings: PoolSettings,
+    postgres: Postgres,
+    reporter: &'static Reporter,
+}
+
+/// The right to use one slot's connection until dropped.
+pub struct Lease {
+    pool: &'static Pool,
+    slot: u32,
+    generation: u64,
+}
+
+impl Lease {
+    /// The connection, unless the lease predates a fork (then the
+    /// connection belongs to the parent and is unreachable).
+    pub fn conn(&mut self) -> Option<&mut PgConn> {
+        if self.generation != self.pool.generation.load(Ordering::Acquire) {
+            return None;
+        }
+        let p = self.pool.slots[self.slot as usize].conn.load(Ordering::Acquire);
+        // SAFETY: a LEASED slot's connection is used only by its lease
+        // holder, and the pointer stays valid until the lease is released.
+        unsafe { p.as_mut() }
+    }
+
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    /// Whether this lease was taken in the current generation.
+    pub fn is_current(&self) -> bool {
+        self.generation == self.pool.generation.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.pool.release(self.slot, self.generation);
+    }
+}
+
+impl Pool {
+    pub fn new(settings: PoolSettings, postgres: Postgres, reporter: &'static Reporter) -> Pool {
+        Pool {
+            slots: (0..settings.max).map(|_| Slot::new()).collect(),
+            lock: RawLock::new(),
+            generation: AtomicU64::new(1),
+            released: AtomicU32::new(0),
+            settings,
+            postgres,
+            reporter,
+        }
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.slots.len() as u32
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The lock the fork handlers take around `fork()`.
+    pub fn lock(&self) -> &RawLock {
+        &self.lock
+    }
+
+    pub fn settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+
+    /// Slots holding a connection (idle, leased or connecting).
+    pub fn open_count(&self) -> u32 {
+        self.slots.iter().filter(|s| s.state.load(Ordering::Acquire) != FREE).count() as u32
+    }
+
+    /// A connection to `schema` (numbered `schema_id` by the caller): an
+    /// idle one, else a new one (retried with backoff while the server is
+    /// unreachable, for `postgres.retry_for`), else wait for one to be
+    /// released, at most `pool.acquire_timeout`, then `SQLITE_BUSY`.
+    pub fn acquire(&'static self, schema_id: u32, schema: &str) -> Result<Lease> {
+        let deadline = Instant::now() + self.settings.acquire_timeout;
+        loop {
+            let seen = self.released.load(Ordering::Acquire);
+            self.lock.lock();
+            let found = self.take_idle(schema_id);
+            let choice = match found {
+                Some(slot) => Choice::Idle(slot),
+                None => match self.slots.iter().position(|s| s.state.load(Ordering::Relaxed) == FREE) {
+                    Some(free) => {
+                        let s = &self.slots[free];
+                        s.state.store(CONNECTING, Ordering::Release);
+                        s.schema.store(schema_id, Ordering::Relaxed);
+                        Choice::Connect(free as u32)
+                    }
+                    None => match self.take_idle_any() {
+                        Some(other) => Choice::Recycle(other),
+                        None => Choice::Wait,
+                    },
+                },
+            };
+            self.lock.unlock();
+            match choice {
+                Choice::Idle(slot) => {
+                    if self.alive(slot) {
+                        return Ok(self.lease(slot));
+                    }
+                    // The server went away while it sat idle (a restart):
+                    // every idle connection is as dead as this one.
+                    tracing::info!(slot, "an idle PostgreSQL connection was closed by the server; reconnecting");
+                    self.close_slot(slot);
+                    self.close_idle();
+                }
+                Choice::Recycle(slot) => self.close_slot(slot),
+                Choice::Connect(slot) => return self.connect_slot(slot, schema_id, schema),
+                Choice::Wait => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(Error::new(
+                            SQLITE_BUSY,
+                            format!(
+                                "all {} PostgreSQL connections of the pool are in use (pool.max) and none was released within {} ms (pool.acquire_timeout_ms)",
+                                self.slots.len(),
+                                self.settings.acquire_timeout.as_millis()
+                            ),
+                        ));
+                    }
+                    futex_wait(&self.released, seen, Some(deadline - now));
+                }
+            }
+        }
+    }
+
+    fn lease(&'static self, slot: u32) -> Lease {
+        Lease { pool: self, slot, generation: self.generation.load(Ordering::Acquire) }
+    }
+
+    /// Under the lock: an idle slot of this schema, now leased.
+    fn take_idle(&self, schema_id: u32) -> Option<u32> {
+        self.slots.iter().position(|s| {
+            s.schema.load(Ordering::Relaxed) == schema_id
+                && s.state.compare_exchange(IDLE, LEASED, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        }).map(|i| i as u32)
+    }
+
+    /// Under the lock: any idle slot (another schema's), now leased, to be
+    /// closed so its place can serve this schema.
+    fn take_idle_any(&self) -> Option<u32> {
+        self.slots
+            .iter()
+            .position(|s| s.state.compare_exchange(IDLE, LEASED, Ordering::AcqRel, Ordering::Relaxed).is_ok())
+            .map(|i| i as u32)
+    }
+
+    /// An idle connection is alive when its socket has nothing to read: a
+    /// server that shut down has sent an error and closed it.
+    fn alive(&self, slot: u32) -> bool {
+        let fd = self.slots[slot as usize].socket.fd.load(Ordering::Acquire);
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: polling one valid pollfd without waiting.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        n == 0
+    }
+
+    fn connect_slot(&'static self, slot: u32, schema_id: u32, schema: &str) -> Result<Lease> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let s = &self.slots[slot as usize];
+        match self.connect_with_retry(schema, &s.socket) {
+            Ok(conn) => {
+                let (fd, inode) = conn.socket();
+                self.lock.lock();
+                if self.generation.load(Ordering::Acquire) != generation {
+                    // Cannot happen in the process that connected; kept
+                    // so a future change cannot leak a parent's socket.
+                    self.lock.unlock();
+                    std::mem::forget(conn);
+                    return Err(Error::new(crate::sys::SQLITE_IOERR, "the process forked while connecting"));
+                }
+                s.conn.store(Box::into_raw(Box::new(conn)), Ordering::Release);
+                s.schema.store(schema_id, Ordering::Relaxed);
+                s.state.store(LEASED, Ordering::Release);
+                self.lock.unlock();
+                self.reporter.connection(Kind::Connected, slot, fd, inode, generation);
+                tracing::debug!(slot, fd, inode, schema, "connected to PostgreSQL");
+                Ok(self.lease(slot))
+            }
+            Err(e) => {
+                self.slots[slot as usize].state.store(FREE, Ordering::Release);
+                self.wake();
+                Err(e)
+            }
+        }
+    }
+
+    /// Connect, retrying with exponential backoff (50 ms doubling to 2 s)
+    /// while the failure may pass, for at most `postgres.retry_for`.
+    fn connect_with_retry(&self, schema: &str, record: &'static SocketRecord) -> Result<PgConn> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(50);
+        let mut warned = false;
+        loop {
+            match PgConn::connect(&self.postgres, schema, Some(record)) {
+                Ok(c) => {
+                    if warned {
+                        tracing::warn!("PostgreSQL at {} is reachable again", self.postgres.endpoint());
+                    }
+                    return Ok(c);
+                }
+                Err(ConnectError::Fatal(e)) => {
+                    tracing::error!("{}", e.message);
+                    return Err(e);
+                }
+                Err(ConnectError::Retry(e)) => {
+                    let waited = start.elapsed();
+                    if waited + delay > self.postgres.retry_for {
+                        let msg = format!(
+                            "{} (retried for {} ms, postgres.retry_for_ms)",
+                            e.message,
+                            waited.as_millis()
+                        );
+                        tracing::error!("{msg}");
+                        return Err(Error::new(e.code, msg));
+                    }
+                    if !warned {
+                        tracing::warn!("{}; retrying for up to {} ms", e.message, self.postgres.retry_for.as_millis());
+                        warned = true;
+                    }
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    /// Give a slot back (from [`Lease`]'s drop). A broken connection is
+    /// closed; so is one beyond the `pool.size` kept idle.
+    fn release(&self, slot: u32, generation: u64) {
+        if generation != self.generation.load(Ordering::Acquire) {
+            return; // a parent's lease, seen in a forked child: forget it
+        }
+        let s = &self.slots[slot as usize];
+        // SAFETY: the lease holder owns the connection until now.
+        let broken = unsafe { s.conn.load(Ordering::Acquire).as_ref() }.is_none_or(|c| c.is_broken());
+        self.lock.lock();
+        let idle = self.slots.iter().filter(|s| s.state.load(Ordering::Relaxed) == IDLE).count() as u32;
+        let close = broken || idle >= self.settings.size;
+        if !close {
+            s.state.store(IDLE, Ordering::Release);
+        }
+        self.lock.unlock();
+        if close {
+            self.close_slot(slot);
+        }
+        self.wake();
+    }
+
+    /// Close a slot this thread holds (leased), and free it.
+    fn close_slot(&self, slot: u32) {
+        let s = &self.slots[slot as usize];
+        self.lock.lock();
+        let conn = s.conn.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        let (fd, inode) = (s.socket.fd.load(Ordering::Acquire), s.socket.inode.load(Ordering::Acquire));
+        self.lock.unlock();
+        if !conn.is_null() {
+            self.reporter.connection(Kind::Closed, slot, fd, inode, self.generation());
+            // SAFETY: we took the only pointer to this connection.
+            let conn = unsafe { Box::from_raw(conn) };
+            conn.close();
+        }
+        s.state.store(FREE, Ordering::Release);
+        self.wake();
+    }
+
+    /// Close every idle connection (after one was found dead).
+    pub fn close_idle(&self) {
+        loop {
+            self.lock.lock();
+            let slot = self.take_idle_any();
+            self.lock.unlock();
+            match slot {
+                Some(slot) => self.close_slot(slot),
+                None => return,
+            }
+        }
+    }
+
+    fn wake(&self) {
+        self.released.fetch_add(1, Ordering::Release);
+        futex_wake(&self.released, i32::MAX);
+    }
+
+    /// In a forked child, with no other thread alive: forget every
+    /// connection, point its socket's fd at `harmless_fd` (`/dev/null`),
+    /// free every slot, bump the generation, reset the lock. Records what
+    /// it did in `out`; returns how many entries it filled.
+    ///
+    /// Async-signal-safe: atomics and `dup3` only, no allocation.
+    pub fn reset_in_child(&self, harmless_fd: RawFd, out: &mut [HarmlessFd]) -> usize {
+        let mut n = 0;
+        for s in self.slots.iter() {
+            if s.state.load(Ordering::Acquire) == FREE {
+                continue;
+            }
+            // Forget, never drop: the parent still uses this connection.
+            s.conn.store(std::ptr::null_mut(), Ordering::Release);
+            let fd = s.socket.fd.swap(-1, Ordering::AcqRel);
+            let inode = s.socket.inode.swap(0, Ordering::AcqRel);
+            if fd >= 0 {
+                // SAFETY: dup3 is async-signal-safe; both fds are ours.
+                unsafe { libc::dup3(harmless_fd, fd, libc::O_CLOEXEC) };
+                if n < out.len() {
+                    out[n] = HarmlessFd { fd, role: FdRole::Socket, inode };
+                    n += 1;
+                }
+            }
+            s.state.store(FREE, Ordering::Release);
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.released.store(0, Ordering::Release);
+        self.lock.reset_in_child();
+        n
+    }
+}
+
+enum Choice {
+    Idle(u32),
+    Connect(u32),
+    Recycle(u32),
+    Wait,
+}

@@ -1,0 +1,287 @@
+//! The shim's process-wide state, created at the first routed open and
+//! never before: a process that only uses other databases (every program
+//! Plex starts inherits `LD_PRELOAD`) gets no thread, no connection, no
+//! settings read.
+//!
+//! It holds the settings, the pool, the reporter, the open routed
+//! databases, and the caches that spare PostgreSQL round trips: per schema,
+//! what each statement text translates to and which columns it returns;
+//! per column, its declared SQLite type.
+
+use crate::connection::RoutedDb;
+use crate::error::{Error, Result};
+use crate::lock::{ForkLock, RawLock};
+use crate::pg::PgConn;
+use crate::pool::Pool;
+use crate::report::Reporter;
+use crate::sys::SQLITE_CANTOPEN;
+use crate::translate::{self, Translation};
+use plex_pg_config::Settings;
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// What is known about one statement text in one schema.
+pub struct Plan {
+    pub translation: Translation,
+    /// `sqlite3_bind_parameter_name`'s answers, by index.
+    pub param_names: Vec<Option<CString>>,
+    /// Result columns, when they could be learnt before running it.
+    pub columns: Option<Arc<Columns>>,
+}
+
+/// Result columns: names and declared SQLite types, as C strings.
+#[derive(Default)]
+pub struct Columns {
+    pub names: Vec<CString>,
+    pub decltypes: Vec<Option<CString>>,
+}
+
+struct Schema {
+    name: String,
+    ready: bool,
+    plans: HashMap<String, Arc<Plan>>,
+}
+
+pub struct Runtime {
+    pub settings: Settings,
+    /// Why the settings could not be read: every routed open then fails
+    /// with it (logged once, at creation).
+    pub init_error: Option<Error>,
+    pub pool: Pool,
+    pub reporter: &'static Reporter,
+    /// Identifies this process's routed statements (see `registry`).
+    pub secret: u64,
+    dbs: ForkLock<Vec<Arc<RoutedDb>>>,
+    schemas: ForkLock<Vec<Schema>>,
+    decltypes: ForkLock<HashMap<(u32, i16), Option<CString>>>,
+    /// Bumped by every schema change; connections drop prepared
+    /// statements from an older epoch.
+    epoch: AtomicU64,
+}
+
+static RUNTIME: AtomicPtr<Runtime> = AtomicPtr::new(std::ptr::null_mut());
+/// Serializes creation.
+static INIT: ForkLock<()> = ForkLock::new(());
+
+/// The runtime, if a routed database was ever opened in this process.
+pub fn get() -> Option<&'static Runtime> {
+    // SAFETY: set once, never freed.
+    unsafe { RUNTIME.load(Ordering::Acquire).as_ref() }
+}
+
+/// The runtime, created on first call. Bad settings do not prevent it:
+/// they are logged once, and every routed open fails with them
+/// ([`Runtime::init_error`]).
+pub fn init() -> &'static Runtime {
+    if let Some(rt) = get() {
+        return rt;
+    }
+    let guard = INIT.lock();
+    if let Some(rt) = get() {
+        return rt;
+    }
+    let (settings, init_error) = match Settings::load(&|k| std::env::var(k).ok()) {
+        Ok(s) => (s, None),
+        Err(e) => {
+            let err = Error::new(SQLITE_CANTOPEN, format!("plex-pg configuration error: {e}"));
+            (Settings::default(), Some(err))
+        }
+    };
+    if let Some(problem) = crate::log::init(&settings.log) {
+        tracing::warn!("{problem}");
+    }
+    if let Some(err) = &init_error {
+        tracing::error!("{}; the library databases cannot be opened until it is fixed", err.message);
+    }
+    let (reporter, problem) = Reporter::from_env();
+    let reporter: &'static Reporter = Box::leak(Box::new(reporter));
+    if let Some(problem) = problem {
+        tracing::warn!("{problem}");
+    }
+    let fork_handler = settings.shim.fork_handler;
+    crate::fork::configure(fork_handler);
+    if !fork_handler {
+        tracing::warn!(
+            "PLEX_PG_FORK_HANDLER=0: the fork handler is OFF. A forked child keeps the parent's PostgreSQL connections and can corrupt them (the crash of January 2026). Use this only to reproduce that crash in tests."
+        );
+    }
+    let pool = Pool::new(settings.pool.clone(), settings.postgres.clone(), reporter);
+    tracing::info!(
+        "plex-pg shim {} active: PostgreSQL at {} (database {}, schema {}), pool of {} (keeps {} idle)",
+        env!("CARGO_PKG_VERSION"),
+        settings.postgres.endpoint(),
+        settings.postgres.database,
+        settings.postgres.schema,
+        settings.pool.max,
+        settings.pool.size
+    );
+    reporter.hello(pool.capacity(), fork_handler);
+    let rt = Box::new(Runtime {
+        init_error,
+        pool,
+        reporter,
+        secret: secret(),
+        dbs: ForkLock::new(Vec::new()),
+        schemas: ForkLock::new(Vec::new()),
+        decltypes: ForkLock::new(HashMap::new()),
+        epoch: AtomicU64::new(1),
+        settings,
+    });
+    RUNTIME.store(Box::into_raw(rt), Ordering::Release);
+    drop(guard);
+    get().unwrap()
+}
+
+/// A number no other process shares, to mark this one's statements.
+fn secret() -> u64 {
+    let mut v = 0u64;
+    // SAFETY: filling 8 bytes we own.
+    let n = unsafe { libc::getrandom((&mut v as *mut u64).cast(), 8, libc::GRND_NONBLOCK) };
+    if n != 8 {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        v = t.as_nanos() as u64 ^ ((std::process::id() as u64) << 32);
+    }
+    v | 1
+}
+
+impl Runtime {
+    /// The locks the fork handlers hold across `fork()`, in the order they
+    /// are taken. No code holds two of them at once.
+    pub fn fork_locks(&self) -> [&RawLock; 5] {
+        [INIT.raw(), self.dbs.raw(), self.schemas.raw(), self.decltypes.raw(), self.pool.lock()]
+    }
+
+    /// In a forked child: the routed databases (the `dbs` lock is held by
+    /// the forking thread, so reading is safe).
+    ///
+    /// # Safety
+    /// Only from the child's fork handler.
+    pub unsafe fn dbs_in_child(&self) -> &[Arc<RoutedDb>] {
+        self.dbs.get_unlocked()
+    }
+
+    pub fn register_db(&self, db: Arc<RoutedDb>) {
+        self.dbs.lock().push(db);
+    }
+
+    pub fn unregister_db(&self, handle: usize) -> Option<Arc<RoutedDb>> {
+        let mut dbs = self.dbs.lock();
+        let i = dbs.iter().position(|d| d.handle as usize == handle)?;
+        Some(dbs.swap_remove(i))
+    }
+
+    /// The routed database behind a handle, if it is one.
+    pub fn db(&self, handle: usize) -> Option<Arc<RoutedDb>> {
+        self.dbs.lock().iter().find(|d| d.handle as usize == handle).cloned()
+    }
+
+    /// Whether any routed database is open.
+    pub fn has_dbs(&self) -> bool {
+        !self.dbs.lock().is_empty()
+    }
+
+    /// The number of a schema, registering it on first use.
+    pub fn schema_id(&self, name: &str) -> u32 {
+        let mut schemas = self.schemas.lock();
+        if let Some(i) = schemas.iter().position(|s| s.name == name) {
+            return i as u32;
+        }
+        schemas.push(Schema { name: name.to_string(), ready: false, plans: HashMap::new() });
+        (schemas.len() - 1) as u32
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// After DDL: every cached plan, declared type and prepared statement
+    /// may be stale.
+    pub fn schema_changed(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        for s in self.schemas.lock().iter_mut() {
+            s.plans.clear();
+        }
+        self.decltypes.lock().clear();
+    }
+
+    pub fn cached_plan(&self, schema_id: u32, sql: &str) -> Option<Arc<Plan>> {
+        self.schemas.lock().get(schema_id as usize)?.plans.get(sql).cloned()
+    }
+
+    pub fn cache_plan(&self, schema_id: u32, sql: &str, plan: Arc<Plan>, epoch: u64) {
+        if self.epoch() != epoch {
+            return; // the schema changed while we were planning
+        }
+        if let Some(s) = self.schemas.lock().get_mut(schema_id as usize) {
+            if s.plans.len() >= 4096 {
+                s.plans.clear();
+            }
+            s.plans.insert(sql.to_string(), plan);
+        }
+    }
+
+    /// Make sure the schema exists and holds the translator's helper
+    /// functions: once per process and schema, under an advisory lock so
+    /// concurrent processes do it once between them.
+    pub fn ensure_schema(&self, schema_id: u32, conn: &mut PgConn) -> Result<()> {
+        let name = {
+            let schemas = self.schemas.lock();
+            let s = &schemas[schema_id as usize];
+            if s.ready {
+                return Ok(());
+            }
+            s.name.clone()
+        };
+        bootstrap(conn, &name)?;
+        if let Some(s) = self.schemas.lock().get_mut(schema_id as usize) {
+            s.ready = true;
+        }
+        Ok(())
+    }
+
+    /// A column's declared SQLite type (cached).
+    pub fn decltype(&self, conn: &mut PgConn, table: u32, column: i16) -> Result<Option<CString>> {
+        if let Some(d) = self.decltypes.lock().get(&(table, column)) {
+            return Ok(d.clone());
+        }
+        let rows = conn.query_text(translate::DECLTYPE_QUERY, &[&table.to_string(), &column.to_string()])?;
+        let d = rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten())
+            .and_then(|s| CString::new(s).ok());
+        self.decltypes.lock().insert((table, column), d.clone());
+        Ok(d)
+    }
+}
+
+fn bootstrap(conn: &mut PgConn, schema: &str) -> Result<()> {
+    let marker = format!("plex-pg bootstrap {}", translate::BOOTSTRAP_VERSION);
+    let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
+    conn.batch(&format!(
+        "BEGIN; SELECT pg_advisory_xact_lock(hashtext('plex-pg schema ' || '{}')); CREATE SCHEMA IF NOT EXISTS {quoted}",
+        schema.replace('\'', "''")
+    ))?;
+    let result = (|| {
+        let rows = conn.query_text(
+            "SELECT coalesce(obj_description(oid, 'pg_namespace'), '') FROM pg_namespace WHERE nspname = $1",
+            &[schema],
+        )?;
+        let current = rows.first().and_then(|r| r.first().cloned().flatten()).unwrap_or_default();
+        if current != marker {
+            tracing::info!("preparing schema {schema} for plex-pg ({marker})");
+            for sql in translate::bootstrap_sql(schema) {
+                conn.batch(&sql)?;
+            }
+            conn.batch(&format!("COMMENT ON SCHEMA {quoted} IS '{}'", marker.replace('\'', "''")))?;
+        }
+        conn.batch("COMMIT")
+    })();
+    if let Err(e) = result {
+        let _ = conn.batch("ROLLBACK");
+        return Err(Error::new(e.code, format!("preparing schema {schema} failed: {}", e.message)));
+    }
+    Ok(())
+}

@@ -1,0 +1,628 @@
+//! A routed prepared statement: its plan (translation and result columns),
+//! its bound values, and its execution: `sqlite3_step` runs the
+//! translation on PostgreSQL and hands back one row at a time.
+//!
+//! Writes inside a transaction run under a savepoint so a failing one
+//! leaves the transaction usable, as in SQLite; a statement PostgreSQL runs
+//! as several runs atomically (in a transaction of its own when none is
+//! open).
+
+use crate::connection::{convert_row, Active, DbState, RoutedDb, Shape};
+use crate::error::{Error, Result};
+use crate::pg::types::Param;
+use crate::pg::PgConn;
+use crate::row::{Cell, RowValue};
+use crate::runtime::{Columns, Plan, Runtime};
+use crate::sys::*;
+use crate::translate::{self, Action, PgStatement};
+use crate::value::Value;
+use std::collections::VecDeque;
+use std::ffi::{c_int, CString};
+use std::sync::Arc;
+
+/// Where a statement is in its execution.
+enum Exec {
+    /// Not started (or reset).
+    Idle,
+    /// Reading rows of execution `id` (see `DbState::next_row`).
+    Rows(u64),
+    /// Handing out rows answered without PostgreSQL.
+    Constant(VecDeque<Vec<RowValue>>),
+    /// Finished; the next step starts over, as SQLite's does.
+    Done,
+}
+
+pub struct RoutedStmt {
+    /// This process's secret (see `registry`); proves the pointer is ours.
+    pub secret: u64,
+    /// The real statement handed to the client as `sqlite3_stmt*`.
+    pub dummy: *mut sqlite3_stmt,
+    pub db: Arc<RoutedDb>,
+    /// The statement's SQLite text, for `sqlite3_sql`.
+    pub sql: CString,
+    pub plan: Arc<Plan>,
+    pub binds: Vec<Value>,
+    pub columns: Arc<Columns>,
+    exec: Exec,
+    /// The pool generation the execution started in.
+    generation: u64,
+    pub row: Vec<RowValue>,
+    /// The error of the last step, returned again by reset/finalize.
+    pub last_error: c_int,
+    /// `sqlite3_stmt_status` counters, by op code.
+    pub status: [c_int; 8],
+}
+
+// SAFETY: used by one thread at a time, as SQLite requires of statements;
+// the dummy pointer is only passed to the thread-safe real SQLite.
+unsafe impl Send for RoutedStmt {}
+
+const SAVEPOINT: &str = "plexpg_statement";
+
+impl RoutedStmt {
+    pub fn new(secret: u64, db: Arc<RoutedDb>, sql: CString, plan: Arc<Plan>) -> RoutedStmt {
+        let columns = plan.columns.clone().unwrap_or_default();
+        let binds = vec![Value::Null; plan.translation.params.len()];
+        RoutedStmt {
+            secret,
+            dummy: std::ptr::null_mut(),
+            db,
+            sql,
+            plan,
+            binds,
+            columns,
+            exec: Exec::Idle,
+            generation: 0,
+            row: Vec::new(),
+            last_error: SQLITE_OK,
+            status: [0; 8],
+        }
+    }
+
+    /// Reuse a finalized statement's shell for a new text.
+    pub fn renew(&mut self, sql: CString, plan: Arc<Plan>) {
+        self.columns = plan.columns.clone().unwrap_or_default();
+        self.binds = vec![Value::Null; plan.translation.params.len()];
+        self.sql = sql;
+        self.plan = plan;
+        self.exec = Exec::Idle;
+        self.row.clear();
+        self.last_error = SQLITE_OK;
+        self.status = [0; 8];
+    }
+
+    /// `sqlite3_stmt_busy`: stepped at least once and not finished.
+    pub fn busy(&self) -> bool {
+        matches!(self.exec, Exec::Rows(_) | Exec::Constant(_))
+    }
+
+    /// `sqlite3_data_count`: columns of the current row.
+    pub fn data_count(&self) -> usize {
+        if self.busy() {
+            self.row.len()
+        } else {
+            0
+        }
+    }
+
+    pub fn value(&self, i: c_int) -> Option<&RowValue> {
+        if !self.busy() || i < 0 {
+            return None;
+        }
+        self.row.get(i as usize)
+    }
+
+    /// `sqlite3_step`.
+    pub fn step(&mut self, rt: &'static Runtime) -> c_int {
+        let db = self.db.clone();
+        if let Err(e) = crate::fork::ensure_own_pool(rt) {
+            return db.state.lock().fail(&e);
+        }
+        let mut st = db.state.lock();
+        let result = self.step_locked(&db, &mut st, rt);
+        match result {
+            Ok(rc) => {
+                st.ok();
+                self.last_error = SQLITE_OK;
+                rc
+            }
+            Err(e) => {
+                if let Exec::Rows(id) = self.exec {
+                    st.abandon(id);
+                }
+                self.exec = Exec::Idle;
+                st.release_if_idle();
+                self.last_error = e.code;
+                if e.primary() != SQLITE_CONSTRAINT {
+                    tracing::debug!(sql = %self.sql.to_string_lossy(), "statement failed: {}", e.message);
+                }
+                st.fail(&e)
+            }
+        }
+    }
+
+    fn step_locked(&mut self, db: &RoutedDb, st: &mut DbState, rt: &'static Runtime) -> Result<c_int> {
+        if matches!(self.exec, Exec::Done) {
+            self.exec = Exec::Idle;
+        }
+        if let Exec::Rows(id) = self.exec {
+            if self.generation != rt.pool.generation() {
+                return Err(Error::new(
+                    SQLITE_ABORT,
+                    "this statement's results belong to the parent process (it forked while they were read); reset the statement",
+                ));
+            }
+            return self.fetch(st, id);
+        }
+        if let Exec::Constant(rows) = &mut self.exec {
+            return Ok(match rows.pop_front() {
+                Some(row) => {
+                    self.row = row;
+                    SQLITE_ROW
+                }
+                None => {
+                    self.exec = Exec::Done;
+                    SQLITE_DONE
+                }
+            });
+        }
+        self.status[SQLITE_STMTSTATUS_RUN as usize] += 1;
+        self.generation = rt.pool.generation();
+        let plan = self.plan.clone();
+        match &plan.translation.action {
+            Action::Constant { rows, .. } => {
+                let rows = rows.iter().map(|r| r.iter().map(|v| RowValue::new(Cell::from_value(v))).collect()).collect();
+                self.exec = Exec::Constant(rows);
+                self.step_locked(db, st, rt)
+            }
+            Action::Transaction(op) => {
+                st.transaction(db, rt, op)?;
+                self.exec = Exec::Done;
+                Ok(SQLITE_DONE)
+            }
+            Action::Run(stmts) => self.run(db, st, rt, stmts),
+        }
+    }
+
+    fn fetch(&mut self, st: &mut DbState, id: u64) -> Result<c_int> {
+        self.status[SQLITE_STMTSTATUS_VM_STEP as usize] += 1;
+        match st.next_row(id)? {
+            Some(row) => {
+                self.row = row;
+                Ok(SQLITE_ROW)
+            }
+            None => {
+                self.exec = Exec::Done;
+                self.row.clear();
+                st.release_if_idle();
+                Ok(SQLITE_DONE)
+            }
+        }
+    }
+
+    /// Run the translation's PostgreSQL statements.
+    fn run(&mut self, db: &RoutedDb, st: &mut DbState, rt: &'static Runtime, stmts: &[PgStatement]) -> Result<c_int> {
+        st.put_aside_active()?;
+        let translation = &self.plan.translation;
+        let in_tx = st.tx.is_some();
+        let writes = translation.changes_schema || stmts.iter().any(|s| s.counts_changes || s.rowid_column);
+        // Several statements run in a transaction of their own; a write in
+        // an open transaction runs under a savepoint.
+        let implicit_tx = !in_tx && stmts.len() > 1;
+        let guarded = in_tx && writes;
+        let id = st.next_exec_id();
+        let conn = st.conn(db, rt)?;
+        if implicit_tx {
+            conn.batch("BEGIN")?;
+        } else if guarded {
+            conn.batch(&format!("SAVEPOINT {SAVEPOINT}"))?;
+        }
+        let outcome = run_all(conn, rt, stmts, &self.binds, implicit_tx || guarded);
+        let conn = st.conn(db, rt)?;
+        let finish = match (&outcome, implicit_tx, guarded) {
+            (Ok(_), true, _) => conn.batch("COMMIT"),
+            (Ok(_), _, true) => conn.batch(&format!("RELEASE SAVEPOINT {SAVEPOINT}")),
+            (Err(_), true, _) => conn.batch("ROLLBACK"),
+            (Err(_), _, true) => conn.batch(&format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}; RELEASE SAVEPOINT {SAVEPOINT}")),
+            _ => Ok(()),
+        };
+        let outcome = match (outcome, finish) {
+            (Ok(o), Ok(())) => o,
+            (Err(e), _) | (Ok(_), Err(e)) => {
+                if in_tx && !guarded {
+                    // A failed read: PostgreSQL aborted the transaction.
+                    if let Some(tx) = st.tx.as_mut() {
+                        tx.aborted = true;
+                    }
+                }
+                return Err(e);
+            }
+        };
+        if translation.changes_schema {
+            rt.schema_changed();
+            if let Some(tx) = st.tx.as_mut() {
+                tx.changed_schema = true;
+            }
+        }
+        if let Some(n) = outcome.changes {
+            st.changes = n;
+            st.total_changes += n;
+        }
+        if let Some(rowid) = outcome.rowid {
+            st.last_rowid = rowid;
+        }
+        if let (None, Some((described, hidden))) = (&self.plan.columns, &outcome.described) {
+            // The columns could not be known at prepare time (the
+            // statement needed earlier ones to run first).
+            self.columns = Arc::new(columns_of(st.conn(db, rt)?, rt, described, *hidden)?);
+        }
+        match outcome.rows {
+            Rows::None => {
+                self.exec = Exec::Done;
+                st.release_if_idle();
+                Ok(SQLITE_DONE)
+            }
+            Rows::Read(rows) => {
+                st.buffered.push(crate::connection::Buffered { exec: id, rows });
+                self.exec = Exec::Rows(id);
+                self.fetch(st, id)
+            }
+            Rows::Stream(active_rows, shape) => {
+                st.active = Some(Active { exec: id, rows: active_rows, shape });
+                self.exec = Exec::Rows(id);
+                self.fetch(st, id)
+            }
+        }
+    }
+
+    /// `sqlite3_reset`: stop reading; the bindings stay.
+    pub fn reset(&mut self) -> c_int {
+        let db = self.db.clone();
+        let mut st = db.state.lock();
+        self.stop(&mut st);
+        std::mem::replace(&mut self.last_error, SQLITE_OK) & 0xff
+    }
+
+    /// End the current execution, if any.
+    pub fn stop(&mut self, st: &mut DbState) {
+        if let Exec::Rows(id) = self.exec {
+            if self.generation == crate::connection::rt().pool.generation() {
+                st.abandon(id);
+            }
+        }
+        self.exec = Exec::Idle;
+        self.row.clear();
+        st.release_if_idle();
+    }
+
+    /// Bind `v` to parameter `i` (1-based).
+    pub fn bind(&mut self, i: c_int, v: Value) -> c_int {
+        if self.busy() {
+            return self.db.state.lock().fail(&Error::misuse("bind on a busy statement"));
+        }
+        match self.binds.get_mut((i as usize).wrapping_sub(1)) {
+            Some(slot) if i >= 1 => {
+                *slot = v;
+                SQLITE_OK
+            }
+            _ => self.db.state.lock().fail(&Error::range("column index out of range")),
+        }
+    }
+
+    pub fn clear_bindings(&mut self) {
+        self.binds.iter_mut().for_each(|b| *b = Value::Null);
+    }
+
+    /// `sqlite3_bind_parameter_name` (index from 1).
+    pub fn param_name(&self, i: c_int) -> Option<&std::ffi::CStr> {
+        let i = usize::try_from(i).ok()?.checked_sub(1)?;
+        self.plan.param_names.get(i)?.as_deref()
+    }
+
+    /// `sqlite3_bind_parameter_index`: the index of a named parameter.
+    pub fn parameter_index(&self, name: &[u8]) -> c_int {
+        self.plan
+            .translation
+            .params
+            .iter()
+            .position(|p| p.as_deref().map(str::as_bytes) == Some(name))
+            .map_or(0, |i| i as c_int + 1)
+    }
+
+    /// `sqlite3_expanded_sql`: the text with each parameter replaced by
+    /// its bound value as an SQL literal.
+    pub fn expanded_sql(&self) -> String {
+        let params = &self.plan.translation.params;
+        let mut positional = 0usize;
+        crate::split::replace_parameters(self.sql.to_bytes(), |p| {
+            let index = if p == "?" {
+                positional += 1;
+                Some(positional)
+            } else if let Some(n) = p.strip_prefix('?') {
+                let n = n.parse::<usize>().ok();
+                if let Some(n) = n {
+                    positional = positional.max(n);
+                }
+                n
+            } else {
+                params.iter().position(|q| q.as_deref() == Some(p)).map(|i| i + 1)
+            };
+            index.and_then(|i| self.binds.get(i - 1)).map_or_else(|| "NULL".to_string(), literal)
+        })
+    }
+}
+
+/// A bound value as an SQL literal.
+fn literal(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Integer(i) => i.to_string(),
+        Value::Real(f) => crate::row::format_real(*f),
+        Value::Text(s) => format!("'{}'", s.replace('\'', "''")),
+        Value::Blob(b) => format!("x'{}'", b.iter().map(|c| format!("{c:02x}")).collect::<String>()),
+    }
+}
+
+enum Rows {
+    None,
+    /// Read whole (the statement ran under a savepoint or a transaction of
+    /// its own, which must end before the next statement).
+    Read(VecDeque<Vec<RowValue>>),
+    Stream(Stream, Shape),
+}
+
+struct Outcome {
+    rows: Rows,
+    changes: Option<i64>,
+    rowid: Option<i64>,
+    /// The last statement, prepared, when it yields rows (and whether its
+    /// last column is a hidden rowid).
+    described: Option<(tokio_postgres::Statement, bool)>,
+}
+
+/// Run every statement; the last one's rows are the result. With
+/// `read_whole`, rows are read now rather than streamed.
+fn run_all(conn: &mut PgConn, rt: &Runtime, stmts: &[PgStatement], binds: &[Value], read_whole: bool) -> Result<Outcome> {
+    let mut outcome = Outcome { rows: Rows::None, changes: None, rowid: None, described: None };
+    for (i, pgs) in stmts.iter().enumerate() {
+        let last = i + 1 == stmts.len();
+        let params: Vec<Param<'_>> = pgs
+            .args
+            .iter()
+            .map(|&a| Param(binds.get(a).unwrap_or(&Value::Null)))
+            .collect();
+        let shape = Shape { hidden_rowid: pgs.rowid_column, counts_changes: pgs.counts_changes };
+        if pgs.yields_rows && last || pgs.rowid_column {
+            let (statement, mut stream) = query(conn, rt, &pgs.sql, &params)?;
+            if pgs.yields_rows && last {
+                outcome.described = Some((statement, pgs.rowid_column));
+            }
+            if pgs.yields_rows && last && !read_whole {
+                outcome.rows = Rows::Stream(stream, shape);
+                continue;
+            }
+            let mut rows = VecDeque::new();
+            let mut count = 0i64;
+            while let Some(row) = conn.next_row(&mut stream)? {
+                let (values, rowid) = convert_row(&row, shape)?;
+                count += 1;
+                if let Some(id) = rowid {
+                    outcome.rowid = Some(id);
+                }
+                if pgs.yields_rows {
+                    rows.push_back(values);
+                }
+            }
+            if pgs.counts_changes {
+                outcome.changes = Some(stream.rows_affected().map_or(count, |n| n as i64));
+            }
+            if pgs.yields_rows && last {
+                outcome.rows = Rows::Read(rows);
+            }
+        } else {
+            let n = execute(conn, rt, &pgs.sql, &params)? as i64;
+            if pgs.counts_changes {
+                outcome.changes = Some(n);
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+/// PostgreSQL refuses a cached plan whose result type changed after DDL
+/// from another session: prepare again, once.
+fn stale_plan(e: &Error) -> bool {
+    e.message.contains("cached plan must not change result type")
+}
+
+type Stream = std::pin::Pin<Box<tokio_postgres::RowStream>>;
+
+fn query(conn: &mut PgConn, rt: &Runtime, sql: &str, params: &[Param<'_>]) -> Result<(tokio_postgres::Statement, Stream)> {
+    let cache = rt.pool.settings().statement_cache as usize;
+    let st = conn.prepare(sql, rt.epoch(), cache)?;
+    match conn.query(&st, params) {
+        Err(e) if stale_plan(&e) => {
+            conn.forget_statement(sql);
+            let st = conn.prepare(sql, rt.epoch(), cache)?;
+            let rows = conn.query(&st, params)?;
+            Ok((st, rows))
+        }
+        Err(e) => Err(e),
+        Ok(rows) => Ok((st, rows)),
+    }
+}
+
+fn execute(conn: &mut PgConn, rt: &Runtime, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+    let cache = rt.pool.settings().statement_cache as usize;
+    let st = conn.prepare(sql, rt.epoch(), cache)?;
+    match conn.execute(&st, params) {
+        Err(e) if stale_plan(&e) => {
+            conn.forget_statement(sql);
+            let st = conn.prepare(sql, rt.epoch(), cache)?;
+            conn.execute(&st, params)
+        }
+        other => other,
+    }
+}
+
+/// Translate and describe `sql` for `db` (cached per schema and text).
+/// Inside a transaction the handle's own connection is used (it sees the
+/// transaction's DDL); otherwise any connection of the pool.
+pub fn plan(db: &RoutedDb, st: &mut DbState, rt: &'static Runtime, sql: &str) -> Result<Arc<Plan>> {
+    if let Some(p) = rt.cached_plan(db.schema_id, sql) {
+        return Ok(p);
+    }
+    let epoch = rt.epoch();
+    let mut temporary = None;
+    let conn: &mut PgConn = if st.tx.is_some() {
+        st.put_aside_active()?;
+        st.conn(db, rt)?
+    } else {
+        let lease = temporary.insert(rt.pool.acquire(db.schema_id, &db.schema)?);
+        let conn = lease.conn().ok_or_else(|| Error::new(SQLITE_IOERR, "pool lease is stale"))?;
+        rt.ensure_schema(db.schema_id, conn)?;
+        conn
+    };
+    let translation = {
+        let mut catalog = ConnCatalog { conn: &mut *conn, schema: &db.schema };
+        stacker::maybe_grow(512 * 1024, 4 * 1024 * 1024, || translate::translate(sql, &mut catalog))
+    }
+    .map_err(|e| {
+        let msg = format!("plex-pg cannot translate this statement: {}", e.message);
+        tracing::warn!(sql, "{msg}");
+        Error::sql(msg)
+    })?;
+    let columns = describe(conn, rt, &translation)?;
+    let param_names = translation.params.iter().map(|p| p.as_deref().and_then(|n| CString::new(n).ok())).collect();
+    let plan = Arc::new(Plan { translation, param_names, columns });
+    rt.cache_plan(db.schema_id, sql, plan.clone(), epoch);
+    drop(temporary);
+    Ok(plan)
+}
+
+/// The result columns, when they can be known before running: a single
+/// statement (PostgreSQL prepares it, which also reports errors at
+/// prepare time, as SQLite does), or constant rows.
+fn describe(conn: &mut PgConn, rt: &Runtime, t: &translate::Translation) -> Result<Option<Arc<Columns>>> {
+    match &t.action {
+        Action::Constant { columns, .. } => Ok(Some(Arc::new(Columns {
+            names: columns.iter().map(|c| CString::new(c.as_str()).unwrap_or_default()).collect(),
+            decltypes: vec![None; columns.len()],
+        }))),
+        Action::Transaction(_) => Ok(Some(Arc::default())),
+        Action::Run(stmts) if stmts.len() == 1 && !t.changes_schema => {
+            let pgs = &stmts[0];
+            let st = conn.prepare(&pgs.sql, rt.epoch(), rt.pool.settings().statement_cache as usize)?;
+            if !pgs.yields_rows {
+                return Ok(Some(Arc::default()));
+            }
+            Ok(Some(Arc::new(columns_of(conn, rt, &st, pgs.rowid_column)?)))
+        }
+        Action::Run(_) => Ok(None),
+    }
+}
+
+/// Names and declared types of a prepared statement's visible columns.
+fn columns_of(conn: &mut PgConn, rt: &Runtime, st: &tokio_postgres::Statement, hidden_rowid: bool) -> Result<Columns> {
+    let cols = st.columns();
+    let visible = if hidden_rowid { cols.len().saturating_sub(1) } else { cols.len() };
+    let mut out = Columns::default();
+    for c in &cols[..visible] {
+        out.names.push(CString::new(c.name()).unwrap_or_default());
+        let decl = match (c.table_oid(), c.column_id()) {
+            (Some(t), Some(n)) if t != 0 && n > 0 => rt.decltype(conn, t, n)?,
+            _ => None,
+        };
+        out.decltypes.push(decl);
+    }
+    Ok(out)
+}
+
+/// The catalog, as the translator sees it: queries on this connection.
+struct ConnCatalog<'a> {
+    conn: &'a mut PgConn,
+    schema: &'a str,
+}
+
+impl translate::Catalog for ConnCatalog<'_> {
+    fn schema(&self) -> &str {
+        self.schema
+    }
+    fn query(&mut self, sql: &str, params: &[&str]) -> std::result::Result<Vec<Vec<Option<String>>>, String> {
+        self.conn.query_text(sql, params).map_err(|e| e.message)
+    }
+}
+
+/// Prepare `text` (one statement) on a routed database: plan it, and give
+/// it a real statement to stand for it (a spare one when there is).
+pub fn create(db: &Arc<RoutedDb>, rt: &'static Runtime, text: &str) -> Result<*mut RoutedStmt> {
+    crate::fork::ensure_own_pool(rt)?;
+    let mut st = db.state.lock();
+    st.forget_if_inherited(rt);
+    let made = (|| {
+        let plan = plan(db, &mut st, rt, text)?;
+        let sql = CString::new(text).map_err(|_| Error::sql("unrecognized token: NUL byte in SQL"))?;
+        let stmt = match st.spare.pop() {
+            Some(mut shell) => {
+                shell.renew(sql, plan);
+                shell
+            }
+            None => {
+                let mut shell = Box::new(RoutedStmt::new(rt.secret, db.clone(), sql, plan));
+                let marker = crate::registry::marker_sql(rt.secret, &*shell);
+                let mut dummy = std::ptr::null_mut();
+                // SAFETY: preparing a constant SELECT on our own handle.
+                let rc = unsafe {
+                    crate::real::sqlite3_prepare_v2(db.handle, marker.as_ptr(), -1, &mut dummy, std::ptr::null_mut())
+                };
+                if rc != SQLITE_OK || dummy.is_null() {
+                    return Err(Error::new(SQLITE_NOMEM, "cannot allocate a statement handle"));
+                }
+                shell.dummy = dummy;
+                shell
+            }
+        };
+        Ok(stmt)
+    })();
+    match made {
+        Ok(stmt) => {
+            st.live_statements += 1;
+            st.ok();
+            Ok(Box::into_raw(stmt))
+        }
+        Err(e) => {
+            st.release_if_idle();
+            Err(e)
+        }
+    }
+}
+
+/// Finalize a routed statement: stop it, keep its shell for reuse (or free
+/// it), and complete a deferred close of its database. Returns the error
+/// of its last step, as `sqlite3_finalize` does.
+///
+/// # Safety
+/// `stmt` must come from [`create`] and not be finalized yet.
+pub unsafe fn finalize(stmt: *mut RoutedStmt) -> c_int {
+    let mut shell = Box::from_raw(stmt);
+    let db = shell.db.clone();
+    let mut st = db.state.lock();
+    shell.stop(&mut st);
+    st.live_statements -= 1;
+    let rc = shell.last_error & 0xff;
+    if st.zombie || st.spare.len() >= 16 {
+        crate::real::sqlite3_finalize(shell.dummy);
+        drop(shell);
+    } else {
+        shell.binds.clear();
+        shell.row.clear();
+        st.spare.push(shell);
+    }
+    if st.zombie && st.live_statements == 0 {
+        drop(st);
+        if let Some(rt) = crate::runtime::get() {
+            rt.unregister_db(db.handle as usize);
+        }
+    }
+    rc
+}
