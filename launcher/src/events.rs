@@ -10,7 +10,8 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value};
+use serde_json::Map;
+pub use serde_json::Value;
 
 /// Where events go.
 pub struct EventLog {
@@ -75,4 +76,14 @@ impl EventLog {
 fn now_seconds() -> f64 {
     let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     (d.as_millis() as f64) / 1000.0
+}
+
+/// Read an event log back: one JSON value per non-empty line. For tests,
+/// `demo`, and people's scripts.
+pub fn read(path: &Path) -> io::Result<Vec<Value>> {
+    let text = std::fs::read_to_string(path)?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e}: {l}"))))
+        .collect()
 }

@@ -309,6 +309,8 @@ impl Supervisor {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(s) => s,
             };
+            // Reports first: a child's AfterFork was sent before its exit.
+            self.read_reports();
             let ended = match status {
                 WaitStatus::Exited(pid, code) => Some((pid.as_raw(), ExitStatus::Code(code))),
                 WaitStatus::Signaled(pid, sig, _) => Some((pid.as_raw(), ExitStatus::Signal(sig as i32))),

@@ -1,0 +1,136 @@
+//! Shared by the `launcher_*` tests (included with `#[path]`): run the
+//! release `plex-pg-launcher` with a bounded wait, capture its output and
+//! read its event log back. Compiled on its own too, as a test binary with
+//! no tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use plex_pg_launcher::events::{self, Value};
+use plex_pg_tests::{artifact, TempDir};
+
+/// A finished launcher run.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub events: Vec<Value>,
+    pub elapsed: Duration,
+    /// The run's directory, kept until the run is dropped.
+    pub dir: TempDir,
+}
+
+impl Run {
+    /// Events named `name`.
+    pub fn events(&self, name: &str) -> Vec<&Value> {
+        self.events.iter().filter(|e| e["event"] == name).collect()
+    }
+
+    /// The one event named `name` about `pid`.
+    pub fn event_for(&self, name: &str, pid: i64) -> &Value {
+        let found: Vec<&Value> = self.events(name).into_iter().filter(|e| e["pid"] == pid).collect();
+        assert_eq!(found.len(), 1, "expected one {name} event for pid {pid}, got {found:?}\n{}", self.dump());
+        found[0]
+    }
+
+    /// The value of a `key: value` line printed by fork-probe.
+    pub fn said(&self, key: &str) -> Option<&str> {
+        self.stdout.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
+    }
+
+    pub fn dump(&self) -> String {
+        format!(
+            "exit {:?} after {:?}\n--- stdout\n{}--- stderr\n{}--- events\n{}",
+            self.code,
+            self.elapsed,
+            self.stdout,
+            self.stderr,
+            self.events.iter().map(|e| format!("{e}\n")).collect::<String>()
+        )
+    }
+
+    pub fn summary(&self) -> &Value {
+        let s = self.events("summary");
+        assert_eq!(s.len(), 1, "one summary expected\n{}", self.dump());
+        s[0]
+    }
+}
+
+/// A launcher command line to build on, with the event log in `dir` and
+/// the release shim preloaded.
+pub struct Launcher {
+    pub cmd: Command,
+    pub dir: TempDir,
+    /// Passed as `--shim`; the release shim unless a test changes it.
+    pub shim: PathBuf,
+}
+
+impl Launcher {
+    pub fn new() -> Launcher {
+        let dir = TempDir::new("launcher-test");
+        let mut cmd = Command::new(artifact("plex-pg-launcher"));
+        cmd.arg("--events").arg(dir.path().join("events.jsonl"));
+        // No configuration file of the machine may leak in.
+        cmd.env("PLEX_PG_CONFIG", "/dev/null");
+        cmd.env_remove("PLEX_PG_SUPERVISOR");
+        Launcher { cmd, dir, shim: plex_pg_tests::shim() }
+    }
+
+    pub fn events_path(&self) -> PathBuf {
+        self.dir.path().join("events.jsonl")
+    }
+
+    /// Start it; `between` runs while it is running (to send signals).
+    pub fn run_with(mut self, command: &[&str], limit: Duration, between: impl FnOnce(u32)) -> Run {
+        self.cmd.arg("--shim").arg(&self.shim).arg("--").args(command);
+        let out = self.dir.path().join("stdout");
+        let err = self.dir.path().join("stderr");
+        self.cmd
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap());
+        let start = Instant::now();
+        let mut child = self.cmd.spawn().expect("start plex-pg-launcher");
+        between(child.id());
+        let code = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status.code();
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "plex-pg-launcher did not exit within {limit:?}\n--- stderr\n{}",
+                    std::fs::read_to_string(&err).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let elapsed = start.elapsed();
+        let events = if self.events_path().exists() { events::read(&self.events_path()).unwrap() } else { Vec::new() };
+        Run {
+            code,
+            stdout: std::fs::read_to_string(&out).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&err).unwrap_or_default(),
+            events,
+            elapsed,
+            dir: self.dir,
+        }
+    }
+
+    pub fn run(self, command: &[&str], limit: Duration) -> Run {
+        self.run_with(command, limit, |_| {})
+    }
+}
+
+/// fork-probe, the stand-in for the shim's side.
+pub fn probe() -> String {
+    artifact("fork-probe").display().to_string()
+}
+
+/// Wait (bounded) until `path` exists.
+pub fn wait_for_file(path: &Path, limit: Duration) -> bool {
+    plex_pg_tests::cluster::wait_until(limit, || path.exists())
+}
