@@ -147,3 +147,134 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// What a bounded run of a command gave.
+#[derive(Debug)]
+pub struct Run {
+    /// None when the command was killed at the timeout.
+    pub code: Option<i32>,
+    pub timed_out: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with everything the command printed unless it exited 0.
+    pub fn assert_ok(&self) -> &Self {
+        assert!(
+            self.code == Some(0),
+            "command failed (code {:?}, timed out: {}):\n--- stdout\n{}\n--- stderr\n{}",
+            self.code,
+            self.timed_out,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Run `cmd` to completion, killing it (and its process group) after
+/// `timeout`. Output is collected by threads, so a chatty command cannot
+/// block on a full pipe.
+pub fn run(cmd: &mut std::process::Command, timeout: std::time::Duration) -> Run {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if std::time::Instant::now() >= deadline {
+            timed_out = true;
+            // SAFETY: signalling the process group we created.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Run {
+        code: status.and_then(|s| s.code()),
+        timed_out,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    }
+}
+
+/// A Python helper script of the tests: `tests/python/<name>`.
+pub fn python_script(name: &str) -> PathBuf {
+    workspace_root().join("tests/python").join(name)
+}
+
+/// `python3 <script> <args>` with the shim preloaded and pointed at the
+/// test server, library schema `schema`.
+pub fn python_with_shim(script: &str, schema: &str, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(python_script(script)).args(args).envs(pg().env(schema)).env("LD_PRELOAD", shim());
+    cmd
+}
+
+/// A fresh schema with the given tables (PostgreSQL DDL), made with psql.
+pub fn schema_with(prefix: &str, ddl: &str) -> String {
+    let schema = unique_name(prefix);
+    pg().psql(&format!("CREATE SCHEMA {schema}; SET search_path = {schema}; {ddl}"));
+    schema
+}
+
+/// Stands in for the launcher's socket: collects the shim's reports.
+pub struct ReportSink {
+    pub path: PathBuf,
+    _dir: TempDir,
+    messages: std::sync::Arc<Mutex<Vec<plex_pg_config::report::Message>>>,
+}
+
+impl ReportSink {
+    pub fn new() -> ReportSink {
+        let dir = TempDir::new("reports");
+        let path = dir.path().join("supervisor.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind report socket");
+        let messages = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = messages.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; plex_pg_config::report::MAX_DATAGRAM];
+            while let Ok(n) = socket.recv(&mut buf) {
+                if let Ok(m) = plex_pg_config::report::decode(&buf[..n]) {
+                    sink.lock().unwrap().push(m);
+                }
+            }
+        });
+        ReportSink { path, _dir: dir, messages }
+    }
+
+    /// Every report received so far.
+    pub fn messages(&self) -> Vec<plex_pg_config::report::Message> {
+        self.messages.lock().unwrap().clone()
+    }
+}
+
+impl Default for ReportSink {
+    fn default() -> Self {
+        Self::new()
+    }
+}

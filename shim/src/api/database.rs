@@ -77,9 +77,10 @@ unsafe fn open(filename: *const c_char, out: *mut *mut sqlite3, flags: c_int, vf
     let schema_id = rt.schema_id(&schema);
     let db = Arc::new(RoutedDb::new(mem, path.clone(), schema.clone(), schema_id, rt.pool.generation()));
     rt.register_db(db.clone());
+    // A configuration error was logged once, when the runtime was made.
     let checked = match &rt.init_error {
         Some(e) => Err(e.clone()),
-        None => check_reachable(&db, rt),
+        None => check_reachable(&db, rt).inspect_err(|e| tracing::error!("cannot open {path} on PostgreSQL: {}", e.message)),
     };
     let mut st = db.state.lock();
     match checked {
@@ -89,7 +90,6 @@ unsafe fn open(filename: *const c_char, out: *mut *mut sqlite3, flags: c_int, vf
             SQLITE_OK
         }
         Err(e) => {
-            tracing::error!("cannot open {path} on PostgreSQL: {}", e.message);
             let e = Error::new(SQLITE_CANTOPEN, e.message);
             st.fail(&e)
         }
