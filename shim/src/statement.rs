@@ -51,6 +51,10 @@ pub struct RoutedStmt {
     pub last_error: c_int,
     /// `sqlite3_stmt_status` counters, by op code.
     pub status: [c_int; 8],
+    /// Finalized, kept for reuse. Its real statement still exists (and
+    /// `sqlite3_next_stmt` can show it): every call on it but finalize is
+    /// misuse.
+    pub spare: bool,
 }
 
 // SAFETY: used by one thread at a time, as SQLite requires of statements;
@@ -76,6 +80,7 @@ impl RoutedStmt {
             row: Vec::new(),
             last_error: SQLITE_OK,
             status: [0; 8],
+            spare: false,
         }
     }
 
@@ -89,6 +94,7 @@ impl RoutedStmt {
         self.row.clear();
         self.last_error = SQLITE_OK;
         self.status = [0; 8];
+        self.spare = false;
     }
 
     /// `sqlite3_stmt_busy`: stepped at least once and not finished.
@@ -115,6 +121,9 @@ impl RoutedStmt {
     /// `sqlite3_step`.
     pub fn step(&mut self, rt: &'static Runtime) -> c_int {
         let db = self.db.clone();
+        if self.spare {
+            return db.state.lock().fail(&Error::misuse("statement used after sqlite3_finalize"));
+        }
         if let Err(e) = crate::fork::ensure_own_pool(rt) {
             return db.state.lock().fail(&e);
         }
@@ -604,6 +613,9 @@ pub fn create(db: &Arc<RoutedDb>, rt: &'static Runtime, text: &str) -> Result<*m
 /// # Safety
 /// `stmt` must come from [`create`] and not be finalized yet.
 pub unsafe fn finalize(stmt: *mut RoutedStmt) -> c_int {
+    if (*stmt).spare {
+        return finalize_spare(stmt);
+    }
     let mut shell = Box::from_raw(stmt);
     let db = shell.db.clone();
     let mut st = db.state.lock();
@@ -616,6 +628,7 @@ pub unsafe fn finalize(stmt: *mut RoutedStmt) -> c_int {
     } else {
         shell.binds.clear();
         shell.row.clear();
+        shell.spare = true;
         st.spare.push(shell);
     }
     if st.zombie && st.live_statements == 0 {
@@ -625,4 +638,16 @@ pub unsafe fn finalize(stmt: *mut RoutedStmt) -> c_int {
         }
     }
     rc
+}
+
+/// A client finalizing a spare shell it found with `sqlite3_next_stmt`
+/// (some do, before closing): take it out of the spares, free it.
+unsafe fn finalize_spare(stmt: *mut RoutedStmt) -> c_int {
+    let db = (*stmt).db.clone();
+    let mut st = db.state.lock();
+    if let Some(i) = st.spare.iter().position(|s| std::ptr::eq(&**s, stmt)) {
+        let shell = st.spare.swap_remove(i);
+        crate::real::sqlite3_finalize(shell.dummy);
+    }
+    SQLITE_OK
 }

@@ -143,3 +143,42 @@ fn inert_in_a_process_that_never_opens_a_library_database() {
     assert_eq!(got["sockets"], 0, "no connection made");
     assert_eq!(out.stderr, "", "nothing logged");
 }
+
+#[test]
+fn c_api_calls_python_never_makes() {
+    let schema = schema_with("capi", ITEMS);
+    pg().psql(&format!("INSERT INTO {schema}.items (id, title) VALUES (1, 'one'), (2, 'two')"));
+    let dir = TempDir::new("capi");
+    let out = run(&mut python_with_shim("capi.py", &schema, &[&library(&dir)]), LIMIT);
+    out.assert_ok();
+    let v = json_out(&out.stdout);
+    assert_eq!(v["open"], 0);
+    assert_eq!(v["busy_timeout_on_routed_handle"], 0, "unexported calls are safe on routed handles");
+    assert_eq!(v["prepare"], 0);
+    assert_eq!(v["tail"], " SELECT 2");
+    assert_eq!(v["params"], json!([1, ":id", 1, 0]), "a repeated name is one parameter");
+    assert_eq!(v["readonly"], 1);
+    assert_eq!(v["columns"], json!(["id", "title"]));
+    assert_eq!(v["expanded"], "SELECT id, title FROM items WHERE id = 1 OR id = 1 + 100");
+    assert_eq!(v["sql"], "SELECT id, title FROM items WHERE id = :id OR id = :id + 100");
+    assert_eq!(v["db_handle_matches"], true);
+    assert_eq!(v["step"], 100);
+    assert_eq!(v["busy_while_reading"], 1);
+    assert_eq!(v["value"], json!([3, "one", "one"]));
+    assert_eq!(v["bind_value"], 0);
+    assert_eq!(v["bound_back"], "one");
+    assert_eq!(v["done"], 101);
+    assert_eq!(v["status_run"], 1);
+    assert_eq!(v["close_busy"], 5, "SQLITE_BUSY with a statement alive");
+    assert_eq!(v["close_busy_msg"], "unable to close due to unfinalized statements or unfinished backups");
+    assert_eq!(v["prepare16"], 0);
+    assert_eq!(v["utf16_text"], "éone");
+    assert_eq!(v["get_table"], 0);
+    assert_eq!(v["table"], json!([2, 2, "id", "title", "1", "one", "2", "two"]));
+    assert_eq!(v["exec"], 0);
+    assert_eq!(v["exec_rows"], json!([{"id": "1", "note": "e"}]));
+    assert_eq!(v["exec_error"], 1);
+    assert!(v["exec_errmsg"].as_str().unwrap().contains("syntax error"), "{v}");
+    assert!(v["next_stmt_finalized"].as_u64().unwrap() >= 1, "the reused shells are visible and finalizable");
+    assert_eq!(v["close"], 0);
+}

@@ -99,3 +99,42 @@ fn without_the_fork_handler_the_parent_query_breaks() {
     assert!(out.stdout.contains("\"complete\": true"), "{}", out.stdout);
     assert!(out.stdout.contains(&format!("\"child_count\": {ROWS}")), "{}", out.stdout);
 }
+
+#[test]
+fn reports_announce_the_process_and_every_connection() {
+    let sink = ReportSink::new();
+    let dir = TempDir::new("reports");
+    let db = dir.path().join("com.plexapp.plugins.library.db").display().to_string();
+    // pool.size 0: a connection is closed as soon as it is released.
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(plex_pg_tests::python_script("attempt.py"))
+        .args([db.as_str(), "SELECT 1", "SELECT 2"])
+        .envs(plex_pg_tests::pg().env("reports"))
+        .env("LD_PRELOAD", plex_pg_tests::shim())
+        .env("PLEX_PG_POOL_SIZE", "0")
+        .env("PLEX_PG_SUPERVISOR", &sink.path);
+    run(&mut cmd, Duration::from_secs(60)).assert_ok();
+    std::thread::sleep(Duration::from_millis(200));
+    let reports = sink.messages();
+    let hellos: Vec<_> = reports.iter().filter(|m| matches!(m, Message::Hello { .. })).collect();
+    assert_eq!(hellos.len(), 1, "{reports:?}");
+    let Message::Hello { pool_capacity, fork_handler, shim_version, .. } = hellos[0] else { unreachable!() };
+    assert_eq!((*pool_capacity, *fork_handler), (32, true));
+    assert_eq!(shim_version, env!("CARGO_PKG_VERSION"));
+    let connected: Vec<(i32, u64)> = reports
+        .iter()
+        .filter_map(|m| match m {
+            Message::Connected { fd, inode, .. } => Some((*fd, *inode)),
+            _ => None,
+        })
+        .collect();
+    let closed: Vec<(i32, u64)> = reports
+        .iter()
+        .filter_map(|m| match m {
+            Message::Closed { fd, inode, .. } => Some((*fd, *inode)),
+            _ => None,
+        })
+        .collect();
+    assert!(connected.len() >= 2, "open check + two statements: {reports:?}");
+    assert_eq!(connected, closed, "every connection opened was reported closed, with the same fd and inode");
+}
