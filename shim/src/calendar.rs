@@ -31,6 +31,7 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(10_957), (2000, 1, 1));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        assert_eq!(datetime(1_796_000_000), "2026-11-29 01:33:20");
+        // `date -u -d @1796000000`
+        assert_eq!(datetime(1_796_000_000), "2026-11-30 00:53:20");
     }
 }
