@@ -165,6 +165,7 @@ impl DbState {
 
     /// The handle's connection, taking one from the pool if it has none.
     pub fn conn(&mut self, db: &RoutedDb, rt: &'static Runtime) -> Result<&mut PgConn> {
+        crate::fork::ensure_own_pool(rt)?;
         self.forget_if_inherited(rt);
         if self.lease.as_mut().and_then(|l| l.conn()).is_none() {
             if self.tx.is_some() {

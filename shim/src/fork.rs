@@ -22,13 +22,30 @@
 use crate::error::{Error, Result};
 use crate::runtime::{self, Runtime};
 use crate::sys::SQLITE_MISUSE;
-use plex_pg_config::report::{FdRole, HarmlessFd, MAX_REPORTED_FDS};
+use plex_pg_config::report::{HarmlessFd, MAX_REPORTED_FDS};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
 
 static HANDLER_ON: AtomicBool = AtomicBool::new(true);
 static HARMLESS_FD: AtomicI32 = AtomicI32::new(-1);
 static OWNER_PID: AtomicI32 = AtomicI32::new(0);
 static WIPE_PAGE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+/// How long the last child handler took, in nanoseconds (for benchmarks).
+static LAST_HANDLER_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Nanoseconds the last run of the child's fork handler took in this
+/// process (0 if it never ran). A diagnostic for `bench/`: call it from a
+/// forked child through `dlsym`.
+#[no_mangle]
+pub extern "C" fn plex_pg_last_fork_handler_ns() -> u64 {
+    LAST_HANDLER_NS.load(Ordering::Relaxed)
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime is async-signal-safe.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
 
 /// Register the handlers; from the library's constructor. Cheap, and the
 /// handlers do nothing until a routed database is opened.
@@ -93,6 +110,7 @@ extern "C" fn parent() {
 
 extern "C" fn child() {
     let Some(rt) = runtime::get() else { return };
+    let started = monotonic_ns();
     if handler_on() {
         // SAFETY: only this thread exists in the child.
         for db in unsafe { rt.dbs_in_child() } {
@@ -103,12 +121,17 @@ extern "C" fn child() {
     for lock in rt.fork_locks() {
         lock.reset_in_child();
     }
+    LAST_HANDLER_NS.store(monotonic_ns() - started, Ordering::Relaxed);
 }
 
 /// Empty the pool as the child's handler does, and report it.
 fn empty_pool(rt: &Runtime) {
-    let mut done = [HarmlessFd { fd: -1, role: FdRole::Socket, inode: 0 }; MAX_REPORTED_FDS];
+    // Not zero-filled: only the entries written are read, and filling 12 KiB
+    // of stack would copy three pages in the child for nothing.
+    let mut done = [std::mem::MaybeUninit::<HarmlessFd>::uninit(); MAX_REPORTED_FDS];
     let n = rt.pool.reset_in_child(HARMLESS_FD.load(Ordering::Acquire), &mut done);
+    // SAFETY: reset_in_child initialized the first n entries.
+    let done = unsafe { std::slice::from_raw_parts(done.as_ptr() as *const HarmlessFd, n) };
     // SAFETY: getpid is async-signal-safe.
     OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Release);
     let page = WIPE_PAGE.load(Ordering::Acquire);
@@ -116,7 +139,7 @@ fn empty_pool(rt: &Runtime) {
         // SAFETY: our mapped page.
         unsafe { page.write_volatile(1) };
     }
-    rt.reporter.after_fork(rt.pool.generation(), rt.pool.open_count(), &done[..n]);
+    rt.reporter.after_fork(rt.pool.generation(), rt.pool.open_count(), done);
 }
 
 /// Before a routed database is used: make sure the pool belongs to this

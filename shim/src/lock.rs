@@ -52,10 +52,13 @@ impl RawLock {
         }
     }
 
-    /// In a forked child only: forget whoever held the lock. One atomic
-    /// store, async-signal-safe.
+    /// In a forked child only: forget whoever held the lock. Async-signal
+    /// safe. A free lock is only read: writing would copy its page in the
+    /// child (a copy-on-write fault costs microseconds).
     pub fn reset_in_child(&self) {
-        self.word.store(UNLOCKED, Ordering::Release);
+        if self.word.load(Ordering::Relaxed) != UNLOCKED {
+            self.word.store(UNLOCKED, Ordering::Release);
+        }
     }
 }
 

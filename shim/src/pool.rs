@@ -37,6 +37,8 @@ struct Slot {
     conn: AtomicPtr<PgConn>,
     socket: SocketRecord,
     schema: AtomicU32,
+    /// When the connection was last released (ms on the monotonic clock).
+    released_at: AtomicU64,
 }
 
 impl Slot {
@@ -46,6 +48,7 @@ impl Slot {
             conn: AtomicPtr::new(std::ptr::null_mut()),
             socket: SocketRecord::new(),
             schema: AtomicU32::new(0),
+            released_at: AtomicU64::new(0),
         }
     }
 }
@@ -56,6 +59,8 @@ pub struct Pool {
     generation: AtomicU64,
     /// Bumped on every release; waiters for a free slot sleep on it.
     released: AtomicU32,
+    /// Threads sleeping on `released` (a release wakes only when some are).
+    waiters: AtomicU32,
     settings: PoolSettings,
     postgres: Postgres,
     reporter: &'static Reporter,
@@ -104,6 +109,7 @@ impl Pool {
             lock: RawLock::new(),
             generation: AtomicU64::new(1),
             released: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
             settings,
             postgres,
             reporter,
@@ -183,7 +189,9 @@ impl Pool {
                             ),
                         ));
                     }
+                    self.waiters.fetch_add(1, Ordering::AcqRel);
                     futex_wait(&self.released, seen, Some(deadline - now));
+                    self.waiters.fetch_sub(1, Ordering::AcqRel);
                 }
             }
         }
@@ -211,9 +219,15 @@ impl Pool {
     }
 
     /// An idle connection is alive when its socket has nothing to read: a
-    /// server that shut down has sent an error and closed it.
+    /// server that shut down has sent an error and closed it. One released
+    /// in the last 100 ms is taken as alive without asking the kernel (a
+    /// restart that quick shows as one failed statement, then reconnects).
     fn alive(&self, slot: u32) -> bool {
-        let fd = self.slots[slot as usize].socket.fd.load(Ordering::Acquire);
+        let s = &self.slots[slot as usize];
+        if now_ms().saturating_sub(s.released_at.load(Ordering::Relaxed)) < 100 {
+            return true;
+        }
+        let fd = s.socket.fd.load(Ordering::Acquire);
         let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
         // SAFETY: polling one valid pollfd without waiting.
         let n = unsafe { libc::poll(&mut pfd, 1, 0) };
@@ -303,6 +317,7 @@ impl Pool {
         let idle = self.slots.iter().filter(|s| s.state.load(Ordering::Relaxed) == IDLE).count() as u32;
         let close = broken || idle >= self.settings.size;
         if !close {
+            s.released_at.store(now_ms(), Ordering::Relaxed);
             s.state.store(IDLE, Ordering::Release);
         }
         self.lock.unlock();
@@ -343,8 +358,10 @@ impl Pool {
     }
 
     fn wake(&self) {
-        self.released.fetch_add(1, Ordering::Release);
-        futex_wake(&self.released, i32::MAX);
+        self.released.fetch_add(1, Ordering::AcqRel);
+        if self.waiters.load(Ordering::Acquire) > 0 {
+            futex_wake(&self.released, i32::MAX);
+        }
     }
 
     /// In a forked child, with no other thread alive: forget every
@@ -353,7 +370,7 @@ impl Pool {
     /// it did in `out`; returns how many entries it filled.
     ///
     /// Async-signal-safe: atomics and `dup3` only, no allocation.
-    pub fn reset_in_child(&self, harmless_fd: RawFd, out: &mut [HarmlessFd]) -> usize {
+    pub fn reset_in_child(&self, harmless_fd: RawFd, out: &mut [std::mem::MaybeUninit<HarmlessFd>]) -> usize {
         let mut n = 0;
         for s in self.slots.iter() {
             if s.state.load(Ordering::Acquire) == FREE {
@@ -367,7 +384,7 @@ impl Pool {
                 // SAFETY: dup3 is async-signal-safe; both fds are ours.
                 unsafe { libc::dup3(harmless_fd, fd, libc::O_CLOEXEC) };
                 if n < out.len() {
-                    out[n] = HarmlessFd { fd, role: FdRole::Socket, inode };
+                    out[n].write(HarmlessFd { fd, role: FdRole::Socket, inode });
                     n += 1;
                 }
             }
@@ -378,6 +395,14 @@ impl Pool {
         self.lock.reset_in_child();
         n
     }
+}
+
+/// Milliseconds on the monotonic clock (a vDSO call, no syscall).
+fn now_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: filling a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
 enum Choice {

@@ -71,6 +71,9 @@ impl Reporter {
 
     /// From the child's fork handler: async-signal-safe.
     pub fn after_fork(&self, generation: u64, slots_in_use: u32, harmless: &[HarmlessFd]) {
+        if !self.is_connected() {
+            return;
+        }
         let mut buf = [0u8; MAX_DATAGRAM];
         let (pid, ppid) = ids();
         if let Some(n) = report::encode_after_fork(&mut buf, pid, ppid, generation, slots_in_use, harmless) {

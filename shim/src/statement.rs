@@ -124,9 +124,6 @@ impl RoutedStmt {
         if self.spare {
             return db.state.lock().fail(&Error::misuse("statement used after sqlite3_finalize"));
         }
-        if let Err(e) = crate::fork::ensure_own_pool(rt) {
-            return db.state.lock().fail(&e);
-        }
         let mut st = db.state.lock();
         let result = self.step_locked(&db, &mut st, rt);
         match result {
@@ -487,6 +484,7 @@ pub fn plan(db: &RoutedDb, st: &mut DbState, rt: &'static Runtime, sql: &str) ->
         st.put_aside_active()?;
         st.conn(db, rt)?
     } else {
+        crate::fork::ensure_own_pool(rt)?;
         let lease = temporary.insert(rt.pool.acquire(db.schema_id, &db.schema)?);
         let conn = lease.conn().ok_or_else(|| Error::new(SQLITE_IOERR, "pool lease is stale"))?;
         rt.ensure_schema(db.schema_id, conn)?;
@@ -565,7 +563,6 @@ impl translate::Catalog for ConnCatalog<'_> {
 /// Prepare `text` (one statement) on a routed database: plan it, and give
 /// it a real statement to stand for it (a spare one when there is).
 pub fn create(db: &Arc<RoutedDb>, rt: &'static Runtime, text: &str) -> Result<*mut RoutedStmt> {
-    crate::fork::ensure_own_pool(rt)?;
     let mut st = db.state.lock();
     st.forget_if_inherited(rt);
     let made = (|| {

@@ -63,15 +63,18 @@ pub fn block_on<F: Future>(
     let mut fut = pin!(fut);
     loop {
         flag.0.store(false, Ordering::Release);
+        // The future first: the next row of a result is usually already
+        // received, and then the connection need not be touched at all
+        // (no syscall per row).
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return Ok(v);
+        }
         if let Poll::Ready(end) = pump.pump(&mut cx) {
             // The future may still complete from what was already received.
             if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
                 return Ok(v);
             }
             return Err(Stop::ConnectionEnded(end.err()));
-        }
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return Ok(v);
         }
         if flag.0.load(Ordering::Acquire) {
             continue;
