@@ -21,7 +21,43 @@
 //!   functions the translated SQL relies on); [`DECLTYPE_QUERY`] tells the
 //!   runtime a column's declared SQLite type.
 
+mod affinity;
+mod bootstrap;
+mod catalog;
+mod collation;
+mod construct;
+mod ddl;
+mod dialect;
+mod dml;
+mod expr;
+mod fts;
+mod functions;
+mod kinds;
+mod literals;
+mod names;
+mod params;
+mod pragma;
+mod query;
+mod schema_table;
+mod schema_text;
+mod scope;
+mod transaction;
+mod trigger;
+mod truth;
+mod virtual_table;
+
+use sqlparser::ast::Statement;
+
 use crate::value::Value;
+use catalog::Schema;
+use dialect::Source;
+use params::Parameters;
+
+pub use bootstrap::{bootstrap_sql, BOOTSTRAP_VERSION, DECLTYPE_QUERY};
+
+/// The SQLite version whose behaviour the translation follows (what
+/// `sqlite_version()` answers).
+pub const SQLITE_VERSION: &str = "3.40.1";
 
 /// The result of translating one SQLite statement.
 #[derive(Clone, Debug, PartialEq)]
@@ -100,165 +136,168 @@ pub struct Error {
     pub message: String,
 }
 
+impl Error {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Error {
+        Error { message: message.into() }
+    }
+}
+
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-/// Bumped whenever [`bootstrap_sql`] changes, so every schema gets the new
-/// helper functions once.
-pub const BOOTSTRAP_VERSION: &str = "1";
-
-/// Statements run once per schema (inside a transaction, under an advisory
-/// lock, with `search_path` set to the schema) before any translated SQL.
-pub fn bootstrap_sql(_schema: &str) -> Vec<String> {
-    Vec::new()
-}
-
-/// A column's declared SQLite type, for `sqlite3_column_decltype`: `$1` is
-/// the table's oid (`oid`), `$2` the column's number (`int2`); zero or one
-/// row of one text column.
-pub const DECLTYPE_QUERY: &str =
-    "SELECT NULL::text WHERE $1::oid IS NULL AND $2::int2 IS NULL";
-
 /// Translate one SQLite statement (without its trailing `;`).
-pub fn translate(sql: &str, _catalog: &mut dyn Catalog) -> Result<Translation, Error> {
-    let (text, params, args) = placeholders(sql)?;
-    let words: Vec<String> = text
-        .split(|c: char| c.is_whitespace() || c == ';' || c == '(')
-        .filter(|w| !w.is_empty())
-        .take(3)
-        .map(|w| w.to_ascii_uppercase())
-        .collect();
-    let first = words.first().map(String::as_str).unwrap_or("");
-    let tx = |c: TxControl| Ok(Translation { action: Action::Transaction(c), params: vec![], readonly: true, changes_schema: false });
-    match first {
-        "BEGIN" => return tx(TxControl::Begin),
-        "COMMIT" | "END" => return tx(TxControl::Commit),
-        "ROLLBACK" if words.get(1).map(String::as_str) == Some("TO") => {
-            let name = words.last().unwrap().to_string();
-            return tx(TxControl::RollbackTo(name));
-        }
-        "ROLLBACK" => return tx(TxControl::Rollback),
-        "SAVEPOINT" => return tx(TxControl::Savepoint(words.get(1).cloned().unwrap_or_default())),
-        "RELEASE" => return tx(TxControl::Release(words.last().cloned().unwrap_or_default())),
-        "PRAGMA" | "VACUUM" | "ANALYZE" | "REINDEX" => {
-            return Ok(Translation {
-                action: Action::Constant { columns: vec![], rows: vec![] },
-                params,
-                readonly: true,
-                changes_schema: false,
-            })
-        }
-        _ => {}
+pub fn translate(sql: &str, catalog: &mut dyn Catalog) -> Result<Translation, Error> {
+    let source = Source::new(sql)?;
+    let mut schema = Schema::new(catalog);
+    let first = source.first_word();
+    if first.is_empty() {
+        return Ok(Plan::no_op().finish(vec![]));
     }
-    let is_select = matches!(first, "SELECT" | "WITH" | "VALUES");
-    let is_insert = matches!(first, "INSERT");
-    let ddl = matches!(first, "CREATE" | "DROP" | "ALTER");
-    Ok(Translation {
-        action: Action::Run(vec![PgStatement {
-            sql: text,
-            args,
-            yields_rows: is_select,
-            counts_changes: matches!(first, "INSERT" | "UPDATE" | "DELETE"),
-            rowid_column: is_insert && false,
-        }]),
-        params,
-        readonly: is_select,
-        changes_schema: ddl,
-    })
+    if first == "PRAGMA" {
+        return Ok(pragma::translate(&source, &mut schema)?.finish(vec![]));
+    }
+    if first == "REINDEX" {
+        return Ok(Plan::no_op().finish(vec![]));
+    }
+    if first == "CREATE" && virtual_table::is_create_virtual(&source) {
+        return Ok(virtual_table::create(&source, &mut schema)?.finish(vec![]));
+    }
+    let params = Parameters::from_source(&source)?;
+    let mut statement = source.parse()?;
+    if matches!(statement, Statement::CreateTrigger(_)) && !params.names.is_empty() {
+        return Err(Error::new("parameters are not allowed in a trigger"));
+    }
+    params.canonicalize(&mut statement)?;
+    names::normalize(&mut statement);
+    let mut cx = Context { source: &source, schema, trigger_scope: None };
+    let plan = translate_statement(statement, &mut cx)?;
+    Ok(plan.finish(params.names))
 }
 
-/// Rewrite SQLite placeholders to `$n`: returns the text, SQLite's
-/// parameter names by index, and for each `$n` the SQLite index feeding it.
-fn placeholders(sql: &str) -> Result<(String, Vec<Option<String>>, Vec<usize>), Error> {
-    let b = sql.as_bytes();
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut params: Vec<Option<String>> = Vec::new();
-    let mut args: Vec<usize> = Vec::new();
-    let mut i = 0;
-    let mut copied = 0;
-    while i < b.len() {
-        match b[i] {
-            q @ (b'\'' | b'"' | b'`') => {
-                i += 1;
-                while i < b.len() {
-                    if b[i] == q {
-                        if b.get(i + 1) == Some(&q) {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
-                    i += 1;
-                }
-                i += 2;
-            }
-            c @ (b'?' | b':' | b'@' | b'$') => {
-                let start = i;
-                i += 1;
-                let name_start = i;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
-                    i += 1;
-                }
-                let name = &sql[name_start..i];
-                if c != b'?' && name.is_empty() {
-                    continue;
-                }
-                let index = if c == b'?' {
-                    if name.is_empty() {
-                        params.push(None);
-                        params.len() - 1
-                    } else {
-                        let n: usize = name.parse().map_err(|_| Error { message: format!("bad parameter ?{name}") })?;
-                        if n == 0 || n > 32766 {
-                            return Err(Error { message: format!("variable number must be between ?1 and ?32766") });
-                        }
-                        while params.len() < n {
-                            params.push(None);
-                        }
-                        params[n - 1] = Some(format!("?{n}"));
-                        n - 1
-                    }
-                } else {
-                    let full = &sql[start..i];
-                    match params.iter().position(|p| p.as_deref() == Some(full)) {
-                        Some(p) => p,
-                        None => {
-                            params.push(Some(full.to_string()));
-                            params.len() - 1
-                        }
-                    }
-                };
-                out.push_str(&sql[copied..start]);
-                let k = match args.iter().position(|&a| a == index) {
-                    Some(k) => k + 1,
-                    None => {
-                        args.push(index);
-                        args.len()
-                    }
-                };
-                out.push('$');
-                out.push_str(&k.to_string());
-                copied = i;
-                continue;
-            }
-            _ => i += 1,
-        }
+/// What a statement's translation needs besides the statement.
+pub(crate) struct Context<'s, 'a, 'c> {
+    pub source: &'s Source<'a>,
+    pub schema: Schema<'c>,
+    /// Inside a trigger body: the `new` and `old` rows.
+    pub trigger_scope: Option<Vec<scope::ScopeTable>>,
+}
+
+fn translate_statement(statement: Statement, cx: &mut Context) -> Result<Plan, Error> {
+    match statement {
+        Statement::Query(_) => query::translate(statement, cx),
+        Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => dml::translate(statement, cx),
+        Statement::StartTransaction { .. }
+        | Statement::Commit { .. }
+        | Statement::Rollback { .. }
+        | Statement::Savepoint { .. }
+        | Statement::ReleaseSavepoint { .. } => transaction::translate(&statement),
+        Statement::CreateTrigger(_) | Statement::DropTrigger(_) => trigger::translate(statement, cx),
+        Statement::Vacuum(_) | Statement::Analyze(_) => Ok(Plan::no_op()),
+        Statement::CreateTable(_)
+        | Statement::CreateIndex(_)
+        | Statement::AlterTable(_)
+        | Statement::Drop { .. }
+        | Statement::CreateView(_) => ddl::translate(statement, cx),
+        other => Err(Error::new(format!("statement not supported: {}", first_words(&other.to_string())))),
     }
-    out.push_str(&sql[copied.min(sql.len())..]);
-    Ok((out, params, args))
+}
+
+/// The first words of a statement, to name it in an error.
+fn first_words(sql: &str) -> String {
+    sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// One PostgreSQL statement of a plan, before its parameters are numbered.
+pub(crate) struct Output {
+    pub sql: Sql,
+    pub yields_rows: bool,
+    pub counts_changes: bool,
+    pub rowid_column: bool,
+}
+
+/// A statement as a syntax tree (parameters to number) or as finished text.
+pub(crate) enum Sql {
+    Tree(Statement),
+    Text(String),
+}
+
+impl Output {
+    /// A statement run for its effect only.
+    pub fn effect(sql: Sql) -> Output {
+        Output { sql, yields_rows: false, counts_changes: false, rowid_column: false }
+    }
+    /// A statement whose rows are the result.
+    pub fn rows(sql: Sql) -> Output {
+        Output { sql, yields_rows: true, counts_changes: false, rowid_column: false }
+    }
+    /// Finished text run for its effect only.
+    pub fn text(sql: impl Into<String>) -> Output {
+        Output::effect(Sql::Text(sql.into()))
+    }
+}
+
+/// A translation before parameters are numbered.
+pub(crate) struct Plan {
+    pub action: PlanAction,
+    pub readonly: bool,
+    pub changes_schema: bool,
+}
+
+pub(crate) enum PlanAction {
+    Run(Vec<Output>),
+    Transaction(TxControl),
+    Constant { columns: Vec<String>, rows: Vec<Vec<Value>> },
+}
+
+impl Plan {
+    /// Nothing to do (a setting with no meaning on PostgreSQL).
+    pub fn no_op() -> Plan {
+        Plan::constant(vec![], vec![])
+    }
+    /// Rows answered without PostgreSQL.
+    pub fn constant(columns: Vec<String>, rows: Vec<Vec<Value>>) -> Plan {
+        Plan { action: PlanAction::Constant { columns, rows }, readonly: true, changes_schema: false }
+    }
+    /// Statements that read.
+    pub fn read(outputs: Vec<Output>) -> Plan {
+        Plan { action: PlanAction::Run(outputs), readonly: true, changes_schema: false }
+    }
+    /// Statements that write data.
+    pub fn write(outputs: Vec<Output>) -> Plan {
+        Plan { action: PlanAction::Run(outputs), readonly: false, changes_schema: false }
+    }
+    /// Statements that change the schema.
+    pub fn schema_change(outputs: Vec<Output>) -> Plan {
+        Plan { action: PlanAction::Run(outputs), readonly: false, changes_schema: true }
+    }
+
+    fn finish(self, params: Vec<Option<String>>) -> Translation {
+        let action = match self.action {
+            PlanAction::Run(outputs) => Action::Run(outputs.into_iter().map(render).collect()),
+            PlanAction::Transaction(t) => Action::Transaction(t),
+            PlanAction::Constant { columns, rows } => Action::Constant { columns, rows },
+        };
+        Translation { action, params, readonly: self.readonly, changes_schema: self.changes_schema }
+    }
+}
+
+fn render(output: Output) -> PgStatement {
+    let (sql, args) = match output.sql {
+        Sql::Tree(mut statement) => {
+            let args = params::to_postgres(&mut statement);
+            (statement.to_string(), args)
+        }
+        Sql::Text(text) => (text, vec![]),
+    };
+    PgStatement {
+        sql,
+        args,
+        yields_rows: output.yields_rows,
+        counts_changes: output.counts_changes,
+        rowid_column: output.rowid_column,
+    }
 }

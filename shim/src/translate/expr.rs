@@ -1,0 +1,313 @@
+//! Expression rewrites: SQLite's operators, literals, casts and
+//! collations as PostgreSQL expressions with the same meaning.
+//!
+//! [`rewrite_expressions`] walks a statement bottom-up (children first) and
+//! rewrites every expression in place:
+//!
+//! | SQLite | PostgreSQL |
+//! |--------|------------|
+//! | `a IS b`, `a IS NOT b` | `IS NOT DISTINCT FROM`, `IS DISTINCT FROM` |
+//! | `a \|\| b` | `CAST(a AS text) \|\| CAST(b AS text)` (NULL stays NULL) |
+//! | `a / b`, `a % b` | `a / NULLIF(b, 0)`: division by zero is NULL |
+//! | `a LIKE p [ESCAPE e]` | `CAST(a AS text) COLLATE "C" ILIKE p ESCAPE e` (ASCII-only case folding, no default escape) |
+//! | `a GLOB p` | `sqlite_glob(p, a)` |
+//! | `x IN ()` | `false` (`NOT IN ()` is `true`) |
+//! | `a -> p`, `a ->> p` | `sqlite_json_arrow(a, p)`, `sqlite_json_extract_value(a, p)` |
+//! | `CAST(x AS INTEGER/REAL/NUMERIC/BLOB)` | `sqlite_cast_*` (SQLite's lenient conversion) |
+//! | `x COLLATE NOCASE` | see `collation` |
+//! | conditions (`WHERE`, `AND`, `NOT`, `CASE WHEN`) | see `truth` |
+//!
+//! Function calls go through `functions`, literals through `literals`.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    BinaryOperator, CaseWhen, DataType, Expr, InTarget, Statement, TrimWhereField, UnaryOperator, Value, VisitMut, VisitorMut,
+};
+
+use super::affinity::{affinity, Affinity};
+use super::collation::postgres_collation;
+use super::construct::{as_text, binary_collated, bool_literal, call, cast, int_literal, object_name, text_literal};
+use super::dialect::Source;
+use super::functions::translate_call;
+use super::literals::{is_literal, loosen, loosen_all, translate_value};
+use super::kinds::is_text;
+use super::truth::{make_truth, truth};
+use super::Error;
+
+/// Rewrite every expression of `statement` (or of any visitable node).
+pub fn rewrite_expressions<V: VisitMut>(node: &mut V, source: &Source) -> Result<(), Error> {
+    let mut r = Rewriter { source, error: None };
+    let _ = node.visit(&mut r);
+    r.error.map_or(Ok(()), Err)
+}
+
+/// Rewrite one expression tree.
+pub fn rewrite_expr(expr: &mut Expr, source: &Source) -> Result<(), Error> {
+    let mut r = Rewriter { source, error: None };
+    let _ = expr.visit(&mut r);
+    r.error.map_or(Ok(()), Err)
+}
+
+struct Rewriter<'s, 'a> {
+    source: &'s Source<'a>,
+    error: Option<Error>,
+}
+
+impl VisitorMut for Rewriter<'_, '_> {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        match rewrite_one(expr, self.source) {
+            Ok(Some(new)) => {
+                *expr = new;
+                ControlFlow::Continue(())
+            }
+            Ok(None) => ControlFlow::Continue(()),
+            Err(e) => {
+                self.error = Some(e);
+                ControlFlow::Break(())
+            }
+        }
+    }
+
+    fn post_visit_statement(&mut self, statement: &mut Statement) -> ControlFlow<()> {
+        if let Statement::Query(q) = statement {
+            let _ = q;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The rewrite of one node whose children are already rewritten.
+fn rewrite_one(expr: &mut Expr, source: &Source) -> Result<Option<Expr>, Error> {
+    Ok(match expr {
+        Expr::Value(v) => {
+            let original = source.slice(v.span.start, v.span.end);
+            translate_value(&v.value, original)?
+        }
+        Expr::BinaryOp { left, op, right } => binary(take(left), op.clone(), take(right))?,
+        Expr::UnaryOp { op: UnaryOperator::Not, expr: inner } => {
+            make_truth(inner);
+            None
+        }
+        Expr::Like { negated, expr: value, pattern, escape_char, .. } => {
+            Some(sqlite_like(take(value), take(pattern), escape_char.take().map(|e| *e), *negated))
+        }
+        Expr::In { target: InTarget::List(list), negated, .. } if list.is_empty() => Some(bool_literal(*negated)),
+        Expr::In { expr: left, target: InTarget::List(list), .. } => {
+            if !is_literal(left) {
+                let items = std::mem::take(list);
+                *list = items.into_iter().map(loosen).collect();
+            }
+            None
+        }
+        Expr::In { target: InTarget::Table { name, .. }, .. } => {
+            return Err(Error::new(format!("IN {name} (a table without SELECT) is not supported")));
+        }
+        Expr::Between { expr: value, low, high, .. } => {
+            if !is_literal(value) {
+                **low = loosen(take(low));
+                **high = loosen(take(high));
+            }
+            None
+        }
+        Expr::Case { operand, conditions, else_result, .. } => {
+            case(operand.is_some(), conditions, else_result);
+            None
+        }
+        Expr::Function(f) => Some(translate_call(f)?),
+        Expr::Cast { expr: value, data_type, .. } => Some(sqlite_cast(take(value), data_type)?),
+        Expr::Collate { expr: value, collation } => {
+            let pg = postgres_collation(&collation.to_string())?;
+            Some(Expr::Collate { expr: Box::new(take(value)), collation: object_name(pg) })
+        }
+        Expr::Trim { expr: value, trim_where, trim_what, trim_characters } => {
+            let pg = match trim_where {
+                None | Some(TrimWhereField::Both) => "btrim",
+                Some(TrimWhereField::Leading) => "ltrim",
+                Some(TrimWhereField::Trailing) => "rtrim",
+            };
+            let mut args = vec![binary_collated(as_text(take(value)))];
+            if let Some(what) = trim_what.take() {
+                args.push(as_text(*what));
+            }
+            if let Some(chars) = trim_characters.take() {
+                args.extend(chars.into_iter().map(as_text));
+            }
+            Some(call(pg, args))
+        }
+        Expr::Substring { expr: value, substring_from, substring_for, .. } => {
+            let mut args = vec![as_text(take(value))];
+            args.extend(substring_from.take().map(|e| *e));
+            args.extend(substring_for.take().map(|e| *e));
+            Some(call("sqlite_substr", args))
+        }
+        Expr::ILike { .. } | Expr::SimilarTo { .. } | Expr::RLike { .. } => {
+            return Err(Error::new(format!("operator not in SQLite: {expr}")));
+        }
+        _ => None,
+    })
+}
+
+fn take(e: &mut Box<Expr>) -> Expr {
+    std::mem::replace(&mut **e, Expr::value(Value::Null))
+}
+
+fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Result<Option<Expr>, Error> {
+    let op_expr = |l: Expr, op: BinaryOperator, r: Expr| Expr::BinaryOp { left: Box::new(l), op, right: Box::new(r) };
+    Ok(Some(match op {
+        BinaryOperator::Eq
+        | BinaryOperator::NotEq
+        | BinaryOperator::Lt
+        | BinaryOperator::LtEq
+        | BinaryOperator::Gt
+        | BinaryOperator::GtEq => {
+            let (l, r) = loosen_pair(left, right);
+            op_expr(l, op, r)
+        }
+        BinaryOperator::Is => {
+            let (l, r) = loosen_pair(left, right);
+            Expr::IsNotDistinctFrom(Box::new(l), Box::new(r))
+        }
+        BinaryOperator::IsNot => {
+            let (l, r) = loosen_pair(left, right);
+            Expr::IsDistinctFrom(Box::new(l), Box::new(r))
+        }
+        BinaryOperator::StringConcat => op_expr(as_text(left), op, as_text(right)),
+        BinaryOperator::Divide | BinaryOperator::Modulo => {
+            op_expr(left, op, call("nullif", vec![right, int_literal(0)]))
+        }
+        BinaryOperator::Glob => call("sqlite_glob", vec![as_text(right), as_text(left)]),
+        BinaryOperator::And | BinaryOperator::Or => op_expr(truth(left), op, truth(right)),
+        BinaryOperator::Arrow => call("sqlite_json_arrow", vec![as_text(left), as_text(right)]),
+        BinaryOperator::LongArrow => call("sqlite_json_extract_value", vec![as_text(left), as_text(right)]),
+        BinaryOperator::Match => {
+            return Err(Error::new("unable to use function MATCH in the requested context"));
+        }
+        BinaryOperator::Regexp => return Err(Error::new("no such function: REGEXP")),
+        BinaryOperator::Plus
+        | BinaryOperator::Minus
+        | BinaryOperator::Multiply
+        | BinaryOperator::BitwiseAnd
+        | BinaryOperator::BitwiseOr
+        | BinaryOperator::PGBitwiseShiftLeft
+        | BinaryOperator::PGBitwiseShiftRight => op_expr(left, op, right),
+        other => return Err(Error::new(format!("operator {other} is not supported"))),
+    }))
+}
+
+/// Loosen an integer literal compared with a non-literal.
+fn loosen_pair(left: Expr, right: Expr) -> (Expr, Expr) {
+    match (is_literal(&left), is_literal(&right)) {
+        (true, false) => (loosen(left), right),
+        (false, true) => (left, loosen(right)),
+        _ => (left, right),
+    }
+}
+
+/// `value LIKE pattern [ESCAPE e]` with SQLite's meaning.
+pub fn sqlite_like(value: Expr, pattern: Expr, escape: Option<Expr>, negated: bool) -> Expr {
+    let escape = escape.unwrap_or_else(|| text_literal(""));
+    Expr::ILike {
+        negated,
+        any: false,
+        expr: Box::new(binary_collated(as_text(value))),
+        pattern: Box::new(as_text(pattern)),
+        escape_char: Some(Box::new(escape)),
+    }
+}
+
+/// `CASE WHEN condition THEN then ELSE otherwise END`.
+pub fn case_when(condition: Expr, then: Expr, otherwise: Expr) -> Expr {
+    let mut conditions = vec![CaseWhen { condition: truth(condition), result: then }];
+    let mut else_result = Some(Box::new(otherwise));
+    case(false, &mut conditions, &mut else_result);
+    Expr::Case {
+        case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        operand: None,
+        conditions,
+        else_result,
+    }
+}
+
+/// Conditions become truth values; results of mixed kinds are unified:
+/// integer literals loosen to the other results' type, and when some
+/// results are text and others are not, all become text.
+fn case(has_operand: bool, conditions: &mut [CaseWhen], else_result: &mut Option<Box<Expr>>) {
+    if !has_operand {
+        for c in conditions.iter_mut() {
+            make_truth(&mut c.condition);
+        }
+    }
+    let mut results: Vec<Expr> = conditions.iter().map(|c| c.result.clone()).collect();
+    if let Some(e) = else_result.as_deref() {
+        results.push(e.clone());
+    }
+    results = loosen_all(results);
+    let any_text = results.iter().any(is_text);
+    let all_text_or_null = results.iter().all(|r| is_text(r) || is_null(r));
+    if any_text && !all_text_or_null {
+        results = results.into_iter().map(|r| if is_null(&r) { r } else { as_text(r) }).collect();
+    }
+    let mut it = results.into_iter();
+    for c in conditions.iter_mut() {
+        c.result = it.next().expect("one result per condition");
+    }
+    if let Some(e) = else_result.as_deref_mut() {
+        *e = it.next().expect("the else result");
+    }
+}
+
+fn is_null(e: &Expr) -> bool {
+    matches!(e, Expr::Value(v) if v.value == Value::Null)
+}
+
+/// `CAST(x AS type)` with SQLite's conversion rules.
+fn sqlite_cast(value: Expr, data_type: &DataType) -> Result<Expr, Error> {
+    let declared = data_type.to_string();
+    Ok(match affinity(&declared) {
+        Affinity::Integer => call("sqlite_cast_integer", vec![value]),
+        Affinity::Real => call("sqlite_cast_real", vec![value]),
+        Affinity::Numeric => call("sqlite_cast_numeric", vec![value]),
+        Affinity::Text => cast(value, DataType::Text),
+        Affinity::Blob => call("sqlite_cast_blob", vec![value]),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> String {
+        let source = Source::new(sql).unwrap();
+        let mut st = source.parse().unwrap();
+        rewrite_expressions(&mut st, &source).unwrap();
+        st.to_string()
+    }
+
+    #[test]
+    fn operators_take_sqlite_meaning() {
+        assert_eq!(
+            rewritten("SELECT a IS b, a || 1, a / b FROM t"),
+            "SELECT \"a\" IS NOT DISTINCT FROM \"b\", CAST(\"a\" AS TEXT) || CAST(1 AS TEXT), \"a\" / nullif(\"b\", 0) FROM \"t\""
+        );
+        assert_eq!(
+            rewritten("SELECT * FROM t WHERE a LIKE 'x%' AND b IN () AND c = 5"),
+            "SELECT * FROM \"t\" WHERE CAST(\"a\" AS TEXT) COLLATE \"C\" ILIKE 'x%' ESCAPE '' AND false AND \"c\" = '5'"
+        );
+    }
+
+    #[test]
+    fn iif_with_mixed_results_unifies_to_text() {
+        let out = rewritten("SELECT iif(typeof(c) IN ('integer', 'real'), datetime(c, 'unixepoch'), c) FROM t");
+        assert!(out.contains("CASE WHEN sqlite_typeof(\"c\") IN ('integer', 'real') THEN sqlite_datetime(CAST(\"c\" AS TEXT), 'unixepoch') ELSE CAST(\"c\" AS TEXT) END"), "{out}");
+    }
+
+    #[test]
+    fn json_valid_in_where_becomes_a_truth_value() {
+        let out = rewritten("UPDATE t SET x = x ->> 'url' WHERE x IS NOT NULL and json_valid(x)");
+        assert!(out.ends_with("WHERE \"x\" IS NOT NULL AND sqlite_truth(sqlite_json_valid(CAST(\"x\" AS TEXT)))"), "{out}");
+    }
+}

@@ -1,0 +1,221 @@
+//! The faults the launcher must catch, each done by a forked child of the
+//! server (and one self-test of plex-sim's own checks):
+//!
+//! - `stale-handle`: the child runs a query on the parent's database handle
+//!   it inherited (the one whose hash query is half-read), through whatever
+//!   SQLite is loaded (the shim, under `LD_PRELOAD`).
+//! - `raw-write`: the child writes a PostgreSQL Query message straight onto an
+//!   inherited socket that plex-sim did not open itself (preferably one whose
+//!   peer is a PostgreSQL server).
+//! - `exit-after-failed-exec`: the child's `execve` fails and it leaves
+//!   through `exit()`, running the exit handlers, which close the sessions
+//!   it inherited.
+//! - `wrong-result`: a hash query's result is altered before its check, which
+//!   must then fail the run.
+
+use std::ffi::CStr;
+use std::os::unix::ffi::OsStrExt;
+
+use clap::ValueEnum;
+
+use crate::children::{self, CStrings, ExecImage};
+use crate::sqlite::{sqlite3, Connection};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
+pub enum Fault {
+    StaleHandle,
+    RawWrite,
+    ExitAfterFailedExec,
+    WrongResult,
+}
+
+impl Fault {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::StaleHandle => "stale-handle",
+            Fault::RawWrite => "raw-write",
+            Fault::ExitAfterFailedExec => "exit-after-failed-exec",
+            Fault::WrongResult => "wrong-result",
+        }
+    }
+
+    /// The exit code of the fault's child when the fault was injected.
+    pub fn injected_exit(self) -> i32 {
+        match self {
+            Fault::ExitAfterFailedExec => 127,
+            _ => 0,
+        }
+    }
+}
+
+/// `stale-handle`, in the child: a query on the inherited handle. Whatever
+/// the answer, the fault was injected; the report says what happened.
+pub fn stale_handle_child(handle: *mut sqlite3) -> (i32, String) {
+    // SAFETY: `handle` was opened by the parent before the fork; it is used,
+    // never closed, here.
+    let conn = unsafe { Connection::inherited(handle) };
+    let outcome = conn.prepare("select count(*) from metadata_items").and_then(|mut s| s.all_rows());
+    match outcome {
+        Ok(rows) => (0, format!("a query on the inherited handle answered {rows:?}")),
+        Err(e) => (0, format!("a query on the inherited handle failed: {e}")),
+    }
+}
+
+/// A socket's peer, and whether it is a PostgreSQL server.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub fd: i32,
+    pub description: String,
+    pub postgres: bool,
+}
+
+/// Every socket among this process's open fds, with its peer.
+pub fn sockets() -> Vec<Peer> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return Vec::new() };
+    let mut fds: Vec<i32> = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    fds.sort_unstable();
+    fds.into_iter().filter(|&fd| is_socket(fd)).map(peer_of).collect()
+}
+
+fn is_socket(fd: i32) -> bool {
+    // SAFETY: fstat into a zeroed struct.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+    }
+}
+
+fn postgres_port() -> u16 {
+    std::env::var("PLEX_PG_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(5432)
+}
+
+fn peer_of(fd: i32) -> Peer {
+    // SAFETY: getpeername into a sockaddr_storage of the right length.
+    let (family, addr) = unsafe {
+        let mut addr: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getpeername(fd, (&mut addr as *mut libc::sockaddr_storage).cast(), &mut len) != 0 {
+            return Peer { fd, description: "no peer (not connected)".into(), postgres: false };
+        }
+        (i32::from(addr.ss_family), addr)
+    };
+    match family {
+        libc::AF_UNIX => {
+            // SAFETY: the family says this is a sockaddr_un.
+            let un = unsafe { &*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_un>() };
+            let bytes: Vec<u8> = un.sun_path.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+            let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&bytes));
+            let postgres = path.file_name().is_some_and(|n| n.as_bytes().starts_with(b".s.PGSQL."));
+            Peer { fd, description: format!("unix socket {}", path.display()), postgres }
+        }
+        libc::AF_INET | libc::AF_INET6 => {
+            let port = if family == libc::AF_INET {
+                // SAFETY: the family says this is a sockaddr_in.
+                u16::from_be(unsafe {
+                    (*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()).sin_port
+                })
+            } else {
+                // SAFETY: the family says this is a sockaddr_in6.
+                u16::from_be(unsafe {
+                    (*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()).sin6_port
+                })
+            };
+            Peer { fd, description: format!("TCP port {port}"), postgres: port == postgres_port() }
+        }
+        other => Peer { fd, description: format!("socket of family {other}"), postgres: false },
+    }
+}
+
+/// A PostgreSQL simple-protocol Query message.
+pub fn query_message(sql: &str) -> Vec<u8> {
+    let mut msg = vec![b'Q'];
+    msg.extend_from_slice(&((sql.len() + 5) as u32).to_be_bytes());
+    msg.extend_from_slice(sql.as_bytes());
+    msg.push(0);
+    msg
+}
+
+/// The SQL the raw write sends.
+pub const RAW_WRITE_SQL: &str = "SELECT 'plex-sim raw write from a forked child'";
+
+/// `raw-write`, in the child: pick the inherited socket and write on it.
+/// `startup` lists the socket fds the process had before it opened anything.
+pub fn raw_write_child(startup: &[i32]) -> (i32, String) {
+    let socks = sockets();
+    let target = socks.iter().find(|p| p.postgres).or_else(|| socks.iter().find(|p| !startup.contains(&p.fd))).cloned();
+    let Some(target) = target else {
+        return (
+            2,
+            format!(
+                "no socket to write on: no PostgreSQL peer and no socket opened since start-up among {} sockets \
+                 (this fault needs the shim's PostgreSQL connections: run plex-sim with the shim preloaded)",
+                socks.len()
+            ),
+        );
+    };
+    let msg = query_message(RAW_WRITE_SQL);
+    // SAFETY: writing a valid buffer to an fd this process holds.
+    let n = unsafe { libc::write(target.fd, msg.as_ptr().cast(), msg.len()) };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        return (
+            0,
+            format!(
+                "write of a PostgreSQL Query message on inherited fd {} ({}) failed: {e}",
+                target.fd, target.description
+            ),
+        );
+    }
+    (
+        0,
+        format!(
+            "wrote {n} bytes (a PostgreSQL Query message) on inherited fd {} ({}{})",
+            target.fd,
+            target.description,
+            if target.postgres { ", a PostgreSQL server" } else { "" }
+        ),
+    )
+}
+
+/// `exit-after-failed-exec`, in the child: `execve` of a missing program
+/// fails; the report is written, then `exit(127)` runs the exit handlers.
+pub fn exit_after_failed_exec_child(image: &ExecImage, missing: &CStr, argv: &CStrings, report_fd: i32) -> ! {
+    // SAFETY: in a forked child; exit() is the fault being injected.
+    unsafe {
+        libc::execve(missing.as_ptr(), argv.as_ptr(), image.env.as_ptr());
+        let e = std::io::Error::last_os_error();
+        let report =
+            format!("execve of {:?} failed: {e}; leaving through exit(), which runs the exit handlers", missing);
+        children::write_all_fd(report_fd, report.as_bytes());
+        libc::exit(127)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_message_is_framed() {
+        let m = query_message("SELECT 1");
+        assert_eq!(m[0], b'Q');
+        assert_eq!(u32::from_be_bytes([m[1], m[2], m[3], m[4]]) as usize, m.len() - 1);
+        assert_eq!(*m.last().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_socketpair_is_seen_with_no_postgres_peer() {
+        let mut fds = [0; 2];
+        // SAFETY: valid array.
+        assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) }, 0);
+        let socks = sockets();
+        let mine: Vec<&Peer> = socks.iter().filter(|p| fds.contains(&p.fd)).collect();
+        assert_eq!(mine.len(), 2, "{socks:?}");
+        assert!(mine.iter().all(|p| !p.postgres));
+        // SAFETY: closing our own fds.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+    }
+}
