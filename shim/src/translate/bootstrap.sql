@@ -606,9 +606,9 @@ END
 $$
 ;;
 -- FTS4's standard query syntax as a tsquery (fts.rs). cols: the table's
--- FTS columns in weight order (A, B, C, D); only: the column a MATCH is
+-- FTS columns in weight order (A, B, C, D); only_column: the column a MATCH is
 -- limited to, or NULL.
-CREATE OR REPLACE FUNCTION sqlite_fts_query(q text, cols text, only text) RETURNS tsquery
+CREATE OR REPLACE FUNCTION sqlite_fts_query(q text, cols text, only_column text) RETURNS tsquery
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
   names text[] := string_to_array(cols, ',');
@@ -635,9 +635,9 @@ BEGIN
     IF prefix THEN term := left(term, -1); END IF;
     term := btrim(term, '"');
     weight := '';
-    IF coalesce(m[2], only) IS NOT NULL THEN
-      k := array_position(names, lower(coalesce(m[2], only)));
-      IF k IS NULL OR k > 4 THEN RAISE EXCEPTION 'no such column: %', coalesce(m[2], only); END IF;
+    IF coalesce(m[2], only_column) IS NOT NULL THEN
+      k := array_position(names, lower(coalesce(m[2], only_column)));
+      IF k IS NULL OR k > 4 THEN RAISE EXCEPTION 'no such column: %', coalesce(m[2], only_column); END IF;
       weight := substr('ABCD', k, 1);
     END IF;
     SELECT array_agg(l ORDER BY ord) INTO lexemes
