@@ -320,7 +320,13 @@ impl Tracer {
             p.threads = p.threads.saturating_sub(1);
         }
         if tid == thread.tgid {
-            self.procs.remove(&tid);
+            if let Some(p) = self.procs.remove(&tid) {
+                if p.escalated {
+                    // Died without an exit stop (SIGKILL) while, as far as
+                    // the watcher saw, still holding inherited sockets.
+                    judge.handle(Event::Exiting { pid: tid, still_held: p.inherited });
+                }
+            }
             self.threads.retain(|_, t| t.tgid != tid);
             judge.handle(Event::Exited { pid: tid, status: Some(status) });
         }
