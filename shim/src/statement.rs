@@ -493,18 +493,33 @@ pub fn plan(db: &RoutedDb, st: &mut DbState, rt: &'static Runtime, sql: &str) ->
     let translation = {
         let mut catalog = ConnCatalog { conn: &mut *conn, schema: &db.schema };
         stacker::maybe_grow(512 * 1024, 4 * 1024 * 1024, || translate::translate(sql, &mut catalog))
-    }
-    .map_err(|e| {
-        let msg = format!("plex-pg cannot translate this statement: {}", e.message);
-        tracing::warn!(sql, "{msg}");
-        Error::sql(msg)
-    })?;
+    };
+    let translation = match translation {
+        Ok(t) => t,
+        Err(e) => return Err(untranslatable(conn, rt, sql, e)),
+    };
     let columns = describe(conn, rt, &translation)?;
     let param_names = translation.params.iter().map(|p| p.as_deref().and_then(|n| CString::new(n).ok())).collect();
     let plan = Arc::new(Plan { translation, param_names, columns });
     rt.cache_plan(db.schema_id, sql, plan.clone(), epoch);
     drop(temporary);
     Ok(plan)
+}
+
+/// The error for a statement the translator refused. When it could not
+/// even parse it, PostgreSQL is asked to parse the text as it is (prepare
+/// only, nothing runs): malformed SQL is then reported with PostgreSQL's
+/// own message. Otherwise, and for every other refusal, the translator's
+/// message, which names the construct, logged once per statement text.
+fn untranslatable(conn: &mut PgConn, rt: &Runtime, sql: &str, e: translate::Error) -> Error {
+    if e.message.starts_with("syntax error") {
+        if let Err(pg) = conn.prepare(sql, rt.epoch(), 0) {
+            return pg;
+        }
+    }
+    let msg = format!("plex-pg cannot translate this statement: {}", e.message);
+    tracing::warn!(sql, "{msg}");
+    Error::sql(msg)
 }
 
 /// The result columns, when they can be known before running: a single

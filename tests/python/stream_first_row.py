@@ -14,7 +14,7 @@ first = cur.fetchone()
 state = subprocess.run(
     ["psql", "-X", "-A", "-t", "-h", os.environ["PLEX_PG_HOST"], "-p", os.environ["PLEX_PG_PORT"],
      "-U", os.environ["PLEX_PG_USER"], "-d", os.environ["PLEX_PG_DATABASE"], "-c",
-     f"SELECT state FROM pg_stat_activity WHERE query LIKE '%FROM {table} ORDER BY id%' AND pid <> pg_backend_pid()"],
+     f"SELECT state FROM pg_stat_activity WHERE query ILIKE '%{table}%' AND backend_type = 'client backend' AND pid <> pg_backend_pid()"],
     capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD"},
 ).stdout.split()
 count, bad = 1, 0 if first == (1, "guid-1") else 1
