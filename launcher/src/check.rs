@@ -45,7 +45,7 @@ impl Report {
 pub fn run(settings: &Settings) -> i32 {
     let mut r = Report { failed: false };
     let file = settings.file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| "none (defaults and environment)".into());
-    r.line(Level::Ok, "config", format!("file {file}; mode {:?}, watcher {:?}", settings.launcher.mode, settings.launcher.watcher));
+    r.line(Level::Ok, "config", format!("file {file}; mode {}, watcher {}", format!("{:?}", settings.launcher.mode).to_lowercase(), format!("{:?}", settings.launcher.watcher).to_lowercase()));
     check_caps(&mut r, settings);
     check_ptrace(&mut r, settings);
     check_shim(&mut r, &settings.launcher.shim);
@@ -65,14 +65,14 @@ fn check_caps(r: &mut Report, settings: &Settings) {
         Err(e) => return r.line(Level::Warn, "capabilities", format!("cannot read them: {e}")),
     };
     let has = |c| effective.contains(&c);
-    let mut names: Vec<String> = effective.iter().map(|c| c.to_string()).collect();
-    names.sort();
+    let interesting = [Capability::CAP_SYS_PTRACE, Capability::CAP_SETUID, Capability::CAP_SETGID, Capability::CAP_KILL, Capability::CAP_SYS_ADMIN];
+    let names: Vec<String> = interesting.iter().filter(|c| has(**c)).map(|c| c.to_string()).collect();
     let ptrace = if has(Capability::CAP_SYS_PTRACE) {
         "CAP_SYS_PTRACE present"
     } else {
         "no CAP_SYS_PTRACE (fine: the launcher traces only processes of its own uid; with --user it runs as Plex's user)"
     };
-    r.line(Level::Ok, "capabilities", format!("{ptrace}; effective: {}", if names.is_empty() { "none".into() } else { names.join(",") }));
+    r.line(Level::Ok, "capabilities", format!("{ptrace}; {} effective, of which {}", effective.len(), if names.is_empty() { "none that matter here".into() } else { names.join(",") }));
     if settings.launcher.user.is_some() && !(has(Capability::CAP_SETUID) && has(Capability::CAP_SETGID)) {
         r.line(Level::Fail, "capabilities", "launcher.user is set but CAP_SETUID/CAP_SETGID are missing: start the launcher as root, or drop --user");
     }
@@ -244,12 +244,24 @@ fn check_postgres(r: &mut Report, settings: &Settings) {
                 let v: String = row.get(0);
                 r.line(Level::Ok, "postgres", format!("{} answers (PostgreSQL {v}), database {:?} as {:?}", pg.endpoint(), pg.database, pg.user))
             }
-            Err(e) => r.line(Level::Fail, "postgres", format!("{} connected but a query failed: {e}", pg.endpoint())),
+            Err(e) => r.line(Level::Fail, "postgres", format!("{} connected but a query failed: {}", pg.endpoint(), error_chain(&e))),
         },
         Err(e) => r.line(
             Level::Fail,
             "postgres",
-            format!("cannot connect to {} (database {:?}, user {:?}): {e}; check postgres.* in the configuration and that the server runs", pg.endpoint(), pg.database, pg.user),
+            format!("cannot connect to {} (database {:?}, user {:?}): {}; check postgres.* in the configuration and that the server runs", pg.endpoint(), pg.database, pg.user, error_chain(&e)),
         ),
     }
+}
+
+/// An error and its causes, on one line ("db error" alone says nothing).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

@@ -82,8 +82,10 @@ fn now_seconds() -> f64 {
 /// `demo`, and people's scripts.
 pub fn read(path: &Path) -> io::Result<Vec<Value>> {
     let text = std::fs::read_to_string(path)?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e}: {l}"))))
-        .collect()
+    text.lines().filter(|l| !l.trim().is_empty()).map(parse_line).collect()
+}
+
+/// One line of JSON.
+pub fn parse_line(line: &str) -> io::Result<Value> {
+    serde_json::from_str(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e}: {line}")))
 }

@@ -162,3 +162,27 @@ fn the_command_gets_the_shim_and_the_supervisor_socket() {
     assert!(sock.ends_with("supervisor.sock"), "{sock}");
     assert!(env.lines().any(|l| l == "PLEX_PG_CONFIG=/dev/null"), "{env}");
 }
+
+#[test]
+fn user_option_runs_the_tree_as_that_user_and_still_traces_it() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: --user needs the tests to run as root (CI does)");
+        return;
+    }
+    let mut l = Launcher::new();
+    l.cmd.args(["--user", "nobody"]);
+    // The probe must be reachable by nobody: it is under the work tree,
+    // which is world-readable on CI's clone.
+    let run = l.run(&["sh", "-c", "id -u; id -G; sh -c 'grep -E \"^(Uid|CapEff)\" /proc/self/status'"], LIMIT);
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let nobody = std::process::Command::new("id").args(["-u", "nobody"]).output().unwrap();
+    let uid = String::from_utf8_lossy(&nobody.stdout).trim().to_string();
+    let mut lines = run.stdout.lines();
+    assert_eq!(lines.next(), Some(uid.as_str()), "{}", run.dump());
+    assert!(!run.stdout.split_whitespace().any(|g| g == "0"), "root's group kept: {}", run.stdout);
+    assert!(run.stdout.contains("CapEff:\t0000000000000000"), "capabilities kept: {}", run.stdout);
+    // Traced without CAP_SYS_PTRACE: the nested sh was seen.
+    assert_eq!(run.events("start")[0]["watcher"], "ptrace", "{}", run.dump());
+    assert!(run.events("fork").len() >= 2, "{}", run.dump());
+    assert!(run.events("exec").len() >= 2, "{}", run.dump());
+}

@@ -214,3 +214,45 @@ fn mode_off_only_does_init_duties() {
     assert!(run.events("fork").is_empty() && run.events("inherited_fd_use").is_empty(), "{}", run.dump());
     assert_eq!(run.said("child touch"), Some("ok"));
 }
+
+/// `plex-pg-launcher check` with `env` and extra arguments: (exit code, output).
+fn check(env: &[(String, String)], args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(plex_pg_tests::artifact("plex-pg-launcher"))
+        .arg("check")
+        .args(args)
+        .envs(env.iter().cloned())
+        .output()
+        .expect("run check");
+    (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn check_passes_against_the_test_server_and_fails_clearly() {
+    let shim = plex_pg_tests::shim().display().to_string();
+    let mut env = pg().env("check");
+    env.push(("PLEX_PG_SHIM".into(), shim.clone()));
+    let (code, out) = check(&env, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    for line in ["ok   config:", "ok   ptrace: PTRACE_SEIZE of a child works", "ok   shim:", "ok   postgres:"] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    assert!(!out.contains("FAIL"), "{out}");
+
+    // A server nobody listens on, and a missing shim: each its own line, with what to do.
+    let mut bad = env.clone();
+    bad.retain(|(k, _)| k != "PLEX_PG_PORT");
+    bad.push(("PLEX_PG_PORT".into(), "1".into()));
+    let (code, out) = check(&bad, &["--shim", "/nonexistent/libplex_pg_shim.so"]);
+    assert_eq!(code, Some(1), "{out}");
+    let fail_pg = out.lines().find(|l| l.starts_with("FAIL postgres:")).unwrap_or_else(|| panic!("{out}"));
+    assert!(fail_pg.contains(".s.PGSQL.1") && fail_pg.contains("check postgres.*"), "{fail_pg}");
+    let fail_shim = out.lines().find(|l| l.starts_with("FAIL shim:")).unwrap_or_else(|| panic!("{out}"));
+    assert!(fail_shim.contains("/nonexistent/libplex_pg_shim.so") && fail_shim.contains("--shim"), "{fail_shim}");
+
+    // A bad value is named with its key and source before any check runs.
+    let mut wrong = env;
+    wrong.push(("PLEX_PG_MODE".into(), "paranoid".into()));
+    let (code, out) = check(&wrong, &[]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("launcher.mode") && out.contains("PLEX_PG_MODE"), "{out}");
+}

@@ -241,7 +241,7 @@ impl<'a> Source<'a> {
     pub fn parse(&self) -> Result<Statement, Error> {
         let dialect = PlexDialect::default();
         let mut parser = Parser::new(&dialect).with_tokens_with_locations(self.tokens.clone());
-        let statement = parser.parse_statement().map_err(|e| Error::new(syntax_message(e)))?;
+        let statement = parser.parse_statement().map_err(|e| Error::new(self.syntax_message(e)))?;
         while parser.consume_token(&Token::SemiColon) {}
         if parser.peek_token_ref().token != Token::EOF {
             return Err(Error::new(format!(
@@ -311,10 +311,29 @@ fn loc_key(l: Location) -> (u64, u64) {
     (l.line, l.column)
 }
 
-fn syntax_message(e: ParserError) -> String {
-    let text = e.to_string();
-    let text = text.strip_prefix("sql parser error: ").unwrap_or(&text);
-    format!("syntax error: {text}")
+impl Source<'_> {
+    /// A parse error as `syntax error at or near "<token as written>"`
+    /// (PostgreSQL's wording), with the parser's expectation.
+    fn syntax_message(&self, e: ParserError) -> String {
+        let text = e.to_string();
+        let detail = text.strip_prefix("sql parser error: ").unwrap_or(&text);
+        let detail = detail.split(" at Line: ").next().unwrap_or(detail);
+        let near = error_location(&text)
+            .and_then(|loc| self.tokens.iter().find(|t| t.span.start == loc))
+            .map(|t| self.slice(t.span.start, t.span.end).to_string());
+        match near {
+            Some(token) => format!("syntax error at or near \"{token}\" ({detail})"),
+            None => format!("syntax error ({detail})"),
+        }
+    }
+}
+
+/// The `Line: l, Column: c` a parser error names.
+fn error_location(message: &str) -> Option<Location> {
+    let rest = &message[message.rfind("Line: ")? + "Line: ".len()..];
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let column: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    Some(Location { line: line.trim().parse().ok()?, column: column.parse().ok()? })
 }
 
 #[cfg(test)]
@@ -325,7 +344,7 @@ mod tests {
     fn quoted_names_become_lowercase_double_quoted() {
         let s = Source::new("SELECT `Index`, [My Col], \"T\".x FROM 'tbl'").unwrap();
         let printed = s.parse().unwrap().to_string();
-        assert_eq!(printed, "SELECT \"index\", \"my col\", \"t\".\"x\" FROM 'tbl'");
+        assert_eq!(printed, "SELECT \"index\", \"my col\", \"t\".\"x\" FROM 'tbl'", "before names::normalize");
     }
 
     #[test]
@@ -333,6 +352,12 @@ mod tests {
         let s = Source::new("SELECT a NOT GLOB 'x*' AND b ISNULL AND c NOTNULL FROM t").unwrap();
         let printed = s.parse().unwrap().to_string();
         assert_eq!(printed, "SELECT NOT (\"a\" GLOB 'x*') AND \"b\" IS NULL AND \"c\" IS NOT NULL FROM \"t\"");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_token_as_written() {
+        let e = Source::new("SELEC 1").unwrap().parse().unwrap_err();
+        assert!(e.message.starts_with("syntax error at or near \"SELEC\""), "{}", e.message);
     }
 
     #[test]

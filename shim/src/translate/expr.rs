@@ -30,6 +30,7 @@ use super::collation::postgres_collation;
 use super::construct::{as_text, binary_collated, bool_literal, call, cast, int_literal, object_name, text_literal};
 use super::dialect::Source;
 use super::functions::translate_call;
+use super::names::is_client_call;
 use super::literals::{is_literal, loosen, loosen_all, translate_value};
 use super::kinds::is_text;
 use super::truth::{make_truth, truth};
@@ -116,7 +117,7 @@ fn rewrite_one(expr: &mut Expr, source: &Source) -> Result<Option<Expr>, Error> 
             case(operand.is_some(), conditions, else_result);
             None
         }
-        Expr::Function(f) => Some(translate_call(f)?),
+        Expr::Function(f) if is_client_call(f) => Some(translate_call(f)?),
         Expr::Cast { expr: value, data_type, .. } => Some(sqlite_cast(take(value), data_type)?),
         Expr::Collate { expr: value, collation } => {
             let pg = postgres_collation(&collation.to_string())?;
@@ -283,6 +284,7 @@ mod tests {
     fn rewritten(sql: &str) -> String {
         let source = Source::new(sql).unwrap();
         let mut st = source.parse().unwrap();
+        crate::translate::names::normalize(&mut st);
         rewrite_expressions(&mut st, &source).unwrap();
         st.to_string()
     }
@@ -291,23 +293,23 @@ mod tests {
     fn operators_take_sqlite_meaning() {
         assert_eq!(
             rewritten("SELECT a IS b, a || 1, a / b FROM t"),
-            "SELECT \"a\" IS NOT DISTINCT FROM \"b\", CAST(\"a\" AS TEXT) || CAST(1 AS TEXT), \"a\" / nullif(\"b\", 0) FROM \"t\""
+            "SELECT a IS NOT DISTINCT FROM b, CAST(a AS TEXT) || CAST(1 AS TEXT), a / nullif(b, 0) FROM t"
         );
         assert_eq!(
             rewritten("SELECT * FROM t WHERE a LIKE 'x%' AND b IN () AND c = 5"),
-            "SELECT * FROM \"t\" WHERE CAST(\"a\" AS TEXT) COLLATE \"C\" ILIKE 'x%' ESCAPE '' AND false AND \"c\" = '5'"
+            "SELECT * FROM t WHERE CAST(a AS TEXT) COLLATE \"C\" ILIKE 'x%' ESCAPE '' AND false AND c = '5'"
         );
     }
 
     #[test]
     fn iif_with_mixed_results_unifies_to_text() {
         let out = rewritten("SELECT iif(typeof(c) IN ('integer', 'real'), datetime(c, 'unixepoch'), c) FROM t");
-        assert!(out.contains("CASE WHEN sqlite_typeof(\"c\") IN ('integer', 'real') THEN sqlite_datetime(CAST(\"c\" AS TEXT), 'unixepoch') ELSE CAST(\"c\" AS TEXT) END"), "{out}");
+        assert!(out.contains("CASE WHEN sqlite_typeof(c) IN ('integer', 'real') THEN sqlite_datetime(CAST(c AS TEXT), 'unixepoch') ELSE CAST(c AS TEXT) END"), "{out}");
     }
 
     #[test]
     fn json_valid_in_where_becomes_a_truth_value() {
         let out = rewritten("UPDATE t SET x = x ->> 'url' WHERE x IS NOT NULL and json_valid(x)");
-        assert!(out.ends_with("WHERE \"x\" IS NOT NULL AND sqlite_truth(sqlite_json_valid(CAST(\"x\" AS TEXT)))"), "{out}");
+        assert!(out.ends_with("WHERE x IS NOT NULL AND sqlite_truth(sqlite_json_valid(CAST(x AS TEXT)))"), "{out}");
     }
 }

@@ -5,8 +5,8 @@
 //!
 //! Executed children run the plex-sim binary itself in a helper role
 //! (`--child tuner`, `--scanner`…) with `argv[0]` set to Plex's program name,
-//! the whole environment (so `LD_PRELOAD` is inherited), a clean signal mask
-//! and SIGPIPE back to default.
+//! the whole environment (so `LD_PRELOAD` is inherited), and the signal
+//! state of [`ChildReset`].
 
 use std::collections::HashMap;
 use std::ffi::{c_char, CString, OsStr};
@@ -273,7 +273,7 @@ pub fn vfork_exec(image: &ExecImage, argv: &CStrings) -> io::Result<Started> {
     Ok(Started { pid, exec_error: exec_outcome(read) })
 }
 
-/// `posix_spawn` with an empty signal mask and SIGPIPE at its default.
+/// `posix_spawn` with the child's signal state of [`ChildReset`].
 pub fn posix_spawn(image: &ExecImage, argv: &CStrings) -> io::Result<Started> {
     // SAFETY: attr is initialized before use and destroyed after.
     unsafe {
@@ -281,7 +281,7 @@ pub fn posix_spawn(image: &ExecImage, argv: &CStrings) -> io::Result<Started> {
         if libc::posix_spawnattr_init(&mut attr) != 0 {
             return Err(io::Error::last_os_error());
         }
-        libc::posix_spawnattr_setsigmask(&mut attr, &image.reset.empty);
+        libc::posix_spawnattr_setsigmask(&mut attr, &image.reset.mask);
         libc::posix_spawnattr_setsigdefault(&mut attr, &image.reset.defaults);
         libc::posix_spawnattr_setflags(&mut attr, (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as _);
         let mut pid = 0;

@@ -131,10 +131,12 @@ fn ensure_schema(
                 log::warning!("{database}: schema line {line} skipped, this SQLite lacks its module: {}", e.message);
                 report.unsupported.push(Unsupported { line, statement: statement.to_string(), error: e.message });
             }
-            Err(e) => return Err(format!(
+            Err(e) => {
+                return Err(format!(
                 "{database}: schema statement at line {line} of sqlite_schema.sql failed: {}\n  statement: {statement}",
                 e.message
-            )),
+            ))
+            }
         }
     }
     let mut mark = conn

@@ -189,8 +189,11 @@ impl Supervisor<'_> {
     fn hang(&mut self, reason: String) -> ! {
         log::error!("hang: {reason}");
         self.registry.signal_all(libc::SIGKILL);
-        std::thread::sleep(Duration::from_millis(100));
-        self.reap();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.registry.live_count() > 0 && Instant::now() < deadline {
+            signals::wait(Duration::from_millis(20));
+            self.reap();
+        }
         self.summary.hang = Some(reason);
         self.summary.stopped_by = "hang".into();
         self.summary.settle(self.stats);

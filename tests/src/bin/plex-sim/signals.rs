@@ -1,7 +1,7 @@
 //! Signals the way Plex's server handles them: SIGCHLD and the stop signals
 //! (TERM, INT, HUP) are blocked in every thread, and one supervising thread
-//! takes them synchronously with `sigtimedwait`; children get a clean mask
-//! and default dispositions before they exec.
+//! takes them synchronously with `sigtimedwait`; executed children get
+//! SIGCHLD unblocked and SIGPIPE at its default before they exec.
 
 use std::time::Duration;
 
@@ -65,26 +65,28 @@ pub fn take_pending_stop() -> Option<i32> {
     (sig > 0).then_some(sig)
 }
 
-/// The empty mask and the set to reset to default, ready before a fork so
-/// the child only makes syscalls with them.
+/// The signal state an executed child starts with, ready before the fork so
+/// the child only makes syscalls with it: SIGCHLD unblocked, the stop
+/// signals still blocked (a plex-sim helper takes them with `sigtimedwait`,
+/// so a TERM sent the instant after it starts is neither lost nor fatal
+/// before it is ready), and SIGPIPE back to its default (Rust ignores it).
 pub struct ChildReset {
-    pub empty: libc::sigset_t,
+    pub mask: libc::sigset_t,
     pub defaults: libc::sigset_t,
 }
 
 impl ChildReset {
     pub fn new() -> ChildReset {
-        ChildReset { empty: set_of(&[]), defaults: set_of(&[libc::SIGPIPE]) }
+        ChildReset { mask: set_of(&STOP_SIGNALS), defaults: set_of(&[libc::SIGPIPE]) }
     }
 
-    /// In a child before `execve`: default SIGPIPE (Rust ignores it), empty mask.
-    /// Async-signal-safe, legal after vfork.
+    /// In a child before `execve`. Async-signal-safe, legal after vfork.
     ///
     /// # Safety
     /// Only in a freshly forked or vforked child.
     pub unsafe fn apply_in_child(&self) {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        libc::sigprocmask(libc::SIG_SETMASK, &self.empty, std::ptr::null_mut());
+        libc::sigprocmask(libc::SIG_SETMASK, &self.mask, std::ptr::null_mut());
     }
 }
 
