@@ -65,8 +65,11 @@ pub fn code_for_state(state: &SqlState) -> c_int {
     }
 }
 
-/// Turn a tokio-postgres error into an SQLite one, keeping PostgreSQL's
-/// message (and its detail and hint, which say what to fix).
+/// Turn a tokio-postgres error into an SQLite one. The message keeps
+/// PostgreSQL's own words (with its detail and hint, which say what to
+/// fix); for the failures clients test by message (`no such table`,
+/// `UNIQUE constraint failed` …) SQLite's wording comes first, so code
+/// written against SQLite still recognises them.
 pub fn from_pg(e: &tokio_postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
         let mut message = db.message().to_string();
@@ -79,12 +82,49 @@ pub fn from_pg(e: &tokio_postgres::Error) -> Error {
             message.push_str(" hint: ");
             message.push_str(hint);
         }
+        if let Some(sqlite) = sqlite_wording(db) {
+            message = format!("{sqlite} [PostgreSQL: {message}]");
+        }
         return Error::new(code_for_state(db.code()), message);
     }
     if e.is_closed() {
         return Error::new(SQLITE_IOERR, "the connection to PostgreSQL was closed");
     }
     Error::new(SQLITE_IOERR, format!("PostgreSQL connection error: {e}"))
+}
+
+/// SQLite's message for the same failure, where clients match on it.
+fn sqlite_wording(db: &tokio_postgres::error::DbError) -> Option<String> {
+    let quoted = || {
+        let m = db.message();
+        let start = m.find('"')? + 1;
+        let end = start + m[start..].find('"')?;
+        Some(m[start..end].to_string())
+    };
+    let qualified = |column: Option<&str>| match (db.table(), column) {
+        (Some(t), Some(c)) => Some(format!("{t}.{c}")),
+        _ => None,
+    };
+    match db.code().code() {
+        "42P01" => Some(format!("no such table: {}", quoted()?)),
+        "42703" => Some(format!("no such column: {}", quoted().or_else(|| {
+            // `column t.c does not exist`
+            db.message().strip_prefix("column ")?.split_whitespace().next().map(str::to_string)
+        })?)),
+        "42883" => Some(format!("no such function: {}", db.message().strip_prefix("function ")?.split('(').next()?)),
+        "42P07" => Some(format!("table {} already exists", quoted()?)),
+        "42601" => Some(format!("near \"{}\": syntax error", quoted()?)),
+        "23502" => Some(format!("NOT NULL constraint failed: {}", qualified(db.column())?)),
+        "23505" => {
+            // Detail: Key (a, b)=(1, 2) already exists.
+            let detail = db.detail()?;
+            let cols = detail.strip_prefix("Key (")?.split(")=").next()?;
+            let table = db.table()?;
+            let list: Vec<String> = cols.split(", ").map(|c| format!("{table}.{}", c.trim_matches('"'))).collect();
+            Some(format!("UNIQUE constraint failed: {}", list.join(", ")))
+        }
+        _ => None,
+    }
 }
 
 /// Whether `e` means the connection is gone (the server restarted, the

@@ -41,6 +41,29 @@ fn malformed_sql_is_an_error_with_postgres_message() {
 }
 
 #[test]
+fn errors_clients_match_on_use_sqlite_wording_and_keep_postgres_message() {
+    let schema = plex_pg_tests::schema_with("wording", "CREATE TABLE items (id bigint PRIMARY KEY, title text NOT NULL)");
+    let (v, _, _) = attempt(
+        &pg().env(&schema),
+        &[
+            "SELECT * FROM no_such_thing",
+            "INSERT INTO items (id, title) VALUES (1, 'a')",
+            "INSERT INTO items (id, title) VALUES (1, 'b')",
+            "INSERT INTO items (id, title) VALUES (2, NULL)",
+            "SELECT nope FROM items",
+        ],
+    );
+    let messages: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap()).collect();
+    assert_eq!(messages.len(), 4, "{v}");
+    assert!(messages[0].starts_with("no such table: no_such_thing") && messages[0].contains("does not exist"), "{}", messages[0]);
+    assert!(messages[1].starts_with("UNIQUE constraint failed: items.id") && messages[1].contains("duplicate key"), "{}", messages[1]);
+    assert!(messages[2].starts_with("NOT NULL constraint failed: items.title"), "{}", messages[2]);
+    assert!(messages[3].starts_with("no such column: nope"), "{}", messages[3]);
+    let classes: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e["class"].as_str().unwrap()).collect();
+    assert_eq!(classes, ["OperationalError", "IntegrityError", "IntegrityError", "OperationalError"]);
+}
+
+#[test]
 fn wrong_password_says_what_to_check_and_never_logs_the_password() {
     let pg = pg();
     // TCP asks for a password (the socket trusts): find the server's port.
