@@ -133,25 +133,38 @@ fn check_ptrace(r: &mut Report, settings: &Settings) {
     }
 }
 
-/// Fork a child that waits, try to seize it, kill it.
-fn try_seize() -> Result<(), String> {
+/// Fork a child with a pipe between us: the child runs `child(write end)`
+/// and `_exit`s with what it returns; we get its pid and the read end.
+/// `child` must only make async-signal-safe calls (the launcher is
+/// single-threaded when `check` runs, which also makes `dlopen` safe).
+fn fork_with_pipe(child: impl FnOnce(i32) -> i32) -> Result<(i32, std::os::fd::OwnedFd), String> {
+    use std::os::fd::AsRawFd;
     let (read, write) = crate::spawn::pipe().map_err(|e| e.to_string())?;
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(std::io::Error::last_os_error().to_string());
     }
     if pid == 0 {
-        unsafe {
-            use std::os::fd::AsRawFd;
-            let mut b = 0u8;
-            libc::read(read.as_raw_fd(), (&mut b as *mut u8).cast(), 1);
-            libc::_exit(0);
-        }
+        let code = child(write.as_raw_fd());
+        unsafe { libc::_exit(code) };
     }
-    drop(read);
+    Ok((pid, read))
+}
+
+/// Fork a child that waits, try to seize it, kill it.
+fn try_seize() -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let (gate_read, gate_write) = crate::spawn::pipe().map_err(|e| e.to_string())?;
+    let waits_on = gate_read.as_raw_fd();
+    let (pid, _unused) = fork_with_pipe(|_| {
+        let mut b = 0u8;
+        unsafe { libc::read(waits_on, (&mut b as *mut u8).cast(), 1) };
+        0
+    })?;
+    drop(gate_read);
     let child = nix::unistd::Pid::from_raw(pid);
     let result = nix::sys::ptrace::seize(child, nix::sys::ptrace::Options::empty()).map_err(|e| e.to_string());
-    drop(write);
+    drop(gate_write);
     let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
     let _ = nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::__WALL));
     result
@@ -186,27 +199,16 @@ fn check_shim(r: &mut Report, path: &Path) {
 /// launcher); the child reports `dlerror()` through a pipe.
 fn load_in_child(path: &Path) -> Result<(), String> {
     use std::io::Read;
-    use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
     let cpath = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| "path has a NUL byte".to_string())?;
-    let (read, write) = crate::spawn::pipe().map_err(|e| e.to_string())?;
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(std::io::Error::last_os_error().to_string());
-    }
-    if pid == 0 {
-        // The launcher is single-threaded here, so dlopen in the child is safe.
-        unsafe {
-            let h = libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
-            if h.is_null() {
-                let msg = std::ffi::CStr::from_ptr(libc::dlerror()).to_bytes();
-                libc::write(write.as_raw_fd(), msg.as_ptr().cast(), msg.len());
-                libc::_exit(1);
-            }
-            libc::_exit(0);
+    let (pid, read) = fork_with_pipe(|out| unsafe {
+        if libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL).is_null() {
+            let msg = std::ffi::CStr::from_ptr(libc::dlerror()).to_bytes();
+            libc::write(out, msg.as_ptr().cast(), msg.len());
+            return 1;
         }
-    }
-    drop(write);
+        0
+    })?;
     let mut msg = String::new();
     let _ = std::fs::File::from(read).read_to_string(&mut msg);
     let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).map_err(|e| e.to_string())?;

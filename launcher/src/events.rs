@@ -50,13 +50,18 @@ impl EventLog {
     /// are put first. Returns the line written (without newline), which the
     /// alert command receives for violations.
     pub fn emit(&mut self, event: &str, fields: Value) -> String {
-        let mut obj = Map::new();
-        obj.insert("time".into(), Value::from(now_seconds()));
-        obj.insert("event".into(), Value::from(event));
-        if let Value::Object(rest) = fields {
-            obj.extend(rest);
+        let mut rest = match fields {
+            Value::Object(map) => Value::Object(map),
+            _ => Value::Object(Map::new()),
         }
-        let line = Value::Object(obj).to_string();
+        .to_string();
+        rest.remove(0); // the object's `{`: its fields follow ours
+        let line = format!(
+            "{{\"time\":{},\"event\":{}{}{rest}",
+            now_seconds(),
+            Value::from(event),
+            if rest == "}" { "" } else { "," }
+        );
         if let Some(out) = self.out.as_mut() {
             let result = writeln!(out, "{line}").and_then(|_| out.flush());
             if let Err(e) = result {

@@ -161,7 +161,7 @@ fn fork_from_a_thread_is_seen() {
 fn procfs_watcher_flags_a_child_holding_its_parents_socket() {
     let mut l = launcher();
     l.cmd.env("PLEX_PG_FORK_HANDLER", "0").args(["--watcher", "procfs", "--poll-interval-ms", "20"]);
-    let run = l.run(&[&probe(), "fork", "--hold", "1600"], LIMIT);
+    let run = l.run(&[&probe(), "fork", "--hold", "3000"], LIMIT);
     assert_eq!(run.code, Some(0), "{}", run.dump());
     assert_eq!(run.events("start")[0]["watcher"], "procfs");
     let child = child_of(&run);

@@ -206,36 +206,59 @@ fn wait_child(pid: i32) -> i32 {
     }
 }
 
+/// What the shim's fork handler does in the child, prepared before fork so
+/// the child neither allocates nor locks: `dup3` /dev/null over each
+/// session's socket (the number stays reserved), then one AfterFork report.
+struct Reset {
+    fds: Vec<(i32, u64)>,
+    harmless: [HarmlessFd; 2],
+    devnull: CString,
+    buf: [u8; MAX_DATAGRAM],
+}
+
+impl Reset {
+    fn prepare(sessions: &[Session]) -> Reset {
+        let fds: Vec<(i32, u64)> = sessions.iter().map(|s| (s.stream.as_raw_fd(), s.inode())).collect();
+        let mut harmless = [HarmlessFd { fd: 0, role: FdRole::Socket, inode: 0 }; 2];
+        for (h, &(fd, inode)) in harmless.iter_mut().zip(&fds) {
+            *h = HarmlessFd { fd, role: FdRole::Socket, inode };
+        }
+        Reset { fds, harmless, devnull: CString::new("/dev/null").unwrap(), buf: [0u8; MAX_DATAGRAM] }
+    }
+
+    /// In the child, right after fork.
+    fn run_in_child(&mut self, reporter: &Reporter) {
+        unsafe {
+            let null = libc::open(self.devnull.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+            for &(fd, _) in &self.fds {
+                libc::dup3(null, fd, libc::O_CLOEXEC);
+            }
+            libc::close(null);
+            let used = &self.harmless[..self.fds.len().min(2)];
+            let n = report::encode_after_fork(&mut self.buf, libc::getpid(), libc::getppid(), 2, 0, used).unwrap_or(0);
+            reporter.send(&self.buf[..n]);
+        }
+    }
+}
+
 fn fork(args: &[String]) -> i32 {
     let touch = args.iter().any(|a| a == "--touch");
     let hold_ms: u64 = args.iter().position(|a| a == "--hold").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(0);
     let handler = handler_enabled();
     let (mut sessions, reporter) = connect_and_report(2);
-    let fds: Vec<(i32, u64)> = sessions.iter().map(|s| (s.stream.as_raw_fd(), s.inode())).collect();
-    let devnull = CString::new("/dev/null").unwrap();
-    // Prepared before fork: the child does not allocate.
-    let mut harmless = [HarmlessFd { fd: 0, role: FdRole::Socket, inode: 0 }; 2];
-    for (h, &(fd, inode)) in harmless.iter_mut().zip(&fds) {
-        *h = HarmlessFd { fd, role: FdRole::Socket, inode };
-    }
-    let mut buf = [0u8; MAX_DATAGRAM];
+    let first_fd = sessions[0].stream.as_raw_fd();
+    let mut reset = Reset::prepare(&sessions);
     let mut line = [0u8; 64];
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         unsafe {
             if handler {
-                let null = libc::open(devnull.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-                for &(fd, _) in &fds {
-                    libc::dup3(null, fd, libc::O_CLOEXEC);
-                }
-                libc::close(null);
-                let n = report::encode_after_fork(&mut buf, libc::getpid(), libc::getppid(), 2, 0, &harmless).unwrap_or(0);
-                reporter.send(&buf[..n]);
+                reset.run_in_child(&reporter);
             }
             if touch {
                 // A Sync message: harmless to a server, corrupting to a shared session.
                 let sync = [b'S', 0, 0, 0, 4];
-                let r = libc::write(fds[0].0, sync.as_ptr().cast(), sync.len());
+                let r = libc::write(first_fd, sync.as_ptr().cast(), sync.len());
                 let e = *libc::__errno_location();
                 let text: &[u8] = if r == 5 { b"child touch: ok\n" } else if e == libc::EBADF { b"child touch: EBADF\n" } else { b"child touch: error\n" };
                 line[..text.len()].copy_from_slice(text);
@@ -389,16 +412,10 @@ fn bench_fork(args: &[String]) -> i32 {
     let n: usize = args.first().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let connect = args.iter().any(|a| a == "--connect");
     let (sessions, reporter) = if connect { connect_and_report(2) } else { (Vec::new(), Reporter::new()) };
-    let fds: Vec<(i32, u64)> = sessions.iter().map(|s| (s.stream.as_raw_fd(), s.inode())).collect();
-    let mut harmless = [HarmlessFd { fd: 0, role: FdRole::Socket, inode: 0 }; 2];
-    for (h, &(fd, inode)) in harmless.iter_mut().zip(&fds) {
-        *h = HarmlessFd { fd, role: FdRole::Socket, inode };
-    }
-    let devnull = CString::new("/dev/null").unwrap();
+    let mut reset = Reset::prepare(&sessions);
     let mut pipe = [0; 2];
     unsafe { libc::pipe(pipe.as_mut_ptr()) };
     let (mut first, mut reaped) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let mut buf = [0u8; MAX_DATAGRAM];
     for _ in 0..n {
         let t0 = now_ns();
         let pid = unsafe { libc::fork() };
@@ -406,13 +423,7 @@ fn bench_fork(args: &[String]) -> i32 {
             let t1 = now_ns();
             unsafe {
                 if connect {
-                    let null = libc::open(devnull.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-                    for &(fd, _) in &fds {
-                        libc::dup3(null, fd, libc::O_CLOEXEC);
-                    }
-                    libc::close(null);
-                    let len = report::encode_after_fork(&mut buf, libc::getpid(), libc::getppid(), 2, 0, &harmless).unwrap_or(0);
-                    reporter.send(&buf[..len]);
+                    reset.run_in_child(&reporter);
                 }
                 let d = (t1 - t0).to_ne_bytes();
                 libc::write(pipe[1], d.as_ptr().cast(), 8);

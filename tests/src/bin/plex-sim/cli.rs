@@ -72,7 +72,7 @@ pub struct Options {
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     pub fork_gate: OnOff,
 
-    /// How long a child waits for a worker to be half-way through the hash query, in ms.
+    /// How long each child start waits for a worker to be half-way through the hash query, in ms.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub mid_query_wait_ms: u64,
 

@@ -399,6 +399,7 @@ pub fn run(opts: &Options) -> i32 {
     let workers_done = AtomicBool::new(false);
     let workers_finished = AtomicUsize::new(0);
     let spawner_finished = AtomicBool::new(false);
+    let first_round_done = AtomicBool::new(false);
     let children_started = AtomicU64::new(0);
     let wrong_result = AtomicBool::new(opts.faults.contains(&Fault::WrongResult));
     let load = Workload {
@@ -426,6 +427,7 @@ pub fn run(opts: &Options) -> i32 {
         stats: &stats,
         startup_sockets: &startup_sockets,
         stop: &stop,
+        first_round_done: &first_round_done,
         workers_done: &workers_done,
         started: &children_started,
     };
@@ -465,7 +467,12 @@ pub fn run(opts: &Options) -> i32 {
                 registry.signal_all(libc::SIGTERM);
             }
             sup.reap();
-            if duration.is_some_and(|d| run_start.elapsed().as_secs_f64() >= d) && !stop.load(Ordering::Acquire) {
+            // The run lasts at least until every kind and fault has started once.
+            let first_round = first_round_done.load(Ordering::Acquire) || spawner_finished.load(Ordering::Acquire);
+            if duration.is_some_and(|d| run_start.elapsed().as_secs_f64() >= d)
+                && first_round
+                && !stop.load(Ordering::Acquire)
+            {
                 stopped_by.get_or_insert_with(|| "duration".into());
                 stop.store(true, Ordering::Release);
             }

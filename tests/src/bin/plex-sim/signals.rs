@@ -45,8 +45,7 @@ pub fn block() {
 /// Wait up to `timeout` for one of the blocked signals.
 pub fn wait(timeout: Duration) -> Wake {
     let set = handled();
-    let ts =
-        libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as libc::c_long };
+    let ts = libc::timespec { tv_sec: timeout.as_secs() as _, tv_nsec: timeout.subsec_nanos() as libc::c_long };
     // SAFETY: valid set and timespec; info may be null.
     let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
     match sig {

@@ -52,6 +52,8 @@ pub struct Spawner<'a> {
     pub startup_sockets: &'a [i32],
     /// TERM, the duration or a hang: stop starting children at once.
     pub stop: &'a AtomicBool,
+    /// Set once every requested kind and fault has been started once.
+    pub first_round_done: &'a AtomicBool,
     /// The workers are done: finish the first round, start nothing more.
     pub workers_done: &'a AtomicBool,
     pub started: &'a std::sync::atomic::AtomicU64,
@@ -72,6 +74,7 @@ impl Spawner<'_> {
             }
             self.inject(fault);
         }
+        self.first_round_done.store(true, Ordering::Release);
         let now = Instant::now();
         let mut due: Vec<Instant> = self.specs.iter().map(|s| now + period(s.rate)).collect();
         while !self.stop.load(Ordering::Acquire) && !self.workers_done.load(Ordering::Acquire) {
