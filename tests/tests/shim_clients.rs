@@ -182,3 +182,11 @@ fn c_api_calls_python_never_makes() {
     assert!(v["next_stmt_finalized"].as_u64().unwrap() >= 1, "the reused shells are visible and finalizable");
     assert_eq!(v["close"], 0);
 }
+
+#[test]
+fn deep_statements_on_plex_sized_thread_stacks() {
+    let dir = TempDir::new("stack");
+    let out = run(&mut python_with_shim("small_stack.py", "stack", &[&library(&dir), "40"]), LIMIT);
+    out.assert_ok();
+    assert_eq!(json_out(&out.stdout), json!({"row": [41, "deep"]}), "{}", out.stderr);
+}
