@@ -96,8 +96,9 @@ fn schema_complete(conn: &Connection) -> Result<bool, String> {
     if tables == 0 {
         return Ok(false);
     }
-    let marks = count(conn, "select count(*) from schema_migrations where version=:C1", &[(":C1", SCHEMA_VERSION.into())])
-        .map_err(|e| format!("cannot read schema_migrations: {e}"))?;
+    let marks =
+        count(conn, "select count(*) from schema_migrations where version=:C1", &[(":C1", SCHEMA_VERSION.into())])
+            .map_err(|e| format!("cannot read schema_migrations: {e}"))?;
     if marks == 1 {
         Ok(true)
     } else {
