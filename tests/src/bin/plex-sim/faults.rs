@@ -1,6 +1,9 @@
 //! The faults the launcher must catch, each done by a forked child of the
 //! server (and one self-test of plex-sim's own checks):
 //!
+//! Each child reports `injected: …` as soon as the fault is done, then what
+//! followed, so a fault counts even when its child then hangs.
+//!
 //! - `stale-handle`: the child runs a query on the parent's database handle
 //!   it inherited (the one whose hash query is half-read), through whatever
 //!   SQLite is loaded (the shim, under `LD_PRELOAD`).
@@ -48,16 +51,30 @@ impl Fault {
     }
 }
 
+/// Report lines of a fault's child: `injected: …` once the fault is done
+/// (so a child that hangs afterwards still counts), then `outcome: …`.
+pub const INJECTED: &str = "injected: ";
+
+fn announce(report_fd: i32, what: &str) {
+    children::write_all_fd(report_fd, format!("{INJECTED}{what}\n").as_bytes());
+}
+
+/// Whether a fault child's report says the fault was injected.
+pub fn was_injected(report: &str) -> bool {
+    report.lines().any(|l| l.starts_with(INJECTED))
+}
+
 /// `stale-handle`, in the child: a query on the inherited handle. Whatever
 /// the answer, the fault was injected; the report says what happened.
-pub fn stale_handle_child(handle: *mut sqlite3) -> (i32, String) {
+pub fn stale_handle_child(handle: *mut sqlite3, report_fd: i32) -> (i32, String) {
+    announce(report_fd, &format!("a query on the parent's handle {handle:p}, whose hash query is half-read"));
     // SAFETY: `handle` was opened by the parent before the fork; it is used,
     // never closed, here.
     let conn = unsafe { Connection::inherited(handle) };
     let outcome = conn.prepare("select count(*) from metadata_items").and_then(|mut s| s.all_rows());
     match outcome {
-        Ok(rows) => (0, format!("a query on the inherited handle answered {rows:?}")),
-        Err(e) => (0, format!("a query on the inherited handle failed: {e}")),
+        Ok(rows) => (0, format!("outcome: the query on the inherited handle answered {rows:?}")),
+        Err(e) => (0, format!("outcome: the query on the inherited handle failed: {e}")),
     }
 }
 
@@ -140,52 +157,49 @@ pub const RAW_WRITE_SQL: &str = "SELECT 'plex-sim raw write from a forked child'
 
 /// `raw-write`, in the child: pick the inherited socket and write on it.
 /// `startup` lists the socket fds the process had before it opened anything.
-pub fn raw_write_child(startup: &[i32]) -> (i32, String) {
+pub fn raw_write_child(startup: &[i32], report_fd: i32) -> (i32, String) {
     let socks = sockets();
     let target = socks.iter().find(|p| p.postgres).or_else(|| socks.iter().find(|p| !startup.contains(&p.fd))).cloned();
     let Some(target) = target else {
         return (
             2,
             format!(
-                "no socket to write on: no PostgreSQL peer and no socket opened since start-up among {} sockets \
-                 (this fault needs the shim's PostgreSQL connections: run plex-sim with the shim preloaded)",
+                "not injected: no socket to write on: no PostgreSQL peer and no socket opened since start-up among {} \
+                 sockets (this fault needs the shim's PostgreSQL connections: run plex-sim with the shim preloaded)",
                 socks.len()
             ),
         );
     };
     let msg = query_message(RAW_WRITE_SQL);
+    let peer = format!("{}{}", target.description, if target.postgres { ", a PostgreSQL server" } else { "" });
     // SAFETY: writing a valid buffer to an fd this process holds.
     let n = unsafe { libc::write(target.fd, msg.as_ptr().cast(), msg.len()) };
     if n < 0 {
         let e = std::io::Error::last_os_error();
         return (
-            0,
+            2,
             format!(
-                "write of a PostgreSQL Query message on inherited fd {} ({}) failed: {e}",
-                target.fd, target.description
+                "not injected: writing a PostgreSQL Query message on inherited fd {} ({peer}) failed: {e}",
+                target.fd
             ),
         );
     }
-    (
-        0,
-        format!(
-            "wrote {n} bytes (a PostgreSQL Query message) on inherited fd {} ({}{})",
-            target.fd,
-            target.description,
-            if target.postgres { ", a PostgreSQL server" } else { "" }
-        ),
-    )
+    announce(
+        report_fd,
+        &format!("wrote {n} bytes (a PostgreSQL Query message) on inherited fd {} ({peer})", target.fd),
+    );
+    (0, "outcome: the child leaves without reading the answer".into())
 }
 
 /// `exit-after-failed-exec`, in the child: `execve` of a missing program
 /// fails; the report is written, then `exit(127)` runs the exit handlers.
 pub fn exit_after_failed_exec_child(image: &ExecImage, missing: &CStr, argv: &CStrings, report_fd: i32) -> ! {
+    announce(report_fd, &format!("execve of the missing {missing:?}, then exit() instead of _exit()"));
     // SAFETY: in a forked child; exit() is the fault being injected.
     unsafe {
         libc::execve(missing.as_ptr(), argv.as_ptr(), image.env.as_ptr());
         let e = std::io::Error::last_os_error();
-        let report =
-            format!("execve of {:?} failed: {e}; leaving through exit(), which runs the exit handlers", missing);
+        let report = format!("outcome: execve failed: {e}; leaving through exit(), which runs the exit handlers\n");
         children::write_all_fd(report_fd, report.as_bytes());
         libc::exit(127)
     }

@@ -87,15 +87,19 @@ fn is_missing_module(statement: &str, error: &sqlite::Error) -> bool {
 }
 
 fn schema_complete(conn: &Connection) -> Result<bool, String> {
-    let mut stmt = match conn.prepare("select count(*) from schema_migrations where version=:C1") {
-        Ok(s) => s,
-        // No schema_migrations table: a database never set up.
-        Err(e) if e.message.contains("no such table") => return Ok(false),
-        Err(e) => return Err(format!("cannot read schema_migrations: {e}")),
-    };
-    stmt.bind(":C1", SCHEMA_VERSION).map_err(|e| e.to_string())?;
-    let rows = stmt.all_rows().map_err(|e| format!("cannot read schema_migrations: {e}"))?;
-    if rows == vec![vec![Value::Integer(1)]] {
+    let tables = count(
+        conn,
+        "select count(*) from sqlite_master where type='table' and name=:C1",
+        &[(":C1", "schema_migrations".into())],
+    )
+    .map_err(|e| format!("cannot read sqlite_master: {e}"))?;
+    if tables == 0 {
+        return Ok(false);
+    }
+    let marks =
+        count(conn, "select count(*) from schema_migrations where version=:C1", &[(":C1", SCHEMA_VERSION.into())])
+            .map_err(|e| format!("cannot read schema_migrations: {e}"))?;
+    if marks == 1 {
         Ok(true)
     } else {
         Err("the schema of an earlier start is incomplete (creation was interrupted): start again with a new --data-dir".into())

@@ -121,18 +121,14 @@ impl Supervisor<'_> {
         }
         let fault = self.opts.faults.iter().find(|x| x.name() == f.kind).copied();
         if let Some(fault) = fault {
-            let injected = f.ok();
+            let report = f.report.clone().unwrap_or_default();
+            let injected = faults::was_injected(&report);
             *self.summary.faults_injected.entry(fault.name().into()).or_default() += u64::from(injected);
-            let outcome = f.report.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| f.status());
+            let outcome = format!("{}; the child {}", report.lines().collect::<Vec<_>>().join("; "), f.status());
             if injected {
                 log::info!("fault {} (pid {}): {outcome}", fault.name(), f.pid);
             } else {
-                self.stats.error(format!(
-                    "fault {} was not injected: child pid {} {}: {outcome}",
-                    fault.name(),
-                    f.pid,
-                    f.status()
-                ));
+                self.stats.error(format!("fault {} was not injected (child pid {}): {outcome}", fault.name(), f.pid));
             }
             self.summary.faults.push(FaultOutcome { fault: fault.name().into(), pid: Some(f.pid), injected, outcome });
         } else if f.kind == children::ChildKind::ForkQuery.name() {

@@ -227,13 +227,13 @@ impl Spawner<'_> {
         log::info!("injecting fault {}", fault.name());
         let expect = fault.injected_exit();
         match fault {
-            Fault::StaleHandle => self.start_forked(fault.name(), expect, &mut |_, parked| match parked {
-                Some(p) => faults::stale_handle_child(p.handle),
-                None => (2, "no worker was in the hash query: no in-flight handle to use".into()),
+            Fault::StaleHandle => self.start_forked(fault.name(), expect, &mut |report_fd, parked| match parked {
+                Some(p) => faults::stale_handle_child(p.handle, report_fd),
+                None => (2, "not injected: no worker was in the hash query, so no in-flight handle to use".into()),
             }),
             Fault::RawWrite => {
                 let startup = self.startup_sockets;
-                self.start_forked(fault.name(), expect, &mut |_, _| faults::raw_write_child(startup))
+                self.start_forked(fault.name(), expect, &mut |report_fd, _| faults::raw_write_child(startup, report_fd))
             }
             Fault::ExitAfterFailedExec => {
                 let missing_path = self.layout.data_dir.join("missing").join(ChildKind::Transcoder.program_name());
