@@ -166,6 +166,16 @@ impl Tracer {
             })
             .collect();
         for tid in overdue {
+            let tgid = status_field(tid, "Tgid:").unwrap_or(tid);
+            if tgid != tid && self.procs.contains_key(&tgid) {
+                // A thread of a known process: run it in its process's mode.
+                self.threads.insert(tid, Thread { tgid, start: Start::Running, deny_pending: false, recheck_at_exit: false });
+                if let Some(p) = self.procs.get_mut(&tgid) {
+                    p.threads += 1;
+                }
+                self.resume(tid, None);
+                continue;
+            }
             tracing::warn!("process {tid} started, but the fork event of its parent never came; judging it from /proc");
             self.threads.remove(&tid);
             let ppid = status_field(tid, "PPid:").unwrap_or(0);
