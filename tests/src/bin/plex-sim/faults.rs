@@ -18,6 +18,7 @@
 
 use std::ffi::CStr;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use clap::ValueEnum;
 
@@ -86,12 +87,27 @@ pub struct Peer {
     pub postgres: bool,
 }
 
-/// Every socket among this process's open fds, with its peer.
-pub fn sockets() -> Vec<Peer> {
+/// This process's open fds, in order.
+pub fn open_fds() -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return Vec::new() };
     let mut fds: Vec<i32> = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
     fds.sort_unstable();
-    fds.into_iter().filter(|&fd| is_socket(fd)).map(peer_of).collect()
+    fds
+}
+
+/// Every socket among this process's open fds, with its peer.
+pub fn sockets() -> Vec<Peer> {
+    open_fds().into_iter().filter(|&fd| is_socket(fd)).map(peer_of).collect()
+}
+
+/// Fds opened since start-up that now point to `/dev/null`: where the shim's
+/// fork handler put the inherited PostgreSQL sockets (their numbers kept).
+fn neutralized(startup: &[i32]) -> Vec<i32> {
+    open_fds()
+        .into_iter()
+        .filter(|fd| !startup.contains(fd))
+        .filter(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok_and(|t| t == Path::new("/dev/null")))
+        .collect()
 }
 
 fn is_socket(fd: i32) -> bool {
@@ -155,12 +171,26 @@ pub fn query_message(sql: &str) -> Vec<u8> {
 /// The SQL the raw write sends.
 pub const RAW_WRITE_SQL: &str = "SELECT 'plex-sim raw write from a forked child'";
 
+/// Exit code of a fault's child when the shim's fork handler had already
+/// made the fault impossible (not an error: the defence worked).
+pub const PREVENTED: i32 = 3;
+
 /// `raw-write`, in the child: pick the inherited socket and write on it.
-/// `startup` lists the socket fds the process had before it opened anything.
+/// `startup` lists the fds the process had before it opened anything.
 pub fn raw_write_child(startup: &[i32], report_fd: i32) -> (i32, String) {
     let socks = sockets();
     let target = socks.iter().find(|p| p.postgres).or_else(|| socks.iter().find(|p| !startup.contains(&p.fd))).cloned();
     let Some(target) = target else {
+        let nulls = neutralized(startup);
+        if !nulls.is_empty() {
+            return (
+                PREVENTED,
+                format!(
+                    "prevented: no socket to write on; fds {nulls:?}, opened since start-up, now point to /dev/null \
+                     (the shim's fork handler made the inherited sockets harmless)"
+                ),
+            );
+        }
         return (
             2,
             format!(

@@ -123,14 +123,21 @@ impl Supervisor<'_> {
         if let Some(fault) = fault {
             let report = f.report.clone().unwrap_or_default();
             let injected = faults::was_injected(&report);
+            let prevented = !injected && f.exit_code == Some(faults::PREVENTED);
             *self.summary.faults_injected.entry(fault.name().into()).or_default() += u64::from(injected);
             let outcome = format!("{}; the child {}", report.lines().collect::<Vec<_>>().join("; "), f.status());
-            if injected {
+            if injected || prevented {
                 log::info!("fault {} (pid {}): {outcome}", fault.name(), f.pid);
             } else {
                 self.stats.error(format!("fault {} was not injected (child pid {}): {outcome}", fault.name(), f.pid));
             }
-            self.summary.faults.push(FaultOutcome { fault: fault.name().into(), pid: Some(f.pid), injected, outcome });
+            self.summary.faults.push(FaultOutcome {
+                fault: fault.name().into(),
+                pid: Some(f.pid),
+                injected,
+                prevented,
+                outcome,
+            });
         } else if f.kind == children::ChildKind::ForkQuery.name() {
             self.fold_fork_query_report(&f);
         }
@@ -315,7 +322,7 @@ pub fn run(opts: &Options) -> i32 {
     sqlite::set_fork_gate(opts.fork_gate == OnOff::On);
     // SAFETY: getpid has no preconditions. No other thread runs yet.
     std::env::set_var(PARENT_MARKER, unsafe { libc::getpid() }.to_string());
-    let startup_sockets: Vec<i32> = faults::sockets().iter().map(|p| p.fd).collect();
+    let startup_fds = faults::open_fds();
     exit_table::install();
 
     let layout = Layout::new(data_dir);
@@ -421,7 +428,7 @@ pub fn run(opts: &Options) -> i32 {
         rendezvous: &rendezvous,
         expected: &expected,
         stats: &stats,
-        startup_sockets: &startup_sockets,
+        startup_fds: &startup_fds,
         stop: &stop,
         first_round_done: &first_round_done,
         workers_done: &workers_done,
@@ -498,6 +505,7 @@ pub fn run(opts: &Options) -> i32 {
             fault: Fault::WrongResult.name().into(),
             pid: None,
             injected: true,
+            prevented: false,
             outcome: "a row of a hash query's result was altered before its check".into(),
         });
     }

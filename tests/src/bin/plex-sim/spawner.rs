@@ -48,8 +48,8 @@ pub struct Spawner<'a> {
     pub rendezvous: &'a Rendezvous,
     pub expected: &'a Expected,
     pub stats: &'a Stats,
-    /// Socket fds the server had at start-up (for the raw-write fault).
-    pub startup_sockets: &'a [i32],
+    /// Fds the server had at start-up (for the raw-write fault).
+    pub startup_fds: &'a [i32],
     /// TERM, the duration or a hang: stop starting children at once.
     pub stop: &'a AtomicBool,
     /// Set once every requested kind and fault has been started once.
@@ -232,7 +232,7 @@ impl Spawner<'_> {
                 None => (2, "not injected: no worker was in the hash query, so no in-flight handle to use".into()),
             }),
             Fault::RawWrite => {
-                let startup = self.startup_sockets;
+                let startup = self.startup_fds;
                 self.start_forked(fault.name(), expect, &mut |report_fd, _| faults::raw_write_child(startup, report_fd))
             }
             Fault::ExitAfterFailedExec => {

@@ -75,6 +75,9 @@ pub struct FaultOutcome {
     pub fault: String,
     pub pid: Option<i32>,
     pub injected: bool,
+    /// Not injected because the shim's fork handler had already made it
+    /// impossible (not an error).
+    pub prevented: bool,
     pub outcome: String,
 }
 
