@@ -12,12 +12,19 @@ CREATE COLLATION IF NOT EXISTS sqlite_naturalsort (provider = icu, locale = 'und
 -- PRAGMA user_version / application_id.
 CREATE TABLE IF NOT EXISTS sqlite__pragma (name text PRIMARY KEY, value bigint NOT NULL)
 ;;
--- sqlite_master: every object whose comment is its SQLite text.
+-- The name a SQLite CREATE text gives its object (unquoted).
+CREATE OR REPLACE FUNCTION sqlite_object_name(sql text) RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
+  SELECT CASE WHEN n ~ '^["`\['']' THEN replace(substr(n, 2, char_length(n) - 2), '""', '"') ELSE n END
+  FROM (SELECT (regexp_match(sql, '^CREATE\s+(?:UNIQUE\s+|VIRTUAL\s+)?(?:TABLE|INDEX|VIEW|TRIGGER)\s+("(?:[^"]|"")+"|''(?:[^'']|'''')+''|\[[^\]]+\]|`[^`]+`|[^\s(]+)', 'i'))[1] AS n) x
+$$
+;;
+-- sqlite_master: every object whose comment is its SQLite text; names as
+-- that text writes them (PostgreSQL's are lowercased, long ones shortened).
 CREATE OR REPLACE VIEW sqlite_master AS
 SELECT o.type, o.name, o.tbl_name, o.rootpage, o.sql FROM (
   SELECT CASE c.relkind WHEN 'i' THEN 'index' WHEN 'v' THEN 'view' ELSE 'table' END::text AS type,
-         c.relname::text AS name,
-         coalesce(t.relname, c.relname)::text AS tbl_name,
+         sqlite_object_name(d.description) AS name,
+         coalesce(sqlite_object_name(obj_description(t.oid, 'pg_class')), sqlite_object_name(d.description)) AS tbl_name,
          c.oid::bigint AS rootpage,
          d.description AS sql,
          c.oid AS sort_key
@@ -28,7 +35,7 @@ SELECT o.type, o.name, o.tbl_name, o.rootpage, o.sql FROM (
   LEFT JOIN pg_class t ON t.oid = i.indrelid
   WHERE c.relkind IN ('r', 'p', 'i', 'v') AND d.description LIKE 'CREATE %'
   UNION ALL
-  SELECT 'trigger'::text, tg.tgname::text, c.relname::text, 0::bigint, d.description, tg.oid
+  SELECT 'trigger'::text, sqlite_object_name(d.description), sqlite_object_name(obj_description(c.oid, 'pg_class')), 0::bigint, d.description, tg.oid
   FROM pg_trigger tg
   JOIN pg_class c ON c.oid = tg.tgrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
@@ -37,6 +44,21 @@ SELECT o.type, o.name, o.tbl_name, o.rootpage, o.sql FROM (
 ) o ORDER BY o.sort_key
 ;;
 CREATE OR REPLACE VIEW sqlite_schema AS SELECT * FROM sqlite_master
+;;
+-- Their declared types, as SQLite declares its schema table.
+DO $$
+DECLARE
+  v text;
+BEGIN
+  FOREACH v IN ARRAY ARRAY['sqlite_master', 'sqlite_schema'] LOOP
+    EXECUTE format('COMMENT ON COLUMN %I.type IS %L', v, 'TEXT');
+    EXECUTE format('COMMENT ON COLUMN %I.name IS %L', v, 'TEXT');
+    EXECUTE format('COMMENT ON COLUMN %I.tbl_name IS %L', v, 'TEXT');
+    EXECUTE format('COMMENT ON COLUMN %I.rootpage IS %L', v, 'INT');
+    EXECUTE format('COMMENT ON COLUMN %I.sql IS %L', v, 'TEXT');
+  END LOOP;
+END
+$$
 ;;
 CREATE OR REPLACE VIEW sqlite_temp_master AS SELECT * FROM sqlite_master WHERE false
 ;;
@@ -52,7 +74,7 @@ LANGUAGE sql STABLE AS $$
          CASE WHEN a.attnotnull THEN 1 ELSE 0 END,
          CASE WHEN strpos(coalesce(col_description(c.oid, a.attnum), ''), chr(31)) > 0
               THEN substr(col_description(c.oid, a.attnum), strpos(col_description(c.oid, a.attnum), chr(31)) + 1) END,
-         coalesce(array_position(p.indkey::int2[], a.attnum), 0)
+         coalesce((SELECT k.o FROM unnest(p.indkey) WITH ORDINALITY AS k(n, o) WHERE k.n = a.attnum), 0)::integer
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -100,19 +122,21 @@ LANGUAGE sql STABLE AS $$
 $$
 ;;
 -- CREATE TABLE … AS: declared types from the new columns' types.
-CREATE OR REPLACE FUNCTION sqlite_describe_ctas(tbl text, types json) RETURNS void
+CREATE OR REPLACE FUNCTION sqlite_describe_ctas(tbl text, types json, plain boolean[]) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
   col record;
   defs text[] := '{}';
   declared text;
+  i int := 0;
 BEGIN
   FOR col IN
     SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS pg_type
     FROM pg_attribute a WHERE a.attrelid = (quote_ident(current_schema()) || '.' || quote_ident(tbl))::regclass
       AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
   LOOP
-    declared := coalesce(types ->> col.pg_type, '');
+    i := i + 1;
+    declared := CASE WHEN coalesce(plain[i], true) THEN coalesce(types ->> col.pg_type, '') ELSE '' END;
     IF declared <> '' THEN
       EXECUTE format('COMMENT ON COLUMN %I.%I IS %L', tbl, col.name, declared);
     END IF;
@@ -184,6 +208,29 @@ CREATE OR REPLACE FUNCTION sqlite_truth(numeric) RETURNS boolean LANGUAGE sql IM
 CREATE OR REPLACE FUNCTION sqlite_truth(text) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT sqlite_cast_real($1) <> 0'
 ;;
 CREATE OR REPLACE FUNCTION sqlite_truth(bytea) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT sqlite_cast_real(convert_from($1, ''UTF8'')) <> 0'
+;;
+-- A text compared with a column takes the column's type (SQLite's
+-- affinity rule): the first argument only chooses the overload.
+CREATE OR REPLACE FUNCTION sqlite_coerce(bigint, text) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN $2 ~ '^\s*[+-]?[0-9]+\s*$' THEN btrim($2)::bigint
+              WHEN $2 ~ '^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$' AND btrim($2)::numeric = trunc(btrim($2)::numeric) THEN btrim($2)::numeric::bigint END
+$$
+;;
+CREATE OR REPLACE FUNCTION sqlite_coerce(double precision, text) RETURNS double precision LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN $2 ~ '^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$' THEN btrim($2)::double precision END
+$$
+;;
+CREATE OR REPLACE FUNCTION sqlite_coerce(numeric, text) RETURNS numeric LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN $2 ~ '^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$' THEN btrim($2)::numeric END
+$$
+;;
+CREATE OR REPLACE FUNCTION sqlite_coerce(boolean, text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN lower(btrim($2)) IN ('0', '1', 't', 'f', 'true', 'false') THEN btrim($2)::boolean END
+$$
+;;
+CREATE OR REPLACE FUNCTION sqlite_coerce(text, text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT $2'
+;;
+CREATE OR REPLACE FUNCTION sqlite_coerce(bytea, text) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$SELECT convert_to($2, 'UTF8')$$
 ;;
 -- typeof(x): the storage class the runtime reports for the value's type.
 CREATE OR REPLACE FUNCTION sqlite_typeof(bigint) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT CASE WHEN $1 IS NULL THEN 'null' ELSE 'integer' END$$
@@ -268,6 +315,8 @@ DECLARE
   n int := char_length(pattern);
   c text;
   j int;
+  body text;
+  negate boolean;
 BEGIN
   WHILE i <= n LOOP
     c := substr(pattern, i, 1);
@@ -275,14 +324,17 @@ BEGIN
     ELSIF c = '?' THEN re := re || '.';
     ELSIF c = '[' THEN
       j := i + 1;
-      IF substr(pattern, j, 1) = '^' THEN j := j + 1; END IF;
-      IF substr(pattern, j, 1) = ']' THEN j := j + 1; END IF;
-      WHILE j <= n AND substr(pattern, j, 1) <> ']' LOOP j := j + 1; END LOOP;
+      negate := substr(pattern, j, 1) = '^';
+      IF negate THEN j := j + 1; END IF;
+      body := '';
+      IF substr(pattern, j, 1) = ']' THEN body := '\]'; j := j + 1; END IF;
+      WHILE j <= n AND substr(pattern, j, 1) <> ']' LOOP
+        c := substr(pattern, j, 1);
+        body := body || CASE WHEN c IN ('\', '[', '^') THEN '\' || c ELSE c END;
+        j := j + 1;
+      END LOOP;
       IF j > n THEN RETURN '^(?!)'; END IF;
-      re := re || '[' || replace(replace(replace(substr(pattern, i + 1, j - i - 1), '\', '\\'), '[', '\['), ']', '\]') || ']';
-      IF substr(pattern, i + 1, 1) = '^' THEN
-        re := left(re, char_length(re) - (j - i)) || '[^' || replace(replace(replace(substr(pattern, i + 2, j - i - 2), '\', '\\'), '[', '\['), ']', '\]') || ']';
-      END IF;
+      re := re || '[' || CASE WHEN negate THEN '^' ELSE '' END || body || ']';
       i := j;
     ELSIF c ~ '[.^$+(){}|\\\[\]]' THEN re := re || '\' || c;
     ELSE re := re || c;
@@ -539,7 +591,7 @@ $$
 ;;
 CREATE OR REPLACE FUNCTION sqlite_json_valid(VARIADIC args text[]) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-  IF args[1] IS NULL THEN RETURN NULL; END IF;
+  IF args[1] IS NULL THEN RETURN 0; END IF;
   PERFORM args[1]::json;
   RETURN 1;
 EXCEPTION WHEN others THEN
@@ -558,6 +610,7 @@ BEGIN
   RETURN CASE json_typeof(j)
     WHEN 'number' THEN CASE WHEN j::text ~ '^-?[0-9]+$' THEN 'integer' ELSE 'real' END
     WHEN 'boolean' THEN j::text
+    WHEN 'string' THEN 'text'
     ELSE json_typeof(j) END;
 END
 $$

@@ -159,7 +159,9 @@ impl<'c> Schema<'c> {
             }
             unique_keys.push(cols);
         }
+        let rtree = sql.to_ascii_uppercase().contains("USING RTREE");
         let rowid_column = match primary_key.as_slice() {
+            [only] if rtree => Some(only.clone()),
             [only] => columns
                 .iter()
                 .find(|c| &c.name == only && c.declared.eq_ignore_ascii_case("INTEGER"))

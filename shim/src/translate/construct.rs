@@ -50,9 +50,16 @@ pub fn call_with(name: &str, args: Vec<Expr>, duplicate: Option<DuplicateTreatme
     })
 }
 
-/// `CAST(expr AS data_type)`.
+/// `expr::data_type`: PostgreSQL's cast, which SQLite does not have, so a
+/// cast the translation adds is never taken for a client's `CAST(…)` (those
+/// get SQLite's conversion rules, see `expr`).
 pub fn cast(expr: Expr, data_type: DataType) -> Expr {
-    Expr::Cast { kind: CastKind::Cast, expr: Box::new(expr), data_type, format: None }
+    let inner = match expr {
+        e @ (Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Function(_) | Expr::Nested(_)) => e,
+        Expr::Value(v) if !matches!(v.value, sqlparser::ast::Value::Number(ref n, _) if n.starts_with('-')) => Expr::Value(v),
+        other => Expr::Nested(Box::new(other)),
+    };
+    Expr::Cast { kind: CastKind::DoubleColon, expr: Box::new(inner), data_type, format: None }
 }
 
 /// `CAST(expr AS text)`, unless `expr` is text by its form already.
@@ -112,7 +119,9 @@ mod tests {
     #[test]
     fn calls_and_casts_print_as_postgres() {
         let e = call("sqlite_glob", vec![text_literal("a*"), as_text(column("Title"))]);
-        assert_eq!(e.to_string(), "sqlite_glob('a*', CAST(\"Title\" AS TEXT))");
+        assert_eq!(e.to_string(), "sqlite_glob('a*', \"Title\"::TEXT)");
+        let sum = Expr::BinaryOp { left: Box::new(column("a")), op: sqlparser::ast::BinaryOperator::Plus, right: Box::new(column("b")) };
+        assert_eq!(cast(sum, DataType::Text).to_string(), "(\"a\" + \"b\")::TEXT");
         assert_eq!(binary_collated(column("x")).to_string(), "\"x\" COLLATE \"C\"");
     }
 }

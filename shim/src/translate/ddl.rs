@@ -15,11 +15,10 @@
 //! with another collation; `varchar(255)` keeps no length (SQLite never
 //! truncates); `DEFAULT "t"` is the string `'t'`, as SQLite reads it.
 //!
-//! The rowid: an `INTEGER PRIMARY KEY` column is a `bigint` primary key fed
-//! by a sequence (`sqlite__rowid_<table>`); a `BEFORE INSERT` trigger gives a
-//! new rowid to a row inserted with `NULL` there and moves the sequence past
-//! any rowid inserted explicitly, so later rows never collide (rowids are
-//! never reused, as with `AUTOINCREMENT`).
+//! The rowid: an `INTEGER PRIMARY KEY` column is a `bigint` primary key; a
+//! `BEFORE INSERT` trigger gives rows inserted without one SQLite's next
+//! rowid (see `rowid_machinery`), keeping `sqlite_sequence` for
+//! `AUTOINCREMENT` tables.
 //!
 //! Foreign keys are kept in the text but not enforced, as in SQLite with
 //! `PRAGMA foreign_keys` off (its default).
@@ -107,7 +106,7 @@ fn create_table(ct: CreateTable, cx: &mut Context) -> Result<Plan, Error> {
     let mut defs = Vec::new();
     let mut columns = Vec::new();
     for c in &ct.columns {
-        let col = column_plan(c, rowid.as_deref() == Some(c.name.value.as_str()), &table, cx)?;
+        let col = column_plan(c, rowid.as_deref() == Some(c.name.value.as_str()), cx)?;
         defs.push(col.definition.clone());
         columns.push(col);
     }
@@ -118,15 +117,10 @@ fn create_table(ct: CreateTable, cx: &mut Context) -> Result<Plan, Error> {
     }
     let start = name_start(&ct.name).ok_or_else(|| Error::new("CREATE TABLE needs a name"))?;
     let sql = sqlite_text(cx.source, "CREATE TABLE", start);
-    let mut outputs = Vec::new();
-    if let Some(r) = &rowid {
-        outputs.push(Output::text(format!("CREATE SEQUENCE IF NOT EXISTS {}", quote_ident(&rowid_sequence(&table)))));
-        let _ = r;
-    }
-    outputs.push(Output::text(format!("CREATE TABLE {} ({})", quote_ident(&table), defs.join(", "))));
+    let mut outputs = vec![Output::text(format!("CREATE TABLE {} ({})", quote_ident(&table), defs.join(", ")))];
     outputs.extend(comments(&table, &sql, &columns));
     if let Some(r) = &rowid {
-        outputs.extend(rowid_machinery(&table, r));
+        outputs.extend(rowid_machinery(&table, r, has_autoincrement(&ct)));
     }
     Ok(Plan::schema_change(outputs))
 }
@@ -156,35 +150,54 @@ fn comments(table: &str, sql: &str, columns: &[ColumnPlan]) -> Vec<Output> {
     out
 }
 
-/// The sequence feeding a table's rowid.
-pub fn rowid_sequence(table: &str) -> String {
+/// The trigger function giving rows their rowid.
+fn rowid_function(table: &str) -> String {
     format!("{HIDDEN_PREFIX}rowid_{table}")
 }
 
-/// The sequence's ownership and the trigger keeping rowids SQLite's.
-fn rowid_machinery(table: &str, column: &str) -> Vec<Output> {
-    let seq = rowid_sequence(table);
-    let seq_literal = quote_literal(&quote_ident(&seq));
-    let function = quote_ident(&format!("{HIDDEN_PREFIX}rowid_{table}"));
+/// The trigger keeping rowids SQLite's: a row inserted without one (or
+/// with NULL) gets the largest rowid plus one — with `AUTOINCREMENT`, also
+/// above any rowid the table ever had (`sqlite_sequence`, updated as in
+/// SQLite). Rowids are assigned one insert at a time per table (an advisory
+/// lock for the transaction), as SQLite's single writer does.
+fn rowid_machinery(table: &str, column: &str, autoincrement: bool) -> Vec<Output> {
+    let function = quote_ident(&rowid_function(table));
     let col = quote_ident(column);
-    vec![
-        Output::text(format!("ALTER SEQUENCE {} OWNED BY {}.{col}", quote_ident(&seq), quote_ident(table))),
-        Output::text(format!(
-            "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $f$ \
-             BEGIN \
-               IF NEW.{col} IS NULL THEN NEW.{col} := nextval({seq_literal}); \
-               ELSIF NEW.{col} > (SELECT last_value FROM {seq_ident}) THEN PERFORM setval({seq_literal}, NEW.{col}); \
-               END IF; \
-               RETURN NEW; \
-             END $f$",
-            seq_ident = quote_ident(&seq)
-        )),
-        Output::text(format!(
-            "CREATE OR REPLACE TRIGGER {} BEFORE INSERT OR UPDATE OF {col} ON {} FOR EACH ROW EXECUTE FUNCTION {function}()",
-            quote_ident(&format!("{HIDDEN_PREFIX}rowid")),
-            quote_ident(table)
-        )),
-    ]
+    let col_literal = quote_literal(column);
+    let mut out = Vec::new();
+    let (next_from_sequence, record_sequence) = if autoincrement {
+        out.push(Output::text("CREATE TABLE IF NOT EXISTS sqlite_sequence (name text COLLATE \"C\" PRIMARY KEY, seq bigint)"));
+        out.push(Output::text("COMMENT ON TABLE sqlite_sequence IS 'CREATE TABLE sqlite_sequence(name,seq)'"));
+        (
+            format!("NEW.{col} := greatest(NEW.{col}, coalesce((SELECT seq FROM sqlite_sequence WHERE name = TG_TABLE_NAME), 0) + 1);"),
+            format!(
+                "INSERT INTO sqlite_sequence AS s (name, seq) VALUES (TG_TABLE_NAME, NEW.{col}) \
+                 ON CONFLICT (name) DO UPDATE SET seq = EXCLUDED.seq WHERE s.seq < EXCLUDED.seq;"
+            ),
+        )
+    } else {
+        (String::new(), String::new())
+    };
+    out.push(Output::text(format!(
+        "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $f$ \
+         DECLARE top bigint; \
+         BEGIN \
+           IF NEW.{col} IS NULL THEN \
+             PERFORM pg_advisory_xact_lock(TG_RELID::bigint); \
+             EXECUTE format('SELECT max(%I) FROM %I.%I', {col_literal}, TG_TABLE_SCHEMA, TG_TABLE_NAME) INTO top; \
+             NEW.{col} := coalesce(top, 0) + 1; \
+             {next_from_sequence} \
+           END IF; \
+           {record_sequence} \
+           RETURN NEW; \
+         END $f$"
+    )));
+    out.push(Output::text(format!(
+        "CREATE OR REPLACE TRIGGER {} BEFORE INSERT OR UPDATE OF {col} ON {} FOR EACH ROW EXECUTE FUNCTION {function}()",
+        quote_ident(&format!("{HIDDEN_PREFIX}rowid")),
+        quote_ident(table)
+    )));
+    out
 }
 
 /// The column that is the rowid: declared exactly `INTEGER` and the whole
@@ -243,8 +256,20 @@ pub fn declared_type(c: &ColumnDef, source: &Source) -> String {
         }
     }
     match end {
-        Some(e) => source.slice(tokens[at + 1].span.start, e).to_string(),
+        Some(e) => standard_type_name(source.slice(tokens[at + 1].span.start, e)),
         None => String::new(),
+    }
+}
+
+/// SQLite (3.37+) reports the standard type names in upper case whatever
+/// their spelling (`integer` is `INTEGER`); other declared types as written.
+fn standard_type_name(declared: &str) -> String {
+    const STANDARD: [&str; 6] = ["ANY", "BLOB", "INT", "INTEGER", "REAL", "TEXT"];
+    let upper = declared.to_ascii_uppercase();
+    if STANDARD.contains(&upper.as_str()) {
+        upper
+    } else {
+        declared.to_string()
     }
 }
 
@@ -256,7 +281,7 @@ fn is_constraint_word(word: &str) -> bool {
     )
 }
 
-fn column_plan(c: &ColumnDef, is_rowid: bool, table: &str, cx: &mut Context) -> Result<ColumnPlan, Error> {
+fn column_plan(c: &ColumnDef, is_rowid: bool, cx: &mut Context) -> Result<ColumnPlan, Error> {
     let declared = declared_type(c, cx.source);
     let name = c.name.value.clone();
     let pg_type = postgres_type(&declared);
@@ -271,9 +296,6 @@ fn column_plan(c: &ColumnDef, is_rowid: bool, table: &str, cx: &mut Context) -> 
             None => "C",
         };
         def.push_str(&format!(" COLLATE {}", quote_ident(pg)));
-    }
-    if is_rowid {
-        def.push_str(&format!(" DEFAULT nextval({})", quote_literal(&quote_ident(&rowid_sequence(table)))));
     }
     let mut default_text = None;
     for o in &c.options {
@@ -303,6 +325,10 @@ fn column_plan(c: &ColumnDef, is_rowid: bool, table: &str, cx: &mut Context) -> 
     Ok(ColumnPlan { name, declared, default_text, definition: def })
 }
 
+fn has_autoincrement(ct: &CreateTable) -> bool {
+    ct.columns.iter().any(|c| c.options.iter().any(|o| matches!(&o.option, ColumnOption::DialectSpecific(t) if is_autoincrement(t))))
+}
+
 fn is_autoincrement(tokens: &[Token]) -> bool {
     matches!(tokens, [Token::Word(w)] if w.value.eq_ignore_ascii_case("AUTOINCREMENT"))
 }
@@ -313,8 +339,12 @@ fn default_value(e: &Expr, cx: &mut Context) -> Result<String, Error> {
         let original = cx.source.original_name(id.span.start).unwrap_or(&id.value).to_string();
         return Ok(quote_literal(&original));
     }
+    if let Some(n) = super::literals::signed_number_text(e) {
+        // Untyped, so it fits a boolean column as well as a number one.
+        return Ok(quote_literal(&n));
+    }
     if let Expr::Value(v) = e {
-        if matches!(v.value, Value::Number(..) | Value::SingleQuotedString(_) | Value::Null) {
+        if matches!(v.value, Value::SingleQuotedString(_) | Value::Null) {
             return Ok(v.value.to_string());
         }
     }
@@ -375,15 +405,35 @@ fn create_table_as(ct: CreateTable, cx: &mut Context) -> Result<Plan, Error> {
         }
         return Err(Error::new(format!("table {table} already exists")));
     }
-    let mut query = Statement::Query(ct.query.expect("CREATE TABLE … AS"));
+    let query_ast = ct.query.expect("CREATE TABLE … AS");
+    let plain = plain_column_flags(&query_ast);
+    let mut query = Statement::Query(query_ast);
     rewrite_statement(&mut query, vec![], cx)?;
     let create = format!("CREATE TABLE {} AS {query}", quote_ident(&table));
     let describe = format!(
-        "SELECT sqlite_describe_ctas({}, {})",
+        "SELECT sqlite_describe_ctas({}, {}, {})",
         quote_literal(&table),
-        quote_literal(&ctas_types_json())
+        quote_literal(&ctas_types_json()),
+        quote_literal(&plain)
     );
     Ok(Plan::schema_change(vec![Output::effect(Sql::Text(create)), Output::text(describe)]))
+}
+
+/// Per result column of a `CREATE TABLE … AS` query, whether it is a plain
+/// column reference (SQLite declares those by affinity, expressions not at
+/// all), as a PostgreSQL `boolean[]` literal; `{}` (all plain) with `*`.
+fn plain_column_flags(query: &sqlparser::ast::Query) -> String {
+    use sqlparser::ast::{SelectItem, SetExpr};
+    let SetExpr::Select(select) = query.body.as_ref() else { return "{}".into() };
+    let mut flags = Vec::new();
+    for item in &select.projection {
+        let e = match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+            _ => return "{}".into(),
+        };
+        flags.push(if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) { "t" } else { "f" });
+    }
+    format!("{{{}}}", flags.join(","))
 }
 
 /// PostgreSQL type → SQLite declared type of a `CREATE TABLE … AS` column,
@@ -497,7 +547,7 @@ fn drop(object_type: ObjectType, if_exists: bool, names: &[sqlparser::ast::Objec
     if kind == "TABLE" {
         outputs.push(Output::text(format!(
             "DROP FUNCTION IF EXISTS {}()",
-            quote_ident(&format!("{HIDDEN_PREFIX}rowid_{name}"))
+            quote_ident(&rowid_function(&name))
         )));
     }
     Ok(Plan::schema_change(outputs))
@@ -512,7 +562,7 @@ fn alter_table(at: AlterTable, cx: &mut Context) -> Result<Plan, Error> {
     let t = quote_ident(&table);
     let (mut outputs, new_sql) = match operation {
         AlterTableOperation::AddColumn { column_def, .. } => {
-            let col = column_plan(column_def, false, &table, cx)?;
+            let col = column_plan(column_def, false, cx)?;
             let def_text = cx.source.text[cx.source.offset(column_def.name.span.start)..].trim_end().trim_end_matches(';').trim_end();
             let mut out = vec![Output::text(format!("ALTER TABLE {t} ADD COLUMN {}", col.definition))];
             if let Some(comment) = col.comment() {

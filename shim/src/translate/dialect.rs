@@ -159,6 +159,9 @@ impl Dialect for PlexDialect {
     fn is_table_factor(&self, kw: &Keyword, parser: &mut Parser) -> bool {
         self.sqlite.is_table_factor(kw, parser)
     }
+    fn supports_update_order_by(&self) -> bool {
+        true
+    }
     fn between_low_bound_precedence(&self) -> u8 {
         self.sqlite.between_low_bound_precedence()
     }

@@ -71,7 +71,8 @@ fn insert_plan(mut insert: Insert, cx: &mut Context) -> Result<Plan, Error> {
     complete_upsert_target(&mut insert, &info)?;
     loosen_values(insert.source.as_deref_mut());
     if let Some(OnInsert::OnConflict(OnConflict { action: OnConflictAction::DoUpdate(u), .. })) = &mut insert.on {
-        prepare_assignments(&mut u.assignments, &info)?;
+        prepare_assignments(&mut u.assignments)?;
+        qualify_target_columns(u, &info, &table_name);
     }
     let yields_rows = insert.returning.is_some();
     let in_trigger = cx.trigger_scope.is_some();
@@ -81,9 +82,40 @@ fn insert_plan(mut insert: Insert, cx: &mut Context) -> Result<Plan, Error> {
     }
     let mut statement = Statement::Insert(insert);
     rewrite_statement(&mut statement, vec![], cx)?;
+    if let Statement::Insert(Insert { on: Some(OnInsert::OnConflict(OnConflict { action: OnConflictAction::DoUpdate(u), .. })), .. }) = &mut statement {
+        type_assignments(&mut u.assignments, &info);
+    }
     let mut outputs: Vec<Output> = before;
     outputs.push(Output { sql: Sql::Tree(statement), yields_rows, counts_changes: true, rowid_column: rowid.is_some() });
     Ok(Plan::write(outputs))
+}
+
+/// In `DO UPDATE`, SQLite reads a bare column as the target row's;
+/// PostgreSQL finds it ambiguous with `excluded`: qualify it.
+fn qualify_target_columns(update: &mut DoUpdate, info: &TableInfo, table: &str) {
+    use sqlparser::ast::{VisitMut, VisitorMut};
+    struct Qualify<'q> {
+        info: &'q TableInfo,
+        table: &'q str,
+    }
+    impl VisitorMut for Qualify<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &mut Expr) -> std::ops::ControlFlow<()> {
+            if let Expr::Identifier(id) = e {
+                if self.info.column(&id.value).is_some() {
+                    *e = qualified_column(self.table, &id.value);
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let mut q = Qualify { info, table };
+    for a in &mut update.assignments {
+        let _ = a.value.visit(&mut q);
+    }
+    if let Some(w) = &mut update.selection {
+        let _ = w.visit(&mut q);
+    }
 }
 
 /// `INSERT INTO fts(fts) VALUES('rebuild')` and the other FTS commands.
@@ -104,7 +136,9 @@ fn fts_command(insert: &Insert, info: &TableInfo, cx: &mut Context) -> Result<Op
     } else {
         None
     };
-    let outputs = fts::command(info, &command, content.as_deref())?;
+    let mut outputs = fts::command(info, &command, content.as_deref())?;
+    // SQLite's last_insert_rowid() after a command insert is 0.
+    outputs.push(Output { sql: Sql::Text("SELECT 0::bigint".into()), yields_rows: false, counts_changes: false, rowid_column: true });
     Ok(Some(Plan::write(outputs)))
 }
 
@@ -216,8 +250,8 @@ fn loosen_values(source: Option<&mut Query>) {
     }
 }
 
-/// Drop all but the last assignment of each column; type the values.
-fn prepare_assignments(assignments: &mut Vec<Assignment>, info: &TableInfo) -> Result<(), Error> {
+/// Drop all but the last assignment of each column; loosen literals.
+fn prepare_assignments(assignments: &mut Vec<Assignment>) -> Result<(), Error> {
     let target_name = |a: &Assignment| match &a.target {
         AssignmentTarget::ColumnName(n) => Some(last_part(n)),
         AssignmentTarget::Tuple(_) => None,
@@ -233,18 +267,27 @@ fn prepare_assignments(assignments: &mut Vec<Assignment>, info: &TableInfo) -> R
     kept.reverse();
     for a in &mut kept {
         a.value = loosen(std::mem::replace(&mut a.value, Expr::value(Value::Null)));
-        if let Some(col) = target_name(a).and_then(|n| info.column(&n).cloned()) {
-            a.value = typed_for_column(std::mem::replace(&mut a.value, Expr::value(Value::Null)), &col.pg_type);
-        }
     }
     *assignments = kept;
     Ok(())
 }
 
+/// After translation: a text value assigned to a non-text column is cast
+/// to the column's type.
+fn type_assignments(assignments: &mut [Assignment], info: &TableInfo) {
+    for a in assignments {
+        let AssignmentTarget::ColumnName(n) = &a.target else { continue };
+        if let Some(col) = info.column(&last_part(n)) {
+            a.value = typed_for_column(std::mem::replace(&mut a.value, Expr::value(Value::Null)), &col.pg_type);
+        }
+    }
+}
+
 /// A text-valued expression stored into a non-text column is cast to the
 /// column's type (PostgreSQL has no implicit cast from text).
 fn typed_for_column(value: Expr, pg_type: &str) -> Expr {
-    if pg_type == "text" || !is_text_candidate(&value) {
+    let literal = matches!(&value, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
+    if pg_type == "text" || literal || !is_text(&value) {
         return value;
     }
     let data_type = match pg_type {
@@ -257,28 +300,6 @@ fn typed_for_column(value: Expr, pg_type: &str) -> Expr {
         _ => return value,
     };
     cast(value, data_type)
-}
-
-/// Whether an untranslated expression may yield text (a function or
-/// operator known for text, or a conditional of such).
-fn is_text_candidate(e: &Expr) -> bool {
-    match e {
-        Expr::Function(f) => {
-            let name = super::functions::function_name(f);
-            matches!(
-                name.as_str(),
-                "iif" | "datetime" | "date" | "time" | "strftime" | "json_extract" | "substr" | "replace" | "lower"
-                    | "upper" | "trim" | "ltrim" | "rtrim" | "printf" | "group_concat" | "typeof" | "hex" | "quote"
-            )
-        }
-        Expr::Case { .. } => true,
-        Expr::BinaryOp { op, .. } => matches!(
-            op,
-            sqlparser::ast::BinaryOperator::StringConcat | sqlparser::ast::BinaryOperator::LongArrow | sqlparser::ast::BinaryOperator::Arrow
-        ),
-        Expr::Nested(x) => is_text_candidate(x),
-        _ => is_text(e),
-    }
 }
 
 fn update_plan(mut update: Update, cx: &mut Context) -> Result<Plan, Error> {
@@ -298,7 +319,7 @@ fn update_plan(mut update: Update, cx: &mut Context) -> Result<Plan, Error> {
         Some(other) => return Err(Error::new(format!("UPDATE OR {other} is not supported"))),
     }
     let info = cx.schema.existing_table(&table_name)?;
-    prepare_assignments(&mut update.assignments, &info)?;
+    prepare_assignments(&mut update.assignments)?;
     if update.limit.is_some() || !update.order_by.is_empty() {
         let limited = limited_rows(&info, &qualifier, &table_name, update.selection.take(), std::mem::take(&mut update.order_by), update.limit.take())?;
         update.selection = Some(limited);
@@ -306,6 +327,9 @@ fn update_plan(mut update: Update, cx: &mut Context) -> Result<Plan, Error> {
     let yields_rows = update.returning.is_some();
     let mut statement = Statement::Update(update);
     rewrite_statement(&mut statement, vec![], cx)?;
+    if let Statement::Update(u) = &mut statement {
+        type_assignments(&mut u.assignments, &info);
+    }
     Ok(Plan::write(vec![Output { sql: Sql::Tree(statement), yields_rows, counts_changes: true, rowid_column: false }]))
 }
 

@@ -22,7 +22,7 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CaseWhen, DataType, Expr, InTarget, Statement, TrimWhereField, UnaryOperator, Value, VisitMut, VisitorMut,
+    BinaryOperator, CaseWhen, CastKind, DataType, Expr, InTarget, Statement, TrimWhereField, UnaryOperator, Value, VisitMut, VisitorMut,
 };
 
 use super::affinity::{affinity, Affinity};
@@ -97,7 +97,7 @@ fn rewrite_one(expr: &mut Expr, source: &Source) -> Result<Option<Expr>, Error> 
         }
         Expr::In { target: InTarget::List(list), negated, .. } if list.is_empty() => Some(bool_literal(*negated)),
         Expr::In { expr: left, target: InTarget::List(list), .. } => {
-            if !is_literal(left) {
+            if !is_literal(left) && !is_untyped(left) {
                 let items = std::mem::take(list);
                 *list = items.into_iter().map(loosen).collect();
             }
@@ -118,7 +118,7 @@ fn rewrite_one(expr: &mut Expr, source: &Source) -> Result<Option<Expr>, Error> 
             None
         }
         Expr::Function(f) if is_client_call(f) => Some(translate_call(f)?),
-        Expr::Cast { expr: value, data_type, .. } => Some(sqlite_cast(take(value), data_type)?),
+        Expr::Cast { kind: CastKind::Cast, expr: value, data_type, .. } => Some(sqlite_cast(take(value), data_type)?),
         Expr::Collate { expr: value, collation } => {
             let pg = postgres_collation(&collation.to_string())?;
             Some(Expr::Collate { expr: Box::new(take(value)), collation: object_name(pg) })
@@ -165,6 +165,7 @@ fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Result<Option<Expr>, E
         | BinaryOperator::Gt
         | BinaryOperator::GtEq => {
             let (l, r) = loosen_pair(left, right);
+            let (l, r) = coerce_text_side(l, r);
             op_expr(l, op, r)
         }
         BinaryOperator::Is => {
@@ -187,7 +188,11 @@ fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Result<Option<Expr>, E
             return Err(Error::new("unable to use function MATCH in the requested context"));
         }
         BinaryOperator::Regexp => return Err(Error::new("no such function: REGEXP")),
-        BinaryOperator::Plus
+        BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply if is_untyped(&left) && is_untyped(&right) => {
+            op_expr(numeric_if_placeholder(left), op, numeric_if_placeholder(right))
+        }
+        BinaryOperator::AtAt
+        | BinaryOperator::Plus
         | BinaryOperator::Minus
         | BinaryOperator::Multiply
         | BinaryOperator::BitwiseAnd
@@ -198,12 +203,42 @@ fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Result<Option<Expr>, E
     }))
 }
 
+/// A placeholder or a string literal: PostgreSQL does not know its type.
+fn is_untyped(e: &Expr) -> bool {
+    matches!(e, Expr::Value(v) if matches!(v.value, Value::Placeholder(_) | Value::SingleQuotedString(_)))
+}
+
+/// A placeholder in arithmetic between untyped operands is a number.
+fn numeric_if_placeholder(e: Expr) -> Expr {
+    match &e {
+        Expr::Value(v) if matches!(v.value, Value::Placeholder(_)) => cast(e, DataType::Numeric(sqlparser::ast::ExactNumberInfo::None)),
+        _ => e,
+    }
+}
+
 /// Loosen an integer literal compared with a non-literal.
 fn loosen_pair(left: Expr, right: Expr) -> (Expr, Expr) {
-    match (is_literal(&left), is_literal(&right)) {
+    match (is_literal(&left) || is_untyped(&left), is_literal(&right) || is_untyped(&right)) {
         (true, false) => (loosen(left), right),
         (false, true) => (left, loosen(right)),
         _ => (left, right),
+    }
+}
+
+/// A column compared with a text-valued expression: SQLite applies the
+/// column's affinity to the text; `sqlite_coerce(column, text)` converts
+/// the text to the column's type (overloaded by `bootstrap`).
+fn coerce_text_side(left: Expr, right: Expr) -> (Expr, Expr) {
+    let is_column = |e: &Expr| matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+    let computed_text = |e: &Expr| is_text(e) && !is_literal(e);
+    if is_column(&left) && computed_text(&right) {
+        let right = call("sqlite_coerce", vec![left.clone(), right]);
+        (left, right)
+    } else if is_column(&right) && computed_text(&left) {
+        let left = call("sqlite_coerce", vec![right.clone(), left]);
+        (left, right)
+    } else {
+        (left, right)
     }
 }
 
@@ -293,23 +328,23 @@ mod tests {
     fn operators_take_sqlite_meaning() {
         assert_eq!(
             rewritten("SELECT a IS b, a || 1, a / b FROM t"),
-            "SELECT a IS NOT DISTINCT FROM b, CAST(a AS TEXT) || CAST(1 AS TEXT), a / nullif(b, 0) FROM t"
+            "SELECT a IS NOT DISTINCT FROM b, a::TEXT || 1::TEXT, a / nullif(b, 0) FROM t"
         );
         assert_eq!(
             rewritten("SELECT * FROM t WHERE a LIKE 'x%' AND b IN () AND c = 5"),
-            "SELECT * FROM t WHERE CAST(a AS TEXT) COLLATE \"C\" ILIKE 'x%' ESCAPE '' AND false AND c = '5'"
+            "SELECT * FROM t WHERE a::TEXT COLLATE \"C\" ILIKE 'x%' ESCAPE '' AND false AND c = '5'"
         );
     }
 
     #[test]
     fn iif_with_mixed_results_unifies_to_text() {
         let out = rewritten("SELECT iif(typeof(c) IN ('integer', 'real'), datetime(c, 'unixepoch'), c) FROM t");
-        assert!(out.contains("CASE WHEN sqlite_typeof(c) IN ('integer', 'real') THEN sqlite_datetime(CAST(c AS TEXT), 'unixepoch') ELSE CAST(c AS TEXT) END"), "{out}");
+        assert!(out.contains("CASE WHEN sqlite_typeof(c) IN ('integer', 'real') THEN sqlite_datetime(c::TEXT, 'unixepoch') ELSE c::TEXT END"), "{out}");
     }
 
     #[test]
     fn json_valid_in_where_becomes_a_truth_value() {
         let out = rewritten("UPDATE t SET x = x ->> 'url' WHERE x IS NOT NULL and json_valid(x)");
-        assert!(out.ends_with("WHERE x IS NOT NULL AND sqlite_truth(sqlite_json_valid(CAST(x AS TEXT)))"), "{out}");
+        assert!(out.ends_with("WHERE x IS NOT NULL AND sqlite_truth(sqlite_json_valid(x::TEXT))"), "{out}");
     }
 }

@@ -59,6 +59,19 @@ pub fn is_text(e: &Expr) -> bool {
         Expr::Cast { data_type: DataType::Text, .. } => true,
         Expr::Collate { expr, .. } | Expr::Nested(expr) => is_text(expr),
         Expr::BinaryOp { op: BinaryOperator::StringConcat, .. } => true,
+        Expr::Case { conditions, else_result, .. } => {
+            let null = |e: &Expr| matches!(e, Expr::Value(v) if v.value == Value::Null);
+            let results = conditions.iter().map(|c| &c.result).chain(else_result.as_deref());
+            let mut any_text = false;
+            for r in results {
+                if is_text(r) {
+                    any_text = true;
+                } else if !null(r) {
+                    return false;
+                }
+            }
+            any_text
+        }
         Expr::Function(f) => {
             let name = f.name.to_string().to_ascii_lowercase();
             matches!(

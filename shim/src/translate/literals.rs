@@ -30,6 +30,19 @@ pub fn integer_literal_text(expr: &Expr) -> Option<String> {
     }
 }
 
+/// The text of a numeric literal (integer or real), `-N` included.
+pub fn signed_number_text(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => Some(n.clone()),
+            _ => None,
+        },
+        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => signed_number_text(expr).map(|n| format!("-{n}")),
+        Expr::UnaryOp { op: UnaryOperator::Plus, expr } | Expr::Nested(expr) => signed_number_text(expr),
+        _ => None,
+    }
+}
+
 fn is_integer_text(n: &str) -> bool {
     !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
 }
@@ -57,7 +70,8 @@ pub fn loosen(expr: Expr) -> Expr {
 /// Loosen the integer literals of a list whose other members are not all
 /// literals (a list of literals only keeps their own types).
 pub fn loosen_all(exprs: Vec<Expr>) -> Vec<Expr> {
-    if exprs.iter().all(is_literal) {
+    let untyped = |e: &Expr| is_literal(e) || matches!(e, Expr::Value(v) if matches!(v.value, Value::Placeholder(_)));
+    if exprs.iter().all(untyped) {
         return exprs;
     }
     exprs.into_iter().map(loosen).collect()
@@ -91,10 +105,10 @@ mod tests {
         let minus = Expr::UnaryOp { op: UnaryOperator::Minus, expr: Box::new(five) };
         assert_eq!(loosen(minus).to_string(), "'-5'");
         let real = translate_value(&Value::Number("2.0".into(), false), "2.0").unwrap().unwrap();
-        assert_eq!(real.to_string(), "CAST(2.0 AS DOUBLE PRECISION)");
+        assert_eq!(real.to_string(), "2.0::DOUBLE PRECISION");
         let hex = translate_value(&Value::HexStringLiteral("1F".into()), "0x1F").unwrap().unwrap();
         assert_eq!(hex.to_string(), "31");
         let blob = translate_value(&Value::HexStringLiteral("1F".into()), "x'1F'").unwrap().unwrap();
-        assert_eq!(blob.to_string(), "CAST('\\x1F' AS BYTEA)");
+        assert_eq!(blob.to_string(), "'\\x1F'::BYTEA");
     }
 }

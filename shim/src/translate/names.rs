@@ -24,9 +24,29 @@ pub fn normalized(name: &str) -> String {
     name.to_ascii_lowercase()
 }
 
+/// PostgreSQL's longest name, in bytes (`NAMEDATALEN - 1`).
+const MAX_NAME: usize = 63;
+
+/// The PostgreSQL name for a SQLite name: lowercased, and when longer than
+/// PostgreSQL keeps, cut and suffixed with a hash of the whole name, so two
+/// long names sharing a prefix stay two names (PostgreSQL would cut both to
+/// the same 63 bytes). `sqlite_master` shows the SQLite name.
+pub fn pg_name(name: &str) -> String {
+    let lower = normalized(name);
+    if lower.len() <= MAX_NAME {
+        return lower;
+    }
+    let hash = lower.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let mut cut = MAX_NAME - 17;
+    while !lower.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}_{hash:016x}", &lower[..cut])
+}
+
 /// Normalize one identifier in place.
 pub fn normalize_ident(ident: &mut Ident) {
-    ident.value = normalized(&ident.value);
+    ident.value = pg_name(&ident.value);
     ident.quote_style = if needs_quotes(&ident.value) { Some('"') } else { None };
 }
 
@@ -95,6 +115,15 @@ mod tests {
         let mut st = source.parse().unwrap();
         normalize(&mut st);
         assert_eq!(st.to_string(), "CREATE INDEX i ON tbl(a, b, c, d)");
+    }
+
+    #[test]
+    fn long_names_stay_distinct_within_postgres_limit() {
+        let a = pg_name("index_metadata_agent_provider_group_items_on_metadata_agent_provider_id");
+        let b = pg_name("index_metadata_agent_provider_group_items_on_metadata_agent_provider_group_id_and_metadata_agent_provider_id");
+        assert!(a.len() <= 63 && b.len() <= 63);
+        assert_ne!(a, b);
+        assert_eq!(pg_name("Tags"), "tags");
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! [`number_parameters`] does that numbering on the token stream and rewrites
 //! every placeholder of the syntax tree to the canonical `?N` (N = SQLite's
 //! 1-based index). [`to_postgres`] renumbers one finished PostgreSQL
-//! statement: each distinct `?N` becomes `$k`, in order of first appearance,
-//! and `args[k - 1]` records which SQLite parameter feeds it.
+//! statement: each use of a `?N` becomes its own `$k`, in order, and
+//! `args[k - 1]` records which SQLite parameter feeds it.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -105,8 +105,8 @@ pub fn canonical_index(value: &Value) -> Option<usize> {
     }
 }
 
-/// Renumber a finished statement to `$1 … $n`; returns, for each `$k`,
-/// the 0-based SQLite parameter index feeding it.
+/// Renumber a finished statement to `$1 … $n`, one per use; returns, for
+/// each `$k`, the 0-based SQLite parameter index feeding it.
 pub fn to_postgres(statement: &mut Statement) -> Vec<usize> {
     let mut v = Renumber { args: Vec::new() };
     let _ = statement.visit(&mut v);
@@ -121,15 +121,10 @@ impl VisitorMut for Renumber {
     type Break = ();
     fn pre_visit_value(&mut self, value: &mut ValueWithSpan) -> ControlFlow<()> {
         if let Some(index) = canonical_index(&value.value) {
-            let zero_based = index - 1;
-            let k = match self.args.iter().position(|&a| a == zero_based) {
-                Some(p) => p + 1,
-                None => {
-                    self.args.push(zero_based);
-                    self.args.len()
-                }
-            };
-            value.value = Value::Placeholder(format!("${k}"));
+            // Each use is its own `$k`: PostgreSQL infers a type per use
+            // (`:a` may fill an integer and a real column).
+            self.args.push(index - 1);
+            value.value = Value::Placeholder(format!("${}", self.args.len()));
         }
         ControlFlow::Continue(())
     }
@@ -165,8 +160,8 @@ mod tests {
         assert_eq!(names[5].as_deref(), Some("@b"));
         assert_eq!(names[6].as_deref(), Some("$c"));
         assert_eq!(names.len(), 7);
-        assert_eq!(sql, "SELECT $1, $2, $3, $4, $5, $3");
-        assert_eq!(args, vec![2, 3, 4, 5, 6]);
+        assert_eq!(sql, "SELECT $1, $2, $3, $4, $5, $6");
+        assert_eq!(args, vec![2, 3, 4, 5, 6, 4]);
     }
 
     #[test]

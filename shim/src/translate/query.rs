@@ -5,6 +5,7 @@
 //!   and a negative `OFFSET` none (`LIMIT ?` with a negative value too:
 //!   `CASE WHEN ? < 0 THEN NULL ELSE ? END`).
 //! - `INDEXED BY` / `NOT INDEXED` are planner hints: dropped.
+//! - A subquery in `FROM` without a name gets one (PostgreSQL 15 needs it).
 //! - `WHERE`, `HAVING` and `ON` conditions become truth values (`truth`).
 //!
 //! Name resolution (`scope`) runs first, expression rewrites (`expr`) last.
@@ -12,11 +13,11 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, JoinConstraint, JoinOperator, LimitClause, Offset, OffsetRows, Query, Select, Statement,
+    BinaryOperator, DataType, Expr, JoinConstraint, JoinOperator, LimitClause, Offset, OffsetRows, Query, Select, Statement,
     TableFactor, VisitMut, VisitorMut,
 };
 
-use super::construct::{call, int_literal, null};
+use super::construct::{call, cast, int_literal, null};
 use super::expr::{case_when, rewrite_expressions};
 use super::literals::integer_literal_text;
 use super::scope::{self, ScopeTable};
@@ -67,8 +68,18 @@ impl VisitorMut for Clauses {
     }
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
-        if let TableFactor::Table { index_directives, .. } = factor {
-            index_directives.clear();
+        match factor {
+            TableFactor::Table { index_directives, .. } => index_directives.clear(),
+            TableFactor::Derived { alias: alias @ None, .. } => {
+                // PostgreSQL 15 wants a name for a subquery in FROM.
+                *alias = Some(sqlparser::ast::TableAlias {
+                    explicit: true,
+                    name: super::construct::ident("sqlite_subquery"),
+                    columns: vec![],
+                    at: None,
+                });
+            }
+            _ => {}
         }
         ControlFlow::Continue(())
     }
@@ -107,6 +118,7 @@ fn non_negative_limit(e: Expr) -> Option<Expr> {
         Some(t) if t.starts_with('-') => None,
         Some(_) => Some(e),
         None => {
+            let e = cast(e, DataType::BigInt(None));
             let negative = Expr::BinaryOp { left: Box::new(e.clone()), op: BinaryOperator::Lt, right: Box::new(int_literal(0)) };
             Some(case_when(negative, null(), e))
         }
@@ -118,7 +130,7 @@ fn non_negative_offset(e: Expr) -> Expr {
     match integer_literal_text(&e) {
         Some(t) if t.starts_with('-') => int_literal(0),
         Some(_) => e,
-        None => call("greatest", vec![e, int_literal(0)]),
+        None => call("greatest", vec![cast(e, DataType::BigInt(None)), int_literal(0)]),
     }
 }
 
@@ -141,7 +153,7 @@ mod tests {
         assert_eq!(limit("SELECT a FROM t INDEXED BY i"), "SELECT \"a\" FROM \"t\"");
         assert_eq!(
             limit("SELECT a FROM t LIMIT ?"),
-            "SELECT \"a\" FROM \"t\" LIMIT CASE WHEN ? < 0 THEN NULL ELSE ? END"
+            "SELECT \"a\" FROM \"t\" LIMIT CASE WHEN ?::BIGINT < 0 THEN NULL ELSE ?::BIGINT END"
         );
     }
 }

@@ -40,6 +40,7 @@ pub fn update(update: Update, cx: &mut Context) -> Result<Plan, Error> {
         return Err(Error::new(format!("UPDATE sqlite_schema of column {target} is not supported")));
     }
     let rows = matching_rows(&update, &assignment.value, cx)?;
+    let updated = rows.len();
     let mut outputs = Vec::new();
     for (kind, name, table, new_sql) in rows {
         match kind.as_str() {
@@ -48,13 +49,20 @@ pub fn update(update: Update, cx: &mut Context) -> Result<Plan, Error> {
             "view" => outputs.push(Output::text(format!("COMMENT ON VIEW {} IS {}", quote_ident(&name), quote_literal(&new_sql)))),
             "trigger" => outputs.push(Output::text(format!(
                 "COMMENT ON TRIGGER {} ON {} IS {}",
-                quote_ident(&name),
-                quote_ident(&table),
+                quote_ident(&super::names::pg_name(&name)),
+                quote_ident(&super::names::pg_name(&table)),
                 quote_literal(&new_sql)
             ))),
             other => return Err(Error::new(format!("sqlite_schema row of type {other} cannot be updated"))),
         }
     }
+    // sqlite3_changes(): the rows of sqlite_schema updated.
+    outputs.push(Output {
+        sql: super::Sql::Text(format!("SELECT generate_series(1, {updated})")),
+        yields_rows: false,
+        counts_changes: true,
+        rowid_column: false,
+    });
     Ok(Plan::schema_change(outputs))
 }
 
@@ -81,6 +89,7 @@ fn matching_rows(update: &Update, value: &Expr, cx: &mut Context) -> Result<Vec<
 /// New declared types (and PostgreSQL types) for a table whose SQLite text
 /// changed, then the new text as its comment.
 fn retype_table(table: &str, new_sql: &str, cx: &mut Context) -> Result<Vec<Output>, Error> {
+    let table = &super::names::pg_name(table);
     let info = cx.schema.existing_table(table)?;
     let source = Source::new(new_sql)?;
     let Statement::CreateTable(ct) = source.parse()? else {

@@ -51,7 +51,7 @@ impl ScopeTable {
 /// Resolve names throughout a statement. `outer` is the scope the
 /// statement runs in (a trigger's `new`/`old`), usually empty.
 pub fn resolve(statement: &mut Statement, outer: Vec<ScopeTable>, cx: &mut Context) -> Result<(), Error> {
-    let mut r = Resolver { cx, chain: vec![outer], error: None };
+    let mut r = Resolver { cx, chain: vec![outer], query_scopes: vec![], select_owns_scope: vec![], body_scope_pushed: false, error: None };
     let _ = statement.visit(&mut r);
     r.error.map_or(Ok(()), Err)
 }
@@ -64,6 +64,13 @@ pub fn table_scope(name: &str, qualifier: &str, cx: &mut Context) -> Result<Scop
 struct Resolver<'r, 's, 'a, 'c> {
     cx: &'r mut Context<'s, 'a, 'c>,
     chain: Vec<Vec<ScopeTable>>,
+    /// Per query being visited: whether it pushed its body's scope (so
+    /// `ORDER BY` sees the `FROM` tables, as in SQLite).
+    query_scopes: Vec<bool>,
+    /// Per `SELECT` being visited: whether it pushed its own scope.
+    select_owns_scope: Vec<bool>,
+    /// The next `SELECT` visited is a query body whose scope is pushed.
+    body_scope_pushed: bool,
     error: Option<Error>,
 }
 
@@ -71,6 +78,16 @@ impl Resolver<'_, '_, '_, '_> {
     fn fail(&mut self, e: Error) -> ControlFlow<()> {
         self.error = Some(e);
         ControlFlow::Break(())
+    }
+
+    /// `json_each` in `FROM` rewritten, then the `FROM` tables pushed.
+    fn push_select_scope(&mut self, select: &mut Select) -> Result<(), Error> {
+        for twj in &mut select.from {
+            json_each_in_from(twj)?;
+        }
+        let scope = self.scope_of_from(&select.from)?;
+        self.chain.push(scope);
+        Ok(())
     }
 
     fn scope_of_from(&mut self, from: &[TableWithJoins]) -> Result<Vec<ScopeTable>, Error> {
@@ -256,15 +273,36 @@ pub fn last_part(name: &ObjectName) -> String {
 impl VisitorMut for Resolver<'_, '_, '_, '_> {
     type Break = ();
 
-    fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
-        for twj in &mut select.from {
-            if let Err(e) = json_each_in_from(twj) {
-                return self.fail(e);
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            self.query_scopes.push(false);
+            return ControlFlow::Continue(());
+        };
+        match self.push_select_scope(select) {
+            Ok(()) => {
+                self.query_scopes.push(true);
+                self.body_scope_pushed = true;
+                ControlFlow::Continue(())
             }
+            Err(e) => self.fail(e),
         }
-        match self.scope_of_from(&select.from) {
-            Ok(scope) => {
-                self.chain.push(scope);
+    }
+
+    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
+        if self.query_scopes.pop() == Some(true) {
+            self.chain.pop();
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
+        if std::mem::take(&mut self.body_scope_pushed) {
+            self.select_owns_scope.push(false);
+            return ControlFlow::Continue(());
+        }
+        match self.push_select_scope(select) {
+            Ok(()) => {
+                self.select_owns_scope.push(true);
                 ControlFlow::Continue(())
             }
             Err(e) => self.fail(e),
@@ -273,7 +311,9 @@ impl VisitorMut for Resolver<'_, '_, '_, '_> {
 
     fn post_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
         let result = self.expand_stars(select).and_then(|_| self.group_bare_columns(select));
-        self.chain.pop();
+        if self.select_owns_scope.pop() == Some(true) {
+            self.chain.pop();
+        }
         match result {
             Ok(()) => ControlFlow::Continue(()),
             Err(e) => self.fail(e),

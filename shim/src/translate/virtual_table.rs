@@ -20,7 +20,7 @@ use super::dialect::Source;
 use super::construct::{quote_ident, quote_literal};
 use super::fts;
 use super::names::normalized;
-use super::{catalog::Schema, Error, Output, Plan};
+use super::{catalog::Schema, Error, Output, Plan, Sql};
 
 /// Whether the statement is `CREATE VIRTUAL TABLE`.
 pub fn is_create_virtual(source: &Source) -> bool {
@@ -141,10 +141,19 @@ fn rtree(vt: &VirtualTable) -> Result<Vec<Output>, Error> {
     if names.len() < 3 || names.len() % 2 == 0 || names.len() > 11 {
         return Err(Error::new("wrong number of columns for an rtree table"));
     }
+    let table = quote_ident(&vt.name);
     let mut cols = vec![format!("{} bigint PRIMARY KEY", quote_ident(&names[0]))];
-    let bound_type = if vt.module == "rtree_i32" { "integer" } else { "real" };
+    let (bound_type, bound_declared) = if vt.module == "rtree_i32" { ("integer", "INT") } else { ("real", "REAL") };
     cols.extend(names[1..].iter().map(|n| format!("{} {bound_type}", quote_ident(n))));
-    Ok(vec![Output::text(format!("CREATE TABLE {} ({})", quote_ident(&vt.name), cols.join(", ")))])
+    let mut out = vec![Output::text(format!("CREATE TABLE {table} ({})", cols.join(", ")))];
+    // SQLite's rtree declares its columns INT and REAL (the rowid INT).
+    for (i, n) in names.iter().enumerate() {
+        let declared = if i == 0 { "INT" } else { bound_declared };
+        out.push(Output::text(format!("COMMENT ON COLUMN {table}.{} IS {}", quote_ident(n), quote_literal(declared))));
+    }
+    // Creating an rtree writes its root node: one change, rowid 1.
+    out.push(Output { sql: Sql::Text("SELECT 1::bigint".into()), yields_rows: false, counts_changes: true, rowid_column: true });
+    Ok(out)
 }
 
 /// The column name of a module argument such as `"id" integer` or `title`.
