@@ -186,3 +186,48 @@ fn user_option_runs_the_tree_as_that_user_and_still_traces_it() {
     assert!(run.events("fork").len() >= 2, "{}", run.dump());
     assert!(run.events("exec").len() >= 2, "{}", run.dump());
 }
+
+#[test]
+fn exec_from_a_thread_is_followed_under_the_leaders_pid() {
+    let run = Launcher::new().run(&[&probe(), "thread-exec"], LIMIT);
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let main = run.events("start")[0]["pid"].as_i64().unwrap();
+    let tid: i64 = run.said("exec from thread").expect("thread id").parse().unwrap();
+    assert_ne!(tid, main);
+    let execs: Vec<_> = run.events("exec").into_iter().filter(|e| e["pid"] == main).collect();
+    assert_eq!(execs.len(), 2, "the probe's exec, then the thread's\n{}", run.dump());
+    assert_eq!(execs[1]["former_tid"], tid, "{}", run.dump());
+    assert!(execs[1]["program"].as_str().unwrap().ends_with("/true"));
+    assert_eq!(run.event_for("exit", main)["code"], 0);
+}
+
+#[test]
+fn a_stopped_command_stays_stopped_until_continued() {
+    let l = Launcher::new();
+    let events = l.events_path();
+    let run = l.run_with(&["sh", "-c", "kill -STOP $$; echo resumed; exit 9"], LIMIT, |_| {
+        let pid = plex_pg_tests::cluster::wait_until(Duration::from_secs(10), || {
+            std::fs::read_to_string(&events).map(|t| t.contains("\"event\":\"exec\"")).unwrap_or(false)
+        });
+        assert!(pid, "the command never started");
+        let text = std::fs::read_to_string(&events).unwrap();
+        let main: i32 = text
+            .lines()
+            .find(|l| l.contains("\"event\":\"start\""))
+            .and_then(|l| plex_pg_launcher::events::parse_line(l).ok())
+            .and_then(|v| v["pid"].as_i64())
+            .unwrap() as i32;
+        let state = || {
+            let stat = std::fs::read_to_string(format!("/proc/{main}/stat")).unwrap_or_default();
+            stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()).unwrap_or("?").to_string()
+        };
+        // Group-stopped (shown as a tracing stop, `t`, under ptrace)...
+        assert!(plex_pg_tests::cluster::wait_until(Duration::from_secs(10), || matches!(state().as_str(), "T" | "t")));
+        // ...and it stays so: the watcher must not resume it.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(matches!(state().as_str(), "T" | "t"), "resumed by the launcher: state {}", state());
+        signal(main as u32, libc::SIGCONT);
+    });
+    assert_eq!(run.code, Some(9), "{}", run.dump());
+    assert_eq!(run.stdout.trim(), "resumed");
+}

@@ -25,6 +25,8 @@
 //!   and exit 0 at once (Plex's start-up re-exec shape).
 //! - `server CODE MS`: sleep MS milliseconds, exit CODE.
 //! - `orphan`: leave a grandchild orphaned, then check that it was reaped.
+//! - `thread-exec`: a thread that is not the main one execs `/bin/true`
+//!   (the kernel gives it the main thread's id).
 //! - `bench-fork N [--connect]`: fork N children one after the other, each
 //!   `_exit`ing at once (with `--connect`, after the handler-like reset of
 //!   two real sessions, so a watcher escalates them); prints the median and
@@ -52,6 +54,7 @@ fn main() {
         "reexec" => reexec(&args[1..]),
         "server" => server(&args[1..]),
         "orphan" => orphan(),
+        "thread-exec" => thread_exec(),
         "bench-fork" => bench_fork(&args[1..]),
         other => {
             eprintln!("fork-probe: unknown scenario {other:?}; see the module documentation");
@@ -446,4 +449,17 @@ fn bench_fork(args: &[String]) -> i32 {
     say("fork to reaped (us, median)", format!("{:.1}", pct(&mut reaped, 50)));
     say("fork to reaped (us, p90)", format!("{:.1}", pct(&mut reaped, 90)));
     0
+}
+
+fn thread_exec() -> i32 {
+    let path = CString::new("/bin/true").unwrap();
+    std::thread::spawn(move || {
+        say("exec from thread", unsafe { libc::syscall(libc::SYS_gettid) });
+        let argv = [path.as_ptr(), std::ptr::null()];
+        unsafe { libc::execv(path.as_ptr(), argv.as_ptr()) };
+        std::process::exit(127);
+    });
+    // The exec replaces the whole process; this sleep never ends normally.
+    std::thread::sleep(Duration::from_secs(30));
+    1
 }
