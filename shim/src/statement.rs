@@ -61,8 +61,6 @@ pub struct RoutedStmt {
 // the dummy pointer is only passed to the thread-safe real SQLite.
 unsafe impl Send for RoutedStmt {}
 
-const SAVEPOINT: &str = "plexpg_statement";
-
 impl RoutedStmt {
     pub fn new(secret: u64, db: Arc<RoutedDb>, sql: CString, plan: Arc<Plan>) -> RoutedStmt {
         let columns = plan.columns.clone().unwrap_or_default();
@@ -218,23 +216,14 @@ impl RoutedStmt {
         let guarded = in_tx && writes;
         let id = st.next_exec_id();
         let conn = st.conn(db, rt)?;
-        if implicit_tx {
-            conn.batch("BEGIN")?;
-        } else if guarded {
-            conn.batch(&format!("SAVEPOINT {SAVEPOINT}"))?;
-        }
-        let outcome = run_all(conn, rt, stmts, &self.binds, implicit_tx || guarded);
-        let conn = st.conn(db, rt)?;
-        let finish = match (&outcome, implicit_tx, guarded) {
-            (Ok(_), true, _) => conn.batch("COMMIT"),
-            (Ok(_), _, true) => conn.batch(&format!("RELEASE SAVEPOINT {SAVEPOINT}")),
-            (Err(_), true, _) => conn.batch("ROLLBACK"),
-            (Err(_), _, true) => conn.batch(&format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}; RELEASE SAVEPOINT {SAVEPOINT}")),
-            _ => Ok(()),
+        let outcome = if guarded && stmts.len() == 1 {
+            run_guarded(conn, rt, &stmts[0], &self.binds, true)
+        } else {
+            run_wrapped(conn, rt, stmts, &self.binds, implicit_tx, guarded)
         };
-        let outcome = match (outcome, finish) {
-            (Ok(o), Ok(())) => o,
-            (Err(e), _) | (Ok(_), Err(e)) => {
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
                 if in_tx && !guarded {
                     // A failed read: PostgreSQL aborted the transaction.
                     if let Some(tx) = st.tx.as_mut() {
@@ -386,45 +375,131 @@ struct Outcome {
     described: Option<(tokio_postgres::Statement, bool)>,
 }
 
+const SAVEPOINT_SQL: &str = "SAVEPOINT plexpg_statement";
+const RELEASE_SQL: &str = "RELEASE SAVEPOINT plexpg_statement";
+const UNDO_SQL: &str = "ROLLBACK TO SAVEPOINT plexpg_statement; RELEASE SAVEPOINT plexpg_statement";
+
+/// Run the statements, in a transaction of their own (`implicit_tx`) or
+/// under a savepoint (`guarded`) when asked, one after the other.
+fn run_wrapped(
+    conn: &mut PgConn,
+    rt: &Runtime,
+    stmts: &[PgStatement],
+    binds: &[Value],
+    implicit_tx: bool,
+    guarded: bool,
+) -> Result<Outcome> {
+    if implicit_tx {
+        conn.batch("BEGIN")?;
+    } else if guarded {
+        conn.batch(SAVEPOINT_SQL)?;
+    }
+    let outcome = run_all(conn, rt, stmts, binds, implicit_tx || guarded);
+    let finish = match (&outcome, implicit_tx, guarded) {
+        (Ok(_), true, _) => conn.batch("COMMIT"),
+        (Ok(_), _, true) => conn.batch(RELEASE_SQL),
+        (Err(_), true, _) => conn.batch("ROLLBACK"),
+        (Err(_), _, true) => conn.batch(UNDO_SQL),
+        _ => Ok(()),
+    };
+    let outcome = outcome?;
+    finish?;
+    Ok(outcome)
+}
+
+/// One write in an open transaction, fenced by a savepoint so a failure
+/// leaves the transaction usable, as in SQLite. SAVEPOINT, the statement
+/// and RELEASE go out together: one round trip, not three.
+fn run_guarded(conn: &mut PgConn, rt: &Runtime, pgs: &PgStatement, binds: &[Value], retry: bool) -> Result<Outcome> {
+    let st = prepare(conn, rt, &pgs.sql)?;
+    let params = params_of(pgs, binds);
+    let (client, mut d) = conn.parts();
+    let work = async {
+        let mut rows = Box::pin(client.query_raw(&st, params.iter()).await?);
+        let mut got = Vec::new();
+        while let Some(row) = std::future::poll_fn(|cx| futures_core::Stream::poll_next(rows.as_mut(), cx)).await {
+            got.push(row?);
+        }
+        Ok::<_, tokio_postgres::Error>((got, rows.rows_affected()))
+    };
+    let (begin, work, end) = d.drive(crate::pg::drive::join3(
+        client.batch_execute(SAVEPOINT_SQL),
+        work,
+        client.batch_execute(RELEASE_SQL),
+    ))?;
+    // The statement's own error says the most; then the savepoint's.
+    let result = match (begin, work, end) {
+        (_, Err(e), _) | (Err(e), Ok(_), _) | (Ok(()), Ok(_), Err(e)) => Err(d.pg_error(&e)),
+        (Ok(()), Ok(w), Ok(())) => Ok(w),
+    };
+    match result {
+        Ok((rows, affected)) => collect(rows, affected, pgs, true),
+        Err(e) => {
+            let _ = conn.batch(UNDO_SQL);
+            if retry && stale_plan(&e) {
+                conn.forget_statement(&pgs.sql);
+                return run_guarded(conn, rt, pgs, binds, false);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn params_of<'a>(pgs: &PgStatement, binds: &'a [Value]) -> Vec<Param<'a>> {
+    pgs.args.iter().map(|&a| Param(binds.get(a).unwrap_or(&Value::Null))).collect()
+}
+
+/// What one statement's rows, read whole, give: the visible rows (if it
+/// yields rows and is the last), the change count, the last rowid.
+fn collect(rows: Vec<tokio_postgres::Row>, affected: Option<u64>, pgs: &PgStatement, last: bool) -> Result<Outcome> {
+    let shape = Shape { hidden_rowid: pgs.rowid_column, counts_changes: pgs.counts_changes };
+    let mut outcome = Outcome { rows: Rows::None, changes: None, rowid: None, described: None };
+    let mut visible = VecDeque::new();
+    let count = rows.len() as i64;
+    for row in &rows {
+        let (values, rowid) = convert_row(row, shape)?;
+        if rowid.is_some() {
+            outcome.rowid = rowid;
+        }
+        if pgs.yields_rows {
+            visible.push_back(values);
+        }
+    }
+    if pgs.counts_changes {
+        outcome.changes = Some(affected.map_or(count, |n| n as i64));
+    }
+    if pgs.yields_rows && last {
+        outcome.rows = Rows::Read(visible);
+    }
+    Ok(outcome)
+}
+
 /// Run every statement; the last one's rows are the result. With
 /// `read_whole`, rows are read now rather than streamed.
 fn run_all(conn: &mut PgConn, rt: &Runtime, stmts: &[PgStatement], binds: &[Value], read_whole: bool) -> Result<Outcome> {
     let mut outcome = Outcome { rows: Rows::None, changes: None, rowid: None, described: None };
     for (i, pgs) in stmts.iter().enumerate() {
         let last = i + 1 == stmts.len();
-        let params: Vec<Param<'_>> = pgs
-            .args
-            .iter()
-            .map(|&a| Param(binds.get(a).unwrap_or(&Value::Null)))
-            .collect();
-        let shape = Shape { hidden_rowid: pgs.rowid_column, counts_changes: pgs.counts_changes };
+        let params = params_of(pgs, binds);
         if pgs.yields_rows && last || pgs.rowid_column {
             let (statement, mut stream) = query(conn, rt, &pgs.sql, &params)?;
-            if pgs.yields_rows && last {
-                outcome.described = Some((statement, pgs.rowid_column));
-            }
             if pgs.yields_rows && last && !read_whole {
+                let shape = Shape { hidden_rowid: pgs.rowid_column, counts_changes: pgs.counts_changes };
+                outcome.described = Some((statement, pgs.rowid_column));
                 outcome.rows = Rows::Stream(stream, shape);
                 continue;
             }
-            let mut rows = VecDeque::new();
-            let mut count = 0i64;
+            let mut rows = Vec::new();
             while let Some(row) = conn.next_row(&mut stream)? {
-                let (values, rowid) = convert_row(&row, shape)?;
-                count += 1;
-                if let Some(id) = rowid {
-                    outcome.rowid = Some(id);
-                }
-                if pgs.yields_rows {
-                    rows.push_back(values);
-                }
+                rows.push(row);
             }
-            if pgs.counts_changes {
-                outcome.changes = Some(stream.rows_affected().map_or(count, |n| n as i64));
-            }
+            let part = collect(rows, stream.rows_affected(), pgs, last)?;
             if pgs.yields_rows && last {
-                outcome.rows = Rows::Read(rows);
+                outcome.described = Some((statement, pgs.rowid_column));
+                outcome.rows = part.rows;
             }
+            outcome.changes = part.changes.or(outcome.changes);
+            outcome.rowid = part.rowid.or(outcome.rowid);
         } else {
             let n = execute(conn, rt, &pgs.sql, &params)? as i64;
             if pgs.counts_changes {
@@ -433,6 +508,11 @@ fn run_all(conn: &mut PgConn, rt: &Runtime, stmts: &[PgStatement], binds: &[Valu
         }
     }
     Ok(outcome)
+}
+
+/// A statement prepared on `conn` (cached there).
+fn prepare(conn: &mut PgConn, rt: &Runtime, sql: &str) -> Result<tokio_postgres::Statement> {
+    conn.prepare(sql, rt.epoch(), rt.pool.settings().statement_cache as usize)
 }
 
 /// PostgreSQL refuses a cached plan whose result type changed after DDL
@@ -444,12 +524,11 @@ fn stale_plan(e: &Error) -> bool {
 type Stream = std::pin::Pin<Box<tokio_postgres::RowStream>>;
 
 fn query(conn: &mut PgConn, rt: &Runtime, sql: &str, params: &[Param<'_>]) -> Result<(tokio_postgres::Statement, Stream)> {
-    let cache = rt.pool.settings().statement_cache as usize;
-    let st = conn.prepare(sql, rt.epoch(), cache)?;
+    let st = prepare(conn, rt, sql)?;
     match conn.query(&st, params) {
         Err(e) if stale_plan(&e) => {
             conn.forget_statement(sql);
-            let st = conn.prepare(sql, rt.epoch(), cache)?;
+            let st = prepare(conn, rt, sql)?;
             let rows = conn.query(&st, params)?;
             Ok((st, rows))
         }
@@ -459,12 +538,11 @@ fn query(conn: &mut PgConn, rt: &Runtime, sql: &str, params: &[Param<'_>]) -> Re
 }
 
 fn execute(conn: &mut PgConn, rt: &Runtime, sql: &str, params: &[Param<'_>]) -> Result<u64> {
-    let cache = rt.pool.settings().statement_cache as usize;
-    let st = conn.prepare(sql, rt.epoch(), cache)?;
+    let st = prepare(conn, rt, sql)?;
     match conn.execute(&st, params) {
         Err(e) if stale_plan(&e) => {
             conn.forget_statement(sql);
-            let st = conn.prepare(sql, rt.epoch(), cache)?;
+            let st = prepare(conn, rt, sql)?;
             conn.execute(&st, params)
         }
         other => other,

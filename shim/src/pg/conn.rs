@@ -68,15 +68,24 @@ impl Pump for ConnectionPump<'_> {
 impl Driver<'_> {
     /// Run `fut` to completion, driving the connection's I/O meanwhile.
     pub fn run<T>(&mut self, fut: impl Future<Output = std::result::Result<T, tokio_postgres::Error>>) -> Result<T> {
+        let result = self.drive(fut)?;
+        result.map_err(|e| self.pg_error(&e))
+    }
+
+    /// An error PostgreSQL returned; notes a lost connection.
+    pub fn pg_error(&mut self, e: &tokio_postgres::Error) -> Error {
+        if error::is_connection_lost(e) {
+            *self.broken = true;
+        }
+        error::from_pg(e)
+    }
+
+    /// Run `fut` to completion; only a failure to drive the connection is
+    /// an error here (what `fut` returns is the caller's).
+    pub fn drive<F: Future>(&mut self, fut: F) -> Result<F::Output> {
         let mut pump = ConnectionPump(self.connection);
         match block_on(self.fd, &self.readiness.want_write, self.flag, &mut pump, fut, None) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                if error::is_connection_lost(&e) {
-                    *self.broken = true;
-                }
-                Err(error::from_pg(&e))
-            }
+            Ok(v) => Ok(v),
             Err(stop) => {
                 *self.broken = true;
                 Err(match stop {
