@@ -3,13 +3,20 @@
 //!
 //! The socket is opened once per process, close-on-exec, and connected, so
 //! a forked child reuses it and the kernel stamps each datagram with the
-//! real sender's pid. Sending never blocks and never raises SIGPIPE; a
-//! launcher that is gone or slow loses reports, Plex loses nothing.
+//! real sender's pid. The kernel queues only a few datagrams per socket
+//! (`net.unix.max_dgram_qlen`, 10 by default), and a burst of forks sends
+//! more than that, so a send waits for room, for at most [`SEND_TIMEOUT`]
+//! (`SO_SNDTIMEO`): a slow launcher delays a report a little, a stuck one
+//! costs it, and a gone one fails at once. Never a SIGPIPE. (A launcher
+//! stalled for longer would stall the processes it traces anyway.)
 //! [`Reporter::after_fork`] allocates nothing: it runs in the fork handler.
 
 use plex_pg_config::report::{self, HarmlessFd, Kind, MAX_DATAGRAM};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
+
+/// The longest a report waits for room in the launcher's queue.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct Reporter {
     fd: AtomicI32,
@@ -48,7 +55,7 @@ impl Reporter {
         let fd = self.fd.load(Ordering::Relaxed);
         if fd >= 0 {
             // SAFETY: sending a valid buffer on our socket.
-            unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+            unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
         }
     }
 
@@ -115,6 +122,17 @@ fn connect(addr: &[u8]) -> std::io::Result<RawFd> {
             libc::close(fd);
             return Err(e);
         }
+        let timeout = libc::timeval {
+            tv_sec: SEND_TIMEOUT.as_secs() as libc::time_t,
+            tv_usec: SEND_TIMEOUT.subsec_micros() as libc::suseconds_t,
+        };
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&timeout as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
         Ok(fd)
     }
 }

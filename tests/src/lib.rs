@@ -247,6 +247,7 @@ pub struct ReportSink {
     pub path: PathBuf,
     _dir: TempDir,
     messages: std::sync::Arc<Mutex<Vec<plex_pg_config::report::Message>>>,
+    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ReportSink {
@@ -254,17 +255,35 @@ impl ReportSink {
         let dir = TempDir::new("reports");
         let path = dir.path().join("supervisor.sock");
         let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind report socket");
+        socket.set_read_timeout(Some(std::time::Duration::from_millis(5))).unwrap();
         let messages = std::sync::Arc::new(Mutex::new(Vec::new()));
-        let sink = messages.clone();
+        let paused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (sink, stop) = (messages.clone(), paused.clone());
         std::thread::spawn(move || {
             let mut buf = vec![0u8; plex_pg_config::report::MAX_DATAGRAM];
-            while let Ok(n) = socket.recv(&mut buf) {
-                if let Ok(m) = plex_pg_config::report::decode(&buf[..n]) {
-                    sink.lock().unwrap().push(m);
+            loop {
+                if stop.load(Ordering::Acquire) {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                    continue;
+                }
+                match socket.recv(&mut buf) {
+                    Ok(n) => {
+                        if let Ok(m) = plex_pg_config::report::decode(&buf[..n]) {
+                            sink.lock().unwrap().push(m);
+                        }
+                    }
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                    Err(_) => return,
                 }
             }
         });
-        ReportSink { path, _dir: dir, messages }
+        ReportSink { path, _dir: dir, messages, paused }
+    }
+
+    /// Stop (or resume) reading, as a launcher busy elsewhere would:
+    /// datagrams queue up meanwhile.
+    pub fn pause(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Release);
     }
 
     /// Every report received so far.

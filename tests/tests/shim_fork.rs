@@ -138,3 +138,41 @@ fn reports_announce_the_process_and_every_connection() {
     assert!(connected.len() >= 2, "open check + two statements: {reports:?}");
     assert_eq!(connected, closed, "every connection opened was reported closed, with the same fd and inode");
 }
+
+#[test]
+fn a_burst_of_forks_loses_no_report() {
+    use std::io::{BufRead, Write};
+    let schema = library_schema("burst");
+    let dir = TempDir::new("burst");
+    let db = dir.path().join("com.plexapp.plugins.library.db").display().to_string();
+    let sink = ReportSink::new();
+    let mut child = python_with_shim("fork_burst.py", &schema, &[&db, "40"])
+        .env("PLEX_PG_SUPERVISOR", &sink.path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    // The "launcher" is busy for 300 ms while 40 children are born: its
+    // queue (10 datagrams) fills up long before it reads again.
+    sink.pause(true);
+    writeln!(child.stdin.take().unwrap(), "go").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    sink.pause(false);
+    let got: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(got["rest"], ROWS - 1);
+    std::thread::sleep(Duration::from_millis(300));
+    let children: HashSet<i64> = got["children"].as_array().unwrap().iter().map(|p| p.as_i64().unwrap()).collect();
+    let reported: HashSet<i64> = sink
+        .messages()
+        .iter()
+        .filter_map(|m| match m {
+            Message::AfterFork { pid, .. } => Some(*pid as i64),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(children.len(), 40);
+    assert!(children.is_subset(&reported), "lost: {:?}", children.difference(&reported).collect::<Vec<_>>());
+}
