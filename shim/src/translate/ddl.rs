@@ -127,7 +127,7 @@ fn create_table(ct: CreateTable, cx: &mut Context) -> Result<Plan, Error> {
 
 fn schema_object_exists(name: &str, cx: &mut Context) -> Result<bool, Error> {
     let rows = cx.schema.query(
-        "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema() WHERE c.relname = $1",
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema() WHERE c.relname = $1",
         &[name],
     )?;
     Ok(!rows.is_empty())

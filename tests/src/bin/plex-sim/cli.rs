@@ -27,6 +27,10 @@ pub struct Options {
     #[arg(long, default_value_t = 40_000, value_parser = clap::value_parser!(i64).range(1..=5_000_000))]
     pub items: i64,
 
+    /// Rows per INSERT statement in the fill (1: one row a statement, as Plex writes).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=500))]
+    pub fill_rows_per_insert: i64,
+
     /// Worker threads running queries (544 KiB stacks, as Plex's).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,

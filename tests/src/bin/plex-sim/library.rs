@@ -185,32 +185,6 @@ fn count(conn: &Connection, sql: &str, params: &[(&str, Value)]) -> Result<i64, 
     }
 }
 
-/// Run an INSERT and check the row got the id the catalog gives it.
-fn insert_expecting(
-    stmt: &mut sqlite::Statement<'_>,
-    conn: &Connection,
-    params: &[(&str, Value)],
-    id: i64,
-) -> Result<(), String> {
-    stmt.reset().map_err(|e| e.to_string())?;
-    stmt.bind_all(params).map_err(|e| e.to_string())?;
-    stmt.step().map_err(|e| e.to_string())?;
-    let got = conn.last_insert_rowid();
-    if got != id {
-        return Err(format!(
-            "fill: `{}` gave id {got}, expected {id}: ids must run 1..N (was an earlier fill interrupted \
-             with ids lost? start again with a new --data-dir)",
-            sqlite::shorten(stmt.sql(), 60)
-        ));
-    }
-    Ok(())
-}
-
-const INSERT_ITEM: &str = "insert into metadata_items (\"library_section_id\",\"metadata_type\",\"guid\",\"media_item_count\",\"title\",\"title_sort\",\"year\",\"index\",\"duration\",\"added_at\",\"created_at\",\"updated_at\",\"hash\") values (:C1,:C2,:C3,:C4,:C5,:C6,:C7,:C8,:C9,:C10,:C11,:C12,NULL)";
-const INSERT_MEDIA: &str = "insert into media_items (\"library_section_id\",\"section_location_id\",\"metadata_item_id\",\"width\",\"height\",\"size\",\"duration\",\"container\",\"video_codec\",\"audio_codec\",\"display_aspect_ratio\",\"created_at\",\"updated_at\") values (:C1,:C2,:C3,:C4,:C5,:C6,:C7,:C8,:C9,:C10,:C11,:C12,:C13)";
-const INSERT_PART: &str = "insert into media_parts (\"media_item_id\",\"directory_id\",\"file\",\"size\",\"duration\",\"created_at\",\"updated_at\") values (:C1,:C2,:C3,:C4,:C5,:C6,:C7)";
-const INSERT_BLOB: &str = "insert into blobs (\"blob\",\"linked_type\",\"linked_id\",\"linked_guid\",\"created_at\",\"blob_type\") values (:C1,:C2,:C3,:C4,:C5,:C6)";
-
 /// Sections, locations and the root directory (once).
 fn ensure_sections(conn: &Connection) -> Result<(), String> {
     if count(conn, "select count(*) from library_sections", &[])? > 0 {
@@ -227,70 +201,168 @@ fn ensure_sections(conn: &Connection) -> Result<(), String> {
     conn.transaction(|c| setup.iter().try_for_each(|sql| c.execute(sql))).map_err(|e| format!("fill: {e}"))
 }
 
-fn item_rows(i: i64) -> [Vec<(&'static str, Value)>; 3] {
-    let (title, now) = (Catalog::title(i), Catalog::added_at(i));
-    [
-        vec![
-            (":C1", catalog::MOVIES_SECTION.into()),
-            (":C2", catalog::MOVIE_TYPE.into()),
-            (":C3", Catalog::guid(i).into()),
-            (":C4", 1i64.into()),
-            (":C5", title.clone().into()),
-            (":C6", title.into()),
-            (":C7", Catalog::year(i).into()),
-            (":C8", 0i64.into()),
-            (":C9", Catalog::duration_ms(i).into()),
-            (":C10", now.into()),
-            (":C11", now.into()),
-            (":C12", now.into()),
-        ],
-        vec![
-            (":C1", catalog::MOVIES_SECTION.into()),
-            (":C2", 1i64.into()),
-            (":C3", i.into()),
-            (":C4", 1920i64.into()),
-            (":C5", 1080i64.into()),
-            (":C6", Catalog::part_size(i).into()),
-            (":C7", Catalog::duration_ms(i).into()),
-            (":C8", "mkv".into()),
-            (":C9", "h264".into()),
-            (":C10", "aac".into()),
-            (":C11", Catalog::aspect_ratio(i).into()),
-            (":C12", now.into()),
-            (":C13", now.into()),
-        ],
-        vec![
-            (":C1", i.into()),
-            (":C2", 1i64.into()),
-            (":C3", Catalog::part_file(i).into()),
-            (":C4", Catalog::part_size(i).into()),
-            (":C5", Catalog::duration_ms(i).into()),
-            (":C6", now.into()),
-            (":C7", now.into()),
-        ],
-    ]
+/// A table the fill writes: its columns, and each item's values in that order.
+struct FillTable {
+    table: &'static str,
+    columns: &'static [&'static str],
+    values: fn(i64) -> Vec<Value>,
 }
 
-fn blob_row(i: i64) -> Vec<(&'static str, Value)> {
-    vec![
-        (":C1", Catalog::blob(i).into()),
-        (":C2", "metadata_item".into()),
-        (":C3", i.into()),
-        (":C4", Catalog::guid(i).into()),
-        (":C5", Catalog::added_at(i).into()),
-        (":C6", catalog::THUMB_BLOB_TYPE.into()),
-    ]
+const METADATA_ITEMS: FillTable = FillTable {
+    table: "metadata_items",
+    columns: &[
+        "library_section_id",
+        "metadata_type",
+        "guid",
+        "media_item_count",
+        "title",
+        "title_sort",
+        "year",
+        "index",
+        "duration",
+        "added_at",
+        "created_at",
+        "updated_at",
+        "hash",
+    ],
+    values: |i| {
+        let (title, at) = (Catalog::title(i), Catalog::added_at(i));
+        vec![
+            catalog::MOVIES_SECTION.into(),
+            catalog::MOVIE_TYPE.into(),
+            Catalog::guid(i).into(),
+            1i64.into(),
+            title.clone().into(),
+            title.into(),
+            Catalog::year(i).into(),
+            0i64.into(),
+            Catalog::duration_ms(i).into(),
+            at.into(),
+            at.into(),
+            at.into(),
+            Value::Null,
+        ]
+    },
+};
+
+const MEDIA_ITEMS: FillTable = FillTable {
+    table: "media_items",
+    columns: &[
+        "library_section_id",
+        "section_location_id",
+        "metadata_item_id",
+        "width",
+        "height",
+        "size",
+        "duration",
+        "container",
+        "video_codec",
+        "audio_codec",
+        "display_aspect_ratio",
+        "created_at",
+        "updated_at",
+    ],
+    values: |i| {
+        let at = Catalog::added_at(i);
+        vec![
+            catalog::MOVIES_SECTION.into(),
+            1i64.into(),
+            i.into(),
+            1920i64.into(),
+            1080i64.into(),
+            Catalog::part_size(i).into(),
+            Catalog::duration_ms(i).into(),
+            "mkv".into(),
+            "h264".into(),
+            "aac".into(),
+            Catalog::aspect_ratio(i).into(),
+            at.into(),
+            at.into(),
+        ]
+    },
+};
+
+const MEDIA_PARTS: FillTable = FillTable {
+    table: "media_parts",
+    columns: &["media_item_id", "directory_id", "file", "size", "duration", "created_at", "updated_at"],
+    values: |i| {
+        let at = Catalog::added_at(i);
+        vec![
+            i.into(),
+            1i64.into(),
+            Catalog::part_file(i).into(),
+            Catalog::part_size(i).into(),
+            Catalog::duration_ms(i).into(),
+            at.into(),
+            at.into(),
+        ]
+    },
+};
+
+const BLOBS: FillTable = FillTable {
+    table: "blobs",
+    columns: &["blob", "linked_type", "linked_id", "linked_guid", "created_at", "blob_type"],
+    values: |i| {
+        vec![
+            Catalog::blob(i).into(),
+            "metadata_item".into(),
+            i.into(),
+            Catalog::guid(i).into(),
+            Catalog::added_at(i).into(),
+            catalog::THUMB_BLOB_TYPE.into(),
+        ]
+    },
+};
+
+/// `insert into T ("a","b") values (:C1,:C2),(:C3,:C4)…` for `rows` rows.
+fn insert_sql(t: &FillTable, rows: usize) -> String {
+    let columns = t.columns.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(",");
+    let n = t.columns.len();
+    let tuples = (0..rows)
+        .map(|r| format!("({})", (1..=n).map(|c| format!(":C{}", r * n + c)).collect::<Vec<_>>().join(",")))
+        .collect::<Vec<_>>()
+        .join(",");
+    format!("insert into {} ({columns}) values {tuples}", t.table)
 }
 
-/// Fill items `from..=to` in transactions of [`BATCH`]; stops early on a stop
-/// signal (after the current batch commits). Returns the last item written.
+/// Insert items `from..=to` of `t` with one statement, and check they got
+/// exactly the ids `from..=to` (the catalog's ids).
+fn insert_items(conn: &Connection, t: &FillTable, from: i64, to: i64) -> sqlite::Result<()> {
+    let rows = (to - from + 1) as usize;
+    let mut stmt = conn.prepare(&insert_sql(t, rows))?;
+    let n = t.columns.len();
+    for (r, i) in (from..=to).enumerate() {
+        for (c, value) in (t.values)(i).into_iter().enumerate() {
+            // Positional: `:C<k>` is the k-th parameter (a lookup by name is linear).
+            stmt.bind_at(r * n + c + 1, value)?;
+        }
+    }
+    stmt.step()?;
+    let (changed, last) = (conn.changes(), conn.last_insert_rowid());
+    if changed != rows as i64 || last != to {
+        return Err(sqlite::Error {
+            code: 0,
+            message: format!(
+                "fill of {}: inserting items {from}..={to} changed {changed} rows and gave last id {last}; \
+                 expected {rows} rows, last id {to} (ids must run 1..N: was an earlier fill interrupted with \
+                 ids lost? start again with a new --data-dir)",
+                t.table
+            ),
+            sql: None,
+        });
+    }
+    Ok(())
+}
+
+/// Fill items `from..=to` of `tables` in transactions of [`BATCH`] items,
+/// `rows_per_insert` rows a statement; stops early on a stop signal (after
+/// the current batch commits). Returns the last item written.
 fn fill_range(
     conn: &Connection,
     what: &str,
-    from: i64,
-    to: i64,
-    sqls: &[&str],
-    rows_of: &dyn Fn(i64) -> Vec<Vec<(&'static str, Value)>>,
+    (from, to): (i64, i64),
+    tables: &[&FillTable],
+    rows_per_insert: i64,
     interrupted: &mut Option<String>,
 ) -> Result<i64, String> {
     if from > to {
@@ -301,15 +373,13 @@ fn fill_range(
     while last < to {
         let end = (last + BATCH).min(to);
         conn.transaction(|c| {
-            let mut stmts = sqls.iter().map(|s| c.prepare(s)).collect::<sqlite::Result<Vec<_>>>()?;
-            for i in last + 1..=end {
-                for (stmt, params) in stmts.iter_mut().zip(rows_of(i)) {
-                    insert_expecting(stmt, c, &params, i).map_err(|message| sqlite::Error {
-                        code: 0,
-                        message,
-                        sql: None,
-                    })?;
+            let mut first = last + 1;
+            while first <= end {
+                let chunk_end = (first + rows_per_insert - 1).min(end);
+                for t in tables {
+                    insert_items(c, t, first, chunk_end)?;
                 }
+                first = chunk_end + 1;
             }
             Ok(())
         })
@@ -327,7 +397,12 @@ fn fill_range(
 
 /// Bring the library to the catalog's content: write what an earlier start
 /// did not. Fails clearly on a library that holds something else.
-pub fn fill(library: &Connection, blobs: &Connection, catalog: &Catalog) -> Result<FillReport, String> {
+pub fn fill(
+    library: &Connection,
+    blobs: &Connection,
+    catalog: &Catalog,
+    rows_per_insert: i64,
+) -> Result<FillReport, String> {
     let started = Instant::now();
     ensure_sections(library)?;
     let found = count(
@@ -345,10 +420,9 @@ pub fn fill(library: &Connection, blobs: &Connection, catalog: &Catalog) -> Resu
     let last = fill_range(
         library,
         "movies (metadata items, media items, parts)",
-        found + 1,
-        catalog.items,
-        &[INSERT_ITEM, INSERT_MEDIA, INSERT_PART],
-        &|i| item_rows(i).to_vec(),
+        (found + 1, catalog.items),
+        &[&METADATA_ITEMS, &MEDIA_ITEMS, &MEDIA_PARTS],
+        rows_per_insert,
         &mut interrupted,
     )?;
     let blobs_found = count(blobs, "select count(*) from blobs", &[])?;
@@ -359,15 +433,7 @@ pub fn fill(library: &Connection, blobs: &Connection, catalog: &Catalog) -> Resu
         ));
     }
     let blobs_last = if interrupted.is_none() {
-        fill_range(
-            blobs,
-            "thumbnails",
-            blobs_found + 1,
-            blob_target,
-            &[INSERT_BLOB],
-            &|i| vec![blob_row(i)],
-            &mut interrupted,
-        )?
+        fill_range(blobs, "thumbnails", (blobs_found + 1, blob_target), &[&BLOBS], rows_per_insert, &mut interrupted)?
     } else {
         blobs_found
     };
@@ -382,7 +448,11 @@ pub fn fill(library: &Connection, blobs: &Connection, catalog: &Catalog) -> Resu
 }
 
 /// Create the layout and both schemas, then fill.
-pub fn prepare(layout: &Layout, catalog: &Catalog) -> Result<(Vec<SchemaReport>, FillReport), String> {
+pub fn prepare(
+    layout: &Layout,
+    catalog: &Catalog,
+    rows_per_insert: i64,
+) -> Result<(Vec<SchemaReport>, FillReport), String> {
     layout.create()?;
     let library = Connection::open(&layout.library_db, crate::pool::BUSY_TIMEOUT_MS).map_err(|e| e.to_string())?;
     let blobs = Connection::open(&layout.blobs_db, crate::pool::BUSY_TIMEOUT_MS).map_err(|e| e.to_string())?;
@@ -390,7 +460,7 @@ pub fn prepare(layout: &Layout, catalog: &Catalog) -> Result<(Vec<SchemaReport>,
         ensure_schema(&library, "com.plexapp.plugins.library.db", schema_statements())?,
         ensure_schema(&blobs, "com.plexapp.plugins.library.blobs.db", blobs_statements())?,
     ];
-    let fill = fill(&library, &blobs, catalog)?;
+    let fill = fill(&library, &blobs, catalog, rows_per_insert)?;
     library.close().map_err(|e| e.to_string())?;
     blobs.close().map_err(|e| e.to_string())?;
     Ok((reports, fill))

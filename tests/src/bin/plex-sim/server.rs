@@ -355,7 +355,7 @@ pub fn run(opts: &Options) -> i32 {
     let catalog = Catalog { items: opts.items };
     let setup_done: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
     setup_watchdog(opts, sup.summary.clone(), setup_done);
-    let prepared = library::prepare(&layout, &catalog);
+    let prepared = library::prepare(&layout, &catalog, opts.fill_rows_per_insert);
     setup_done.store(true, Ordering::Release);
     match prepared {
         Ok((schema, fill)) => {

@@ -79,9 +79,7 @@ extern "C" {
         destructor: isize,
     ) -> c_int;
     fn sqlite3_bind_null(stmt: *mut sqlite3_stmt, idx: c_int) -> c_int;
-    fn sqlite3_clear_bindings(stmt: *mut sqlite3_stmt) -> c_int;
     fn sqlite3_step(stmt: *mut sqlite3_stmt) -> c_int;
-    fn sqlite3_reset(stmt: *mut sqlite3_stmt) -> c_int;
     fn sqlite3_finalize(stmt: *mut sqlite3_stmt) -> c_int;
     fn sqlite3_column_count(stmt: *mut sqlite3_stmt) -> c_int;
     fn sqlite3_column_name(stmt: *mut sqlite3_stmt, col: c_int) -> *const c_char;
@@ -419,10 +417,6 @@ pub struct Statement<'c> {
 }
 
 impl Statement<'_> {
-    pub fn sql(&self) -> &str {
-        &self.sql
-    }
-
     fn fail(&self, rc: c_int) -> Error {
         // SAFETY: called with the gate held, right after the failing call.
         unsafe { error_of(self.conn.db, rc, Some(&self.sql)) }
@@ -430,16 +424,26 @@ impl Statement<'_> {
 
     /// Bind `value` to the named parameter (`:C1`, SOCI's style).
     pub fn bind(&mut self, name: &str, value: impl Into<Value>) -> Result<()> {
-        let value = value.into();
         let c_name =
             CString::new(name).map_err(|_| misuse(format!("parameter name {name:?} contains NUL"), &self.sql))?;
+        let idx = {
+            let _g = enter();
+            // SAFETY: valid statement and C string.
+            unsafe { sqlite3_bind_parameter_index(self.stmt, c_name.as_ptr()) }
+        };
+        if idx == 0 {
+            return Err(misuse(format!("no parameter named {name}"), &self.sql));
+        }
+        self.bind_at(idx as usize, value)
+    }
+
+    /// Bind `value` to the parameter numbered `idx` (from 1).
+    pub fn bind_at(&mut self, idx: usize, value: impl Into<Value>) -> Result<()> {
+        let value = value.into();
+        let idx = col_c(idx);
         let _g = enter();
         // SAFETY: valid statement; text and blobs are copied (SQLITE_TRANSIENT).
         let rc = unsafe {
-            let idx = sqlite3_bind_parameter_index(self.stmt, c_name.as_ptr());
-            if idx == 0 {
-                return Err(misuse(format!("no parameter named {name}"), &self.sql));
-            }
             match &value {
                 Value::Null => sqlite3_bind_null(self.stmt, idx),
                 Value::Integer(v) => sqlite3_bind_int64(self.stmt, idx, *v),
@@ -476,20 +480,6 @@ impl Statement<'_> {
             SQLITE_DONE => Ok(false),
             _ => Err(self.fail(rc)),
         }
-    }
-
-    /// Ready the statement to run again, with no parameters bound.
-    pub fn reset(&mut self) -> Result<()> {
-        let _g = enter();
-        // SAFETY: valid statement.
-        unsafe {
-            let rc = sqlite3_reset(self.stmt);
-            sqlite3_clear_bindings(self.stmt);
-            if rc != SQLITE_OK {
-                return Err(self.fail(rc));
-            }
-        }
-        Ok(())
     }
 
     pub fn column_count(&self) -> usize {
