@@ -84,27 +84,20 @@ pub fn block_on<F: Future>(
 }
 
 /// Drive a future that owns the socket itself (the start-up handshake,
-/// before there is a connection future).
+/// before there is a connection future to pump).
 pub fn block_on_alone<F: Future>(
     fd: RawFd,
     want_write: &AtomicBool,
     fut: F,
     deadline: Option<Instant>,
 ) -> Result<F::Output, Stop> {
-    let flag = Arc::new(Flag::default());
-    let waker = Waker::from(flag.clone());
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = pin!(fut);
-    loop {
-        flag.0.store(false, Ordering::Release);
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return Ok(v);
+    struct Nothing;
+    impl Pump for Nothing {
+        fn pump(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), tokio_postgres::Error>> {
+            Poll::Pending
         }
-        if flag.0.load(Ordering::Acquire) {
-            continue;
-        }
-        wait(fd, want_write.load(Ordering::Relaxed), deadline)?;
     }
+    block_on(fd, want_write, &Arc::new(Flag::default()), &mut Nothing, fut, deadline)
 }
 
 /// Sleep until the socket is readable (or writable, when a write is
