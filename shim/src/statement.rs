@@ -550,15 +550,17 @@ fn execute(conn: &mut PgConn, rt: &Runtime, sql: &str, params: &[Param<'_>]) -> 
 }
 
 /// Translate and describe `sql` for `db` (cached per schema and text).
-/// Inside a transaction the handle's own connection is used (it sees the
-/// transaction's DDL); otherwise any connection of the pool.
+/// The handle's own connection is used when it has one (in a transaction
+/// it sees the transaction's DDL; a result still streaming on it is set
+/// aside, as running the new statement would do anyway); otherwise any
+/// connection of the pool, for the time of planning.
 pub fn plan(db: &RoutedDb, st: &mut DbState, rt: &'static Runtime, sql: &str) -> Result<Arc<Plan>> {
     if let Some(p) = rt.cached_plan(db.schema_id, sql) {
         return Ok(p);
     }
     let epoch = rt.epoch();
     let mut temporary = None;
-    let conn: &mut PgConn = if st.tx.is_some() {
+    let conn: &mut PgConn = if st.tx.is_some() || st.lease.is_some() {
         st.put_aside_active()?;
         st.conn(db, rt)?
     } else {

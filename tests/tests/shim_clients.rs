@@ -190,3 +190,19 @@ fn deep_statements_on_plex_sized_thread_stacks() {
     out.assert_ok();
     assert_eq!(json_out(&out.stdout), json!({"row": [41, "deep"]}), "{}", out.stderr);
 }
+
+#[test]
+fn nested_statements_on_one_handle_with_a_single_connection() {
+    let schema = schema_with("nested", ITEMS);
+    pg().psql(&format!("INSERT INTO {schema}.items (id, title) SELECT g, 'title ' || g FROM generate_series(1, 50) g"));
+    let dir = TempDir::new("nested");
+    let mut cmd = python_with_shim("nested.py", &schema, &[&library(&dir)]);
+    cmd.env("PLEX_PG_POOL_MAX", "1").env("PLEX_PG_POOL_SIZE", "1").env("PLEX_PG_POOL_TIMEOUT_MS", "2000");
+    let out = run(&mut cmd, LIMIT);
+    out.assert_ok();
+    let v = json_out(&out.stdout);
+    let seen = v["seen"].as_array().unwrap();
+    assert_eq!(seen.len(), 50, "every outer row, each with its inner statements");
+    assert_eq!(seen[49], json!([50, "title 50"]));
+    assert_eq!(v["notes"], 50);
+}
