@@ -1,27 +1,44 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, what building and testing plex-pg needs
-# and is not there yet: PostgreSQL (initdb, pg_ctl, psql), SQLite's library,
-# headers and command-line shell. Does nothing when all is present.
+# and is not there yet, and the Rust target for the shim that ships:
+#   - PostgreSQL (initdb, pg_ctl, psql), SQLite's library, headers and shell,
+#     python3: the tests' servers and clients;
+#   - musl-tools and the x86_64/aarch64-unknown-linux-musl Rust target: the
+#     musl shim (packaging/build-musl.sh) and the Plex-like musl stand-in;
+#   - dpkg-dev, help2man, lintian, debootstrap, systemd (systemd-analyze):
+#     building the .deb and checking it (tests/tests/packaging_deb.rs).
+# Does nothing, quickly, when all is present.
 set -euo pipefail
 
 need=()
-for pkg in postgresql libsqlite3-dev sqlite3 python3; do
+for pkg in postgresql libsqlite3-dev sqlite3 python3 \
+    musl-tools binutils dpkg-dev help2man lintian debootstrap systemd; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
-if [ ${#need[@]} -eq 0 ]; then
-    exit 0
+if [ ${#need[@]} -gt 0 ]; then
+    echo "plex-pg: installing ${need[*]}" >&2
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "plex-pg: run as root, or install them with: sudo apt-get install ${need[*]}" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    # The package's own cluster is not used (tests start throwaway ones): do
+    # not let the install create and start one.
+    mkdir -p /etc/postgresql-common
+    if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+        echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
+    fi
+    apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
-echo "plex-pg: installing ${need[*]}" >&2
-if [ "$(id -u)" -ne 0 ]; then
-    echo "plex-pg: run as root, or install them with: sudo apt-get install ${need[*]}" >&2
-    exit 1
+
+# The shim ships as a musl library: the Rust standard library for musl.
+musl_target="$(uname -m)-unknown-linux-musl"
+if [ ! -d "$(rustc --print sysroot)/lib/rustlib/$musl_target/lib" ]; then
+    if ! command -v rustup >/dev/null; then
+        echo "plex-pg: the Rust target $musl_target is missing and rustup is not there to add it; install it with your Rust toolchain" >&2
+        exit 1
+    fi
+    echo "plex-pg: adding the Rust target $musl_target" >&2
+    rustup target add "$musl_target"
 fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-# The package's own cluster is not used (tests start throwaway ones): do not
-# let the install create and start one.
-mkdir -p /etc/postgresql-common
-if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
-    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
-fi
-apt-get install -y -q --no-install-recommends "${need[@]}"
