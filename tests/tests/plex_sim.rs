@@ -498,6 +498,9 @@ fn timeout_bounds_the_run_and_reports_a_hang() {
     assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
     assert_eq!(summary["stopped_by"], "hang");
     assert!(summary["hang"].as_str().unwrap().contains("--timeout 3"), "{summary:#}");
+    let list = summary["children"]["list"].as_array().unwrap();
+    assert!(!list.is_empty(), "tuners were started: {summary:#}");
+    assert_eq!(summary["children"]["started"], list.len(), "every child started was killed and reaped");
     for c in summary["children"]["list"].as_array().unwrap() {
         // SAFETY: kill with signal 0 only checks existence.
         assert!(unsafe { libc::kill(c["pid"].as_i64().unwrap() as i32, 0) } != 0, "child {c} left running");

@@ -106,6 +106,10 @@ struct Supervisor<'a> {
     opts: &'a Options,
     stats: &'a Stats,
     registry: &'a Registry,
+    /// Children the spawner started (it counts them).
+    children_started: &'a AtomicU64,
+    /// When the workload started (after the set-up).
+    run_start: Option<Instant>,
     summary: Summary,
 }
 
@@ -199,6 +203,8 @@ impl Supervisor<'_> {
         }
         self.summary.hang = Some(reason);
         self.summary.stopped_by = "hang".into();
+        self.summary.seconds = self.run_start.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        self.summary.children.started = self.children_started.load(Ordering::Relaxed);
         self.summary.settle(self.stats);
         publish(&self.summary, self.opts);
         // SAFETY: leaving without exit handlers (a thread may hold a session).
@@ -340,8 +346,15 @@ pub fn run(opts: &Options) -> i32 {
     };
     let stats = Stats::default();
     let registry = Registry::default();
-    let mut sup =
-        Supervisor { opts, stats: &stats, registry: &registry, summary: base_summary(opts, &layout, &journal) };
+    let children_started = AtomicU64::new(0);
+    let mut sup = Supervisor {
+        opts,
+        stats: &stats,
+        registry: &registry,
+        children_started: &children_started,
+        run_start: None,
+        summary: base_summary(opts, &layout, &journal),
+    };
     log::info!(
         "SQLite {} at {}; {} items, {} threads, {} sessions",
         sup.summary.sqlite_version,
@@ -403,7 +416,6 @@ pub fn run(opts: &Options) -> i32 {
     let workers_finished = AtomicUsize::new(0);
     let spawner_finished = AtomicBool::new(false);
     let first_round_done = AtomicBool::new(false);
-    let children_started = AtomicU64::new(0);
     let wrong_result = AtomicBool::new(opts.faults.contains(&Fault::WrongResult));
     let load = Workload {
         library: &library_pool,
@@ -436,6 +448,7 @@ pub fn run(opts: &Options) -> i32 {
     };
     let duration = opts.duration.or(if opts.iterations.is_none() { Some(DEFAULT_DURATION_SECS) } else { None });
     let run_start = Instant::now();
+    sup.run_start = Some(run_start);
     let mut stopped_by: Option<String> = None;
 
     std::thread::scope(|s| {
