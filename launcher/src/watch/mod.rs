@@ -11,6 +11,7 @@
 
 pub mod procfs;
 pub mod ptrace;
+pub mod syscall_info;
 
 use crate::init::ExitStatus;
 use crate::sockets::PgFd;

@@ -29,6 +29,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::syscall_info::SyscallStop;
 use nix::errno::Errno;
 use nix::sys::ptrace::{self, Event as PtraceEvent, Options};
 use nix::sys::signal::Signal;
@@ -344,7 +345,7 @@ impl Tracer {
 
     fn on_syscall(&mut self, tid: i32, judge: &mut Judge) {
         let pid = Pid::from_raw(tid);
-        let info = match ptrace::syscall_info(pid) {
+        let info = match super::syscall_info::get(pid) {
             Ok(i) => i,
             Err(Errno::ESRCH) => return,
             Err(e) => {
@@ -357,17 +358,15 @@ impl Tracer {
             self.resume(tid, None);
             return;
         };
-        match info.op {
-            libc::PTRACE_SYSCALL_INFO_ENTRY => {
-                // SAFETY: op says the union holds the entry variant.
-                let entry = unsafe { info.u.entry };
+        match info {
+            SyscallStop::Entry { nr, args } => {
                 let escalated = self.procs.get(&tgid).map(|p| p.escalated).unwrap_or(false);
                 if escalated {
-                    self.check_entry(tid, tgid, entry.nr as i64, &entry.args, judge);
+                    self.check_entry(tid, tgid, nr, &args, judge);
                 }
             }
-            libc::PTRACE_SYSCALL_INFO_EXIT => self.on_syscall_exit(tid, tgid),
-            _ => {}
+            SyscallStop::Exit => self.on_syscall_exit(tid, tgid),
+            SyscallStop::Other => {}
         }
         self.resume(tid, None);
     }
