@@ -96,11 +96,8 @@ fn create_table(ct: CreateTable, cx: &mut Context) -> Result<Plan, Error> {
         return Err(Error::new("CREATE TEMP TABLE is not supported on a routed database"));
     }
     let table = last_part(&ct.name);
-    if schema_object_exists(&table, cx)? {
-        if ct.if_not_exists {
-            return Ok(Plan::no_op());
-        }
-        return Err(Error::new(format!("table {table} already exists")));
+    if already_exists("table", &table, ct.if_not_exists, cx)? {
+        return Ok(Plan::no_op());
     }
     let rowid = rowid_alias(&ct, cx.source);
     let mut defs = Vec::new();
@@ -123,6 +120,16 @@ fn create_table(ct: CreateTable, cx: &mut Context) -> Result<Plan, Error> {
         outputs.extend(rowid_machinery(&table, r, has_autoincrement(&ct)));
     }
     Ok(Plan::schema_change(outputs))
+}
+
+/// Whether `CREATE … name` has nothing to do (`IF NOT EXISTS` and it
+/// exists); an error when it exists without `IF NOT EXISTS`.
+fn already_exists(kind: &str, name: &str, if_not_exists: bool, cx: &mut Context) -> Result<bool, Error> {
+    match (schema_object_exists(name, cx)?, if_not_exists) {
+        (false, _) => Ok(false),
+        (true, true) => Ok(true),
+        (true, false) => Err(Error::new(format!("{kind} {name} already exists"))),
+    }
 }
 
 fn schema_object_exists(name: &str, cx: &mut Context) -> Result<bool, Error> {
@@ -399,11 +406,8 @@ fn index_column_name(e: &Expr) -> Option<String> {
 
 fn create_table_as(ct: CreateTable, cx: &mut Context) -> Result<Plan, Error> {
     let table = last_part(&ct.name);
-    if schema_object_exists(&table, cx)? {
-        if ct.if_not_exists {
-            return Ok(Plan::no_op());
-        }
-        return Err(Error::new(format!("table {table} already exists")));
+    if already_exists("table", &table, ct.if_not_exists, cx)? {
+        return Ok(Plan::no_op());
     }
     let query_ast = ct.query.expect("CREATE TABLE … AS");
     let plain = plain_column_flags(&query_ast);
@@ -453,11 +457,8 @@ fn create_index(ci: CreateIndex, cx: &mut Context) -> Result<Plan, Error> {
     if info.virtual_module().is_some() {
         return Err(Error::new("virtual tables may not be indexed"));
     }
-    if schema_object_exists(&name, cx)? {
-        if ci.if_not_exists {
-            return Ok(Plan::no_op());
-        }
-        return Err(Error::new(format!("index {name} already exists")));
+    if already_exists("index", &name, ci.if_not_exists, cx)? {
+        return Ok(Plan::no_op());
     }
     let mut cols = Vec::new();
     for c in &ci.columns {
@@ -512,11 +513,8 @@ fn index_column(c: &sqlparser::ast::OrderByExpr, info: &TableInfo, cx: &mut Cont
 
 fn create_view(cv: CreateView, cx: &mut Context) -> Result<Plan, Error> {
     let name = last_part(&cv.name);
-    if schema_object_exists(&name, cx)? {
-        if cv.if_not_exists {
-            return Ok(Plan::no_op());
-        }
-        return Err(Error::new(format!("view {name} already exists")));
+    if already_exists("view", &name, cv.if_not_exists, cx)? {
+        return Ok(Plan::no_op());
     }
     let mut query = Statement::Query(cv.query);
     rewrite_statement(&mut query, vec![], cx)?;

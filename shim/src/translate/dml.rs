@@ -303,14 +303,8 @@ fn typed_for_column(value: Expr, pg_type: &str) -> Expr {
 }
 
 fn update_plan(mut update: Update, cx: &mut Context) -> Result<Plan, Error> {
-    let (table_name, qualifier) = match &update.table.relation {
-        TableFactor::Table { name, alias, .. } => {
-            let t = last_part(name);
-            let q = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| t.clone());
-            (t, q)
-        }
-        _ => return Err(Error::new("UPDATE of a subquery is not supported")),
-    };
+    let (table_name, qualifier) =
+        named_table(&update.table.relation).ok_or_else(|| Error::new("UPDATE of a subquery is not supported"))?;
     if schema_table::is_schema_table(&table_name) {
         return schema_table::update(update, cx);
     }
@@ -337,14 +331,8 @@ fn delete_plan(mut delete: Delete, cx: &mut Context) -> Result<Plan, Error> {
     let tables = match &delete.from {
         FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t.clone(),
     };
-    let (table_name, qualifier) = match tables.first().map(|t| &t.relation) {
-        Some(TableFactor::Table { name, alias, .. }) if tables.len() == 1 => {
-            let t = last_part(name);
-            let q = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| t.clone());
-            (t, q)
-        }
-        _ => return Err(Error::new("DELETE from several tables is not supported")),
-    };
+    let single = if tables.len() == 1 { named_table(&tables[0].relation) } else { None };
+    let (table_name, qualifier) = single.ok_or_else(|| Error::new("DELETE from several tables is not supported"))?;
     if schema_table::is_schema_table(&table_name) {
         return Err(Error::new("table sqlite_master may not be modified"));
     }
@@ -357,6 +345,14 @@ fn delete_plan(mut delete: Delete, cx: &mut Context) -> Result<Plan, Error> {
     let mut statement = Statement::Delete(delete);
     rewrite_statement(&mut statement, vec![], cx)?;
     Ok(Plan::write(vec![Output { sql: Sql::Tree(statement), yields_rows, counts_changes: true, rowid_column: false }]))
+}
+
+/// A table in `FROM`: its name and the name qualifying its columns.
+fn named_table(factor: &TableFactor) -> Option<(String, String)> {
+    let TableFactor::Table { name, alias, .. } = factor else { return None };
+    let table = last_part(name);
+    let qualifier = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| table.clone());
+    Some((table, qualifier))
 }
 
 /// `key IN (SELECT key FROM t WHERE … ORDER BY … LIMIT …)`, the key being
