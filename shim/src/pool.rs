@@ -63,6 +63,8 @@ pub struct Pool {
     waiters: AtomicU32,
     settings: PoolSettings,
     postgres: Postgres,
+    /// The session time zone of every connection (the process's).
+    timezone: String,
     reporter: &'static Reporter,
 }
 
@@ -103,7 +105,7 @@ impl Drop for Lease {
 }
 
 impl Pool {
-    pub fn new(settings: PoolSettings, postgres: Postgres, reporter: &'static Reporter) -> Pool {
+    pub fn new(settings: PoolSettings, postgres: Postgres, timezone: String, reporter: &'static Reporter) -> Pool {
         Pool {
             slots: (0..settings.max).map(|_| Slot::new()).collect(),
             lock: RawLock::new(),
@@ -112,6 +114,7 @@ impl Pool {
             waiters: AtomicU32::new(0),
             settings,
             postgres,
+            timezone,
             reporter,
         }
     }
@@ -271,7 +274,7 @@ impl Pool {
         let mut delay = Duration::from_millis(50);
         let mut warned = false;
         loop {
-            match PgConn::connect(&self.postgres, schema, Some(record)) {
+            match PgConn::connect(&self.postgres, schema, &self.timezone, Some(record)) {
                 Ok(c) => {
                     if warned {
                         tracing::warn!("PostgreSQL at {} is reachable again", self.postgres.endpoint());

@@ -107,7 +107,7 @@ pub fn init() -> &'static Runtime {
             "PLEX_PG_FORK_HANDLER=0: the fork handler is OFF. A forked child keeps the parent's PostgreSQL connections and can corrupt them (the crash of January 2026). Use this only to reproduce that crash in tests."
         );
     }
-    let pool = Pool::new(settings.pool.clone(), settings.postgres.clone(), reporter);
+    let pool = Pool::new(settings.pool.clone(), settings.postgres.clone(), local_timezone(), reporter);
     tracing::info!(
         "plex-pg shim {} active: PostgreSQL at {} (database {}, schema {}), pool of {} (keeps {} idle)",
         env!("CARGO_PKG_VERSION"),
@@ -132,6 +132,33 @@ pub fn init() -> &'static Runtime {
     RUNTIME.store(Box::into_raw(rt), Ordering::Release);
     drop(guard);
     get().unwrap()
+}
+
+/// The process's local time zone, as PostgreSQL names zones: `TZ`, else
+/// the zone `/etc/localtime` links to, else Debian's `/etc/timezone`, else
+/// UTC. Anything that is not a plain zone name is UTC (it goes into the
+/// connection's start-up options).
+fn local_timezone() -> String {
+    let from_tz = std::env::var("TZ").ok().map(|tz| {
+        let tz = tz.trim_start_matches(':').to_string();
+        match tz.split_once("zoneinfo/") {
+            Some((_, zone)) => zone.to_string(),
+            None => tz,
+        }
+    });
+    let from_link = || {
+        let target = std::fs::read_link("/etc/localtime").ok()?;
+        let target = target.to_str()?;
+        Some(target.split_once("zoneinfo/")?.1.to_string())
+    };
+    let from_file = || Some(std::fs::read_to_string("/etc/timezone").ok()?.trim().to_string());
+    let zone = from_tz.filter(|z| !z.is_empty()).or_else(from_link).or_else(from_file).unwrap_or_default();
+    let plain = !zone.is_empty() && zone.chars().all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
+    if plain {
+        zone
+    } else {
+        "UTC".into()
+    }
 }
 
 /// A number no other process shares, to mark this one's statements.
@@ -234,7 +261,7 @@ impl Runtime {
             }
             s.name.clone()
         };
-        bootstrap(conn, &name)?;
+        bootstrap(conn, &name, self.epoch())?;
         if let Some(s) = self.schemas.lock().get_mut(schema_id as usize) {
             s.ready = true;
         }
@@ -246,7 +273,12 @@ impl Runtime {
         if let Some(d) = self.decltypes.lock().get(&(table, column)) {
             return Ok(d.clone());
         }
-        let rows = conn.query_text(translate::DECLTYPE_QUERY, &[&table.to_string(), &column.to_string()])?;
+        let rows = conn.query_text(
+            translate::DECLTYPE_QUERY,
+            &[&table.to_string(), &column.to_string()],
+            self.epoch(),
+            self.pool.settings().statement_cache as usize,
+        )?;
         let d = rows
             .into_iter()
             .next()
@@ -257,7 +289,7 @@ impl Runtime {
     }
 }
 
-fn bootstrap(conn: &mut PgConn, schema: &str) -> Result<()> {
+fn bootstrap(conn: &mut PgConn, schema: &str, epoch: u64) -> Result<()> {
     let marker = format!("plex-pg bootstrap {}", translate::BOOTSTRAP_VERSION);
     let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
     conn.batch(&format!(
@@ -268,6 +300,8 @@ fn bootstrap(conn: &mut PgConn, schema: &str) -> Result<()> {
         let rows = conn.query_text(
             "SELECT coalesce(obj_description(oid, 'pg_namespace'), '') FROM pg_namespace WHERE nspname = $1",
             &[schema],
+            epoch,
+            1,
         )?;
         let current = rows.first().and_then(|r| r.first().cloned().flatten()).unwrap_or_default();
         if current != marker {

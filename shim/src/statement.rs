@@ -571,7 +571,7 @@ pub fn plan(db: &RoutedDb, st: &mut DbState, rt: &'static Runtime, sql: &str) ->
         conn
     };
     let translation = {
-        let mut catalog = ConnCatalog { conn: &mut *conn, schema: &db.schema };
+        let mut catalog = ConnCatalog { conn: &mut *conn, rt, schema: &db.schema };
         stacker::maybe_grow(512 * 1024, 4 * 1024 * 1024, || translate::translate(sql, &mut catalog))
     };
     let translation = match translation {
@@ -643,6 +643,7 @@ fn columns_of(conn: &mut PgConn, rt: &Runtime, st: &tokio_postgres::Statement, h
 /// The catalog, as the translator sees it: queries on this connection.
 struct ConnCatalog<'a> {
     conn: &'a mut PgConn,
+    rt: &'a Runtime,
     schema: &'a str,
 }
 
@@ -651,7 +652,8 @@ impl translate::Catalog for ConnCatalog<'_> {
         self.schema
     }
     fn query(&mut self, sql: &str, params: &[&str]) -> std::result::Result<Vec<Vec<Option<String>>>, String> {
-        self.conn.query_text(sql, params).map_err(|e| e.message)
+        let cache = self.rt.pool.settings().statement_cache as usize;
+        self.conn.query_text(sql, params, self.rt.epoch(), cache).map_err(|e| e.message)
     }
 }
 

@@ -206,3 +206,29 @@ fn nested_statements_on_one_handle_with_a_single_connection() {
     assert_eq!(seen[49], json!([50, "title 50"]));
     assert_eq!(v["notes"], 50);
 }
+
+#[test]
+fn localtime_means_the_process_time_zone() {
+    let dir = TempDir::new("tz");
+    // 2026-07-01 00:00:00 UTC (`date -u -d 2026-07-01 +%s`): summer time in Berlin.
+    let sql = "SELECT datetime(1782864000, 'unixepoch', 'localtime'), datetime('2026-01-01 12:00:00', 'utc')";
+    let answer = |shimmed: bool, name: &str| {
+        let mut cmd = Command::new("python3");
+        cmd.arg(plex_pg_tests::python_script("attempt.py"))
+            .arg(dir.path().join(name))
+            .arg(sql)
+            .envs(pg().env("tz"))
+            .env("TZ", "Europe/Berlin");
+        if shimmed {
+            cmd.env("LD_PRELOAD", shim());
+        }
+        let out = run(&mut cmd, LIMIT);
+        out.assert_ok();
+        json_out(&out.stdout)["rows"].clone()
+    };
+    let sqlite = answer(false, "plain.db");
+    // `TZ=Europe/Berlin date -d @1782864000`: CEST, two hours ahead; and
+    // noon in Berlin's winter is 11:00 UTC.
+    assert_eq!(sqlite, json!([["2026-07-01 02:00:00", "2026-01-01 11:00:00"]]));
+    assert_eq!(answer(true, "com.plexapp.plugins.library.db"), sqlite);
+}

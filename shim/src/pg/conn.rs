@@ -103,12 +103,14 @@ impl Driver<'_> {
 
 impl PgConn {
     /// Connect to the server in `cfg`, with `schema` first on the search
-    /// path. The whole attempt (socket, start-up, authentication) is
-    /// bounded by `cfg.connect_timeout`. The socket is published in
-    /// `record` (a pool slot) from the moment it exists.
+    /// path and the session in `timezone` (the process's, so SQLite's
+    /// `'localtime'` means the same). The whole attempt (socket, start-up,
+    /// authentication) is bounded by `cfg.connect_timeout`. The socket is
+    /// published in `record` (a pool slot) from the moment it exists.
     pub fn connect(
         cfg: &Postgres,
         schema: &str,
+        timezone: &str,
         record: Option<&'static SocketRecord>,
     ) -> std::result::Result<PgConn, ConnectError> {
         let deadline = Instant::now() + cfg.connect_timeout;
@@ -121,7 +123,7 @@ impl PgConn {
             .user(&cfg.user)
             .dbname(&cfg.database)
             .application_name("plex-pg")
-            .options(format!("-c search_path={schema}"));
+            .options(format!("-c search_path={schema} -c TimeZone={timezone}"));
         if !cfg.password.is_empty() {
             config.password(cfg.password.expose());
         }
@@ -237,16 +239,18 @@ impl PgConn {
         d.run(client.execute_raw(st, params.iter()))
     }
 
-    /// A catalog query with text parameters; every value as text.
-    pub fn query_text(&mut self, sql: &str, params: &[&str]) -> Result<Vec<Vec<Option<String>>>> {
+    /// A catalog query with text parameters; every value as text. The
+    /// query is prepared once per connection (cached like any statement).
+    pub fn query_text(&mut self, sql: &str, params: &[&str], epoch: u64, cache_size: usize) -> Result<Vec<Vec<Option<String>>>> {
+        let st = self.prepare(sql, epoch, cache_size.max(1))?;
         let values: Vec<crate::value::Value> = params.iter().map(|p| crate::value::Value::Text(p.to_string())).collect();
         let args: Vec<Param<'_>> = values.iter().map(Param).collect();
-        let (client, mut d) = self.parts();
-        let st = d.run(client.prepare(sql))?;
-        let rows = d.run(client.query(&st, &args.iter().map(|a| a as &(dyn tokio_postgres::types::ToSql + Sync)).collect::<Vec<_>>()))?;
-        rows.iter()
-            .map(|row| (0..row.len()).map(|i| cell_text(row, i)).collect::<Result<Vec<_>>>())
-            .collect()
+        let mut rows = self.query(&st, &args)?;
+        let mut out = Vec::new();
+        while let Some(row) = self.next_row(&mut rows)? {
+            out.push((0..row.len()).map(|i| cell_text(&row, i)).collect::<Result<Vec<_>>>()?);
+        }
+        Ok(out)
     }
 
     /// Close politely: tell the server (Terminate), then close the socket.
