@@ -2,7 +2,8 @@
 # Installs, from Debian's packages, what building and testing plex-pg needs
 # and is not there yet, and the Rust target for the shim that ships:
 #   - PostgreSQL (initdb, pg_ctl, psql), SQLite's library, headers and shell,
-#     python3: the tests' servers and clients;
+#     python3 (and python3-yaml, to read docker-compose.yml): the tests' servers
+#     and clients;
 #   - musl-tools and the x86_64/aarch64-unknown-linux-musl Rust target: the
 #     musl shim (packaging/build-musl.sh) and the Plex-like musl stand-in;
 #   - dpkg-dev, help2man, lintian, debootstrap, systemd (systemd-analyze):
@@ -11,7 +12,7 @@
 set -euo pipefail
 
 need=()
-for pkg in postgresql libsqlite3-dev sqlite3 python3 \
+for pkg in postgresql libsqlite3-dev sqlite3 python3 python3-yaml \
     musl-tools binutils dpkg-dev help2man lintian debootstrap systemd; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done

@@ -19,8 +19,14 @@ pub fn server() -> Cluster {
 
 /// `PLEX_PG_*` for the shim, pointing at `c`'s socket, schema `bench`.
 pub fn shim_env(c: &Cluster) -> Vec<(String, String)> {
+    shim_env_for(c, "bench")
+}
+
+/// `PLEX_PG_*` for the shim (and the launcher), pointing at `c`'s socket,
+/// library schema `schema`, no settings file, warnings only.
+pub fn shim_env_for(c: &Cluster, schema: &str) -> Vec<(String, String)> {
     let mut env = c.env();
-    env.push(("PLEX_PG_SCHEMA".into(), "bench".into()));
+    env.push(("PLEX_PG_SCHEMA".into(), schema.into()));
     env.push(("PLEX_PG_CONFIG".into(), "/dev/null".into()));
     env.push(("PLEX_PG_LOG_LEVEL".into(), "warn".into()));
     env

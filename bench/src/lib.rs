@@ -1,7 +1,11 @@
 //! Benchmark support: the SQLite C API as a benchmark drives it (linked
 //! dynamically, so the preloaded shim answers), the fixtures both sides of
-//! a comparison share, and the statistics printed.
+//! a comparison share, running a measured command, the statistics printed,
+//! and where each program leaves its figures for the table.
 
 pub mod capi;
+pub mod cli;
 pub mod fixture;
+pub mod procs;
+pub mod results;
 pub mod stats;

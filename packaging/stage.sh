@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs plex-pg's runtime files, as they are laid out on a system, into a
+# staging directory: the .deb (packaging/build-deb.sh) and the Docker images
+# (packaging/docker/*/Dockerfile) are both made from it.
+#
+#   bash packaging/stage.sh DESTDIR
+#
+#   DESTDIR/usr/bin/plex-pg-launcher                 target/release, stripped
+#   DESTDIR/usr/lib/plex-pg/libplex_pg_shim.so        the musl build, stripped
+#   DESTDIR/usr/share/doc/plex-pg/*.md                README and docs/
+#
+# Both must be built already: cargo build --release -p plex-pg-launcher,
+# and bash packaging/build-musl.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+script_name=stage
+. packaging/common.sh
+
+[ $# -eq 1 ] || die "usage: bash packaging/stage.sh DESTDIR"
+dest="$1"
+need strip binutils
+launcher="$target_dir/release/plex-pg-launcher"
+shim="$target_dir/$(uname -m)-unknown-linux-musl/release/libplex_pg_shim.so"
+[ -x "$launcher" ] || die "$launcher is missing: run cargo build --release -p plex-pg-launcher"
+[ -f "$shim" ] || die "$shim is missing: run bash packaging/build-musl.sh"
+
+install -d -m 0755 "$dest/usr/bin" "$dest/usr/lib/plex-pg" "$dest/usr/share/doc/plex-pg"
+install -m 0755 "$launcher" "$dest/usr/bin/plex-pg-launcher"
+strip --remove-section=.comment --remove-section=.note "$dest/usr/bin/plex-pg-launcher"
+# A shared library is not executable (Debian policy 10.2).
+install -m 0644 "$shim" "$dest/usr/lib/plex-pg/libplex_pg_shim.so"
+strip --strip-unneeded --remove-section=.comment --remove-section=.note "$dest/usr/lib/plex-pg/libplex_pg_shim.so"
+
+install -m 0644 README.md "$dest/usr/share/doc/plex-pg/README.md"
+for doc in install configuration troubleshooting launcher events architecture; do
+    [ -f "docs/$doc.md" ] || die "docs/$doc.md is missing"
+    install -m 0644 "docs/$doc.md" "$dest/usr/share/doc/plex-pg/$doc.md"
+done
