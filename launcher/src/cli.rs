@@ -1,5 +1,6 @@
-//! The command line: `plex-pg-launcher [OPTIONS] -- COMMAND [ARGS…]`, and
-//! `plex-pg-launcher check`. Every option is also a key of the TOML file
+//! The command line: `plex-pg-launcher [OPTIONS] -- COMMAND [ARGS…]`,
+//! `plex-pg-launcher check`, and `plex-pg-launcher demo` (its own options
+//! are in [`crate::demo::DemoArgs`]). Every option is also a key of the TOML file
 //! (`launcher.*`); a value given here is applied through
 //! `Settings::apply`, so a bad one is reported with its key and "the
 //! command line" as its source, like a bad value in the file.
@@ -33,6 +34,10 @@ pub enum Command {
     /// Check the configuration, privileges, ptrace permission, the shim and
     /// PostgreSQL; one line per check, non-zero exit if Plex would not work.
     Check,
+    /// Run plex-sim (a stand-in for Plex) on a throwaway PostgreSQL under the
+    /// launcher in verify mode, with live progress and a closing table of
+    /// what was checked; about a minute, nothing left running.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// Options shared by every subcommand; each overrides a `launcher.*` key.

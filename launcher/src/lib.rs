@@ -11,11 +11,14 @@
 //! [`sockets`] (the kernel's view of PostgreSQL connections), [`reports`]
 //! (the shim's datagrams), [`verdict`] (pool checks and inherited-fd use),
 //! [`events`] (the JSON event log) and [`alert`] (the alert command).
+//! [`demo`] is the `demo` subcommand: plex-sim on a throwaway PostgreSQL
+//! under the launcher, with live progress and a closing table.
 
 pub mod alert;
 pub mod check;
 pub mod cli;
 pub mod cluster;
+pub mod demo;
 pub mod events;
 pub mod init;
 pub mod privileges;

@@ -5,7 +5,7 @@ use std::process::exit;
 use clap::Parser;
 use plex_pg_config::settings::LogLevel;
 use plex_pg_launcher::cli::{Cli, Command};
-use plex_pg_launcher::{check, supervisor};
+use plex_pg_launcher::{check, demo, supervisor};
 
 fn main() {
     let cli = Cli::parse();
@@ -20,6 +20,7 @@ fn main() {
     init_logging(&settings);
     match cli.command {
         Some(Command::Check) => exit(check::run(&settings)),
+        Some(Command::Demo(args)) => exit(demo::run(&settings, &cli.options, &args)),
         None => {
             if cli.program.is_empty() {
                 eprintln!("plex-pg-launcher: no command to start; usage: plex-pg-launcher [OPTIONS] -- COMMAND [ARGS...]");
