@@ -13,7 +13,8 @@
 //! - [`POOL_CHECK_DEADLINE`] after its birth: still holding one then is a
 //!   violation (a fork child that neither reset its pool nor exec'd).
 //!
-//! A process that inherited no PostgreSQL socket is decided at birth. An
+//! A process that inherited no PostgreSQL socket is decided at birth, unless
+//! its AfterFork report arrived before it was seen (procfs). An
 //! AfterFork report that arrives after the decision is still checked: a
 //! non-empty pool is reported as a violation of its own.
 
@@ -153,11 +154,15 @@ impl Judge {
         );
         let nothing = inherited.is_empty();
         self.procs.insert(pid, Proc { ppid, birth, born_at: Instant::now(), inherited, decided: false, shim: None });
-        if nothing {
-            self.decide(pid, Trigger::Birth, Vec::new(), None);
-        }
+        // Reports that came before the process was seen (the procfs watcher
+        // sees a child up to a scan late; its fork handler reported at once)
+        // decide first: the shim's own word is worth more than "nothing
+        // inherited" when the handler has already put the sockets away.
         for msg in self.early.remove(&pid).unwrap_or_default() {
             self.apply_report(pid, msg);
+        }
+        if nothing && self.procs.get(&pid).is_some_and(|p| !p.decided) {
+            self.decide(pid, Trigger::Birth, Vec::new(), None);
         }
     }
 
