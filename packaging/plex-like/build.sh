@@ -2,9 +2,9 @@
 # Lays out a tree shaped like Plex Media Server's install, on musl, for the
 # tests that load the musl shim the way Plex would:
 #
-#   OUT/Plex Media Server      the musl stand-in (standin.c beside this
-#                              script), whose program interpreter is the
-#                              bundled loader below, as Plex's is
+#   OUT/Plex Media Server      plex-sim, the stand-in for Plex, built for
+#                              musl; its program interpreter is the bundled
+#                              loader below, as Plex's is
 #   OUT/lib/libsqlite3.so      SQLite's amalgamation compiled with musl-gcc,
 #                              as Plex bundles its own libsqlite3.so
 #   OUT/lib/libc.so, OUT/lib/ld-musl-<arch>.so.1
@@ -94,12 +94,15 @@ if [ ! -f "$out/lib/libsqlite3.so" ] || [ "$0" -nt "$out/lib/libsqlite3.so" ]; t
     mv "$out/lib/libsqlite3.so.tmp" "$out/lib/libsqlite3.so"
 fi
 
-standin="$out/Plex Media Server"
-if [ ! -f "$standin" ] || [ "$here/standin.c" -nt "$standin" ] || [ "$out/lib/libsqlite3.so" -nt "$standin" ]; then
-    echo "plex-pg plex-like: compiling the stand-in with musl-gcc" >&2
-    musl-gcc -O1 -Wall -Wextra -Werror -pthread -I "$src/sqlite3" \
-        -Wl,--dynamic-linker="$out/lib/$loader" \
-        -o "$standin.tmp" "$here/standin.c" -L "$out/lib" -lsqlite3
-    mv "$standin.tmp" "$standin"
-fi
+# plex-sim, the stand-in for Plex (tests/src/bin/plex-sim), built for musl
+# with the flags every musl build here uses, linked against the libsqlite3.so
+# above, and given the bundled loader as its program interpreter (only the
+# final link differs, so the dependencies' builds are shared with the shim's).
+use_musl_target
+cp "$out/lib/libsqlite3.so" "$support/libsqlite3.so"
+echo "plex-pg plex-like: building plex-sim for $triple" >&2
+cargo rustc --release --target "$triple" -p plex-pg-tests --bin plex-sim -- \
+    -C "link-arg=-Wl,--dynamic-linker=$out/lib/$loader"
+cp "$target_dir/$triple/release/plex-sim" "$out/Plex Media Server.tmp"
+mv "$out/Plex Media Server.tmp" "$out/Plex Media Server"
 echo "plex-pg plex-like: ready in $out" >&2
