@@ -11,14 +11,39 @@
 //! `sqlite3_sql` returns that text in a few nanoseconds; a statement of any
 //! other database never carries the secret. The statement found must also
 //! point back at the same real statement.
+//!
+//! Reading and checking that text costs ~50 ns, and a row of a scan makes
+//! several calls on one statement (step, then a column call per column),
+//! so each thread remembers the last statement it found. The memory is
+//! good until any routed statement's real statement is finalized: that
+//! bumps a global epoch first ([`retire`]), so no address freed then can
+//! be mistaken for the remembered statement afterwards.
 
 use crate::connection::RoutedDb;
 use crate::real;
 use crate::runtime::{self, Runtime};
 use crate::statement::RoutedStmt;
 use crate::sys::*;
+use std::cell::Cell;
 use std::ffi::CString;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// Bumped before the real statement behind a routed one is finalized.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The last routed statement this thread found: (real statement,
+    /// routed statement, epoch then). Plain integers: no destructor, so
+    /// the access stays a few instructions.
+    static LAST: Cell<(usize, usize, u64)> = const { Cell::new((0, 0, u64::MAX)) };
+}
+
+/// Call before finalizing the real statement behind a routed one (its
+/// address, or its [`RoutedStmt`]'s, may be reused afterwards).
+pub fn retire() {
+    EPOCH.fetch_add(1, Ordering::SeqCst);
+}
 
 const PREFIX: &[u8] = b"SELECT 'plex-pg:";
 
@@ -43,6 +68,20 @@ pub unsafe fn stmt<'a>(stmt: *mut sqlite3_stmt) -> Option<(&'a mut RoutedStmt, &
     if stmt.is_null() {
         return None;
     }
+    let epoch = EPOCH.load(Ordering::Acquire);
+    let (last_stmt, last_routed, last_epoch) = LAST.with(Cell::get);
+    if last_stmt == stmt as usize && last_epoch == epoch {
+        // SAFETY: found below in this epoch, and not freed since (freeing
+        // a routed statement's real statement retires the epoch first).
+        return Some((&mut *(last_routed as *mut RoutedStmt), rt));
+    }
+    let found = find(stmt, rt)?;
+    LAST.with(|l| l.set((stmt as usize, found as *mut RoutedStmt as usize, epoch)));
+    Some((found, rt))
+}
+
+/// The routed statement behind `stmt`, from its text.
+unsafe fn find<'a>(stmt: *mut sqlite3_stmt, rt: &Runtime) -> Option<&'a mut RoutedStmt> {
     let text = real::sqlite3_sql(stmt);
     if text.is_null() {
         return None;
@@ -65,7 +104,7 @@ pub unsafe fn stmt<'a>(stmt: *mut sqlite3_stmt) -> Option<(&'a mut RoutedStmt, &
     }
     let addr = hex(&bytes[PREFIX.len() + 17..PREFIX.len() + 33])? as usize;
     let routed = (addr as *mut RoutedStmt).as_mut()?;
-    (routed.secret == rt.secret && routed.dummy == stmt).then_some((routed, rt))
+    (routed.secret == rt.secret && routed.dummy == stmt).then_some(routed)
 }
 
 fn hex(digits: &[u8]) -> Option<u64> {

@@ -232,3 +232,13 @@ fn localtime_means_the_process_time_zone() {
     assert_eq!(sqlite, json!([["2026-07-01 02:00:00", "2026-01-01 11:00:00"]]));
     assert_eq!(answer(true, "com.plexapp.plugins.library.db"), sqlite);
 }
+
+#[test]
+fn recycled_statement_handles_reach_the_right_database() {
+    let schema = schema_with("recycled", ITEMS);
+    let dir = TempDir::new("recycled");
+    let other = dir.path().join("com.plexapp.dlna.db").display().to_string();
+    let out = run(&mut python_with_shim("recycled.py", &schema, &[&library(&dir), &other, "200"]), LIMIT);
+    out.assert_ok();
+    assert_eq!(out.stdout.trim(), "200", "{}", out.stderr);
+}
