@@ -1,10 +1,12 @@
 //! The child's fork handler, timed inside the child (the shim records its
 //! duration; `plex_pg_last_fork_handler_ns`), with 1, 8 and 64 PostgreSQL
 //! connections open in the pool, each streaming a result, as when Plex
-//! forks during queries. Prints median and p99 over 300 forks each.
+//! forks during queries. Prints median and p99 over 300 forks each, and
+//! writes them to `<target>/plex-pg-bench/fork-handler.json` for the table.
 
 use plex_pg_bench::capi::Db;
-use plex_pg_bench::{fixture, stats};
+use plex_pg_bench::{fixture, results, stats};
+use serde_json::json;
 
 const CHILD: &str = "PLEX_PG_BENCH_CHILD";
 const FORKS: usize = 300;
@@ -55,9 +57,12 @@ fn main() {
             .env(CHILD, "1")
             .status()
             .expect("re-run with the shim");
+        // exit() runs no destructor: stop and remove the cluster first.
+        drop(cluster);
         std::process::exit(status.code().unwrap_or(1));
     }
     println!("connections  handler median  handler p99  (ns, {FORKS} forks each)");
+    let mut figures = serde_json::Map::new();
     for open in [1usize, 8, 64] {
         let dbs: Vec<Db> = (0..open).map(|i| Db::open(&library(i))).collect();
         let mut stmts: Vec<_> = dbs.iter().map(|d| d.prepare("SELECT id, guid FROM metadata_items")).collect();
@@ -66,7 +71,9 @@ fn main() {
         }
         let (median, p99) = stats::median_p99(&mut measure());
         println!("{open:>11}  {median:>14.0}  {p99:>11.0}");
+        figures.insert(open.to_string(), json!({ "median_ns": median, "p99_ns": p99, "forks": FORKS }));
         drop(stmts);
         drop(dbs);
     }
+    results::write("fork-handler", &json!({ "connections": figures }));
 }
