@@ -162,10 +162,14 @@ fn supervision(t: &mut Table, s: &Value) {
 
 fn fork_handler(t: &mut Table, f: &Value) {
     t.section("The shim's fork handler, timed inside the child (`fork-handler-bench`)");
-    for (n, v) in f["connections"].as_object().into_iter().flatten() {
+    // By number of connections (the JSON object's keys sort as text).
+    let mut rows: Vec<(&String, &Value)> = f["connections"].as_object().into_iter().flatten().collect();
+    rows.sort_by_key(|(n, _)| n.parse::<u32>().unwrap_or(u32::MAX));
+    for (n, v) in rows {
         let (Some(median), Some(p99)) = (v["median_ns"].as_f64(), v["p99_ns"].as_f64()) else { continue };
         let target = if n == "64" { format!("< 1 µs: {}", verdict(median, 1000.0, time)) } else { String::new() };
-        t.row(format!("{n} pooled connections, each streaming"), format!("median {}; p99 {}", time(median), time(p99)), "", target);
+        let label = if n == "1" { "1 pooled connection, streaming".to_string() } else { format!("{n} pooled connections, each streaming") };
+        t.row(label, format!("median {}; p99 {}", time(median), time(p99)), "", target);
     }
 }
 
