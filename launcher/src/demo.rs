@@ -385,15 +385,7 @@ fn run_with_server(plan: &Plan, server: &mut DemoServer, view: &mut View) -> i32
                 inc.server_line(&line, view);
             }
         }
-        for line in events.lines() {
-            if let Some(event) = tally.add(&line) {
-                if let Some(inc) = incident.as_mut() {
-                    inc.event(&event, view);
-                } else if let Some(alert) = view::alert(&event) {
-                    view.line(&alert);
-                }
-            }
-        }
+        read_events(&mut events, &mut tally, &mut incident, view);
         while let Ok(line) = lines.try_recv() {
             let _ = writeln!(log, "{line}");
             if let Some(inc) = incident.as_mut() {
@@ -460,15 +452,7 @@ fn run_with_server(plan: &Plan, server: &mut DemoServer, view: &mut View) -> i32
         std::thread::sleep(TICK);
     };
     // The last lines.
-    for line in events.lines() {
-        if let Some(event) = tally.add(&line) {
-            if let Some(inc) = incident.as_mut() {
-                inc.event(&event, view);
-            } else if let Some(alert) = view::alert(&event) {
-                view.line(&alert);
-            }
-        }
-    }
+    read_events(&mut events, &mut tally, &mut incident, view);
     while let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
         let _ = writeln!(log, "{line}");
         if let Some(inc) = incident.as_mut() {
@@ -518,6 +502,20 @@ fn run_with_server(plan: &Plan, server: &mut DemoServer, view: &mut View) -> i32
         0
     } else {
         1
+    }
+}
+
+/// New lines of the launcher's event log: counted, and narrated by the
+/// incident view or, in the plain view, shown when they are alerts.
+fn read_events(events: &mut Tail, tally: &mut Tally, incident: &mut Option<Incident>, view: &mut View) {
+    for line in events.lines() {
+        if let Some(event) = tally.add(&line) {
+            if let Some(inc) = incident.as_mut() {
+                inc.event(&event, view);
+            } else if let Some(alert) = view::alert(&event) {
+                view.line(&alert);
+            }
+        }
     }
 }
 
