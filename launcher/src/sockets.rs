@@ -123,10 +123,8 @@ impl Kernel {
         let mut tcp: Option<HashMap<u64, (SocketAddr, bool)>> = None;
         let mut out = Vec::new();
         for (fd, inode) in sockets {
-            if let Some(kind) = self.classify(pid, inode, &mut tcp) {
-                if let Kind::Postgres(peer) = kind {
-                    out.push(PgFd { fd, inode, peer });
-                }
+            if let Some(Kind::Postgres(peer)) = self.classify(pid, inode, &mut tcp) {
+                out.push(PgFd { fd, inode, peer });
             }
         }
         Ok(out)

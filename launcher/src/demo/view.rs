@@ -18,6 +18,12 @@ pub struct View {
     status_on_screen: bool,
 }
 
+impl Default for View {
+    fn default() -> View {
+        View::new()
+    }
+}
+
 impl View {
     pub fn new() -> View {
         View { terminal: std::io::stdout().is_terminal(), started: Instant::now(), last_plain: None, status_on_screen: false }

@@ -505,11 +505,11 @@ mod syscalls {
     /// A syscall that reads, writes or otherwise acts on a socket, with the
     /// argument positions holding fds.
     pub fn uses_fd(nr: i64) -> Option<(&'static str, &'static [usize])> {
-        USES.iter().find(|(n, _, _)| *n as i64 == nr).map(|(_, name, pos)| (*name, *pos))
+        USES.iter().find(|(n, _, _)| *n == nr).map(|(_, name, pos)| (*name, *pos))
     }
 
     /// A syscall after which an inherited socket may be gone.
     pub fn drops_fds(nr: i64) -> bool {
-        DROPS.iter().any(|&n| n as i64 == nr)
+        DROPS.contains(&nr)
     }
 }
