@@ -446,8 +446,10 @@ fn bench_fork(args: &[String]) -> i32 {
     say("forks", n);
     say("fork to child (us, median)", format!("{:.1}", pct(&mut first, 50)));
     say("fork to child (us, p90)", format!("{:.1}", pct(&mut first, 90)));
+    say("fork to child (us, p99)", format!("{:.1}", pct(&mut first, 99)));
     say("fork to reaped (us, median)", format!("{:.1}", pct(&mut reaped, 50)));
     say("fork to reaped (us, p90)", format!("{:.1}", pct(&mut reaped, 90)));
+    say("fork to reaped (us, p99)", format!("{:.1}", pct(&mut reaped, 99)));
     0
 }
 
