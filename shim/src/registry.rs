@@ -16,7 +16,7 @@
 //! several calls on one statement (step, then a column call per column),
 //! so each thread remembers the last statement it found. The memory is
 //! good until any routed statement's real statement is finalized: that
-//! bumps a global epoch first ([`retire`]), so no address freed then can
+//! bumps a global epoch first ([`finalize_dummy`]), so no address freed then can
 //! be mistaken for the remembered statement afterwards.
 
 use crate::connection::RoutedDb;
@@ -39,10 +39,15 @@ thread_local! {
     static LAST: Cell<(usize, usize, u64)> = const { Cell::new((0, 0, u64::MAX)) };
 }
 
-/// Call before finalizing the real statement behind a routed one (its
-/// address, or its [`RoutedStmt`]'s, may be reused afterwards).
-pub fn retire() {
+/// Finalize the real statement behind a routed one, retiring every
+/// thread's memory of it first (its address, or its [`RoutedStmt`]'s, may
+/// be reused afterwards). The only way the shim finalizes one.
+///
+/// # Safety
+/// `dummy` must be a routed statement's real statement, not yet finalized.
+pub unsafe fn finalize_dummy(dummy: *mut sqlite3_stmt) {
     EPOCH.fetch_add(1, Ordering::SeqCst);
+    real::sqlite3_finalize(dummy);
 }
 
 const PREFIX: &[u8] = b"SELECT 'plex-pg:";

@@ -717,8 +717,7 @@ pub unsafe fn finalize(stmt: *mut RoutedStmt) -> c_int {
     st.live_statements -= 1;
     let rc = shell.last_error & 0xff;
     if st.zombie || st.spare.len() >= 16 {
-        crate::registry::retire();
-        crate::real::sqlite3_finalize(shell.dummy);
+        crate::registry::finalize_dummy(shell.dummy);
         drop(shell);
     } else {
         shell.binds.clear();
@@ -742,8 +741,7 @@ unsafe fn finalize_spare(stmt: *mut RoutedStmt) -> c_int {
     let mut st = db.state.lock();
     if let Some(i) = st.spare.iter().position(|s| std::ptr::eq(&**s, stmt)) {
         let shell = st.spare.swap_remove(i);
-        crate::registry::retire();
-        crate::real::sqlite3_finalize(shell.dummy);
+        crate::registry::finalize_dummy(shell.dummy);
     }
     SQLITE_OK
 }

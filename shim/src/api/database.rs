@@ -137,8 +137,7 @@ unsafe fn close(handle: *mut sqlite3, v2: bool) -> c_int {
     st.buffered.clear();
     st.lease = None;
     for shell in st.spare.drain(..) {
-        registry::retire();
-        real::sqlite3_finalize(shell.dummy);
+        registry::finalize_dummy(shell.dummy);
     }
     if st.live_statements > 0 {
         st.zombie = true; // gone when its last statement is finalized
