@@ -140,6 +140,11 @@ impl TempDir {
     pub fn path(&self) -> &Path {
         &self.0
     }
+    /// Plex's library database file name in this directory, as the
+    /// clients open it (routed to PostgreSQL by the shim's default pattern).
+    pub fn library_db(&self) -> String {
+        self.0.join("com.plexapp.plugins.library.db").display().to_string()
+    }
 }
 
 impl Drop for TempDir {

@@ -23,7 +23,7 @@ fn library() -> (String, TempDir, String) {
         ),
     );
     let dir = TempDir::new("launcher-shim");
-    let db = dir.path().join("com.plexapp.plugins.library.db").display().to_string();
+    let db = dir.library_db();
     (schema, dir, db)
 }
 

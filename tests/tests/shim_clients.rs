@@ -13,10 +13,6 @@ const ITEMS: &str =
     "CREATE TABLE items (id bigint PRIMARY KEY, title text, rating double precision, data bytea, note text)";
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn library(dir: &TempDir) -> String {
-    dir.path().join("com.plexapp.plugins.library.db").display().to_string()
-}
-
 fn json_out(stdout: &str) -> Value {
     let line = stdout.lines().last().unwrap_or_else(|| panic!("no output"));
     serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}"))
@@ -26,7 +22,7 @@ fn json_out(stdout: &str) -> Value {
 fn python_rows_land_in_postgres_and_come_back_typed() {
     let schema = schema_with("clients", ITEMS);
     let dir = TempDir::new("clients");
-    let db = library(&dir);
+    let db = dir.library_db();
     let out = run(&mut python_with_shim("roundtrip.py", &schema, &[&db]), LIMIT);
     out.assert_ok();
     let got = json_out(&out.stdout);
@@ -55,7 +51,7 @@ fn sqlite3_cli_reads_and_writes_postgres() {
     let schema = schema_with("cli", ITEMS);
     let dir = TempDir::new("cli");
     let mut cmd = Command::new("sqlite3");
-    cmd.arg(library(&dir))
+    cmd.arg(dir.library_db())
         .arg("INSERT INTO items (id, title, rating) VALUES (10, 'from the cli', 2.5); SELECT id, title, rating FROM items WHERE id = 10;")
         .envs(pg().env(&schema))
         .env("LD_PRELOAD", shim());
@@ -65,7 +61,7 @@ fn sqlite3_cli_reads_and_writes_postgres() {
     assert_eq!(pg().psql(&format!("SELECT title FROM {schema}.items WHERE id = 10")), "from the cli\n");
     // A syntax error is reported with PostgreSQL's message, not a crash.
     let mut bad = Command::new("sqlite3");
-    bad.arg(library(&dir)).arg("SELEC 1").envs(pg().env(&schema)).env("LD_PRELOAD", shim());
+    bad.arg(dir.library_db()).arg("SELEC 1").envs(pg().env(&schema)).env("LD_PRELOAD", shim());
     let out = run(&mut bad, LIMIT);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.stderr.contains("syntax error at or near \"SELEC\""), "{}", out.stderr);
@@ -92,7 +88,7 @@ fn other_databases_stay_in_sqlite() {
 fn transactions_behave_as_in_sqlite() {
     let schema = schema_with("tx", ITEMS);
     let dir = TempDir::new("tx");
-    let out = run(&mut python_with_shim("transactions.py", &schema, &[&library(&dir)]), LIMIT);
+    let out = run(&mut python_with_shim("transactions.py", &schema, &[&dir.library_db()]), LIMIT);
     out.assert_ok();
     let log = json_out(&out.stdout);
     assert_eq!(log["in_tx_after_begin"], true);
@@ -116,7 +112,7 @@ fn large_results_stream() {
         "CREATE TABLE big (id bigint PRIMARY KEY, guid text); INSERT INTO big SELECT g, 'guid-' || g FROM generate_series(1, 300000) g",
     );
     let dir = TempDir::new("stream");
-    let out = run(&mut python_with_shim("stream_first_row.py", &schema, &[&library(&dir), "big", "300000"]), LIMIT);
+    let out = run(&mut python_with_shim("stream_first_row.py", &schema, &[&dir.library_db(), "big", "300000"]), LIMIT);
     out.assert_ok();
     let got = json_out(&out.stdout);
     assert_eq!(got["first"], json!([1, "guid-1"]));
@@ -149,7 +145,7 @@ fn c_api_calls_python_never_makes() {
     let schema = schema_with("capi", ITEMS);
     pg().psql(&format!("INSERT INTO {schema}.items (id, title) VALUES (1, 'one'), (2, 'two')"));
     let dir = TempDir::new("capi");
-    let out = run(&mut python_with_shim("capi.py", &schema, &[&library(&dir)]), LIMIT);
+    let out = run(&mut python_with_shim("capi.py", &schema, &[&dir.library_db()]), LIMIT);
     out.assert_ok();
     let v = json_out(&out.stdout);
     assert_eq!(v["open"], 0);
@@ -186,7 +182,7 @@ fn c_api_calls_python_never_makes() {
 #[test]
 fn deep_statements_on_plex_sized_thread_stacks() {
     let dir = TempDir::new("stack");
-    let out = run(&mut python_with_shim("small_stack.py", "stack", &[&library(&dir), "40"]), LIMIT);
+    let out = run(&mut python_with_shim("small_stack.py", "stack", &[&dir.library_db(), "40"]), LIMIT);
     out.assert_ok();
     assert_eq!(json_out(&out.stdout), json!({"row": [41, "deep"]}), "{}", out.stderr);
 }
@@ -196,7 +192,7 @@ fn nested_statements_on_one_handle_with_a_single_connection() {
     let schema = schema_with("nested", ITEMS);
     pg().psql(&format!("INSERT INTO {schema}.items (id, title) SELECT g, 'title ' || g FROM generate_series(1, 50) g"));
     let dir = TempDir::new("nested");
-    let mut cmd = python_with_shim("nested.py", &schema, &[&library(&dir)]);
+    let mut cmd = python_with_shim("nested.py", &schema, &[&dir.library_db()]);
     cmd.env("PLEX_PG_POOL_MAX", "1").env("PLEX_PG_POOL_SIZE", "1").env("PLEX_PG_POOL_TIMEOUT_MS", "2000");
     let out = run(&mut cmd, LIMIT);
     out.assert_ok();
@@ -238,7 +234,7 @@ fn recycled_statement_handles_reach_the_right_database() {
     let schema = schema_with("recycled", ITEMS);
     let dir = TempDir::new("recycled");
     let other = dir.path().join("com.plexapp.dlna.db").display().to_string();
-    let out = run(&mut python_with_shim("recycled.py", &schema, &[&library(&dir), &other, "200"]), LIMIT);
+    let out = run(&mut python_with_shim("recycled.py", &schema, &[&dir.library_db(), &other, "200"]), LIMIT);
     out.assert_ok();
     assert_eq!(out.stdout.trim(), "200", "{}", out.stderr);
 }

@@ -124,7 +124,7 @@ fn exhausted_pool_waits_then_reports_busy() {
         "CREATE TABLE big (id bigint PRIMARY KEY); INSERT INTO big SELECT g FROM generate_series(1, 200000) g",
     );
     let dir = TempDir::new("busy");
-    let db = dir.path().join("com.plexapp.plugins.library.db").display().to_string();
+    let db = dir.library_db();
     let mut cmd = plex_pg_tests::python_with_shim("pool_busy.py", &schema, &[&db]);
     cmd.env("PLEX_PG_POOL_MAX", "1").env("PLEX_PG_POOL_SIZE", "1").env("PLEX_PG_POOL_TIMEOUT_MS", "300");
     let out = run(&mut cmd, Duration::from_secs(60));

@@ -29,7 +29,7 @@ fn library_schema(prefix: &str) -> String {
 fn fork_during_the_hash_query_200_times() {
     let schema = library_schema("fork");
     let dir = TempDir::new("fork");
-    let db = dir.path().join("com.plexapp.plugins.library.db").display().to_string();
+    let db = dir.library_db();
     let sink = ReportSink::new();
     let mut cmd = python_with_shim("fork_stream.py", &schema, &[&db, "200"]);
     cmd.env("PLEX_PG_SUPERVISOR", &sink.path);
@@ -79,7 +79,7 @@ fn fork_during_the_hash_query_200_times() {
 fn without_the_fork_handler_the_parent_query_breaks() {
     let schema = library_schema("crash");
     let dir = TempDir::new("crash");
-    let db = dir.path().join("com.plexapp.plugins.library.db").display().to_string();
+    let db = dir.library_db();
     let mut cmd = python_with_shim("fork_crash.py", &schema, &[&db, &ROWS.to_string()]);
     cmd.env("PLEX_PG_FORK_HANDLER", "0");
     let out = run(&mut cmd, Duration::from_secs(20));
@@ -104,7 +104,7 @@ fn without_the_fork_handler_the_parent_query_breaks() {
 fn reports_announce_the_process_and_every_connection() {
     let sink = ReportSink::new();
     let dir = TempDir::new("reports");
-    let db = dir.path().join("com.plexapp.plugins.library.db").display().to_string();
+    let db = dir.library_db();
     // pool.size 0: a connection is closed as soon as it is released.
     let mut cmd = std::process::Command::new("python3");
     cmd.arg(plex_pg_tests::python_script("attempt.py"))
@@ -144,7 +144,7 @@ fn a_burst_of_forks_loses_no_report() {
     use std::io::{BufRead, Write};
     let schema = library_schema("burst");
     let dir = TempDir::new("burst");
-    let db = dir.path().join("com.plexapp.plugins.library.db").display().to_string();
+    let db = dir.library_db();
     let sink = ReportSink::new();
     let mut child = python_with_shim("fork_burst.py", &schema, &[&db, "40"])
         .env("PLEX_PG_SUPERVISOR", &sink.path)
