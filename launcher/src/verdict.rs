@@ -161,7 +161,8 @@ impl Judge {
         for msg in self.early.remove(&pid).unwrap_or_default() {
             self.apply_report(pid, msg);
         }
-        if nothing && self.procs.get(&pid).is_some_and(|p| !p.decided) {
+        if nothing {
+            // (A no-op when a report above has decided it already.)
             self.decide(pid, Trigger::Birth, Vec::new(), None);
         }
     }

@@ -34,7 +34,7 @@ impl Tally {
     /// Count one event line; returns the event when it parsed.
     pub fn add(&mut self, line: &str) -> Option<Value> {
         self.lines += 1;
-        let Ok(event) = serde_json::from_str::<Value>(line) else {
+        let Ok(event) = crate::events::parse_line(line) else {
             self.unreadable += 1;
             return None;
         };
