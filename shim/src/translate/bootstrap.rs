@@ -11,7 +11,7 @@
 
 /// Bumped whenever `bootstrap.sql` changes, so every schema gets the new
 /// helper functions once.
-pub const BOOTSTRAP_VERSION: &str = "plex-pg-translate-1";
+pub const BOOTSTRAP_VERSION: &str = "plex-pg-translate-2";
 
 /// The helper SQL, statements separated by lines holding only `;;`.
 const BOOTSTRAP: &str = include_str!("bootstrap.sql");
@@ -22,7 +22,12 @@ pub fn bootstrap_sql(_schema: &str) -> Vec<String> {
     BOOTSTRAP
         .split("\n;;\n")
         .map(str::trim)
-        .filter(|s| !s.is_empty() && !s.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with("--")))
+        .filter(|s| {
+            !s.is_empty()
+                && !s
+                    .lines()
+                    .all(|l| l.trim().is_empty() || l.trim_start().starts_with("--"))
+        })
         .map(str::to_string)
         .collect()
 }
@@ -43,6 +48,8 @@ mod tests {
         let statements = bootstrap_sql("plex");
         assert!(statements.len() > 20, "{}", statements.len());
         assert!(statements.iter().all(|s| !s.contains("\n;;\n")));
-        assert!(statements.iter().any(|s| s.contains("FUNCTION sqlite_datetime(")));
+        assert!(statements
+            .iter()
+            .any(|s| s.contains("FUNCTION sqlite_datetime(")));
     }
 }
