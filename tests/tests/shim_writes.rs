@@ -113,3 +113,72 @@ fn two_inserters_of_one_table_do_not_wait_for_each_other() {
         "sqlite_sequence: the largest rowid handed out"
     );
 }
+
+/// What a schema held before rowids had sequences: a trigger per rowid
+/// table that locked the table and read its largest rowid, and a table
+/// `sqlite_sequence` for AUTOINCREMENT tables.
+const OLD_ROWIDS: &str = r#"
+CREATE TABLE items (id bigint PRIMARY KEY, title text COLLATE "C");
+COMMENT ON TABLE items IS 'CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT)';
+COMMENT ON COLUMN items.id IS 'INTEGER';
+COMMENT ON COLUMN items.title IS 'TEXT';
+CREATE TABLE sqlite_sequence (name text COLLATE "C" PRIMARY KEY, seq bigint);
+COMMENT ON TABLE sqlite_sequence IS 'CREATE TABLE sqlite_sequence(name,seq)';
+CREATE FUNCTION sqlite__rowid_items() RETURNS trigger LANGUAGE plpgsql AS $f$
+DECLARE top bigint;
+BEGIN
+  IF NEW.id IS NULL THEN
+    PERFORM pg_advisory_xact_lock(TG_RELID::bigint);
+    EXECUTE format('SELECT max(%I) FROM %I.%I', 'id', TG_TABLE_SCHEMA, TG_TABLE_NAME) INTO top;
+    NEW.id := coalesce(top, 0) + 1;
+    NEW.id := greatest(NEW.id, coalesce((SELECT seq FROM sqlite_sequence WHERE name = TG_TABLE_NAME), 0) + 1);
+  END IF;
+  INSERT INTO sqlite_sequence AS s (name, seq) VALUES (TG_TABLE_NAME, NEW.id)
+    ON CONFLICT (name) DO UPDATE SET seq = EXCLUDED.seq WHERE s.seq < EXCLUDED.seq;
+  RETURN NEW;
+END $f$;
+CREATE TRIGGER sqlite__rowid BEFORE INSERT OR UPDATE OF id ON items FOR EACH ROW EXECUTE FUNCTION sqlite__rowid_items();
+CREATE TABLE plain (id bigint PRIMARY KEY, v text COLLATE "C");
+COMMENT ON TABLE plain IS 'CREATE TABLE plain (id INTEGER PRIMARY KEY, v TEXT)';
+COMMENT ON COLUMN plain.id IS 'INTEGER';
+COMMENT ON COLUMN plain.v IS 'TEXT';
+CREATE FUNCTION sqlite__rowid_plain() RETURNS trigger LANGUAGE plpgsql AS $f$
+DECLARE top bigint;
+BEGIN
+  IF NEW.id IS NULL THEN
+    PERFORM pg_advisory_xact_lock(TG_RELID::bigint);
+    EXECUTE format('SELECT max(%I) FROM %I.%I', 'id', TG_TABLE_SCHEMA, TG_TABLE_NAME) INTO top;
+    NEW.id := coalesce(top, 0) + 1;
+  END IF;
+  RETURN NEW;
+END $f$;
+CREATE TRIGGER sqlite__rowid BEFORE INSERT OR UPDATE OF id ON plain FOR EACH ROW EXECUTE FUNCTION sqlite__rowid_plain();
+INSERT INTO items (title) VALUES ('one'), ('two'), ('three');
+DELETE FROM items WHERE id = 3;
+INSERT INTO plain (v) VALUES ('a'), ('b');
+"#;
+
+/// A schema made before rowids had sequences is upgraded when the shim
+/// first prepares it: rowids go on past the largest one and past what
+/// `sqlite_sequence` held, and `sqlite_sequence` becomes the view.
+#[test]
+fn a_schema_from_before_sequences_is_upgraded() {
+    let schema = plex_pg_tests::schema_with("upgrade", OLD_ROWIDS);
+    let dir = TempDir::new("upgrade");
+    let mut cli = std::process::Command::new("sqlite3");
+    cli.arg(dir.library_db())
+        .arg(
+            "INSERT INTO items (title) VALUES ('four'); INSERT INTO plain (v) VALUES ('c'); \
+             SELECT id FROM items ORDER BY id; SELECT id FROM plain ORDER BY id; SELECT name, seq FROM sqlite_sequence;",
+        )
+        .envs(pg().env(&schema))
+        .env("LD_PRELOAD", plex_pg_tests::shim());
+    let out = run(&mut cli, LIMIT);
+    out.assert_ok();
+    // AUTOINCREMENT: 3 was deleted and is not reused.
+    assert_eq!(out.stdout, "1\n2\n4\n1\n2\n3\nitems|4\n");
+    let kind = pg().psql(&format!(
+        "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '{schema}' AND c.relname = 'sqlite_sequence'"
+    ));
+    assert_eq!(kind, "v\n", "sqlite_sequence is the view now");
+}

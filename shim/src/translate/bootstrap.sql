@@ -904,3 +904,44 @@ BEGIN
     FOR EACH ROW EXECUTE FUNCTION sqlite_sequence_write();
 END
 $$
+;;
+-- Schemas made before rowids had sequences: each table's trigger took a
+-- table lock and read max(rowid), and AUTOINCREMENT tables' values were
+-- rows of a table sqlite_sequence. Give each such table its sequence,
+-- started past its largest rowid and its sqlite_sequence value, then
+-- replace that table by the view.
+DO $$
+DECLARE
+  t record;
+  old_sequence boolean := EXISTS (
+    SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+    WHERE c.relname = 'sqlite_sequence' AND c.relkind = 'r');
+BEGIN
+  FOR t IN
+    SELECT c.relname::text AS tbl, a.attname::text AS col, p.proname::text AS hidden,
+           p.prosrc LIKE '%sqlite_sequence%' AS autoinc
+    FROM pg_trigger tg
+    JOIN pg_class c ON c.oid = tg.tgrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+    JOIN pg_proc p ON p.oid = tg.tgfoid
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = tg.tgattr[0]
+    WHERE tg.tgname = 'sqlite__rowid' AND p.prosrc LIKE '%pg_advisory_xact_lock%'
+  LOOP
+    PERFORM sqlite_rowid_install(t.tbl, t.col, t.autoinc, t.hidden);
+    EXECUTE format('SELECT setval(%L::regclass, max(%I)) FROM %I HAVING max(%I) IS NOT NULL',
+                   quote_ident(t.hidden), t.col, t.tbl, t.col);
+    IF t.autoinc AND old_sequence THEN
+      EXECUTE format('SELECT setval(%1$L::regclass, greatest(s.seq, pg_sequence_last_value(%1$L::regclass))) '
+                     'FROM sqlite_sequence s WHERE s.name = %2$L AND s.seq IS NOT NULL',
+                     quote_ident(t.hidden), t.tbl);
+    END IF;
+  END LOOP;
+  IF old_sequence THEN
+    DROP TABLE sqlite_sequence;
+    IF EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+               WHERE c.relkind = 'S' AND obj_description(c.oid, 'pg_class') = 'AUTOINCREMENT') THEN
+      PERFORM sqlite_sequence_create();
+    END IF;
+  END IF;
+END
+$$
