@@ -6,7 +6,7 @@
 # round, so machine noise falls on all of them alike: read the ratios,
 # not the absolute times. What each figure means: docs/benchmarks.md.
 #
-#   bash bench/run.sh            # everything, about 12 minutes on 2 cores
+#   bash bench/run.sh            # everything, about 20 minutes on 2 cores
 #   QUICK=1 bash bench/run.sh    # fewer rounds, shorter windows (a smoke run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
