@@ -32,8 +32,13 @@ const BATCH: Duration = Duration::from_millis(40);
 
 fn cluster_coordinates() -> (std::path::PathBuf, u16) {
     (
-        std::env::var_os("PLEX_PG_HOST").expect("PLEX_PG_HOST").into(),
-        std::env::var("PLEX_PG_PORT").expect("PLEX_PG_PORT").parse().unwrap(),
+        std::env::var_os("PLEX_PG_HOST")
+            .expect("PLEX_PG_HOST")
+            .into(),
+        std::env::var("PLEX_PG_PORT")
+            .expect("PLEX_PG_PORT")
+            .parse()
+            .unwrap(),
     )
 }
 
@@ -65,7 +70,9 @@ fn next_id() -> i64 {
 fn point_select() -> Pair {
     let db = Db::open(LIBRARY);
     let mut client = postgres_client();
-    let stmt = client.prepare("SELECT id, guid, title FROM metadata_items WHERE id = $1").unwrap();
+    let stmt = client
+        .prepare("SELECT id, guid, title FROM metadata_items WHERE id = $1")
+        .unwrap();
     Pair {
         group: "point_select",
         sample_size: 100,
@@ -77,7 +84,11 @@ fn point_select() -> Pair {
         }),
         postgres: Box::new(move || {
             let row = client.query_one(&stmt, &[&next_id()]).unwrap();
-            black_box((row.get::<_, i64>(0), row.get::<_, &str>(1).len(), row.get::<_, &str>(2).len()));
+            black_box((
+                row.get::<_, i64>(0),
+                row.get::<_, &str>(1).len(),
+                row.get::<_, &str>(2).len(),
+            ));
         }),
     }
 }
@@ -85,7 +96,9 @@ fn point_select() -> Pair {
 fn insert() -> Pair {
     let db = Db::open(LIBRARY);
     let mut client = postgres_client();
-    let stmt = client.prepare("INSERT INTO plays (item, at) VALUES ($1, $2)").unwrap();
+    let stmt = client
+        .prepare("INSERT INTO plays (item, at) VALUES ($1, $2)")
+        .unwrap();
     Pair {
         group: "insert",
         sample_size: 100,
@@ -121,7 +134,9 @@ fn hash_scan() -> Pair {
             let stmt = client.prepare(sql).unwrap();
             let mut rows = client.query_raw(&stmt, std::iter::empty::<i64>()).unwrap();
             let mut n = 0;
-            while let Some(row) = postgres::fallible_iterator::FallibleIterator::next(&mut rows).unwrap() {
+            while let Some(row) =
+                postgres::fallible_iterator::FallibleIterator::next(&mut rows).unwrap()
+            {
                 black_box((row.get::<_, i64>(0), row.get::<_, &str>(1).len()));
                 n += 1;
             }
@@ -165,7 +180,11 @@ fn interleaved(pair: &mut Pair) -> serde_json::Value {
         ratio.push(s / p);
     }
     let spread = |v: &[f64]| Spread::of(v).map(Spread::to_json);
-    eprintln!("{}: interleaved shim/postgres {:.3}×", pair.group, Spread::of(&ratio).unwrap().median);
+    eprintln!(
+        "{}: interleaved shim/postgres {:.3}×",
+        pair.group,
+        Spread::of(&ratio).unwrap().median
+    );
     json!({ "rounds": ROUNDS, "calls_per_batch": n, "shim_ns": spread(&shim), "postgres_ns": spread(&pg), "ratio": spread(&ratio) })
 }
 

@@ -20,17 +20,40 @@ pub const SQLITE_DONE: c_int = 101;
 
 #[link(name = "sqlite3")]
 extern "C" {
-    fn sqlite3_open_v2(filename: *const c_char, db: *mut *mut sqlite3, flags: c_int, vfs: *const c_char) -> c_int;
+    fn sqlite3_open_v2(
+        filename: *const c_char,
+        db: *mut *mut sqlite3,
+        flags: c_int,
+        vfs: *const c_char,
+    ) -> c_int;
     fn sqlite3_close_v2(db: *mut sqlite3) -> c_int;
     fn sqlite3_busy_timeout(db: *mut sqlite3, ms: c_int) -> c_int;
     fn sqlite3_errmsg(db: *mut sqlite3) -> *const c_char;
-    fn sqlite3_exec(db: *mut sqlite3, sql: *const c_char, cb: usize, arg: usize, err: *mut *mut c_char) -> c_int;
-    fn sqlite3_prepare_v2(db: *mut sqlite3, sql: *const c_char, n: c_int, stmt: *mut *mut sqlite3_stmt, tail: *mut *const c_char) -> c_int;
+    fn sqlite3_exec(
+        db: *mut sqlite3,
+        sql: *const c_char,
+        cb: usize,
+        arg: usize,
+        err: *mut *mut c_char,
+    ) -> c_int;
+    fn sqlite3_prepare_v2(
+        db: *mut sqlite3,
+        sql: *const c_char,
+        n: c_int,
+        stmt: *mut *mut sqlite3_stmt,
+        tail: *mut *const c_char,
+    ) -> c_int;
     fn sqlite3_step(stmt: *mut sqlite3_stmt) -> c_int;
     fn sqlite3_reset(stmt: *mut sqlite3_stmt) -> c_int;
     fn sqlite3_finalize(stmt: *mut sqlite3_stmt) -> c_int;
     fn sqlite3_bind_int64(stmt: *mut sqlite3_stmt, i: c_int, v: i64) -> c_int;
-    fn sqlite3_bind_text(stmt: *mut sqlite3_stmt, i: c_int, v: *const c_char, n: c_int, d: isize) -> c_int;
+    fn sqlite3_bind_text(
+        stmt: *mut sqlite3_stmt,
+        i: c_int,
+        v: *const c_char,
+        n: c_int,
+        d: isize,
+    ) -> c_int;
     fn sqlite3_column_int64(stmt: *mut sqlite3_stmt, i: c_int) -> i64;
     fn sqlite3_column_text(stmt: *mut sqlite3_stmt, i: c_int) -> *const u8;
     fn sqlite3_column_bytes(stmt: *mut sqlite3_stmt, i: c_int) -> c_int;
@@ -82,7 +105,11 @@ impl Db {
 
     pub fn errmsg(&self) -> String {
         // SAFETY: the handle is valid; errmsg returns a C string.
-        unsafe { CStr::from_ptr(sqlite3_errmsg(self.0)).to_string_lossy().into_owned() }
+        unsafe {
+            CStr::from_ptr(sqlite3_errmsg(self.0))
+                .to_string_lossy()
+                .into_owned()
+        }
     }
 
     /// How long SQLite (or the shim) waits out a lock before `SQLITE_BUSY`.
@@ -108,14 +135,16 @@ impl Db {
 
     /// Prepare `sql`; panics on an error.
     pub fn prepare(&self, sql: &str) -> Stmt<'_> {
-        self.try_prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.try_prepare(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     pub fn try_prepare(&self, sql: &str) -> Result<Stmt<'_>, Error> {
         let c = CString::new(sql).unwrap();
         let mut st = std::ptr::null_mut();
         // SAFETY: valid handle, C string and out pointer.
-        let rc = unsafe { sqlite3_prepare_v2(self.0, c.as_ptr(), -1, &mut st, std::ptr::null_mut()) };
+        let rc =
+            unsafe { sqlite3_prepare_v2(self.0, c.as_ptr(), -1, &mut st, std::ptr::null_mut()) };
         self.check(rc)?;
         Ok(Stmt { db: self, st })
     }
@@ -124,7 +153,10 @@ impl Db {
         if rc == 0 {
             Ok(())
         } else {
-            Err(Error { code: rc, message: self.errmsg() })
+            Err(Error {
+                code: rc,
+                message: self.errmsg(),
+            })
         }
     }
 }
@@ -164,7 +196,10 @@ impl Stmt<'_> {
         match unsafe { sqlite3_step(self.st) } {
             SQLITE_ROW => Ok(true),
             SQLITE_DONE => Ok(false),
-            rc => Err(Error { code: rc, message: self.db.errmsg() }),
+            rc => Err(Error {
+                code: rc,
+                message: self.db.errmsg(),
+            }),
         }
     }
 

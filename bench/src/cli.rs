@@ -10,8 +10,11 @@ pub fn opt<T: FromStr>(name: &str, default: T) -> T {
     match args.iter().position(|a| *a == flag) {
         None => default,
         Some(i) => {
-            let v = args.get(i + 1).unwrap_or_else(|| panic!("{flag} needs a value"));
-            v.parse().unwrap_or_else(|_| panic!("{flag}: bad value {v:?}"))
+            let v = args
+                .get(i + 1)
+                .unwrap_or_else(|| panic!("{flag} needs a value"));
+            v.parse()
+                .unwrap_or_else(|_| panic!("{flag}: bad value {v:?}"))
         }
     }
 }

@@ -25,7 +25,10 @@ pub struct Memory {
 impl Memory {
     pub fn of(pid: i32) -> Option<Memory> {
         let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        Some(Memory { rss_kib: status_field(&text, "VmRSS:")?, peak_kib: status_field(&text, "VmHWM:")? })
+        Some(Memory {
+            rss_kib: status_field(&text, "VmRSS:")?,
+            peak_kib: status_field(&text, "VmHWM:")?,
+        })
     }
 }
 
@@ -62,7 +65,12 @@ pub struct Outcome {
 
 /// Run `cmd` in a process group of its own (standard output and error to
 /// `log`), killing the group after `limit`, sampling the memory of the `watch`ed processes.
-pub fn run_sampled(cmd: &mut Command, log: &std::path::Path, limit: Duration, watch: &[Watch]) -> Outcome {
+pub fn run_sampled(
+    cmd: &mut Command,
+    log: &std::path::Path,
+    limit: Duration,
+    watch: &[Watch],
+) -> Outcome {
     let out = std::fs::File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
     let err = out.try_clone().unwrap();
     let started = Instant::now();
@@ -117,7 +125,12 @@ pub fn run_sampled(cmd: &mut Command, log: &std::path::Path, limit: Duration, wa
     done.store(true, Ordering::Release);
     sampler.join().unwrap();
     let memory = memory.lock().unwrap().clone();
-    Outcome { code: status.code(), wall, timed_out, memory }
+    Outcome {
+        code: status.code(),
+        wall,
+        timed_out,
+        memory,
+    }
 }
 
 /// The last lines of a log, for a failure message.
@@ -143,7 +156,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("plex-pg-bench-procs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join("log");
-        let out = run_sampled(Command::new("sleep").arg("0.3"), &log, Duration::from_secs(10), &[Watch::Top]);
+        let out = run_sampled(
+            Command::new("sleep").arg("0.3"),
+            &log,
+            Duration::from_secs(10),
+            &[Watch::Top],
+        );
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(out.code, Some(0));
         assert!(out.wall >= Duration::from_millis(300), "{:?}", out.wall);

@@ -15,7 +15,10 @@ pub fn dir() -> PathBuf {
 
 /// The cargo target directory (`CARGO_TARGET_DIR` honoured).
 pub fn target_dir() -> PathBuf {
-    plex_pg_tests::release_dir().parent().expect("the release directory has a parent").to_path_buf()
+    plex_pg_tests::release_dir()
+        .parent()
+        .expect("the release directory has a parent")
+        .to_path_buf()
 }
 
 /// Write one program's figures (`<name>.json`); returns the path.
@@ -35,7 +38,12 @@ pub fn read(name: &str) -> Option<Value> {
 /// Criterion's median for `group/function`: (point estimate, 95 % CI low,
 /// high), in nanoseconds; None when that benchmark has not run.
 pub fn criterion_median(group: &str, function: &str) -> Option<(f64, f64, f64)> {
-    let path = target_dir().join("criterion").join(group).join(function).join("new").join("estimates.json");
+    let path = target_dir()
+        .join("criterion")
+        .join(group)
+        .join(function)
+        .join("new")
+        .join("estimates.json");
     let v: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     let m = &v["median"];
     Some((

@@ -71,13 +71,39 @@ pub struct HarmlessFd {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// Sent once per process when the shim comes to life (first routed open).
-    Hello { pid: i32, ppid: i32, shim_version: String, pool_capacity: u32, fork_handler: bool },
+    Hello {
+        pid: i32,
+        ppid: i32,
+        shim_version: String,
+        pool_capacity: u32,
+        fork_handler: bool,
+    },
     /// A pool slot opened a PostgreSQL connection.
-    Connected { pid: i32, ppid: i32, slot: u32, fd: i32, inode: u64, generation: u64 },
+    Connected {
+        pid: i32,
+        ppid: i32,
+        slot: u32,
+        fd: i32,
+        inode: u64,
+        generation: u64,
+    },
     /// A pool slot closed its connection.
-    Closed { pid: i32, ppid: i32, slot: u32, fd: i32, inode: u64, generation: u64 },
+    Closed {
+        pid: i32,
+        ppid: i32,
+        slot: u32,
+        fd: i32,
+        inode: u64,
+        generation: u64,
+    },
     /// Sent by the child's fork handler, after it emptied the pool.
-    AfterFork { pid: i32, ppid: i32, generation: u64, slots_in_use: u32, harmless: Vec<HarmlessFd> },
+    AfterFork {
+        pid: i32,
+        ppid: i32,
+        generation: u64,
+        slots_in_use: u32,
+        harmless: Vec<HarmlessFd>,
+    },
 }
 
 impl Message {
@@ -106,7 +132,10 @@ impl std::fmt::Display for DecodeError {
         match self {
             DecodeError::TooShort(n) => write!(f, "datagram too short ({n} bytes)"),
             DecodeError::BadMagic => f.write_str("not a plex-pg report (bad magic)"),
-            DecodeError::UnsupportedVersion(v) => write!(f, "report format version {v} is not supported (expected {VERSION})"),
+            DecodeError::UnsupportedVersion(v) => write!(
+                f,
+                "report format version {v} is not supported (expected {VERSION})"
+            ),
             DecodeError::UnknownKind(k) => write!(f, "unknown report kind {k}"),
             DecodeError::BadField(what) => write!(f, "malformed report: {what}"),
         }
@@ -125,7 +154,11 @@ struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     fn new(buf: &'a mut [u8], kind: Kind, pid: i32, ppid: i32) -> Self {
-        let mut w = Writer { buf, len: 0, overflow: false };
+        let mut w = Writer {
+            buf,
+            len: 0,
+            overflow: false,
+        };
         w.bytes(&MAGIC);
         w.bytes(&[VERSION, kind as u8, 0, 0]);
         w.i32(pid);
@@ -156,7 +189,14 @@ impl<'a> Writer<'a> {
 }
 
 /// Hello: `shim_version` is cut to 32 bytes.
-pub fn encode_hello(buf: &mut [u8], pid: i32, ppid: i32, shim_version: &str, pool_capacity: u32, fork_handler: bool) -> Option<usize> {
+pub fn encode_hello(
+    buf: &mut [u8],
+    pid: i32,
+    ppid: i32,
+    shim_version: &str,
+    pool_capacity: u32,
+    fork_handler: bool,
+) -> Option<usize> {
     let mut w = Writer::new(buf, Kind::Hello, pid, ppid);
     w.u32(pool_capacity);
     w.bytes(&[fork_handler as u8, 0, 0, 0]);
@@ -167,7 +207,16 @@ pub fn encode_hello(buf: &mut [u8], pid: i32, ppid: i32, shim_version: &str, poo
 }
 
 /// Connected or Closed.
-pub fn encode_connection(buf: &mut [u8], kind: Kind, pid: i32, ppid: i32, slot: u32, fd: i32, inode: u64, generation: u64) -> Option<usize> {
+pub fn encode_connection(
+    buf: &mut [u8],
+    kind: Kind,
+    pid: i32,
+    ppid: i32,
+    slot: u32,
+    fd: i32,
+    inode: u64,
+    generation: u64,
+) -> Option<usize> {
     debug_assert!(matches!(kind, Kind::Connected | Kind::Closed));
     let mut w = Writer::new(buf, kind, pid, ppid);
     w.u32(slot);
@@ -178,7 +227,14 @@ pub fn encode_connection(buf: &mut [u8], kind: Kind, pid: i32, ppid: i32, slot: 
 }
 
 /// AfterFork, listing `harmless`; async-signal-safe (no allocation, no lock).
-pub fn encode_after_fork(buf: &mut [u8], pid: i32, ppid: i32, generation: u64, slots_in_use: u32, harmless: &[HarmlessFd]) -> Option<usize> {
+pub fn encode_after_fork(
+    buf: &mut [u8],
+    pid: i32,
+    ppid: i32,
+    generation: u64,
+    slots_in_use: u32,
+    harmless: &[HarmlessFd],
+) -> Option<usize> {
     let mut w = Writer::new(buf, Kind::AfterFork, pid, ppid);
     w.u64(generation);
     w.u32(slots_in_use);
@@ -198,7 +254,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        let s = self.buf.get(self.pos..self.pos + n).ok_or(DecodeError::BadField(what))?;
+        let s = self
+            .buf
+            .get(self.pos..self.pos + n)
+            .ok_or(DecodeError::BadField(what))?;
         self.pos += n;
         Ok(s)
     }
@@ -238,7 +297,13 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
             }
             let v = r.take(n, "version")?;
             let shim_version = String::from_utf8_lossy(v).into_owned();
-            Ok(Message::Hello { pid, ppid, shim_version, pool_capacity, fork_handler })
+            Ok(Message::Hello {
+                pid,
+                ppid,
+                shim_version,
+                pool_capacity,
+                fork_handler,
+            })
         }
         2 | 3 => {
             let slot = r.u32("slot")?;
@@ -246,9 +311,23 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
             let inode = r.u64("inode")?;
             let generation = r.u64("generation")?;
             Ok(if kind == 2 {
-                Message::Connected { pid, ppid, slot, fd, inode, generation }
+                Message::Connected {
+                    pid,
+                    ppid,
+                    slot,
+                    fd,
+                    inode,
+                    generation,
+                }
             } else {
-                Message::Closed { pid, ppid, slot, fd, inode, generation }
+                Message::Closed {
+                    pid,
+                    ppid,
+                    slot,
+                    fd,
+                    inode,
+                    generation,
+                }
             })
         }
         4 => {
@@ -270,7 +349,13 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
                 let inode = r.u64("inode")?;
                 harmless.push(HarmlessFd { fd, role, inode });
             }
-            Ok(Message::AfterFork { pid, ppid, generation, slots_in_use, harmless })
+            Ok(Message::AfterFork {
+                pid,
+                ppid,
+                generation,
+                slots_in_use,
+                harmless,
+            })
         }
         k => Err(DecodeError::UnknownKind(k)),
     }
@@ -286,30 +371,64 @@ mod tests {
         let n = encode_hello(&mut buf, 10, 1, "0.1.0", 32, true).unwrap();
         assert_eq!(
             decode(&buf[..n]).unwrap(),
-            Message::Hello { pid: 10, ppid: 1, shim_version: "0.1.0".into(), pool_capacity: 32, fork_handler: true }
+            Message::Hello {
+                pid: 10,
+                ppid: 1,
+                shim_version: "0.1.0".into(),
+                pool_capacity: 32,
+                fork_handler: true
+            }
         );
         let n = encode_connection(&mut buf, Kind::Connected, 10, 1, 3, 17, 99_999, 2).unwrap();
         assert_eq!(
             decode(&buf[..n]).unwrap(),
-            Message::Connected { pid: 10, ppid: 1, slot: 3, fd: 17, inode: 99_999, generation: 2 }
+            Message::Connected {
+                pid: 10,
+                ppid: 1,
+                slot: 3,
+                fd: 17,
+                inode: 99_999,
+                generation: 2
+            }
         );
         let n = encode_connection(&mut buf, Kind::Closed, 10, 1, 3, 17, 99_999, 2).unwrap();
-        assert!(matches!(decode(&buf[..n]).unwrap(), Message::Closed { slot: 3, .. }));
+        assert!(matches!(
+            decode(&buf[..n]).unwrap(),
+            Message::Closed { slot: 3, .. }
+        ));
         let fds = [
-            HarmlessFd { fd: 17, role: FdRole::Socket, inode: 99_999 },
-            HarmlessFd { fd: 18, role: FdRole::Epoll, inode: 5 },
+            HarmlessFd {
+                fd: 17,
+                role: FdRole::Socket,
+                inode: 99_999,
+            },
+            HarmlessFd {
+                fd: 18,
+                role: FdRole::Epoll,
+                inode: 5,
+            },
         ];
         let n = encode_after_fork(&mut buf, 11, 10, 3, 0, &fds).unwrap();
         assert_eq!(
             decode(&buf[..n]).unwrap(),
-            Message::AfterFork { pid: 11, ppid: 10, generation: 3, slots_in_use: 0, harmless: fds.to_vec() }
+            Message::AfterFork {
+                pid: 11,
+                ppid: 10,
+                generation: 3,
+                slots_in_use: 0,
+                harmless: fds.to_vec()
+            }
         );
     }
 
     #[test]
     fn largest_after_fork_fits() {
         let mut buf = [0u8; MAX_DATAGRAM];
-        let fds = [HarmlessFd { fd: 1, role: FdRole::EventFd, inode: 1 }; MAX_REPORTED_FDS];
+        let fds = [HarmlessFd {
+            fd: 1,
+            role: FdRole::EventFd,
+            inode: 1,
+        }; MAX_REPORTED_FDS];
         let n = encode_after_fork(&mut buf, 1, 1, 1, 0, &fds).unwrap();
         assert_eq!(n, MAX_DATAGRAM);
         // One more byte of room is needed than a short buffer has: refused, not cut.
@@ -325,7 +444,10 @@ mod tests {
         buf[5] = 9;
         assert_eq!(decode(&buf[..n]), Err(DecodeError::UnknownKind(9)));
         buf[5] = 2;
-        assert_eq!(decode(&buf[..n - 1]), Err(DecodeError::BadField("generation")));
+        assert_eq!(
+            decode(&buf[..n - 1]),
+            Err(DecodeError::BadField("generation"))
+        );
         buf[4] = 2;
         assert_eq!(decode(&buf[..n]), Err(DecodeError::UnsupportedVersion(2)));
     }

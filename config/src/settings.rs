@@ -84,7 +84,11 @@ impl fmt::Display for ConfigError {
         if self.key.is_empty() {
             write!(f, "{}: {}", self.source, self.message)
         } else {
-            write!(f, "bad value for `{}` in {}: {}", self.key, self.source, self.message)
+            write!(
+                f,
+                "bad value for `{}` in {}: {}",
+                self.key, self.source, self.message
+            )
         }
     }
 }
@@ -224,8 +228,10 @@ pub struct Settings {
 }
 
 /// The default route: Plex's two library databases.
-pub const DEFAULT_ROUTE: [&str; 2] =
-    ["com.plexapp.plugins.library.db", "com.plexapp.plugins.library.blobs.db"];
+pub const DEFAULT_ROUTE: [&str; 2] = [
+    "com.plexapp.plugins.library.db",
+    "com.plexapp.plugins.library.blobs.db",
+];
 
 impl Default for Settings {
     fn default() -> Self {
@@ -251,7 +257,10 @@ impl Default for Settings {
                 real_sqlite: None,
                 fork_handler: true,
             },
-            log: Log { level: LogLevel::Info, file: None },
+            log: Log {
+                level: LogLevel::Info,
+                file: None,
+            },
             launcher: Launcher {
                 mode: Mode::Verify,
                 watcher: Watcher::Auto,
@@ -337,7 +346,10 @@ impl<'a> Raw<'a> {
             Raw::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" | "on" => Ok(true),
                 "0" | "false" | "no" | "off" => Ok(false),
-                _ => Err(format!("expected true/false (or 1/0), got {}", self.describe())),
+                _ => Err(format!(
+                    "expected true/false (or 1/0), got {}",
+                    self.describe()
+                )),
             },
             _ => Err(format!("expected true or false, got {}", self.describe())),
         }
@@ -354,7 +366,12 @@ impl<'a> Raw<'a> {
                 .collect::<Result<_, _>>()?,
             Raw::Toml(toml::Value::String(s)) => split_list(s),
             Raw::Text(s) => split_list(s),
-            _ => return Err(format!("expected a list of strings, got {}", self.describe())),
+            _ => {
+                return Err(format!(
+                    "expected a list of strings, got {}",
+                    self.describe()
+                ))
+            }
         };
         Ok(items)
     }
@@ -362,15 +379,26 @@ impl<'a> Raw<'a> {
     fn choice<T: Copy>(&self, options: &[(&str, T)]) -> Result<T, String> {
         let s = self.string()?;
         let wanted = s.trim().to_ascii_lowercase();
-        options.iter().find(|(name, _)| *name == wanted).map(|(_, v)| *v).ok_or_else(|| {
-            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-            format!("expected one of {}, got {}", names.join(", "), self.describe())
-        })
+        options
+            .iter()
+            .find(|(name, _)| *name == wanted)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+                format!(
+                    "expected one of {}, got {}",
+                    names.join(", "),
+                    self.describe()
+                )
+            })
     }
 }
 
 fn split_list(s: &str) -> Vec<String> {
-    s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()
+    s.split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 const MAX_MS: i64 = 24 * 3600 * 1000;
@@ -378,13 +406,20 @@ const MAX_MS: i64 = 24 * 3600 * 1000;
 impl Settings {
     /// Apply one key's value from `source`. The key is `section.name`.
     pub fn apply(&mut self, key: &str, raw: Raw<'_>, source: &Source) -> Result<(), ConfigError> {
-        let fail = |message: String| ConfigError { key: key.to_string(), source: source.clone(), message };
+        let fail = |message: String| ConfigError {
+            key: key.to_string(),
+            source: source.clone(),
+            message,
+        };
         let (static_key, result) = match KEYS.iter().find(|(k, _, _)| *k == key) {
             Some((k, _, _)) => (*k, self.set(k, raw)),
             None => {
                 return Err(fail(format!(
                     "unknown key (known keys: {})",
-                    KEYS.iter().map(|(k, _, _)| *k).collect::<Vec<_>>().join(", ")
+                    KEYS.iter()
+                        .map(|(k, _, _)| *k)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )))
             }
         };
@@ -412,7 +447,9 @@ impl Settings {
                 }
                 self.postgres.schema = s.to_ascii_lowercase();
             }
-            "postgres.connect_timeout_ms" => self.postgres.connect_timeout = raw.millis(1, MAX_MS)?,
+            "postgres.connect_timeout_ms" => {
+                self.postgres.connect_timeout = raw.millis(1, MAX_MS)?
+            }
             "postgres.retry_for_ms" => self.postgres.retry_for = raw.millis(0, MAX_MS)?,
             "pool.size" => self.pool.size = raw.int(0, POOL_MAX_LIMIT as i64)? as u32,
             "pool.max" => self.pool.max = raw.int(1, POOL_MAX_LIMIT as i64)? as u32,
@@ -421,7 +458,9 @@ impl Settings {
             "shim.route" => {
                 let route = raw.list()?;
                 if let Some(bad) = route.iter().find(|p| p.contains('/')) {
-                    return Err(format!("{bad:?}: patterns match file names, not paths (no '/')"));
+                    return Err(format!(
+                        "{bad:?}: patterns match file names, not paths (no '/')"
+                    ));
                 }
                 self.shim.route = route;
             }
@@ -438,8 +477,11 @@ impl Settings {
             }
             "log.file" => self.log.file = raw.optional_string()?.map(PathBuf::from),
             "launcher.mode" => {
-                self.launcher.mode =
-                    raw.choice(&[("off", Mode::Off), ("verify", Mode::Verify), ("enforce", Mode::Enforce)])?
+                self.launcher.mode = raw.choice(&[
+                    ("off", Mode::Off),
+                    ("verify", Mode::Verify),
+                    ("enforce", Mode::Enforce),
+                ])?
             }
             "launcher.watcher" => {
                 self.launcher.watcher = raw.choice(&[
@@ -465,8 +507,14 @@ impl Settings {
 
     /// Apply a whole TOML document (`[section]` tables of keys).
     pub fn apply_toml(&mut self, text: &str, source: &Source) -> Result<(), ConfigError> {
-        let whole = |message: String| ConfigError { key: String::new(), source: source.clone(), message };
-        let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| whole(e.to_string()))?;
+        let whole = |message: String| ConfigError {
+            key: String::new(),
+            source: source.clone(),
+            message,
+        };
+        let doc: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| whole(e.to_string()))?;
         for (section, value) in &doc {
             let table = value.as_table().ok_or_else(|| ConfigError {
                 key: section.clone(),
@@ -510,7 +558,12 @@ impl Settings {
 
     /// Where `key`'s current value came from.
     pub fn origin(&self, key: &str) -> Source {
-        self.origins.iter().rev().find(|(k, _)| *k == key).map(|(_, s)| s.clone()).unwrap_or(Source::Default)
+        self.origins
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, s)| s.clone())
+            .unwrap_or(Source::Default)
     }
 
     /// Load the settings as the shim and the launcher do: the file named by
@@ -523,7 +576,10 @@ impl Settings {
 
     /// Like [`Settings::load`], with the file given (`--config`); `None`
     /// means the default path, which may be absent.
-    pub fn load_file(path: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    pub fn load_file(
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
         let mut settings = Settings::default();
         let (path, required) = match path {
             Some(p) => (p.to_path_buf(), true),
@@ -537,7 +593,11 @@ impl Settings {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
             Err(e) => {
-                return Err(ConfigError { key: String::new(), source, message: format!("cannot read: {e}") })
+                return Err(ConfigError {
+                    key: String::new(),
+                    source,
+                    message: format!("cannot read: {e}"),
+                })
             }
         }
         settings.apply_env(env)?;
@@ -555,10 +615,18 @@ impl Settings {
         if stem == "com.plexapp.plugins.library" {
             return self.postgres.schema.clone();
         }
-        let tail = stem.strip_prefix("com.plexapp.plugins.library.").unwrap_or(stem);
+        let tail = stem
+            .strip_prefix("com.plexapp.plugins.library.")
+            .unwrap_or(stem);
         let slug: String = tail
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .collect();
         format!("{}_{}", self.postgres.schema, slug)
     }
@@ -567,7 +635,10 @@ impl Settings {
     /// one of `shim.route`.
     pub fn routes(&self, path: &str) -> bool {
         let name = path.rsplit('/').next().unwrap_or(path);
-        self.shim.route.iter().any(|p| glob_match(p.as_bytes(), name.as_bytes()))
+        self.shim
+            .route
+            .iter()
+            .any(|p| glob_match(p.as_bytes(), name.as_bytes()))
     }
 }
 
@@ -600,28 +671,42 @@ mod tests {
     use std::collections::HashMap;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
     fn write_temp(text: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("plex-pg-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("{:x}.toml", text.len() * 7919 + text.bytes().map(|b| b as usize).sum::<usize>()));
+        let path = dir.join(format!(
+            "{:x}.toml",
+            text.len() * 7919 + text.bytes().map(|b| b as usize).sum::<usize>()
+        ));
         std::fs::write(&path, text).unwrap();
         path
     }
 
     #[test]
     fn file_then_env_override() {
-        let path = write_temp("[postgres]\nhost = \"db.example\"\nport = 6543\n[pool]\nsize = 4\nmax = 16\n");
-        let s = Settings::load_file(Some(&path), &env_of(&[("PLEX_PG_PORT", "7000"), ("PLEX_PG_POOL_MAX", "20")]))
-            .unwrap();
+        let path = write_temp(
+            "[postgres]\nhost = \"db.example\"\nport = 6543\n[pool]\nsize = 4\nmax = 16\n",
+        );
+        let s = Settings::load_file(
+            Some(&path),
+            &env_of(&[("PLEX_PG_PORT", "7000"), ("PLEX_PG_POOL_MAX", "20")]),
+        )
+        .unwrap();
         assert_eq!(s.postgres.host, "db.example");
         assert_eq!(s.postgres.port, 7000);
         assert_eq!(s.pool.size, 4);
         assert_eq!(s.pool.max, 20);
-        assert_eq!(s.origin("postgres.port"), Source::Env("PLEX_PG_PORT".into()));
+        assert_eq!(
+            s.origin("postgres.port"),
+            Source::Env("PLEX_PG_PORT".into())
+        );
         assert_eq!(s.origin("postgres.host"), Source::File(path.clone()));
         assert_eq!(s.origin("postgres.user"), Source::Default);
     }
@@ -632,7 +717,12 @@ mod tests {
         assert_eq!(err.key, "pool.size");
         assert_eq!(err.source, Source::Env("PLEX_PG_POOL_SIZE".into()));
         let text = err.to_string();
-        assert!(text.contains("pool.size") && text.contains("PLEX_PG_POOL_SIZE") && text.contains("\"many\""), "{text}");
+        assert!(
+            text.contains("pool.size")
+                && text.contains("PLEX_PG_POOL_SIZE")
+                && text.contains("\"many\""),
+            "{text}"
+        );
     }
 
     #[test]
@@ -641,7 +731,10 @@ mod tests {
         let err = Settings::load_file(Some(&path), &env_of(&[])).unwrap_err();
         assert_eq!(err.key, "launcher.mode");
         let text = err.to_string();
-        assert!(text.contains(&path.display().to_string()) && text.contains("off, verify, enforce"), "{text}");
+        assert!(
+            text.contains(&path.display().to_string()) && text.contains("off, verify, enforce"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -665,14 +758,18 @@ mod tests {
         let missing = Path::new("/nonexistent/plex-pg.toml");
         let err = Settings::load_file(Some(missing), &env_of(&[])).unwrap_err();
         assert!(err.message.contains("cannot read"));
-        let err = Settings::load(&env_of(&[("PLEX_PG_CONFIG", "/nonexistent/x.toml")])).unwrap_err();
+        let err =
+            Settings::load(&env_of(&[("PLEX_PG_CONFIG", "/nonexistent/x.toml")])).unwrap_err();
         assert_eq!(err.source, Source::File("/nonexistent/x.toml".into()));
     }
 
     #[test]
     fn size_above_max_is_rejected_with_both_sources() {
-        let err = Settings::load_file(None, &env_of(&[("PLEX_PG_POOL_SIZE", "40"), ("PLEX_PG_POOL_MAX", "10")]))
-            .unwrap_err();
+        let err = Settings::load_file(
+            None,
+            &env_of(&[("PLEX_PG_POOL_SIZE", "40"), ("PLEX_PG_POOL_MAX", "10")]),
+        )
+        .unwrap_err();
         assert_eq!(err.key, "pool.size");
         assert!(err.message.contains("PLEX_PG_POOL_MAX"), "{}", err.message);
     }
@@ -691,7 +788,11 @@ mod tests {
         assert!(s.routes("com.plexapp.plugins.library.blobs.db"));
         assert!(!s.routes("/x/com.plexapp.plugins.library.db-wal"));
         assert!(!s.routes("/x/com.plexapp.dlna.db"));
-        let s = Settings::load_file(None, &env_of(&[("PLEX_PG_ROUTE", "*.library.db, test-?.db")])).unwrap();
+        let s = Settings::load_file(
+            None,
+            &env_of(&[("PLEX_PG_ROUTE", "*.library.db, test-?.db")]),
+        )
+        .unwrap();
         assert!(s.routes("/a/b/com.plexapp.plugins.library.db"));
         assert!(s.routes("test-1.db"));
         assert!(!s.routes("test-12.db"));
@@ -702,7 +803,10 @@ mod tests {
     fn schema_per_routed_file() {
         let s = Settings::default();
         assert_eq!(s.schema_for("com.plexapp.plugins.library.db"), "plex");
-        assert_eq!(s.schema_for("com.plexapp.plugins.library.blobs.db"), "plex_blobs");
+        assert_eq!(
+            s.schema_for("com.plexapp.plugins.library.blobs.db"),
+            "plex_blobs"
+        );
         assert_eq!(s.schema_for("My-Test.db"), "plex_my_test");
     }
 
@@ -710,7 +814,11 @@ mod tests {
     fn booleans_and_choices_from_text() {
         let s = Settings::load_file(
             None,
-            &env_of(&[("PLEX_PG_FORK_HANDLER", "0"), ("PLEX_PG_MODE", "Enforce"), ("PLEX_PG_LOG_LEVEL", "debug")]),
+            &env_of(&[
+                ("PLEX_PG_FORK_HANDLER", "0"),
+                ("PLEX_PG_MODE", "Enforce"),
+                ("PLEX_PG_LOG_LEVEL", "debug"),
+            ]),
         )
         .unwrap();
         assert!(!s.shim.fork_handler);

@@ -28,7 +28,15 @@ pub struct Alerts {
 
 impl Alerts {
     pub fn new(command: Option<String>, limit_per_minute: u32) -> Alerts {
-        Alerts { command, limit: limit_per_minute, recent: VecDeque::new(), running: HashSet::new(), sent: 0, suppressed: 0, failed: 0 }
+        Alerts {
+            command,
+            limit: limit_per_minute,
+            recent: VecDeque::new(),
+            running: HashSet::new(),
+            sent: 0,
+            suppressed: 0,
+            failed: 0,
+        }
     }
 
     /// Pids of alert commands still running (not part of Plex's tree).
@@ -38,9 +46,15 @@ impl Alerts {
 
     /// Run the alert command for one violation.
     pub fn raise(&mut self, line: &str) {
-        let Some(command) = self.command.clone() else { return };
+        let Some(command) = self.command.clone() else {
+            return;
+        };
         let now = Instant::now();
-        while self.recent.front().is_some_and(|&t| now.duration_since(t) >= WINDOW) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|&t| now.duration_since(t) >= WINDOW)
+        {
             self.recent.pop_front();
         }
         if self.recent.len() as u32 >= self.limit {
@@ -80,7 +94,10 @@ impl Alerts {
         text.push(b'\n');
         let n = unsafe { libc::write(write.as_raw_fd(), text.as_ptr().cast(), text.len()) };
         if n < 0 {
-            tracing::warn!("writing the violation to alert_command failed: {}", std::io::Error::last_os_error());
+            tracing::warn!(
+                "writing the violation to alert_command failed: {}",
+                std::io::Error::last_os_error()
+            );
         }
         Ok(child.pid)
     }

@@ -44,8 +44,20 @@ impl Report {
 /// Run every check; returns the exit status.
 pub fn run(settings: &Settings) -> i32 {
     let mut r = Report { failed: false };
-    let file = settings.file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| "none (defaults and environment)".into());
-    r.line(Level::Ok, "config", format!("file {file}; mode {}, watcher {}", format!("{:?}", settings.launcher.mode).to_lowercase(), format!("{:?}", settings.launcher.watcher).to_lowercase()));
+    let file = settings
+        .file
+        .as_ref()
+        .map(|f| f.display().to_string())
+        .unwrap_or_else(|| "none (defaults and environment)".into());
+    r.line(
+        Level::Ok,
+        "config",
+        format!(
+            "file {file}; mode {}, watcher {}",
+            format!("{:?}", settings.launcher.mode).to_lowercase(),
+            format!("{:?}", settings.launcher.watcher).to_lowercase()
+        ),
+    );
     check_caps(&mut r, settings);
     check_ptrace(&mut r, settings);
     check_shim(&mut r, &settings.launcher.shim);
@@ -62,30 +74,66 @@ pub fn run(settings: &Settings) -> i32 {
 fn check_caps(r: &mut Report, settings: &Settings) {
     let effective = match caps::read(None, CapSet::Effective) {
         Ok(set) => set,
-        Err(e) => return r.line(Level::Warn, "capabilities", format!("cannot read them: {e}")),
+        Err(e) => {
+            return r.line(
+                Level::Warn,
+                "capabilities",
+                format!("cannot read them: {e}"),
+            )
+        }
     };
     let has = |c| effective.contains(&c);
-    let interesting = [Capability::CAP_SYS_PTRACE, Capability::CAP_SETUID, Capability::CAP_SETGID, Capability::CAP_KILL, Capability::CAP_SYS_ADMIN];
-    let names: Vec<String> = interesting.iter().filter(|c| has(**c)).map(|c| c.to_string()).collect();
+    let interesting = [
+        Capability::CAP_SYS_PTRACE,
+        Capability::CAP_SETUID,
+        Capability::CAP_SETGID,
+        Capability::CAP_KILL,
+        Capability::CAP_SYS_ADMIN,
+    ];
+    let names: Vec<String> = interesting
+        .iter()
+        .filter(|c| has(**c))
+        .map(|c| c.to_string())
+        .collect();
     let ptrace = if has(Capability::CAP_SYS_PTRACE) {
         "CAP_SYS_PTRACE present"
     } else {
         "no CAP_SYS_PTRACE (fine: the launcher traces only processes of its own uid; with --user it runs as Plex's user)"
     };
-    r.line(Level::Ok, "capabilities", format!("{ptrace}; {} effective, of which {}", effective.len(), if names.is_empty() { "none that matter here".into() } else { names.join(",") }));
-    if settings.launcher.user.is_some() && !(has(Capability::CAP_SETUID) && has(Capability::CAP_SETGID)) {
+    r.line(
+        Level::Ok,
+        "capabilities",
+        format!(
+            "{ptrace}; {} effective, of which {}",
+            effective.len(),
+            if names.is_empty() {
+                "none that matter here".into()
+            } else {
+                names.join(",")
+            }
+        ),
+    );
+    if settings.launcher.user.is_some()
+        && !(has(Capability::CAP_SETUID) && has(Capability::CAP_SETGID))
+    {
         r.line(Level::Fail, "capabilities", "launcher.user is set but CAP_SETUID/CAP_SETGID are missing: start the launcher as root, or drop --user");
     }
 }
 
 fn status_field(name: &str) -> Option<String> {
     let text = std::fs::read_to_string("/proc/self/status").ok()?;
-    text.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string())
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(|v| v.trim().to_string())
 }
 
 fn check_ptrace(r: &mut Report, settings: &Settings) {
     let needed = settings.launcher.mode != Mode::Off;
-    let missing = if settings.launcher.mode == Mode::Enforce { Level::Fail } else { Level::Warn };
+    let missing = if settings.launcher.mode == Mode::Enforce {
+        Level::Fail
+    } else {
+        Level::Warn
+    };
     match std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").map(|s| s.trim().to_string()) {
         Ok(v) if v == "3" => r.line(missing, "ptrace", "Yama ptrace_scope is 3: no process may trace; set it to 1 (sysctl kernel.yama.ptrace_scope=1) or use the procfs watcher"),
         Ok(v) if v == "2" => r.line(missing, "ptrace", "Yama ptrace_scope is 2: only CAP_SYS_PTRACE may trace; grant it, set the scope to 1, or use the procfs watcher"),
@@ -93,14 +141,28 @@ fn check_ptrace(r: &mut Report, settings: &Settings) {
         Err(_) => r.line(Level::Ok, "ptrace", "no Yama on this kernel"),
     }
     if let Some(t) = status_field("TracerPid:").filter(|t| t != "0") {
-        r.line(Level::Warn, "ptrace", format!("the launcher is itself traced by pid {t} (a debugger?); tracing Plex still works"));
+        r.line(
+            Level::Warn,
+            "ptrace",
+            format!(
+                "the launcher is itself traced by pid {t} (a debugger?); tracing Plex still works"
+            ),
+        );
     }
     let seccomp = status_field("Seccomp:").unwrap_or_else(|| "?".into());
     let nnp = status_field("NoNewPrivs:").unwrap_or_else(|| "?".into());
     r.line(
         Level::Ok,
         "seccomp",
-        format!("mode {seccomp} ({}), no_new_privs {nnp}", match seccomp.as_str() { "0" => "no filter", "1" => "strict", "2" => "filtered (a container profile?)", _ => "unknown" }),
+        format!(
+            "mode {seccomp} ({}), no_new_privs {nnp}",
+            match seccomp.as_str() {
+                "0" => "no filter",
+                "1" => "strict",
+                "2" => "filtered (a container profile?)",
+                _ => "unknown",
+            }
+        ),
     );
     match try_seize() {
         Ok(()) => r.line(Level::Ok, "ptrace", "PTRACE_SEIZE of a child works"),
@@ -129,7 +191,11 @@ fn check_ptrace(r: &mut Report, settings: &Settings) {
     if rc == 0 {
         r.line(Level::Ok, "seccomp(2)", "allowed");
     } else {
-        r.line(Level::Warn, "seccomp(2)", format!("refused ({errno}); the launcher does not need it today"));
+        r.line(
+            Level::Warn,
+            "seccomp(2)",
+            format!("refused ({errno}); the launcher does not need it today"),
+        );
     }
 }
 
@@ -163,7 +229,8 @@ fn try_seize() -> Result<(), String> {
     })?;
     drop(gate_read);
     let child = nix::unistd::Pid::from_raw(pid);
-    let result = nix::sys::ptrace::seize(child, nix::sys::ptrace::Options::empty()).map_err(|e| e.to_string());
+    let result = nix::sys::ptrace::seize(child, nix::sys::ptrace::Options::empty())
+        .map_err(|e| e.to_string());
     drop(gate_write);
     let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
     let _ = nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::__WALL));
@@ -173,10 +240,23 @@ fn try_seize() -> Result<(), String> {
 fn check_shim(r: &mut Report, path: &Path) {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
-        Err(e) => return r.line(Level::Fail, "shim", format!("{}: {e}; install the shim or set launcher.shim / --shim", path.display())),
+        Err(e) => {
+            return r.line(
+                Level::Fail,
+                "shim",
+                format!(
+                    "{}: {e}; install the shim or set launcher.shim / --shim",
+                    path.display()
+                ),
+            )
+        }
     };
     if !meta.is_file() {
-        return r.line(Level::Fail, "shim", format!("{} is not a regular file", path.display()));
+        return r.line(
+            Level::Fail,
+            "shim",
+            format!("{} is not a regular file", path.display()),
+        );
     }
     if meta.uid() != 0 {
         r.line(Level::Warn, "shim", format!("{} is owned by uid {}, not root: whoever owns it can run code inside Plex; chown root:root it", path.display(), meta.uid()));
@@ -200,7 +280,8 @@ fn check_shim(r: &mut Report, path: &Path) {
 fn load_in_child(path: &Path) -> Result<(), String> {
     use std::io::Read;
     use std::os::unix::ffi::OsStrExt;
-    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| "path has a NUL byte".to_string())?;
+    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| "path has a NUL byte".to_string())?;
     let (pid, read) = fork_with_pipe(|out| unsafe {
         if libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL).is_null() {
             let msg = std::ffi::CStr::from_ptr(libc::dlerror()).to_bytes();
@@ -211,7 +292,8 @@ fn load_in_child(path: &Path) -> Result<(), String> {
     })?;
     let mut msg = String::new();
     let _ = std::fs::File::from(read).read_to_string(&mut msg);
-    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).map_err(|e| e.to_string())?;
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None)
+        .map_err(|e| e.to_string())?;
     match status {
         nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
         _ if !msg.is_empty() => Err(msg),
@@ -222,7 +304,11 @@ fn load_in_child(path: &Path) -> Result<(), String> {
 fn check_user(r: &mut Report, settings: &Settings) {
     if let Some(user) = &settings.launcher.user {
         match crate::privileges::lookup(user) {
-            Ok(t) => r.line(Level::Ok, "user", format!("{} is uid {} gid {}", t.name, t.uid, t.gid)),
+            Ok(t) => r.line(
+                Level::Ok,
+                "user",
+                format!("{} is uid {} gid {}", t.name, t.uid, t.gid),
+            ),
             Err(e) => r.line(Level::Fail, "user", e),
         }
     }

@@ -35,11 +35,27 @@ impl Cluster {
     /// Start a new cluster. Takes a few seconds (initdb).
     pub fn start() -> io::Result<Cluster> {
         let bin = find_pg_bin()?;
-        let base = std::env::var_os("TMPDIR").map(PathBuf::from).unwrap_or_else(|| "/tmp".into());
-        let dir = base.join(format!("plex-pg-cluster-{}-{}", std::process::id(), nanos()));
+        let base = std::env::var_os("TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/tmp".into());
+        let dir = base.join(format!(
+            "plex-pg-cluster-{}-{}",
+            std::process::id(),
+            nanos()
+        ));
         fs::create_dir_all(&dir)?;
-        let run_as = if nix::unistd::geteuid().is_root() { Some("postgres".to_string()) } else { None };
-        let mut cluster = Cluster { dir, bin, run_as, port: free_port()?, stopped: true };
+        let run_as = if nix::unistd::geteuid().is_root() {
+            Some("postgres".to_string())
+        } else {
+            None
+        };
+        let mut cluster = Cluster {
+            dir,
+            bin,
+            run_as,
+            port: free_port()?,
+            stopped: true,
+        };
         if let Some(user) = &cluster.run_as {
             let u = nix::unistd::User::from_name(user)
                 .map_err(io::Error::other)?
@@ -53,8 +69,19 @@ impl Cluster {
         cluster.run(
             "initdb",
             &[
-                "-D", path_str(&data)?, "-U", "postgres", "--pwfile", path_str(&pwfile)?,
-                "-A", "trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "-N",
+                "-D",
+                path_str(&data)?,
+                "-U",
+                "postgres",
+                "--pwfile",
+                path_str(&pwfile)?,
+                "-A",
+                "trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-N",
             ],
         )?;
         fs::write(
@@ -67,7 +94,11 @@ impl Cluster {
             Self::USER,
             Self::PASSWORD
         ))?;
-        cluster.psql_as_postgres(&format!("CREATE DATABASE {} OWNER {}", Self::DATABASE, Self::USER))?;
+        cluster.psql_as_postgres(&format!(
+            "CREATE DATABASE {} OWNER {}",
+            Self::DATABASE,
+            Self::USER
+        ))?;
         Ok(cluster)
     }
 
@@ -109,7 +140,21 @@ impl Cluster {
         );
         let data = self.data_dir();
         let log = self.log_file();
-        self.run("pg_ctl", &["-D", path_str(&data)?, "-l", path_str(&log)?, "-o", &opts, "-w", "-t", "60", "start"])?;
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&data)?,
+                "-l",
+                path_str(&log)?,
+                "-o",
+                &opts,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )?;
         self.stopped = false;
         Ok(())
     }
@@ -117,7 +162,19 @@ impl Cluster {
     /// Stop the server (fast shutdown: sessions are disconnected).
     pub fn stop_server(&mut self) -> io::Result<()> {
         let data = self.data_dir();
-        self.run("pg_ctl", &["-D", path_str(&data)?, "-m", "fast", "-w", "-t", "60", "stop"])?;
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&data)?,
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                "stop",
+            ],
+        )?;
         self.stopped = true;
         Ok(())
     }
@@ -155,7 +212,11 @@ impl Cluster {
         };
         // pg_ctl's server must not hold our stdout/stderr open (a test
         // harness waiting for EOF would hang), and must not inherit our cwd.
-        let out = cmd.args(args).current_dir(&self.dir).stdin(Stdio::null()).output()?;
+        let out = cmd
+            .args(args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .output()?;
         check(&format!("{tool} {}", args.join(" ")), &out)
     }
 
@@ -174,7 +235,10 @@ impl Drop for Cluster {
         if !self.stopped {
             let data = self.data_dir();
             if let Ok(d) = path_str(&data) {
-                let _ = self.run("pg_ctl", &["-D", d, "-m", "immediate", "-w", "-t", "30", "stop"]);
+                let _ = self.run(
+                    "pg_ctl",
+                    &["-D", d, "-m", "immediate", "-w", "-t", "30", "stop"],
+                );
             }
         }
         let _ = fs::remove_dir_all(&self.dir);
@@ -183,7 +247,14 @@ impl Drop for Cluster {
 
 /// Run SQL with `psql` (from `bin`) over the socket in `socket_dir`;
 /// returns stdout (unaligned, tuples only, `|` between columns).
-pub fn psql(bin: &Path, socket_dir: &Path, port: u16, user: &str, db: &str, sql: &str) -> io::Result<String> {
+pub fn psql(
+    bin: &Path,
+    socket_dir: &Path,
+    port: u16,
+    user: &str,
+    db: &str,
+    sql: &str,
+) -> io::Result<String> {
     let out = Command::new(bin.join("psql"))
         .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
         .arg(socket_dir)
@@ -207,11 +278,15 @@ fn check(what: &str, out: &Output) -> io::Result<()> {
 }
 
 fn path_str(p: &Path) -> io::Result<&str> {
-    p.to_str().ok_or_else(|| io::Error::other(format!("path {} is not UTF-8", p.display())))
+    p.to_str()
+        .ok_or_else(|| io::Error::other(format!("path {} is not UTF-8", p.display())))
 }
 
 fn nanos() -> u32 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
 }
 
 /// A TCP port nobody listens on right now.

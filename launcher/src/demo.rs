@@ -102,14 +102,22 @@ pub fn run(settings: &Settings, options: &Options, args: &DemoArgs) -> i32 {
         "plex-pg demo: plex-sim (the stand-in for Plex) on PostgreSQL through the shim, under the launcher in {} mode",
         plan.mode
     ));
-    view.line(&format!("shim {}, plex-sim {}", plan.shim.display(), plan.plex_sim.display()));
+    view.line(&format!(
+        "shim {}, plex-sim {}",
+        plan.shim.display(),
+        plan.plex_sim.display()
+    ));
     let configured = DemoServer::configured(settings);
     view.line(if configured {
         "PostgreSQL: using the configured server"
     } else {
         "PostgreSQL: none configured, starting a throwaway cluster (initdb, a few seconds)"
     });
-    let server = if configured { DemoServer::configured_server(settings) } else { DemoServer::throwaway(&interrupted) };
+    let server = if configured {
+        DemoServer::configured_server(settings)
+    } else {
+        DemoServer::throwaway(&interrupted)
+    };
     let mut server = match server {
         Ok(s) => s,
         Err(e) => {
@@ -148,7 +156,8 @@ struct Plan {
 
 impl Plan {
     fn new(settings: &Settings, options: &Options, args: &DemoArgs) -> Result<Plan, String> {
-        let launcher = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+        let launcher =
+            std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
         let here = launcher.parent().map(Path::to_path_buf).unwrap_or_default();
         let plex_sim = match &args.plex_sim {
             Some(p) => executable(p, "--plex-sim")?,
@@ -172,7 +181,10 @@ impl Plan {
             ));
         }
         if options.user.is_some() {
-            return Err("--user is not supported by the demo: it runs everything as the user who starts it".into());
+            return Err(
+                "--user is not supported by the demo: it runs everything as the user who starts it"
+                    .into(),
+            );
         }
         if options.events.as_deref() == Some("-") {
             return Err("--events - (standard output) cannot be used with the demo, whose output is the progress: give a file".into());
@@ -195,8 +207,16 @@ impl Plan {
             grace_ms,
             poll_ms: options.poll_interval_ms.clone(),
             events,
-            items: args.items.unwrap_or(if args.incident { INCIDENT_ITEMS } else { DEFAULT_ITEMS }),
-            seconds: args.duration.unwrap_or(if args.incident { INCIDENT_SECONDS } else { DEFAULT_SECONDS }),
+            items: args.items.unwrap_or(if args.incident {
+                INCIDENT_ITEMS
+            } else {
+                DEFAULT_ITEMS
+            }),
+            seconds: args.duration.unwrap_or(if args.incident {
+                INCIDENT_SECONDS
+            } else {
+                DEFAULT_SECONDS
+            }),
             incident: args.incident,
             work,
         })
@@ -213,16 +233,31 @@ impl Plan {
     /// The launcher's command line, with plex-sim after `--`.
     fn command(&self, server: &DemoServer) -> Command {
         let mut cmd = Command::new(&self.launcher);
-        cmd.args(["--mode", &self.mode, "--grace-period-ms", &self.grace_ms.to_string()]);
+        cmd.args([
+            "--mode",
+            &self.mode,
+            "--grace-period-ms",
+            &self.grace_ms.to_string(),
+        ]);
         if let Some(w) = &self.watcher {
             cmd.args(["--watcher", w]);
         }
         if let Some(p) = &self.poll_ms {
             cmd.args(["--poll-interval-ms", p]);
         }
-        cmd.arg("--events").arg(&self.events).arg("--shim").arg(&self.shim).arg("--").arg(&self.plex_sim);
+        cmd.arg("--events")
+            .arg(&self.events)
+            .arg("--shim")
+            .arg(&self.shim)
+            .arg("--")
+            .arg(&self.plex_sim);
         cmd.arg("--data-dir").arg(self.work.path.join("plex"));
-        cmd.args(["--items", &self.items.to_string(), "--duration", &self.seconds.to_string()]);
+        cmd.args([
+            "--items",
+            &self.items.to_string(),
+            "--duration",
+            &self.seconds.to_string(),
+        ]);
         if self.incident {
             // One worker: one hash query in flight at a time in the parent;
             // children forked without exec, as in the incident.
@@ -235,7 +270,8 @@ impl Plan {
             cmd.env("PLEX_PG_LOG_LEVEL", "debug");
         }
         // A demo started under a launcher must not report to that one.
-        cmd.env_remove("PLEX_PG_SUPERVISOR").env_remove("PLEX_PG_EVENTS");
+        cmd.env_remove("PLEX_PG_SUPERVISOR")
+            .env_remove("PLEX_PG_EVENTS");
         cmd
     }
 }
@@ -244,7 +280,10 @@ impl Plan {
 fn executable(path: &Path, what: &str) -> Result<PathBuf, String> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(path.to_path_buf()),
-        Ok(_) => Err(format!("{} ({what}) is not an executable file", path.display())),
+        Ok(_) => Err(format!(
+            "{} ({what}) is not an executable file",
+            path.display()
+        )),
         Err(e) => Err(format!("{} ({what}) cannot be used: {e}", path.display())),
     }
 }
@@ -265,17 +304,33 @@ impl WorkDir {
                     Err(e) => return Err(format!("--work-dir {}: {e}", dir.display())),
                 };
                 if !empty {
-                    return Err(format!("--work-dir {} is not empty: give a new or empty directory", dir.display()));
+                    return Err(format!(
+                        "--work-dir {} is not empty: give a new or empty directory",
+                        dir.display()
+                    ));
                 }
-                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create --work-dir {}: {e}", dir.display()))?;
-                Ok(WorkDir { path: dir.to_path_buf(), temporary: false })
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create --work-dir {}: {e}", dir.display()))?;
+                Ok(WorkDir {
+                    path: dir.to_path_buf(),
+                    temporary: false,
+                })
             }
             None => {
-                let base = std::env::var_os("TMPDIR").map(PathBuf::from).unwrap_or_else(|| "/tmp".into());
-                let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+                let base = std::env::var_os("TMPDIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| "/tmp".into());
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0);
                 let path = base.join(format!("plex-pg-demo.{}.{nanos}", std::process::id()));
-                std::fs::create_dir_all(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-                Ok(WorkDir { path, temporary: true })
+                std::fs::create_dir_all(&path)
+                    .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+                Ok(WorkDir {
+                    path,
+                    temporary: true,
+                })
             }
         }
     }
@@ -299,7 +354,11 @@ extern "C" fn on_signal(sig: libc::c_int) {
 
 /// INT, TERM and HUP are noted, and acted on by the demo's loop.
 fn install_signal_handlers() {
-    catch(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP], on_signal, libc::SA_RESTART);
+    catch(
+        &[libc::SIGINT, libc::SIGTERM, libc::SIGHUP],
+        on_signal,
+        libc::SA_RESTART,
+    );
 }
 
 /// Run `handler` (which must only store to an atomic) on each of `signals`.
@@ -336,7 +395,10 @@ fn run_with_server(plan: &Plan, server: &mut DemoServer, view: &mut View) -> i32
         }
     };
     let mut cmd = plan.command(server);
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
     let mut child: Child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -436,7 +498,8 @@ fn run_with_server(plan: &Plan, server: &mut DemoServer, view: &mut View) -> i32
             view.line(&if overdue {
                 format!("the run took more than {} s: stopping it", limit.as_secs())
             } else {
-                "interrupted: TERM to the launcher, which stops plex-sim and its children".to_string()
+                "interrupted: TERM to the launcher, which stops plex-sim and its children"
+                    .to_string()
             });
             // SAFETY: signalling our own child.
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -466,7 +529,9 @@ fn run_with_server(plan: &Plan, server: &mut DemoServer, view: &mut View) -> i32
     }
     view.clear_status();
 
-    let sim: Option<Value> = std::fs::read(plan.summary_path()).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let sim: Option<Value> = std::fs::read(plan.summary_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
     let launcher_code = status.and_then(|s| s.code());
     let outcome = table::Outcome {
         tally: &tally,
@@ -493,7 +558,11 @@ fn run_with_server(plan: &Plan, server: &mut DemoServer, view: &mut View) -> i32
         for p in &verdict.problems {
             println!("    - {p}");
         }
-        println!("  (the tree's log is {}; the event log {})\n", plan.log_path().display(), plan.events.display());
+        println!(
+            "  (the tree's log is {}; the event log {})\n",
+            plan.log_path().display(),
+            plan.events.display()
+        );
     }
     let _ = std::io::stdout().flush();
     if interrupted() {
@@ -507,7 +576,12 @@ fn run_with_server(plan: &Plan, server: &mut DemoServer, view: &mut View) -> i32
 
 /// New lines of the launcher's event log: counted, and narrated by the
 /// incident view or, in the plain view, shown when they are alerts.
-fn read_events(events: &mut Tail, tally: &mut Tally, incident: &mut Option<Incident>, view: &mut View) {
+fn read_events(
+    events: &mut Tail,
+    tally: &mut Tally,
+    incident: &mut Option<Incident>,
+    view: &mut View,
+) {
     for line in events.lines() {
         if let Some(event) = tally.add(&line) {
             if let Some(inc) = incident.as_mut() {
@@ -519,7 +593,13 @@ fn read_events(events: &mut Tail, tally: &mut Tally, incident: &mut Option<Incid
     }
 }
 
-fn status_text(phase: &Phase, t: &Tally, movies: Option<i64>, statements: Option<i64>, items: u32) -> String {
+fn status_text(
+    phase: &Phase,
+    t: &Tally,
+    movies: Option<i64>,
+    statements: Option<i64>,
+    items: u32,
+) -> String {
     let statements = statements.map(thousands).unwrap_or_else(|| "?".into());
     match phase {
         Phase::Filling => format!(

@@ -43,7 +43,10 @@ impl EventLog {
 
     /// A log that drops everything (mode `off` without an events file).
     pub fn none() -> EventLog {
-        EventLog { out: None, failed: false }
+        EventLog {
+            out: None,
+            failed: false,
+        }
     }
 
     /// Write one event: `fields` must be a JSON object; `time` and `event`
@@ -79,7 +82,9 @@ impl EventLog {
 
 /// Seconds since the epoch, rounded to the millisecond.
 fn now_seconds() -> f64 {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     (d.as_millis() as f64) / 1000.0
 }
 
@@ -87,10 +92,14 @@ fn now_seconds() -> f64 {
 /// `demo`, and people's scripts.
 pub fn read(path: &Path) -> io::Result<Vec<Value>> {
     let text = std::fs::read_to_string(path)?;
-    text.lines().filter(|l| !l.trim().is_empty()).map(parse_line).collect()
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(parse_line)
+        .collect()
 }
 
 /// One line of JSON.
 pub fn parse_line(line: &str) -> io::Result<Value> {
-    serde_json::from_str(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e}: {line}")))
+    serde_json::from_str(line)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e}: {line}")))
 }

@@ -37,7 +37,9 @@ impl ExitStatus {
         match self {
             ExitStatus::Code(c) => format!("exit status {c}"),
             ExitStatus::Signal(s) => {
-                let name = Signal::try_from(s).map(|s| s.as_str()).unwrap_or("an unknown signal");
+                let name = Signal::try_from(s)
+                    .map(|s| s.as_str())
+                    .unwrap_or("an unknown signal");
                 format!("signal {s} ({name})")
             }
         }
@@ -65,7 +67,13 @@ pub struct Init {
 
 impl Init {
     pub fn new(main: i32, grace: Duration) -> Init {
-        Init { me: std::process::id() as i32, main: Some(main), status: None, grace, kill_at: None }
+        Init {
+            me: std::process::id() as i32,
+            main: Some(main),
+            status: None,
+            grace,
+            kill_at: None,
+        }
     }
 
     pub fn main(&self) -> Option<i32> {
@@ -75,7 +83,9 @@ impl Init {
     /// Forward a signal the launcher received.
     pub fn forward(&mut self, sig: Signal) {
         let Some(main) = self.main else {
-            tracing::info!("received {sig}, but the main process has exited; waiting for the rest of the tree");
+            tracing::info!(
+                "received {sig}, but the main process has exited; waiting for the rest of the tree"
+            );
             if sig == Signal::SIGTERM {
                 self.terminate_rest(Instant::now());
             }
@@ -89,7 +99,10 @@ impl Init {
         }
         if sig == Signal::SIGTERM && self.kill_at.is_none() {
             self.kill_at = Some(Instant::now() + self.grace);
-            tracing::info!("every process left in {} ms will be killed", self.grace.as_millis());
+            tracing::info!(
+                "every process left in {} ms will be killed",
+                self.grace.as_millis()
+            );
         }
     }
 
@@ -113,7 +126,11 @@ impl Init {
         self.status = Some(status);
         tracing::info!("main process {pid} ended with {}", status.describe());
         if !left.is_empty() {
-            tracing::warn!("{} process(es) outlived the main process: sending TERM, KILL after {} ms", left.len(), self.grace.as_millis());
+            tracing::warn!(
+                "{} process(es) outlived the main process: sending TERM, KILL after {} ms",
+                left.len(),
+                self.grace.as_millis()
+            );
             self.terminate_rest(Instant::now());
         }
     }
@@ -133,7 +150,10 @@ impl Init {
             if now >= at {
                 let left = descendants(self.me);
                 if !left.is_empty() {
-                    tracing::warn!("grace period over: killing {} process(es) still running: {left:?}", left.len());
+                    tracing::warn!(
+                        "grace period over: killing {} process(es) still running: {left:?}",
+                        left.len()
+                    );
                     for pid in left {
                         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                     }
@@ -161,9 +181,17 @@ impl Init {
 
 /// The launcher's children (alive or not yet reaped), except `ignore`.
 pub fn direct_children(me: i32, ignore: &HashSet<i32>) -> Vec<i32> {
-    let mut out: Vec<i32> = match std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) {
-        Ok(text) => text.split_whitespace().filter_map(|s| s.parse().ok()).collect(),
-        Err(_) => process_table().into_iter().filter(|&(_, ppid)| ppid == me).map(|(pid, _)| pid).collect(),
+    let mut out: Vec<i32> = match std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
+    {
+        Ok(text) => text
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect(),
+        Err(_) => process_table()
+            .into_iter()
+            .filter(|&(_, ppid)| ppid == me)
+            .map(|(pid, _)| pid)
+            .collect(),
     };
     out.retain(|p| !ignore.contains(p));
     out
@@ -188,13 +216,23 @@ pub fn descendants(root: i32) -> Vec<i32> {
 /// (pid, ppid) of every process.
 fn process_table() -> Vec<(i32, i32)> {
     procfs::process::all_processes()
-        .map(|all| all.flatten().filter_map(|p| p.stat().ok()).map(|s| (s.pid, s.ppid)).collect())
+        .map(|all| {
+            all.flatten()
+                .filter_map(|p| p.stat().ok())
+                .map(|s| (s.pid, s.ppid))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn oldest(pids: &[i32]) -> i32 {
     pids.iter()
         .copied()
-        .min_by_key(|&p| procfs::process::Process::new(p).and_then(|p| p.stat()).map(|s| s.starttime).unwrap_or(u64::MAX))
+        .min_by_key(|&p| {
+            procfs::process::Process::new(p)
+                .and_then(|p| p.stat())
+                .map(|s| s.starttime)
+                .unwrap_or(u64::MAX)
+        })
         .unwrap_or(pids[0])
 }

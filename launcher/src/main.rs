@@ -39,13 +39,20 @@ fn init_logging(settings: &plex_pg_config::Settings) {
         LogLevel::Debug => tracing::Level::DEBUG,
         LogLevel::Trace => tracing::Level::TRACE,
     };
-    let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false);
     let file = settings.log.file.as_ref().and_then(|path| {
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| eprintln!("plex-pg-launcher: cannot open log.file {}: {e}; logging to standard error", path.display()))
+            .map_err(|e| {
+                eprintln!(
+                    "plex-pg-launcher: cannot open log.file {}: {e}; logging to standard error",
+                    path.display()
+                )
+            })
             .ok()
     });
     match file {

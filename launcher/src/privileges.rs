@@ -49,12 +49,17 @@ pub fn become_user(target: &Target) -> Result<(), String> {
             target.name
         ));
     }
-    let cname = CString::new(target.name.as_str()).map_err(|_| "user name contains a NUL byte".to_string())?;
-    unistd::initgroups(&cname, target.gid).map_err(|e| format!("setting the groups of {:?}: {e}", target.name))?;
+    let cname = CString::new(target.name.as_str())
+        .map_err(|_| "user name contains a NUL byte".to_string())?;
+    unistd::initgroups(&cname, target.gid)
+        .map_err(|e| format!("setting the groups of {:?}: {e}", target.name))?;
     unistd::setgid(target.gid).map_err(|e| format!("setgid({}): {e}", target.gid))?;
     unistd::setuid(target.uid).map_err(|e| format!("setuid({}): {e}", target.uid))?;
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) } != 0 {
-        return Err(format!("prctl(PR_SET_DUMPABLE): {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "prctl(PR_SET_DUMPABLE): {}",
+            std::io::Error::last_os_error()
+        ));
     }
     Ok(())
 }

@@ -13,8 +13,8 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use nix::sys::socket::{
-    bind, recvmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType,
-    UnixAddr,
+    bind, recvmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType, UnixAddr,
 };
 use plex_pg_config::report::{self, Message, MAX_DATAGRAM};
 
@@ -38,9 +38,15 @@ const SUN_PATH_MAX: usize = 108;
 impl ReportSocket {
     /// Create the socket in a new directory under `base`.
     pub fn bind(base: &Path) -> io::Result<ReportSocket> {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
         let dir = base.join(format!("plex-pg-launcher.{}.{nanos:x}", std::process::id()));
-        std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| annotate(e, &dir, "creating"))?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| annotate(e, &dir, "creating"))?;
         let path = dir.join("supervisor.sock");
         if path.as_os_str().len() >= SUN_PATH_MAX {
             let _ = std::fs::remove_dir(&dir);
@@ -49,8 +55,13 @@ impl ReportSocket {
                 format!("the report socket path {} is longer than a Unix socket path may be; set TMPDIR to a shorter directory", path.display()),
             ));
         }
-        let fd = socket(AddressFamily::Unix, SockType::Datagram, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
-            .map_err(io::Error::from)?;
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            None,
+        )
+        .map_err(io::Error::from)?;
         setsockopt(&fd, sockopt::PassCred, &true).map_err(io::Error::from)?;
         // The kernel caps queued datagrams (net.unix.max_dgram_qlen), not
         // only bytes; a larger buffer still helps with bursts of big ones.
@@ -70,7 +81,12 @@ impl ReportSocket {
         let mut buf = [0u8; MAX_DATAGRAM + 1];
         let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
         let mut iov = [IoSliceMut::new(&mut buf)];
-        let (len, truncated, sender) = match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT) {
+        let (len, truncated, sender) = match recvmsg::<()>(
+            self.fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_DONTWAIT,
+        ) {
             Ok(msg) => {
                 let sender = msg.cmsgs().ok().and_then(|mut c| {
                     c.find_map(|m| match m {
@@ -88,7 +104,9 @@ impl ReportSocket {
             }
         };
         let message = if truncated || len > MAX_DATAGRAM {
-            Err(format!("datagram longer than the largest report ({MAX_DATAGRAM} bytes)"))
+            Err(format!(
+                "datagram longer than the largest report ({MAX_DATAGRAM} bytes)"
+            ))
         } else {
             report::decode(&buf[..len]).map_err(|e| e.to_string())
         };

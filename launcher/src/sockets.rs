@@ -87,7 +87,12 @@ impl Kernel {
                 Server::Tcp(addrs)
             }
         };
-        Kernel { server, cache: HashMap::new(), diag: None, seq: 0 }
+        Kernel {
+            server,
+            cache: HashMap::new(),
+            diag: None,
+            seq: 0,
+        }
     }
 
     /// The server, for messages.
@@ -103,7 +108,13 @@ impl Kernel {
         let mut out = Vec::new();
         for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
             let Ok(entry) = entry else { continue };
-            let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+            let Some(fd) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
+                continue;
+            };
             if let Some(inode) = link_inode(&entry.path()) {
                 out.push((fd, inode));
             }
@@ -138,12 +149,23 @@ impl Kernel {
         let sockets = Self::socket_fds(pid)?;
         Ok(sockets
             .into_iter()
-            .filter_map(|(fd, inode)| of.iter().find(|p| p.inode == inode).map(|p| PgFd { fd, inode, peer: p.peer.clone() }))
+            .filter_map(|(fd, inode)| {
+                of.iter().find(|p| p.inode == inode).map(|p| PgFd {
+                    fd,
+                    inode,
+                    peer: p.peer.clone(),
+                })
+            })
             .collect())
     }
 
     /// Classify one inode seen in `pid`. `None`: not a socket we could look up.
-    fn classify(&mut self, pid: i32, inode: u64, tcp: &mut Option<HashMap<u64, (SocketAddr, bool)>>) -> Option<Kind> {
+    fn classify(
+        &mut self,
+        pid: i32,
+        inode: u64,
+        tcp: &mut Option<HashMap<u64, (SocketAddr, bool)>>,
+    ) -> Option<Kind> {
         if let Some(k) = self.cache.get(&inode) {
             return Some(k.clone());
         }
@@ -153,7 +175,14 @@ impl Kernel {
                 match self.unix_peer_name(inode) {
                     Ok(Some(Some(name))) => {
                         let is_pg = same_socket_path(&name, &path);
-                        (if is_pg { Kind::Postgres(format!("unix:{}", name.display())) } else { Kind::Other }, true)
+                        (
+                            if is_pg {
+                                Kind::Postgres(format!("unix:{}", name.display()))
+                            } else {
+                                Kind::Other
+                            },
+                            true,
+                        )
                     }
                     // A unix socket without a peer: not connected (yet).
                     Ok(Some(None)) => (Kind::Other, false),
@@ -171,7 +200,11 @@ impl Kernel {
                     Some((remote, connected)) => {
                         let is_pg = addrs.iter().any(|a| same_endpoint(a, remote));
                         (
-                            if is_pg { Kind::Postgres(format!("tcp:{remote}")) } else { Kind::Other },
+                            if is_pg {
+                                Kind::Postgres(format!("tcp:{remote}"))
+                            } else {
+                                Kind::Other
+                            },
                             *connected || is_pg,
                         )
                     }
@@ -191,9 +224,16 @@ impl Kernel {
     /// `Ok(None)`: `inode` is not a unix socket. `Ok(Some(None))`: it has no
     /// peer. `Ok(Some(Some(name)))`: the name of its peer (empty if unnamed).
     fn unix_peer_name(&mut self, inode: u64) -> io::Result<Option<Option<PathBuf>>> {
-        let Some(own) = self.unix_diag(inode)? else { return Ok(None) };
-        let Some(peer) = own.peer else { return Ok(Some(None)) };
-        let name = self.unix_diag(peer as u64)?.and_then(|p| p.name).unwrap_or_default();
+        let Some(own) = self.unix_diag(inode)? else {
+            return Ok(None);
+        };
+        let Some(peer) = own.peer else {
+            return Ok(Some(None));
+        };
+        let name = self
+            .unix_diag(peer as u64)?
+            .and_then(|p| p.name)
+            .unwrap_or_default();
         Ok(Some(Some(name)))
     }
 
@@ -203,7 +243,13 @@ impl Kernel {
             return Ok(None);
         }
         if self.diag.is_none() {
-            let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, libc::NETLINK_SOCK_DIAG) };
+            let fd = unsafe {
+                libc::socket(
+                    libc::AF_NETLINK,
+                    libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                    libc::NETLINK_SOCK_DIAG,
+                )
+            };
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -228,7 +274,14 @@ impl Kernel {
             show: UDIAG_SHOW_NAME | UDIAG_SHOW_PEER,
             cookie: [u32::MAX, u32::MAX],
         };
-        let n = unsafe { libc::send(fd, (&req as *const DiagRequest).cast(), size_of::<DiagRequest>(), 0) };
+        let n = unsafe {
+            libc::send(
+                fd,
+                (&req as *const DiagRequest).cast(),
+                size_of::<DiagRequest>(),
+                0,
+            )
+        };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -250,7 +303,12 @@ impl Kernel {
             }
             let msg = &msg[..len.min(msg.len())];
             if ty == libc::NLMSG_ERROR as u16 {
-                let err = i32::from_ne_bytes(msg.get(16..20).ok_or_else(|| io::Error::other("short netlink error"))?.try_into().unwrap());
+                let err = i32::from_ne_bytes(
+                    msg.get(16..20)
+                        .ok_or_else(|| io::Error::other("short netlink error"))?
+                        .try_into()
+                        .unwrap(),
+                );
                 return match -err {
                     0 => Ok(None),
                     libc::ENOENT => Ok(None),
@@ -258,7 +316,9 @@ impl Kernel {
                 };
             }
             if ty != SOCK_DIAG_BY_FAMILY {
-                return Err(io::Error::other(format!("unexpected netlink message type {ty}")));
+                return Err(io::Error::other(format!(
+                    "unexpected netlink message type {ty}"
+                )));
             }
             return Ok(Some(parse_unix_diag(&msg[16..])));
         }
@@ -275,7 +335,9 @@ fn link_inode(link: &Path) -> Option<u64> {
 /// TCP sockets of `pid`'s network namespace: inode → (remote, established).
 fn tcp_table(pid: i32) -> HashMap<u64, (SocketAddr, bool)> {
     let mut table = HashMap::new();
-    let Ok(process) = procfs::process::Process::new(pid) else { return table };
+    let Ok(process) = procfs::process::Process::new(pid) else {
+        return table;
+    };
     for entries in [process.tcp(), process.tcp6()].into_iter().flatten() {
         for e in entries {
             let established = e.state == procfs::net::TcpState::Established;
@@ -287,7 +349,10 @@ fn tcp_table(pid: i32) -> HashMap<u64, (SocketAddr, bool)> {
 
 fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     }
 }
@@ -305,7 +370,10 @@ fn same_socket_path(bound: &Path, configured: &Path) -> bool {
     if bound.file_name() != configured.file_name() {
         return false;
     }
-    match (bound.parent().map(std::fs::canonicalize), configured.parent().map(std::fs::canonicalize)) {
+    match (
+        bound.parent().map(std::fs::canonicalize),
+        configured.parent().map(std::fs::canonicalize),
+    ) {
         (Some(Ok(a)), Some(Ok(b))) => a == b,
         _ => false,
     }
@@ -359,7 +427,11 @@ fn parse_unix_diag(body: &[u8]) -> UnixInfo {
         let data = &body[pos + 4..pos + len];
         match ty {
             UNIX_DIAG_NAME => {
-                let end = data.iter().rposition(|&b| b != 0).map(|i| i + 1).unwrap_or(0);
+                let end = data
+                    .iter()
+                    .rposition(|&b| b != 0)
+                    .map(|i| i + 1)
+                    .unwrap_or(0);
                 info.name = Some(PathBuf::from(std::ffi::OsStr::from_bytes(&data[..end])));
             }
             UNIX_DIAG_PEER if data.len() >= 4 => {
@@ -390,13 +462,21 @@ mod tests {
         let client = UnixStream::connect(&path).unwrap();
         let (_accepted, _) = listener.accept().unwrap();
         let (other_a, _other_b) = UnixStream::pair().unwrap();
-        let pg = Postgres { host: dir.display().to_string(), port: 5999, ..plex_pg_config::Settings::default().postgres };
+        let pg = Postgres {
+            host: dir.display().to_string(),
+            port: 5999,
+            ..plex_pg_config::Settings::default().postgres
+        };
         let mut kernel = Kernel::new(&pg);
         let me = std::process::id() as i32;
         let found = kernel.pg_fds(me).unwrap();
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].fd, client.as_raw_fd());
-        assert!(found[0].peer.ends_with(".s.PGSQL.5999"), "{}", found[0].peer);
+        assert!(
+            found[0].peer.ends_with(".s.PGSQL.5999"),
+            "{}",
+            found[0].peer
+        );
         assert!(!found.iter().any(|f| f.fd == other_a.as_raw_fd()));
         let held = Kernel::still_held(me, &found).unwrap();
         assert_eq!(held, found);
@@ -411,10 +491,17 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let _accepted = listener.accept().unwrap();
-        let pg = Postgres { host: "127.0.0.1".into(), port, ..plex_pg_config::Settings::default().postgres };
+        let pg = Postgres {
+            host: "127.0.0.1".into(),
+            port,
+            ..plex_pg_config::Settings::default().postgres
+        };
         let mut kernel = Kernel::new(&pg);
         let found = kernel.pg_fds(std::process::id() as i32).unwrap();
-        assert_eq!(found.iter().map(|f| f.fd).collect::<Vec<_>>(), vec![client.as_raw_fd()]);
+        assert_eq!(
+            found.iter().map(|f| f.fd).collect::<Vec<_>>(),
+            vec![client.as_raw_fd()]
+        );
         assert_eq!(found[0].peer, format!("tcp:127.0.0.1:{port}"));
     }
 }

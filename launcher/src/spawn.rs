@@ -17,8 +17,18 @@ use std::path::{Path, PathBuf};
 /// The signals the launcher blocks or ignores, which a child gets back at
 /// their defaults.
 pub const RESET_SIGNALS: &[libc::c_int] = &[
-    libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2,
-    libc::SIGWINCH, libc::SIGCHLD, libc::SIGPIPE, libc::SIGTTIN, libc::SIGTTOU, libc::SIGTSTP,
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+    libc::SIGCHLD,
+    libc::SIGPIPE,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+    libc::SIGTSTP,
 ];
 
 /// A program ready to start.
@@ -44,7 +54,12 @@ pub struct Child {
 }
 
 fn cstring(bytes: &[u8], what: &str) -> io::Result<CString> {
-    CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{what} contains a NUL byte")))
+    CString::new(bytes).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what} contains a NUL byte"),
+        )
+    })
 }
 
 /// Find `program` as `execvp` would: as given when it contains `/`, else in
@@ -64,13 +79,19 @@ pub fn resolve(program: &OsStr, path_var: Option<&OsStr>) -> io::Result<PathBuf>
             }
         }
     }
-    Err(io::Error::new(io::ErrorKind::NotFound, format!("{} not found in PATH", p.display())))
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} not found in PATH", p.display()),
+    ))
 }
 
 impl Spawn {
     /// `argv[0]` is `args[0]`; `path` is the file to execute.
     pub fn new(path: &Path, args: &[OsString], env: &[(OsString, OsString)]) -> io::Result<Spawn> {
-        let argv = args.iter().map(|a| cstring(a.as_bytes(), "an argument")).collect::<io::Result<Vec<_>>>()?;
+        let argv = args
+            .iter()
+            .map(|a| cstring(a.as_bytes(), "an argument"))
+            .collect::<io::Result<Vec<_>>>()?;
         let envp = env
             .iter()
             .map(|(k, v)| {
@@ -114,7 +135,15 @@ impl Spawn {
         }
         if pid == 0 {
             unsafe {
-                self.child(parent, stdin_is_tty, gate_read.as_ref().map(|f| f.as_raw_fd()), gate_write.as_ref().map(|f| f.as_raw_fd()), status_write.as_raw_fd(), &argv, &envp)
+                self.child(
+                    parent,
+                    stdin_is_tty,
+                    gate_read.as_ref().map(|f| f.as_raw_fd()),
+                    gate_write.as_ref().map(|f| f.as_raw_fd()),
+                    status_write.as_raw_fd(),
+                    &argv,
+                    &envp,
+                )
             }
         }
         if self.own_process_group {
@@ -123,7 +152,11 @@ impl Spawn {
         }
         drop(gate_read);
         drop(status_write);
-        Ok(Child { pid, gate: gate_write, exec_status: status_read })
+        Ok(Child {
+            pid,
+            gate: gate_write,
+            exec_status: status_read,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -159,7 +192,13 @@ impl Spawn {
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         if self.die_with_parent {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
             if libc::getppid() != parent {
                 libc::_exit(127);
             }

@@ -46,7 +46,10 @@ pub struct StartError {
 }
 
 fn fail(code: i32, message: impl Into<String>) -> StartError {
-    StartError { code, message: message.into() }
+    StartError {
+        code,
+        message: message.into(),
+    }
 }
 
 /// Which watcher runs.
@@ -107,27 +110,45 @@ impl Supervisor {
                 ))
             }
         }
-        let log = EventLog::open(l.events.as_deref())
-            .map_err(|e| fail(2, format!("cannot open the event log {:?} (launcher.events): {e}", l.events.as_deref().unwrap_or(""))))?;
+        let log = EventLog::open(l.events.as_deref()).map_err(|e| {
+            fail(
+                2,
+                format!(
+                    "cannot open the event log {:?} (launcher.events): {e}",
+                    l.events.as_deref().unwrap_or("")
+                ),
+            )
+        })?;
         if let Some(user) = &l.user {
             let target = privileges::lookup(user).map_err(|e| fail(2, e))?;
             privileges::become_user(&target).map_err(|e| fail(1, e))?;
         }
         let me = std::process::id() as i32;
         if me != 1 && unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-            tracing::warn!("cannot become a subreaper: {}; orphans of Plex will not be reaped by the launcher", std::io::Error::last_os_error());
+            tracing::warn!(
+                "cannot become a subreaper: {}; orphans of Plex will not be reaped by the launcher",
+                std::io::Error::last_os_error()
+            );
         }
-        let signals = block_signals().map_err(|e| fail(1, format!("cannot set up signal handling: {e}")))?;
+        let signals =
+            block_signals().map_err(|e| fail(1, format!("cannot set up signal handling: {e}")))?;
         let reports = if l.mode == Mode::Off {
             None
         } else {
-            Some(ReportSocket::bind(&reports::default_base()).map_err(|e| fail(1, format!("cannot create the report socket: {e}")))?)
+            Some(
+                ReportSocket::bind(&reports::default_base())
+                    .map_err(|e| fail(1, format!("cannot create the report socket: {e}")))?,
+            )
         };
 
         // The command's environment: the shim preloaded, the report socket,
         // the configuration file the launcher read.
         let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
-            .filter(|(k, _)| k != "LD_PRELOAD" && k != SUPERVISOR_ENV && (settings.file.is_none() || k != CONFIG_ENV))
+            .filter(|(k, _)| {
+                k != "LD_PRELOAD"
+                    && k != SUPERVISOR_ENV
+                    && (settings.file.is_none() || k != CONFIG_ENV)
+            })
             .collect();
         let mut preload = OsString::from(l.shim.as_os_str());
         if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
@@ -141,10 +162,13 @@ impl Supervisor {
         if let Some(file) = &settings.file {
             env.push((CONFIG_ENV.into(), file.as_os_str().to_owned()));
         }
-        let mut spawn = Spawn::new(&path, &program, &env).map_err(|e| fail(2, format!("cannot start {}: {e}", path.display())))?;
+        let mut spawn = Spawn::new(&path, &program, &env)
+            .map_err(|e| fail(2, format!("cannot start {}: {e}", path.display())))?;
         spawn.own_process_group = true;
         spawn.die_with_parent = true;
-        let mut child = spawn.start(true).map_err(|e| fail(1, format!("fork failed: {e}")))?;
+        let mut child = spawn
+            .start(true)
+            .map_err(|e| fail(1, format!("fork failed: {e}")))?;
         let pid = child.pid;
 
         let mut why = String::new();
@@ -156,7 +180,10 @@ impl Supervisor {
                 match tracer.seize(pid) {
                     Ok(()) => Watching::Ptrace(tracer),
                     Err(e) => {
-                        why = format!("PTRACE_SEIZE of the command failed: {e} ({})", ptrace_hint());
+                        why = format!(
+                            "PTRACE_SEIZE of the command failed: {e} ({})",
+                            ptrace_hint()
+                        );
                         if mode == Mode::Enforce {
                             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
                             let _ = waitpid(Pid::from_raw(pid), None);
@@ -178,7 +205,10 @@ impl Supervisor {
         drop(child.gate.take()); // let it exec
 
         let kernel = Kernel::new(&settings.postgres);
-        let mut judge = Judge::new(log, Alerts::new(l.alert_command.clone(), l.alert_limit_per_minute));
+        let mut judge = Judge::new(
+            log,
+            Alerts::new(l.alert_command.clone(), l.alert_limit_per_minute),
+        );
         judge.log.emit(
             "start",
             json!({
@@ -189,7 +219,10 @@ impl Supervisor {
             }),
         );
         if !why.is_empty() {
-            judge.log.emit("watch_degraded", json!({"reason": why, "watcher": watching.name()}));
+            judge.log.emit(
+                "watch_degraded",
+                json!({"reason": why, "watcher": watching.name()}),
+            );
         }
         tracing::info!(
             "started {} as pid {pid}; mode {}, watcher {}, PostgreSQL at {}",
@@ -199,7 +232,13 @@ impl Supervisor {
             kernel.describe_server()
         );
         if !matches!(watching, Watching::Off) {
-            judge.handle(Event::Born { pid, ppid: me, birth: Birth::Spawned, inherited: Vec::new(), escalated: false });
+            judge.handle(Event::Born {
+                pid,
+                ppid: me,
+                birth: Birth::Spawned,
+                inherited: Vec::new(),
+                escalated: false,
+            });
         }
         Ok(Supervisor {
             signals,
@@ -235,7 +274,10 @@ impl Supervisor {
                 }
                 let until = *drain_until.get_or_insert(now + ALERT_DRAIN);
                 if now >= until {
-                    tracing::warn!("alert command(s) still running after {} s; killing them", ALERT_DRAIN.as_secs());
+                    tracing::warn!(
+                        "alert command(s) still running after {} s; killing them",
+                        ALERT_DRAIN.as_secs()
+                    );
                     for &pid in self.judge.alerts.running() {
                         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
                     }
@@ -247,11 +289,16 @@ impl Supervisor {
         };
         self.read_reports();
         let stats = match &self.watching {
-            Watching::Ptrace(t) => json!({"watcher": "ptrace", "event_stops": t.stats.event_stops, "syscall_stops": t.stats.syscall_stops, "escalations": t.stats.escalations}),
+            Watching::Ptrace(t) => {
+                json!({"watcher": "ptrace", "event_stops": t.stats.event_stops, "syscall_stops": t.stats.syscall_stops, "escalations": t.stats.escalations})
+            }
             other => json!({"watcher": other.name()}),
         };
         self.judge.summary(code, stats);
-        tracing::info!("{} and its tree have exited; the launcher exits with {code}", self.program);
+        tracing::info!(
+            "{} and its tree have exited; the launcher exits with {code}",
+            self.program
+        );
         code
     }
 
@@ -273,7 +320,8 @@ impl Supervisor {
             deadline = deadline.min(d);
         }
         let timeout = deadline.saturating_duration_since(now);
-        let timeout = PollTimeout::try_from(timeout.as_millis().min(1000) as i32 + 1).unwrap_or(PollTimeout::MAX);
+        let timeout = PollTimeout::try_from(timeout.as_millis().min(1000) as i32 + 1)
+            .unwrap_or(PollTimeout::MAX);
         let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
         if let Some(r) = &self.reports {
             fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
@@ -284,7 +332,10 @@ impl Supervisor {
         }
         let _ = poll(&mut fds, timeout);
         let exec_ready = self.exec_status.is_some()
-            && fds.get(exec_index).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+            && fds
+                .get(exec_index)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty());
         drop(fds);
         if exec_ready {
             if let Some(fd) = self.exec_status.take() {
@@ -295,7 +346,9 @@ impl Supervisor {
             }
         }
         while let Ok(Some(info)) = self.signals.read_signal() {
-            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else { continue };
+            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                continue;
+            };
             if sig != Signal::SIGCHLD {
                 self.init.forward(sig);
             }
@@ -313,14 +366,19 @@ impl Supervisor {
             self.read_reports();
             let ended = match status {
                 WaitStatus::Exited(pid, code) => Some((pid.as_raw(), ExitStatus::Code(code))),
-                WaitStatus::Signaled(pid, sig, _) => Some((pid.as_raw(), ExitStatus::Signal(sig as i32))),
+                WaitStatus::Signaled(pid, sig, _) => {
+                    Some((pid.as_raw(), ExitStatus::Signal(sig as i32)))
+                }
                 _ => None,
             };
             match &mut self.watching {
                 Watching::Ptrace(t) => t.on_status(status, &mut self.judge, &mut self.kernel),
                 Watching::Procfs(_) => {
                     if let Some((pid, st)) = ended {
-                        self.judge.handle(Event::Exited { pid, status: Some(st) });
+                        self.judge.handle(Event::Exited {
+                            pid,
+                            status: Some(st),
+                        });
                     }
                 }
                 Watching::Off => {}
@@ -351,7 +409,12 @@ fn block_signals() -> nix::Result<SignalFd> {
     }
     set.add(Signal::SIGCHLD);
     set.thread_block()?;
-    for s in [Signal::SIGPIPE, Signal::SIGTTIN, Signal::SIGTTOU, Signal::SIGTSTP] {
+    for s in [
+        Signal::SIGPIPE,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+        Signal::SIGTSTP,
+    ] {
         unsafe { nix::sys::signal::signal(s, nix::sys::signal::SigHandler::SigIgn)? };
     }
     SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
@@ -367,19 +430,30 @@ fn mode_name(mode: Mode) -> &'static str {
 
 /// Why ptrace may be refused here, for the log line.
 pub fn ptrace_hint() -> String {
-    let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").ok().map(|s| s.trim().to_string());
+    let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()
+        .map(|s| s.trim().to_string());
     let tracer = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("TracerPid:")).map(|v| v.trim().to_string()));
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("TracerPid:"))
+                .map(|v| v.trim().to_string())
+        });
     let mut parts = Vec::new();
     match yama.as_deref() {
-        Some("3") => parts.push("Yama ptrace_scope is 3: ptrace is disabled on this machine".to_string()),
+        Some("3") => {
+            parts.push("Yama ptrace_scope is 3: ptrace is disabled on this machine".to_string())
+        }
         Some(v) => parts.push(format!("Yama ptrace_scope {v}")),
         None => parts.push("no Yama".to_string()),
     }
     if let Some(t) = tracer.filter(|t| t != "0") {
         parts.push(format!("the launcher itself is traced by pid {t}"));
     }
-    parts.push("a container's seccomp profile may also forbid ptrace; `plex-pg-launcher check` tells".into());
+    parts.push(
+        "a container's seccomp profile may also forbid ptrace; `plex-pg-launcher check` tells"
+            .into(),
+    );
     parts.join("; ")
 }

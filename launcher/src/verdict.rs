@@ -100,17 +100,38 @@ impl Trigger {
 
 impl Judge {
     pub fn new(log: EventLog, alerts: Alerts) -> Judge {
-        Judge { procs: HashMap::new(), early: HashMap::new(), counts: Counts::default(), log, alerts }
+        Judge {
+            procs: HashMap::new(),
+            early: HashMap::new(),
+            counts: Counts::default(),
+            log,
+            alerts,
+        }
     }
 
     /// One event from a watcher.
     pub fn handle(&mut self, event: Event) {
         match event {
-            Event::Born { pid, ppid, birth, inherited, escalated } => self.born(pid, ppid, birth, inherited, escalated),
-            Event::Exec { pid, former_tid, program, still_held } => {
+            Event::Born {
+                pid,
+                ppid,
+                birth,
+                inherited,
+                escalated,
+            } => self.born(pid, ppid, birth, inherited, escalated),
+            Event::Exec {
+                pid,
+                former_tid,
+                program,
+                still_held,
+            } => {
                 self.counts.execs += 1;
-                tracing::debug!("process {pid} executed {}", program.as_deref().unwrap_or("?"));
-                let mut fields = json!({"pid": pid, "program": program, "still_held": fds_json(&still_held)});
+                tracing::debug!(
+                    "process {pid} executed {}",
+                    program.as_deref().unwrap_or("?")
+                );
+                let mut fields =
+                    json!({"pid": pid, "program": program, "still_held": fds_json(&still_held)});
                 if let Some(f) = former_tid {
                     fields["former_tid"] = json!(f);
                 }
@@ -119,7 +140,9 @@ impl Judge {
             }
             Event::Exiting { pid, still_held } => self.decide(pid, Trigger::Exit, still_held, None),
             Event::Exited { pid, status } => {
-                let Some(p) = self.procs.remove(&pid) else { return };
+                let Some(p) = self.procs.remove(&pid) else {
+                    return;
+                };
                 self.counts.exits += 1;
                 let mut fields = json!({"pid": pid, "ppid": p.ppid});
                 match status {
@@ -138,7 +161,14 @@ impl Judge {
                     self.procs.remove(&pid);
                 }
             }
-            Event::FdUse { pid, tid, fd, syscall, socket, action } => self.fd_use(pid, tid, fd, syscall, socket, action),
+            Event::FdUse {
+                pid,
+                tid,
+                fd,
+                syscall,
+                socket,
+                action,
+            } => self.fd_use(pid, tid, fd, syscall, socket, action),
         }
     }
 
@@ -147,13 +177,27 @@ impl Judge {
         if birth != Birth::Spawned {
             self.counts.forks += 1;
         }
-        tracing::debug!("new process {pid} ({}) from {ppid}, {} inherited PostgreSQL socket(s)", birth.name(), inherited.len());
+        tracing::debug!(
+            "new process {pid} ({}) from {ppid}, {} inherited PostgreSQL socket(s)",
+            birth.name(),
+            inherited.len()
+        );
         self.log.emit(
             "fork",
             json!({"pid": pid, "ppid": ppid, "kind": birth.name(), "inherited": fds_json(&inherited), "escalated": escalated}),
         );
         let nothing = inherited.is_empty();
-        self.procs.insert(pid, Proc { ppid, birth, born_at: Instant::now(), inherited, decided: false, shim: None });
+        self.procs.insert(
+            pid,
+            Proc {
+                ppid,
+                birth,
+                born_at: Instant::now(),
+                inherited,
+                decided: false,
+                shim: None,
+            },
+        );
         // Reports that came before the process was seen (the procfs watcher
         // sees a child up to a scan late; its fork handler reported at once)
         // decide first: the shim's own word is worth more than "nothing
@@ -168,8 +212,16 @@ impl Judge {
     }
 
     /// Decide the pool check of `pid` (once).
-    fn decide(&mut self, pid: i32, trigger: Trigger, still_held: Vec<PgFd>, after_fork: Option<(u32, &[HarmlessFd])>) {
-        let Some(p) = self.procs.get_mut(&pid) else { return };
+    fn decide(
+        &mut self,
+        pid: i32,
+        trigger: Trigger,
+        still_held: Vec<PgFd>,
+        after_fork: Option<(u32, &[HarmlessFd])>,
+    ) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
         if p.decided {
             return;
         }
@@ -177,7 +229,9 @@ impl Judge {
         let slots = after_fork.map(|(s, _)| s);
         let mut reasons = Vec::new();
         if let Some(s) = slots.filter(|&s| s > 0) {
-            reasons.push(format!("the shim's pool still had {s} slot(s) in use after the fork handler"));
+            reasons.push(format!(
+                "the shim's pool still had {s} slot(s) in use after the fork handler"
+            ));
         }
         if !still_held.is_empty() {
             let what = match trigger {
@@ -187,7 +241,10 @@ impl Judge {
                 Trigger::AfterFork => "after its fork handler ran",
                 Trigger::Birth => "at birth",
             };
-            reasons.push(format!("it still held {} of its parent's PostgreSQL socket(s) {what}", still_held.len()));
+            reasons.push(format!(
+                "it still held {} of its parent's PostgreSQL socket(s) {what}",
+                still_held.len()
+            ));
         }
         let mut fields = json!({
             "pid": pid,
@@ -205,7 +262,11 @@ impl Judge {
             let unreported: Vec<&PgFd> = p
                 .inherited
                 .iter()
-                .filter(|s| !harmless.iter().any(|h| h.role == FdRole::Socket && h.inode == s.inode))
+                .filter(|s| {
+                    !harmless
+                        .iter()
+                        .any(|h| h.role == FdRole::Socket && h.inode == s.inode)
+                })
                 .collect();
             fields["unreported"] = Value::Array(unreported.iter().map(|s| s.to_json()).collect());
         }
@@ -263,7 +324,10 @@ impl Judge {
             Ok(m) => m,
             Err(e) => {
                 self.counts.reports_rejected += 1;
-                tracing::warn!("rejected a report from pid {}: {e}", sender.map(|s| s.to_string()).unwrap_or_else(|| "?".into()));
+                tracing::warn!(
+                    "rejected a report from pid {}: {e}",
+                    sender.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
+                );
                 return;
             }
         };
@@ -274,7 +338,10 @@ impl Judge {
         };
         if message.pid() != sender {
             self.counts.reports_rejected += 1;
-            tracing::warn!("rejected a report claiming pid {} but sent by pid {sender}", message.pid());
+            tracing::warn!(
+                "rejected a report claiming pid {} but sent by pid {sender}",
+                message.pid()
+            );
             return;
         }
         if self.procs.contains_key(&sender) {
@@ -285,42 +352,77 @@ impl Judge {
                 self.early.entry(sender).or_default().push(message);
             } else {
                 self.counts.reports_rejected += 1;
-                tracing::warn!("dropped a report from pid {sender}, a process not (yet) seen in Plex's tree");
+                tracing::warn!(
+                    "dropped a report from pid {sender}, a process not (yet) seen in Plex's tree"
+                );
             }
         }
     }
 
     fn apply_report(&mut self, pid: i32, message: Message) {
-        let Some(p) = self.procs.get_mut(&pid) else { return };
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
         match message {
-            Message::Hello { shim_version, pool_capacity, fork_handler, .. } => {
+            Message::Hello {
+                shim_version,
+                pool_capacity,
+                fork_handler,
+                ..
+            } => {
                 tracing::debug!("process {pid}: shim {shim_version} active, pool of {pool_capacity}, fork handler {}", if fork_handler { "on" } else { "OFF" });
                 if !fork_handler {
                     tracing::warn!("process {pid} runs the shim with its fork handler OFF (shim.fork_handler = false): its forked children keep its PostgreSQL sockets");
                 }
                 p.shim.get_or_insert_with(Shim::default).fork_handler = fork_handler;
             }
-            Message::Connected { slot, fd, inode, .. } => {
-                p.shim.get_or_insert_with(Shim::default).connections.insert(slot, (fd, inode));
+            Message::Connected {
+                slot, fd, inode, ..
+            } => {
+                p.shim
+                    .get_or_insert_with(Shim::default)
+                    .connections
+                    .insert(slot, (fd, inode));
             }
             Message::Closed { slot, .. } => {
-                p.shim.get_or_insert_with(Shim::default).connections.remove(&slot);
+                p.shim
+                    .get_or_insert_with(Shim::default)
+                    .connections
+                    .remove(&slot);
             }
-            Message::AfterFork { ppid, slots_in_use, harmless, .. } => {
+            Message::AfterFork {
+                ppid,
+                slots_in_use,
+                harmless,
+                ..
+            } => {
                 if ppid != p.ppid && p.birth != Birth::Unknown {
-                    tracing::warn!("process {pid}'s AfterFork report names parent {ppid}, the kernel says {}", p.ppid);
+                    tracing::warn!(
+                        "process {pid}'s AfterFork report names parent {ppid}, the kernel says {}",
+                        p.ppid
+                    );
                 }
                 if p.decided {
                     if slots_in_use > 0 {
                         // Decided earlier (exec came first): the pool was still not empty.
                         p.decided = false;
                         let still = Kernel::still_held(pid, &p.inherited).unwrap_or_default();
-                        self.decide(pid, Trigger::AfterFork, still, Some((slots_in_use, &harmless)));
+                        self.decide(
+                            pid,
+                            Trigger::AfterFork,
+                            still,
+                            Some((slots_in_use, &harmless)),
+                        );
                     }
                     return;
                 }
                 let still = Kernel::still_held(pid, &p.inherited).unwrap_or_default();
-                self.decide(pid, Trigger::AfterFork, still, Some((slots_in_use, &harmless)));
+                self.decide(
+                    pid,
+                    Trigger::AfterFork,
+                    still,
+                    Some((slots_in_use, &harmless)),
+                );
             }
         }
     }
@@ -341,7 +443,11 @@ impl Judge {
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.procs.values().filter(|p| !p.decided).map(|p| p.born_at + POOL_CHECK_DEADLINE).min()
+        self.procs
+            .values()
+            .filter(|p| !p.decided)
+            .map(|p| p.born_at + POOL_CHECK_DEADLINE)
+            .min()
     }
 
     /// The last event: counts, and the launcher's exit code.

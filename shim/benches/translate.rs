@@ -23,9 +23,14 @@ use plex_pg_shim::translate::{bootstrap_sql, translate, Action, Catalog, Transla
 const SCHEMA: &str = "bench";
 
 fn fixture(name: &str) -> Vec<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/plex").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/plex")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines().map(|l| l.trim().trim_end_matches(';').to_string()).filter(|l| !l.is_empty()).collect()
+    text.lines()
+        .map(|l| l.trim().trim_end_matches(';').to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// The catalog of a live server, values read back as text.
@@ -38,9 +43,13 @@ impl Catalog for LiveCatalog {
         SCHEMA
     }
     fn query(&mut self, sql: &str, params: &[&str]) -> Result<Vec<Vec<Option<String>>>, String> {
-        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            params.iter().map(|p| p as _).collect();
         let rows = self.client.query(sql, &params).map_err(|e| e.to_string())?;
-        Ok(rows.iter().map(|r| (0..r.len()).map(|i| text_value(r, i)).collect()).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (0..r.len()).map(|i| text_value(r, i)).collect())
+            .collect())
     }
 }
 
@@ -51,7 +60,10 @@ fn text_value(row: &postgres::Row, i: usize) -> Option<String> {
     if let Ok(v) = row.try_get::<_, Option<i64>>(i) {
         return v.map(|n| n.to_string());
     }
-    row.try_get::<_, Option<i32>>(i).ok().flatten().map(|n| n.to_string())
+    row.try_get::<_, Option<i32>>(i)
+        .ok()
+        .flatten()
+        .map(|n| n.to_string())
 }
 
 /// Answers recorded from a live catalog, replayed without a server.
@@ -65,8 +77,14 @@ impl Catalog for MemoCatalog {
         SCHEMA
     }
     fn query(&mut self, sql: &str, params: &[&str]) -> Result<Vec<Vec<Option<String>>>, String> {
-        let key = (sql.to_string(), params.iter().map(|p| p.to_string()).collect());
-        self.answers.get(&key).cloned().ok_or_else(|| "not recorded".to_string())
+        let key = (
+            sql.to_string(),
+            params.iter().map(|p| p.to_string()).collect(),
+        );
+        self.answers
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| "not recorded".to_string())
     }
 }
 
@@ -82,7 +100,10 @@ impl Catalog for Recorder<'_> {
     }
     fn query(&mut self, sql: &str, params: &[&str]) -> Result<Vec<Vec<Option<String>>>, String> {
         let rows = self.live.query(sql, params)?;
-        let key = (sql.to_string(), params.iter().map(|p| p.to_string()).collect());
+        let key = (
+            sql.to_string(),
+            params.iter().map(|p| p.to_string()).collect(),
+        );
         self.memo.answers.insert(key, rows.clone());
         Ok(rows)
     }
@@ -100,16 +121,25 @@ fn server_with_plex_schema(schema_sql: &[String]) -> (Cluster, LiveCatalog) {
         Cluster::DATABASE
     );
     let mut client = postgres::Client::connect(&conn, postgres::NoTls).expect("connect");
-    client.batch_execute(&format!("CREATE SCHEMA {SCHEMA}; SET search_path = {SCHEMA}")).unwrap();
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {SCHEMA}; SET search_path = {SCHEMA}"
+        ))
+        .unwrap();
     for s in bootstrap_sql(SCHEMA) {
-        client.batch_execute(&s).unwrap_or_else(|e| panic!("bootstrap: {e}\n{s}"));
+        client
+            .batch_execute(&s)
+            .unwrap_or_else(|e| panic!("bootstrap: {e}\n{s}"));
     }
     let mut catalog = LiveCatalog { client };
     for sql in schema_sql {
         let t = translate(sql, &mut catalog).unwrap_or_else(|e| panic!("{sql}: {e}"));
         if let Action::Run(statements) = t.action {
             for s in statements {
-                catalog.client.query(s.sql.as_str(), &[]).unwrap_or_else(|e| panic!("{}: {e}", s.sql));
+                catalog
+                    .client
+                    .query(s.sql.as_str(), &[])
+                    .unwrap_or_else(|e| panic!("{}: {e}", s.sql));
             }
         }
     }
@@ -118,18 +148,29 @@ fn server_with_plex_schema(schema_sql: &[String]) -> (Cluster, LiveCatalog) {
 
 fn benches(c: &mut Criterion) {
     let schema_sql = fixture("sqlite_schema.sql");
-    let statements: Vec<String> = schema_sql.iter().cloned().chain(fixture("statements.sql")).collect();
+    let statements: Vec<String> = schema_sql
+        .iter()
+        .cloned()
+        .chain(fixture("statements.sql"))
+        .collect();
     let (_cluster, mut live) = server_with_plex_schema(&schema_sql);
 
     let mut memo = MemoCatalog::default();
     let mut cache: HashMap<String, Arc<Translation>> = HashMap::new();
     for sql in &statements {
-        let mut recorder = Recorder { live: &mut live, memo: &mut memo };
+        let mut recorder = Recorder {
+            live: &mut live,
+            memo: &mut memo,
+        };
         if let Ok(t) = translate(sql, &mut recorder) {
             cache.insert(sql.clone(), Arc::new(t));
         }
     }
-    eprintln!("{} statements, {} translated", statements.len(), cache.len());
+    eprintln!(
+        "{} statements, {} translated",
+        statements.len(),
+        cache.len()
+    );
 
     let mut group = c.benchmark_group("translate");
     let mut i = 0;

@@ -98,7 +98,13 @@ pub struct DbState {
 }
 
 impl RoutedDb {
-    pub fn new(handle: *mut sqlite3, path: String, schema: String, schema_id: u32, generation: u64) -> RoutedDb {
+    pub fn new(
+        handle: *mut sqlite3,
+        path: String,
+        schema: String,
+        schema_id: u32,
+        generation: u64,
+    ) -> RoutedDb {
         RoutedDb {
             handle,
             path,
@@ -178,19 +184,31 @@ impl DbState {
                 ));
             }
             let mut lease = rt.pool.acquire(db.schema_id, &db.schema)?;
-            let conn = lease.conn().ok_or_else(|| Error::new(SQLITE_IOERR, "pool lease is stale"))?;
+            let conn = lease
+                .conn()
+                .ok_or_else(|| Error::new(SQLITE_IOERR, "pool lease is stale"))?;
             rt.ensure_schema(db.schema_id, conn)?;
             self.lease = Some(lease);
         }
-        Ok(self.lease.as_mut().and_then(|l| l.conn()).expect("lease checked above"))
+        Ok(self
+            .lease
+            .as_mut()
+            .and_then(|l| l.conn())
+            .expect("lease checked above"))
     }
 
     /// Before another statement uses the connection: read the rest of the
     /// streamed result into memory, so its statement can go on stepping.
     pub fn put_aside_active(&mut self) -> Result<()> {
-        let Some(mut active) = self.active.take() else { return Ok(()) };
+        let Some(mut active) = self.active.take() else {
+            return Ok(());
+        };
         let mut rows = VecDeque::new();
-        let conn = self.lease.as_mut().and_then(|l| l.conn()).ok_or_else(lost)?;
+        let conn = self
+            .lease
+            .as_mut()
+            .and_then(|l| l.conn())
+            .ok_or_else(lost)?;
         while let Some(row) = conn.next_row(&mut active.rows)? {
             let (values, rowid) = convert_row(&row, active.shape)?;
             if let Some(id) = rowid {
@@ -198,7 +216,10 @@ impl DbState {
             }
             rows.push_back(values);
         }
-        self.buffered.push(Buffered { exec: active.exec, rows });
+        self.buffered.push(Buffered {
+            exec: active.exec,
+            rows,
+        });
         Ok(())
     }
 
@@ -216,7 +237,11 @@ impl DbState {
             return Ok(None);
         };
         let shape = active.shape;
-        let conn = self.lease.as_mut().and_then(|l| l.conn()).ok_or_else(lost)?;
+        let conn = self
+            .lease
+            .as_mut()
+            .and_then(|l| l.conn())
+            .ok_or_else(lost)?;
         match conn.next_row(&mut active.rows)? {
             Some(row) => {
                 let (values, rowid) = convert_row(&row, shape)?;
@@ -257,12 +282,19 @@ impl DbState {
 
     /// Run transaction control for `BEGIN`, `COMMIT`, `SAVEPOINT` …, with
     /// SQLite's rules (and messages) for what is allowed when.
-    pub fn transaction(&mut self, db: &RoutedDb, rt: &'static Runtime, op: &TxControl) -> Result<()> {
+    pub fn transaction(
+        &mut self,
+        db: &RoutedDb,
+        rt: &'static Runtime,
+        op: &TxControl,
+    ) -> Result<()> {
         self.forget_if_inherited(rt);
         match op {
             TxControl::Begin => {
                 if self.tx.is_some() {
-                    return Err(Error::sql("cannot start a transaction within a transaction"));
+                    return Err(Error::sql(
+                        "cannot start a transaction within a transaction",
+                    ));
                 }
                 self.begin(db, rt, None)
             }
@@ -271,8 +303,13 @@ impl DbState {
                     return self.begin(db, rt, Some(name));
                 }
                 self.put_aside_active()?;
-                self.conn(db, rt)?.batch(&format!("SAVEPOINT {}", quote_ident(name)))?;
-                self.tx.as_mut().unwrap().savepoints.push(name.to_ascii_lowercase());
+                self.conn(db, rt)?
+                    .batch(&format!("SAVEPOINT {}", quote_ident(name)))?;
+                self.tx
+                    .as_mut()
+                    .unwrap()
+                    .savepoints
+                    .push(name.to_ascii_lowercase());
                 Ok(())
             }
             TxControl::Commit => {
@@ -294,14 +331,16 @@ impl DbState {
                     return self.end(db, rt, true);
                 }
                 self.put_aside_active()?;
-                self.conn(db, rt)?.batch(&format!("RELEASE SAVEPOINT {}", quote_ident(name)))?;
+                self.conn(db, rt)?
+                    .batch(&format!("RELEASE SAVEPOINT {}", quote_ident(name)))?;
                 self.tx.as_mut().unwrap().savepoints.truncate(i);
                 Ok(())
             }
             TxControl::RollbackTo(name) => {
                 let i = self.savepoint_index(name)?;
                 self.put_aside_active()?;
-                self.conn(db, rt)?.batch(&format!("ROLLBACK TO SAVEPOINT {}", quote_ident(name)))?;
+                self.conn(db, rt)?
+                    .batch(&format!("ROLLBACK TO SAVEPOINT {}", quote_ident(name)))?;
                 let tx = self.tx.as_mut().unwrap();
                 tx.savepoints.truncate(i + 1);
                 tx.aborted = false;
@@ -321,7 +360,12 @@ impl DbState {
             .ok_or_else(|| Error::sql(format!("no such savepoint: {name}")))
     }
 
-    fn begin(&mut self, db: &RoutedDb, rt: &'static Runtime, savepoint: Option<&str>) -> Result<()> {
+    fn begin(
+        &mut self,
+        db: &RoutedDb,
+        rt: &'static Runtime,
+        savepoint: Option<&str>,
+    ) -> Result<()> {
         self.put_aside_active()?;
         let sql = match savepoint {
             Some(name) => format!("BEGIN; SAVEPOINT {}", quote_ident(name)),
@@ -333,7 +377,9 @@ impl DbState {
             return Err(e);
         }
         self.tx = Some(Tx {
-            savepoints: savepoint.map(|s| vec![s.to_ascii_lowercase()]).unwrap_or_default(),
+            savepoints: savepoint
+                .map(|s| vec![s.to_ascii_lowercase()])
+                .unwrap_or_default(),
             began_with_savepoint: savepoint.is_some(),
             ..Tx::default()
         });
@@ -354,7 +400,8 @@ impl DbState {
                 "cannot commit: an earlier statement of this transaction failed and PostgreSQL rolled the transaction back",
             ))
         } else {
-            self.conn(db, rt).and_then(|c| c.batch(if commit { "COMMIT" } else { "ROLLBACK" }))
+            self.conn(db, rt)
+                .and_then(|c| c.batch(if commit { "COMMIT" } else { "ROLLBACK" }))
         };
         if tx.changed_schema && (!commit || result.is_err()) {
             rt.schema_changed();
@@ -375,16 +422,25 @@ pub fn quote_ident(name: &str) -> String {
 
 /// A PostgreSQL row as SQLite values; with a hidden rowid column, that
 /// column's value separately.
-pub fn convert_row(row: &tokio_postgres::Row, shape: Shape) -> Result<(Vec<RowValue>, Option<i64>)> {
+pub fn convert_row(
+    row: &tokio_postgres::Row,
+    shape: Shape,
+) -> Result<(Vec<RowValue>, Option<i64>)> {
     let n = row.len();
-    let visible = if shape.hidden_rowid { n.saturating_sub(1) } else { n };
+    let visible = if shape.hidden_rowid {
+        n.saturating_sub(1)
+    } else {
+        n
+    };
     let mut values = Vec::with_capacity(visible);
     for i in 0..visible {
-        let crate::pg::types::Column(cell) = row.try_get(i).map_err(|e| crate::error::from_pg(&e))?;
+        let crate::pg::types::Column(cell) =
+            row.try_get(i).map_err(|e| crate::error::from_pg(&e))?;
         values.push(RowValue::new(cell));
     }
     let rowid = if shape.hidden_rowid && n > 0 {
-        let crate::pg::types::Column(cell) = row.try_get(n - 1).map_err(|e| crate::error::from_pg(&e))?;
+        let crate::pg::types::Column(cell) =
+            row.try_get(n - 1).map_err(|e| crate::error::from_pg(&e))?;
         match cell {
             Cell::Integer(i) => Some(i),
             _ => None,

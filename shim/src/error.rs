@@ -21,7 +21,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn new(code: c_int, message: impl Into<String>) -> Error {
-        Error { code, message: message.into() }
+        Error {
+            code,
+            message: message.into(),
+        }
     }
     pub fn sql(message: impl Into<String>) -> Error {
         Error::new(SQLITE_ERROR, message)
@@ -107,20 +110,36 @@ fn sqlite_wording(db: &tokio_postgres::error::DbError) -> Option<String> {
     };
     match db.code().code() {
         "42P01" => Some(format!("no such table: {}", quoted()?)),
-        "42703" => Some(format!("no such column: {}", quoted().or_else(|| {
-            // `column t.c does not exist`
-            db.message().strip_prefix("column ")?.split_whitespace().next().map(str::to_string)
-        })?)),
-        "42883" => Some(format!("no such function: {}", db.message().strip_prefix("function ")?.split('(').next()?)),
+        "42703" => Some(format!(
+            "no such column: {}",
+            quoted().or_else(|| {
+                // `column t.c does not exist`
+                db.message()
+                    .strip_prefix("column ")?
+                    .split_whitespace()
+                    .next()
+                    .map(str::to_string)
+            })?
+        )),
+        "42883" => Some(format!(
+            "no such function: {}",
+            db.message().strip_prefix("function ")?.split('(').next()?
+        )),
         "42P07" => Some(format!("table {} already exists", quoted()?)),
         "42601" => Some(format!("near \"{}\": syntax error", quoted()?)),
-        "23502" => Some(format!("NOT NULL constraint failed: {}", qualified(db.column())?)),
+        "23502" => Some(format!(
+            "NOT NULL constraint failed: {}",
+            qualified(db.column())?
+        )),
         "23505" => {
             // Detail: Key (a, b)=(1, 2) already exists.
             let detail = db.detail()?;
             let cols = detail.strip_prefix("Key (")?.split(")=").next()?;
             let table = db.table()?;
-            let list: Vec<String> = cols.split(", ").map(|c| format!("{table}.{}", c.trim_matches('"'))).collect();
+            let list: Vec<String> = cols
+                .split(", ")
+                .map(|c| format!("{table}.{}", c.trim_matches('"')))
+                .collect();
             Some(format!("UNIQUE constraint failed: {}", list.join(", ")))
         }
         _ => None,

@@ -41,7 +41,10 @@ pub extern "C" fn plex_pg_last_fork_handler_ns() -> u64 {
 }
 
 fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime is async-signal-safe.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -129,7 +132,9 @@ fn empty_pool(rt: &Runtime) {
     // Not zero-filled: only the entries written are read, and filling 12 KiB
     // of stack would copy three pages in the child for nothing.
     let mut done = [std::mem::MaybeUninit::<HarmlessFd>::uninit(); MAX_REPORTED_FDS];
-    let n = rt.pool.reset_in_child(HARMLESS_FD.load(Ordering::Acquire), &mut done);
+    let n = rt
+        .pool
+        .reset_in_child(HARMLESS_FD.load(Ordering::Acquire), &mut done);
     // SAFETY: reset_in_child initialized the first n entries.
     let done = unsafe { std::slice::from_raw_parts(done.as_ptr() as *const HarmlessFd, n) };
     // SAFETY: getpid is async-signal-safe.
@@ -139,7 +144,8 @@ fn empty_pool(rt: &Runtime) {
         // SAFETY: our mapped page.
         unsafe { page.write_volatile(1) };
     }
-    rt.reporter.after_fork(rt.pool.generation(), rt.pool.open_count(), done);
+    rt.reporter
+        .after_fork(rt.pool.generation(), rt.pool.open_count(), done);
 }
 
 /// Before a routed database is used: make sure the pool belongs to this

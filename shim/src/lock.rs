@@ -24,11 +24,17 @@ pub struct RawLock {
 
 impl RawLock {
     pub const fn new() -> Self {
-        RawLock { word: AtomicU32::new(UNLOCKED) }
+        RawLock {
+            word: AtomicU32::new(UNLOCKED),
+        }
     }
 
     pub fn lock(&self) {
-        if self.word.compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+        if self
+            .word
+            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
             return;
         }
         let mut spins = 0;
@@ -80,7 +86,10 @@ unsafe impl<T: Send> Sync for ForkLock<T> {}
 
 impl<T> ForkLock<T> {
     pub const fn new(value: T) -> Self {
-        ForkLock { raw: RawLock::new(), value: UnsafeCell::new(value) }
+        ForkLock {
+            raw: RawLock::new(),
+            value: UnsafeCell::new(value),
+        }
     }
 
     pub fn lock(&self) -> ForkLockGuard<'_, T> {
@@ -132,8 +141,13 @@ impl<T> Drop for ForkLockGuard<'_, T> {
 
 /// Sleep while `*word == expected`, at most `timeout` (None: no limit).
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
-    let ts = timeout.map(|t| libc::timespec { tv_sec: t.as_secs() as libc::time_t, tv_nsec: t.subsec_nanos() as _ });
-    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_nsec: t.subsec_nanos() as _,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `word` is a valid, aligned u32 for the duration of the call.
     unsafe {
         libc::syscall(
@@ -150,7 +164,12 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 pub fn futex_wake(word: &AtomicU32, n: i32) {
     // SAFETY: as above.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, n);
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            n,
+        );
     }
 }
 

@@ -24,12 +24,20 @@ static LOG_FD: AtomicI32 = AtomicI32::new(2);
 pub fn init(cfg: &Log) -> Option<String> {
     let mut problem = None;
     if let Some(path) = &cfg.file {
-        let opened = std::fs::OpenOptions::new().create(true).append(true).open(path);
+        let opened = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path);
         match opened {
             // OpenOptions opens with O_CLOEXEC: programs Plex executes do
             // not inherit the log.
             Ok(f) => LOG_FD.store(std::os::fd::IntoRawFd::into_raw_fd(f), Ordering::Relaxed),
-            Err(e) => problem = Some(format!("cannot open log file {}: {e}; logging to standard error", path.display())),
+            Err(e) => {
+                problem = Some(format!(
+                    "cannot open log file {}: {e}; logging to standard error",
+                    path.display()
+                ))
+            }
         }
     }
     let level = match cfg.level {
@@ -83,9 +91,22 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        write!(w, "{}Z plex-pg[{}] {} ", crate::calendar::datetime(now.as_secs() as i64).replacen(' ', "T", 1), std::process::id(), event.metadata().level())?;
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        write!(
+            w,
+            "{}Z plex-pg[{}] {} ",
+            crate::calendar::datetime(now.as_secs() as i64).replacen(' ', "T", 1),
+            std::process::id(),
+            event.metadata().level()
+        )?;
         ctx.field_format().format_fields(w.by_ref(), event)?;
         writeln!(w)
     }

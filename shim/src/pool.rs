@@ -82,7 +82,9 @@ impl Lease {
         if self.generation != self.pool.generation.load(Ordering::Acquire) {
             return None;
         }
-        let p = self.pool.slots[self.slot as usize].conn.load(Ordering::Acquire);
+        let p = self.pool.slots[self.slot as usize]
+            .conn
+            .load(Ordering::Acquire);
         // SAFETY: a LEASED slot's connection is used only by its lease
         // holder, and the pointer stays valid until the lease is released.
         unsafe { p.as_mut() }
@@ -105,7 +107,12 @@ impl Drop for Lease {
 }
 
 impl Pool {
-    pub fn new(settings: PoolSettings, postgres: Postgres, timezone: String, reporter: &'static Reporter) -> Pool {
+    pub fn new(
+        settings: PoolSettings,
+        postgres: Postgres,
+        timezone: String,
+        reporter: &'static Reporter,
+    ) -> Pool {
         Pool {
             slots: (0..settings.max).map(|_| Slot::new()).collect(),
             lock: RawLock::new(),
@@ -138,7 +145,10 @@ impl Pool {
 
     /// Slots holding a connection (idle, leased or connecting).
     pub fn open_count(&self) -> u32 {
-        self.slots.iter().filter(|s| s.state.load(Ordering::Acquire) != FREE).count() as u32
+        self.slots
+            .iter()
+            .filter(|s| s.state.load(Ordering::Acquire) != FREE)
+            .count() as u32
     }
 
     /// A connection to `schema` (numbered `schema_id` by the caller): an
@@ -153,7 +163,11 @@ impl Pool {
             let found = self.take_idle(schema_id);
             let choice = match found {
                 Some(slot) => Choice::Idle(slot),
-                None => match self.slots.iter().position(|s| s.state.load(Ordering::Relaxed) == FREE) {
+                None => match self
+                    .slots
+                    .iter()
+                    .position(|s| s.state.load(Ordering::Relaxed) == FREE)
+                {
                     Some(free) => {
                         let s = &self.slots[free];
                         s.state.store(CONNECTING, Ordering::Release);
@@ -174,7 +188,10 @@ impl Pool {
                     }
                     // The server went away while it sat idle (a restart):
                     // every idle connection is as dead as this one.
-                    tracing::info!(slot, "an idle PostgreSQL connection was closed by the server; reconnecting");
+                    tracing::info!(
+                        slot,
+                        "an idle PostgreSQL connection was closed by the server; reconnecting"
+                    );
                     self.close_slot(slot);
                     self.close_idle();
                 }
@@ -201,15 +218,24 @@ impl Pool {
     }
 
     fn lease(&'static self, slot: u32) -> Lease {
-        Lease { pool: self, slot, generation: self.generation.load(Ordering::Acquire) }
+        Lease {
+            pool: self,
+            slot,
+            generation: self.generation.load(Ordering::Acquire),
+        }
     }
 
     /// Under the lock: an idle slot of this schema, now leased.
     fn take_idle(&self, schema_id: u32) -> Option<u32> {
-        self.slots.iter().position(|s| {
-            s.schema.load(Ordering::Relaxed) == schema_id
-                && s.state.compare_exchange(IDLE, LEASED, Ordering::AcqRel, Ordering::Relaxed).is_ok()
-        }).map(|i| i as u32)
+        self.slots
+            .iter()
+            .position(|s| {
+                s.schema.load(Ordering::Relaxed) == schema_id
+                    && s.state
+                        .compare_exchange(IDLE, LEASED, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_ok()
+            })
+            .map(|i| i as u32)
     }
 
     /// Under the lock: any idle slot (another schema's), now leased, to be
@@ -217,7 +243,11 @@ impl Pool {
     fn take_idle_any(&self) -> Option<u32> {
         self.slots
             .iter()
-            .position(|s| s.state.compare_exchange(IDLE, LEASED, Ordering::AcqRel, Ordering::Relaxed).is_ok())
+            .position(|s| {
+                s.state
+                    .compare_exchange(IDLE, LEASED, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            })
             .map(|i| i as u32)
     }
 
@@ -231,7 +261,11 @@ impl Pool {
             return true;
         }
         let fd = s.socket.fd.load(Ordering::Acquire);
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: polling one valid pollfd without waiting.
         let n = unsafe { libc::poll(&mut pfd, 1, 0) };
         n == 0
@@ -249,18 +283,25 @@ impl Pool {
                     // so a future change cannot leak a parent's socket.
                     self.lock.unlock();
                     std::mem::forget(conn);
-                    return Err(Error::new(crate::sys::SQLITE_IOERR, "the process forked while connecting"));
+                    return Err(Error::new(
+                        crate::sys::SQLITE_IOERR,
+                        "the process forked while connecting",
+                    ));
                 }
-                s.conn.store(Box::into_raw(Box::new(conn)), Ordering::Release);
+                s.conn
+                    .store(Box::into_raw(Box::new(conn)), Ordering::Release);
                 s.schema.store(schema_id, Ordering::Relaxed);
                 s.state.store(LEASED, Ordering::Release);
                 self.lock.unlock();
-                self.reporter.connection(Kind::Connected, slot, fd, inode, generation);
+                self.reporter
+                    .connection(Kind::Connected, slot, fd, inode, generation);
                 tracing::debug!(slot, fd, inode, schema, "connected to PostgreSQL");
                 Ok(self.lease(slot))
             }
             Err(e) => {
-                self.slots[slot as usize].state.store(FREE, Ordering::Release);
+                self.slots[slot as usize]
+                    .state
+                    .store(FREE, Ordering::Release);
                 self.wake();
                 Err(e)
             }
@@ -277,7 +318,10 @@ impl Pool {
             match PgConn::connect(&self.postgres, schema, &self.timezone, Some(record)) {
                 Ok(c) => {
                     if warned {
-                        tracing::warn!("PostgreSQL at {} is reachable again", self.postgres.endpoint());
+                        tracing::warn!(
+                            "PostgreSQL at {} is reachable again",
+                            self.postgres.endpoint()
+                        );
                     }
                     return Ok(c);
                 }
@@ -297,7 +341,11 @@ impl Pool {
                         return Err(Error::new(e.code, msg));
                     }
                     if !warned {
-                        tracing::warn!("{}; retrying for up to {} ms", e.message, self.postgres.retry_for.as_millis());
+                        tracing::warn!(
+                            "{}; retrying for up to {} ms",
+                            e.message,
+                            self.postgres.retry_for.as_millis()
+                        );
                         warned = true;
                     }
                     std::thread::sleep(delay);
@@ -315,9 +363,14 @@ impl Pool {
         }
         let s = &self.slots[slot as usize];
         // SAFETY: the lease holder owns the connection until now.
-        let broken = unsafe { s.conn.load(Ordering::Acquire).as_ref() }.is_none_or(|c| c.is_broken());
+        let broken =
+            unsafe { s.conn.load(Ordering::Acquire).as_ref() }.is_none_or(|c| c.is_broken());
         self.lock.lock();
-        let idle = self.slots.iter().filter(|s| s.state.load(Ordering::Relaxed) == IDLE).count() as u32;
+        let idle = self
+            .slots
+            .iter()
+            .filter(|s| s.state.load(Ordering::Relaxed) == IDLE)
+            .count() as u32;
         let close = broken || idle >= self.settings.size;
         if !close {
             s.released_at.store(now_ms(), Ordering::Relaxed);
@@ -335,10 +388,14 @@ impl Pool {
         let s = &self.slots[slot as usize];
         self.lock.lock();
         let conn = s.conn.swap(std::ptr::null_mut(), Ordering::AcqRel);
-        let (fd, inode) = (s.socket.fd.load(Ordering::Acquire), s.socket.inode.load(Ordering::Acquire));
+        let (fd, inode) = (
+            s.socket.fd.load(Ordering::Acquire),
+            s.socket.inode.load(Ordering::Acquire),
+        );
         self.lock.unlock();
         if !conn.is_null() {
-            self.reporter.connection(Kind::Closed, slot, fd, inode, self.generation());
+            self.reporter
+                .connection(Kind::Closed, slot, fd, inode, self.generation());
             // SAFETY: we took the only pointer to this connection.
             let conn = unsafe { Box::from_raw(conn) };
             conn.close();
@@ -373,7 +430,11 @@ impl Pool {
     /// it did in `out`; returns how many entries it filled.
     ///
     /// Async-signal-safe: atomics and `dup3` only, no allocation.
-    pub fn reset_in_child(&self, harmless_fd: RawFd, out: &mut [std::mem::MaybeUninit<HarmlessFd>]) -> usize {
+    pub fn reset_in_child(
+        &self,
+        harmless_fd: RawFd,
+        out: &mut [std::mem::MaybeUninit<HarmlessFd>],
+    ) -> usize {
         let mut n = 0;
         for s in self.slots.iter() {
             if s.state.load(Ordering::Acquire) == FREE {
@@ -387,7 +448,11 @@ impl Pool {
                 // SAFETY: dup3 is async-signal-safe; both fds are ours.
                 unsafe { libc::dup3(harmless_fd, fd, libc::O_CLOEXEC) };
                 if n < out.len() {
-                    out[n].write(HarmlessFd { fd, role: FdRole::Socket, inode });
+                    out[n].write(HarmlessFd {
+                        fd,
+                        role: FdRole::Socket,
+                        inode,
+                    });
                     n += 1;
                 }
             }
@@ -402,7 +467,10 @@ impl Pool {
 
 /// Milliseconds on the monotonic clock (a vDSO call, no syscall).
 fn now_ms() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: filling a timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000

@@ -29,7 +29,9 @@ fn lookup(name: &CStr) -> *mut c_void {
             return libc::dlsym(lib, name.as_ptr());
         }
         if let Some(path) = std::env::var_os("PLEX_PG_REAL_SQLITE").filter(|p| !p.is_empty()) {
-            if let Ok(cpath) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())) {
+            if let Ok(cpath) =
+                std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()))
+            {
                 let handle = libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
                 if !handle.is_null() {
                     LIBRARY.store(handle, Ordering::Release);

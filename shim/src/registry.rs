@@ -54,7 +54,11 @@ const PREFIX: &[u8] = b"SELECT 'plex-pg:";
 
 /// The text of the real statement that stands for a routed one.
 pub fn marker_sql(secret: u64, stmt: *const RoutedStmt) -> CString {
-    CString::new(format!("SELECT 'plex-pg:{secret:016x}:{:016x}'", stmt as usize)).unwrap()
+    CString::new(format!(
+        "SELECT 'plex-pg:{secret:016x}:{:016x}'",
+        stmt as usize
+    ))
+    .unwrap()
 }
 
 /// The routed database behind `db`, if it is one.

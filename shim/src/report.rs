@@ -25,7 +25,9 @@ pub struct Reporter {
 impl Reporter {
     /// A reporter that sends nothing.
     pub const fn none() -> Reporter {
-        Reporter { fd: AtomicI32::new(-1) }
+        Reporter {
+            fd: AtomicI32::new(-1),
+        }
     }
 
     /// Connect to the launcher named in the environment, if any. Returns
@@ -62,7 +64,14 @@ impl Reporter {
     pub fn hello(&self, pool_capacity: u32, fork_handler: bool) {
         let mut buf = [0u8; 64];
         let (pid, ppid) = ids();
-        if let Some(n) = report::encode_hello(&mut buf, pid, ppid, env!("CARGO_PKG_VERSION"), pool_capacity, fork_handler) {
+        if let Some(n) = report::encode_hello(
+            &mut buf,
+            pid,
+            ppid,
+            env!("CARGO_PKG_VERSION"),
+            pool_capacity,
+            fork_handler,
+        ) {
             self.send(&buf[..n]);
         }
     }
@@ -71,7 +80,9 @@ impl Reporter {
     pub fn connection(&self, kind: Kind, slot: u32, fd: RawFd, inode: u64, generation: u64) {
         let mut buf = [0u8; 48];
         let (pid, ppid) = ids();
-        if let Some(n) = report::encode_connection(&mut buf, kind, pid, ppid, slot, fd, inode, generation) {
+        if let Some(n) =
+            report::encode_connection(&mut buf, kind, pid, ppid, slot, fd, inode, generation)
+        {
             self.send(&buf[..n]);
         }
     }
@@ -83,7 +94,9 @@ impl Reporter {
         }
         let mut buf = [0u8; MAX_DATAGRAM];
         let (pid, ppid) = ids();
-        if let Some(n) = report::encode_after_fork(&mut buf, pid, ppid, generation, slots_in_use, harmless) {
+        if let Some(n) =
+            report::encode_after_fork(&mut buf, pid, ppid, generation, slots_in_use, harmless)
+        {
             self.send(&buf[..n]);
         }
     }
@@ -116,8 +129,16 @@ fn connect(addr: &[u8]) -> std::io::Result<RawFd> {
         for (i, b) in name.iter().enumerate() {
             sa.sun_path[i + offset] = *b as libc::c_char;
         }
-        let len = std::mem::size_of::<libc::sa_family_t>() + offset + name.len() + (!abstract_name) as usize;
-        if libc::connect(fd, (&sa as *const libc::sockaddr_un).cast(), len as libc::socklen_t) != 0 {
+        let len = std::mem::size_of::<libc::sa_family_t>()
+            + offset
+            + name.len()
+            + (!abstract_name) as usize;
+        if libc::connect(
+            fd,
+            (&sa as *const libc::sockaddr_un).cast(),
+            len as libc::socklen_t,
+        ) != 0
+        {
             let e = std::io::Error::last_os_error();
             libc::close(fd);
             return Err(e);

@@ -74,7 +74,11 @@ impl Cell {
 
 impl RowValue {
     pub fn new(cell: Cell) -> RowValue {
-        RowValue { magic: VALUE_MAGIC, cell, rendered: OnceCell::new() }
+        RowValue {
+            magic: VALUE_MAGIC,
+            cell,
+            rendered: OnceCell::new(),
+        }
     }
 
     /// Whether `p` points at a [`RowValue`].
@@ -149,8 +153,14 @@ impl RowValue {
         match &self.cell {
             Cell::Null => None,
             Cell::Text(b) | Cell::Blob(b) => Some(b),
-            Cell::Integer(i) => Some(self.rendered.get_or_init(|| with_nul(i.to_string().as_bytes()))),
-            Cell::Real(f) => Some(self.rendered.get_or_init(|| with_nul(format_real(*f).as_bytes()))),
+            Cell::Integer(i) => Some(
+                self.rendered
+                    .get_or_init(|| with_nul(i.to_string().as_bytes())),
+            ),
+            Cell::Real(f) => Some(
+                self.rendered
+                    .get_or_init(|| with_nul(format_real(*f).as_bytes())),
+            ),
         }
     }
 
@@ -203,7 +213,10 @@ fn text_to_real(b: &[u8]) -> f64 {
 /// The numeric prefix of `b` (after leading blanks), and whether it has a
 /// fraction or an exponent.
 fn numeric_prefix(b: &[u8]) -> (&str, bool) {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
     let mut i = start;
     let mut is_real = false;
     if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
@@ -256,7 +269,11 @@ pub fn format_real(f: f64) -> String {
         return if f > 0.0 { "Inf".into() } else { "-Inf".into() };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if f.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     let sci = format!("{:.14e}", f); // d.dddddddddddddde±x
     let (mantissa, exp) = sci.split_once('e').unwrap();
@@ -269,7 +286,11 @@ pub fn format_real(f: f64) -> String {
     if !(-4..15).contains(&exp) {
         let (first, rest) = digits.split_at(1);
         let rest = if rest.is_empty() { "0" } else { rest };
-        return format!("{sign}{first}.{rest}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+        return format!(
+            "{sign}{first}.{rest}e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        );
     }
     let mut out = String::from(sign);
     if exp < 0 {

@@ -93,7 +93,10 @@ pub fn init() -> &'static Runtime {
         tracing::warn!("{problem}");
     }
     if let Some(err) = &init_error {
-        tracing::error!("{}; the library databases cannot be opened until it is fixed", err.message);
+        tracing::error!(
+            "{}; the library databases cannot be opened until it is fixed",
+            err.message
+        );
     }
     let (reporter, problem) = Reporter::from_env();
     let reporter: &'static Reporter = Box::leak(Box::new(reporter));
@@ -107,7 +110,12 @@ pub fn init() -> &'static Runtime {
             "PLEX_PG_FORK_HANDLER=0: the fork handler is OFF. A forked child keeps the parent's PostgreSQL connections and can corrupt them (the crash of January 2026). Use this only to reproduce that crash in tests."
         );
     }
-    let pool = Pool::new(settings.pool.clone(), settings.postgres.clone(), local_timezone(), reporter);
+    let pool = Pool::new(
+        settings.pool.clone(),
+        settings.postgres.clone(),
+        local_timezone(),
+        reporter,
+    );
     tracing::info!(
         "plex-pg shim {} active: PostgreSQL at {} (database {}, schema {}), pool of {} (keeps {} idle)",
         env!("CARGO_PKG_VERSION"),
@@ -151,9 +159,23 @@ fn local_timezone() -> String {
         let target = target.to_str()?;
         Some(target.split_once("zoneinfo/")?.1.to_string())
     };
-    let from_file = || Some(std::fs::read_to_string("/etc/timezone").ok()?.trim().to_string());
-    let zone = from_tz.filter(|z| !z.is_empty()).or_else(from_link).or_else(from_file).unwrap_or_default();
-    let plain = !zone.is_empty() && zone.chars().all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
+    let from_file = || {
+        Some(
+            std::fs::read_to_string("/etc/timezone")
+                .ok()?
+                .trim()
+                .to_string(),
+        )
+    };
+    let zone = from_tz
+        .filter(|z| !z.is_empty())
+        .or_else(from_link)
+        .or_else(from_file)
+        .unwrap_or_default();
+    let plain = !zone.is_empty()
+        && zone
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
     if plain {
         zone
     } else {
@@ -167,7 +189,9 @@ fn secret() -> u64 {
     // SAFETY: filling 8 bytes we own.
     let n = unsafe { libc::getrandom((&mut v as *mut u64).cast(), 8, libc::GRND_NONBLOCK) };
     if n != 8 {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         v = t.as_nanos() as u64 ^ ((std::process::id() as u64) << 32);
     }
     v | 1
@@ -177,7 +201,13 @@ impl Runtime {
     /// The locks the fork handlers hold across `fork()`, in the order they
     /// are taken. No code holds two of them at once.
     pub fn fork_locks(&self) -> [&RawLock; 5] {
-        [INIT.raw(), self.dbs.raw(), self.schemas.raw(), self.decltypes.raw(), self.pool.lock()]
+        [
+            INIT.raw(),
+            self.dbs.raw(),
+            self.schemas.raw(),
+            self.decltypes.raw(),
+            self.pool.lock(),
+        ]
     }
 
     /// In a forked child: the routed databases (the `dbs` lock is held by
@@ -201,7 +231,11 @@ impl Runtime {
 
     /// The routed database behind a handle, if it is one.
     pub fn db(&self, handle: usize) -> Option<Arc<RoutedDb>> {
-        self.dbs.lock().iter().find(|d| d.handle as usize == handle).cloned()
+        self.dbs
+            .lock()
+            .iter()
+            .find(|d| d.handle as usize == handle)
+            .cloned()
     }
 
     /// Whether any routed database is open.
@@ -215,7 +249,11 @@ impl Runtime {
         if let Some(i) = schemas.iter().position(|s| s.name == name) {
             return i as u32;
         }
-        schemas.push(Schema { name: name.to_string(), ready: false, plans: HashMap::new() });
+        schemas.push(Schema {
+            name: name.to_string(),
+            ready: false,
+            plans: HashMap::new(),
+        });
         (schemas.len() - 1) as u32
     }
 
@@ -234,7 +272,12 @@ impl Runtime {
     }
 
     pub fn cached_plan(&self, schema_id: u32, sql: &str) -> Option<Arc<Plan>> {
-        self.schemas.lock().get(schema_id as usize)?.plans.get(sql).cloned()
+        self.schemas
+            .lock()
+            .get(schema_id as usize)?
+            .plans
+            .get(sql)
+            .cloned()
     }
 
     pub fn cache_plan(&self, schema_id: u32, sql: &str, plan: Arc<Plan>, epoch: u64) {
@@ -303,19 +346,28 @@ fn bootstrap(conn: &mut PgConn, schema: &str, epoch: u64) -> Result<()> {
             epoch,
             1,
         )?;
-        let current = rows.first().and_then(|r| r.first().cloned().flatten()).unwrap_or_default();
+        let current = rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .unwrap_or_default();
         if current != marker {
             tracing::info!("preparing schema {schema} for plex-pg ({marker})");
             for sql in translate::bootstrap_sql(schema) {
                 conn.batch(&sql)?;
             }
-            conn.batch(&format!("COMMENT ON SCHEMA {quoted} IS '{}'", marker.replace('\'', "''")))?;
+            conn.batch(&format!(
+                "COMMENT ON SCHEMA {quoted} IS '{}'",
+                marker.replace('\'', "''")
+            ))?;
         }
         conn.batch("COMMIT")
     })();
     if let Err(e) = result {
         let _ = conn.batch("ROLLBACK");
-        return Err(Error::new(e.code, format!("preparing schema {schema} failed: {}", e.message)));
+        return Err(Error::new(
+            e.code,
+            format!("preparing schema {schema} failed: {}", e.message),
+        ));
     }
     Ok(())
 }

@@ -26,7 +26,11 @@ pub fn first_statement(sql: &[u8]) -> Split<'_> {
     }
     let end = statement_end(sql, start);
     let statement = trim_end(&sql[start..end]);
-    let tail = if end < sql.len() { &sql[end + 1..] } else { &sql[end..] };
+    let tail = if end < sql.len() {
+        &sql[end + 1..]
+    } else {
+        &sql[end..]
+    };
     Split { statement, tail }
 }
 
@@ -58,7 +62,10 @@ pub fn replace_parameters(sql: &[u8], mut with: impl FnMut(&str) -> String) -> S
     while i < sql.len() {
         let next = match sql[i] {
             b'\'' | b'"' | b'`' => skip_quoted(sql, i, sql[i]),
-            b'[' => sql[i..].iter().position(|&c| c == b']').map_or(sql.len(), |p| i + p + 1),
+            b'[' => sql[i..]
+                .iter()
+                .position(|&c| c == b']')
+                .map_or(sql.len(), |p| i + p + 1),
             b'-' if sql.get(i + 1) == Some(&b'-') => skip_line_comment(sql, i),
             b'/' if sql.get(i + 1) == Some(&b'*') => skip_block_comment(sql, i),
             c @ (b'?' | b':' | b'@' | b'$') => {
@@ -96,7 +103,10 @@ fn statement_end(sql: &[u8], start: usize) -> usize {
                 last_word_end = false;
             }
             b'[' => {
-                i = sql[i..].iter().position(|&c| c == b']').map_or(sql.len(), |p| i + p + 1);
+                i = sql[i..]
+                    .iter()
+                    .position(|&c| c == b']')
+                    .map_or(sql.len(), |p| i + p + 1);
                 last_word_end = false;
             }
             b'-' if sql.get(i + 1) == Some(&b'-') => i = skip_line_comment(sql, i),
@@ -110,7 +120,9 @@ fn statement_end(sql: &[u8], start: usize) -> usize {
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 let w_start = i;
-                while i < sql.len() && (sql[i].is_ascii_alphanumeric() || sql[i] == b'_' || sql[i] == b'$') {
+                while i < sql.len()
+                    && (sql[i].is_ascii_alphanumeric() || sql[i] == b'_' || sql[i] == b'$')
+                {
                     i += 1;
                 }
                 let word = &sql[w_start..i];
@@ -151,11 +163,17 @@ fn skip_quoted(sql: &[u8], open: usize, quote: u8) -> usize {
 }
 
 fn skip_line_comment(sql: &[u8], at: usize) -> usize {
-    sql[at..].iter().position(|&c| c == b'\n').map_or(sql.len(), |p| at + p + 1)
+    sql[at..]
+        .iter()
+        .position(|&c| c == b'\n')
+        .map_or(sql.len(), |p| at + p + 1)
 }
 
 fn skip_block_comment(sql: &[u8], at: usize) -> usize {
-    sql[at + 2..].windows(2).position(|w| w == b"*/").map_or(sql.len(), |p| at + 2 + p + 2)
+    sql[at + 2..]
+        .windows(2)
+        .position(|w| w == b"*/")
+        .map_or(sql.len(), |p| at + 2 + p + 2)
 }
 
 /// Skip whitespace and comments from `i`.
@@ -190,14 +208,20 @@ mod tests {
     use super::*;
 
     fn all(sql: &str) -> Vec<String> {
-        statements(sql.as_bytes()).into_iter().map(|s| String::from_utf8(s.to_vec()).unwrap()).collect()
+        statements(sql.as_bytes())
+            .into_iter()
+            .map(|s| String::from_utf8(s.to_vec()).unwrap())
+            .collect()
     }
 
     #[test]
     fn plain_statements() {
         assert_eq!(all("SELECT 1; SELECT 2 ;\n"), ["SELECT 1", "SELECT 2"]);
         assert_eq!(all("  -- c\n /* x; */ SELECT ';' ; ;; "), ["SELECT ';'"]);
-        assert_eq!(all("SELECT \"a;b\", [c;d], `e;f`"), ["SELECT \"a;b\", [c;d], `e;f`"]);
+        assert_eq!(
+            all("SELECT \"a;b\", [c;d], `e;f`"),
+            ["SELECT \"a;b\", [c;d], `e;f`"]
+        );
         assert_eq!(all("SELECT 'it''s;'; x"), ["SELECT 'it''s;'", "x"]);
     }
 

@@ -120,7 +120,10 @@ impl RoutedStmt {
     pub fn step(&mut self, rt: &'static Runtime) -> c_int {
         let db = self.db.clone();
         if self.spare {
-            return db.state.lock().fail(&Error::misuse("statement used after sqlite3_finalize"));
+            return db
+                .state
+                .lock()
+                .fail(&Error::misuse("statement used after sqlite3_finalize"));
         }
         let mut st = db.state.lock();
         let result = self.step_locked(&db, &mut st, rt);
@@ -145,7 +148,12 @@ impl RoutedStmt {
         }
     }
 
-    fn step_locked(&mut self, db: &RoutedDb, st: &mut DbState, rt: &'static Runtime) -> Result<c_int> {
+    fn step_locked(
+        &mut self,
+        db: &RoutedDb,
+        st: &mut DbState,
+        rt: &'static Runtime,
+    ) -> Result<c_int> {
         if matches!(self.exec, Exec::Done) {
             self.exec = Exec::Idle;
         }
@@ -175,7 +183,14 @@ impl RoutedStmt {
         let plan = self.plan.clone();
         match &plan.translation.action {
             Action::Constant { rows, .. } => {
-                let rows = rows.iter().map(|r| r.iter().map(|v| RowValue::new(Cell::from_value(v))).collect()).collect();
+                let rows = rows
+                    .iter()
+                    .map(|r| {
+                        r.iter()
+                            .map(|v| RowValue::new(Cell::from_value(v)))
+                            .collect()
+                    })
+                    .collect();
                 self.exec = Exec::Constant(rows);
                 self.step_locked(db, st, rt)
             }
@@ -205,11 +220,18 @@ impl RoutedStmt {
     }
 
     /// Run the translation's PostgreSQL statements.
-    fn run(&mut self, db: &RoutedDb, st: &mut DbState, rt: &'static Runtime, stmts: &[PgStatement]) -> Result<c_int> {
+    fn run(
+        &mut self,
+        db: &RoutedDb,
+        st: &mut DbState,
+        rt: &'static Runtime,
+        stmts: &[PgStatement],
+    ) -> Result<c_int> {
         st.put_aside_active()?;
         let translation = &self.plan.translation;
         let in_tx = st.tx.is_some();
-        let writes = translation.changes_schema || stmts.iter().any(|s| s.counts_changes || s.rowid_column);
+        let writes =
+            translation.changes_schema || stmts.iter().any(|s| s.counts_changes || s.rowid_column);
         // Several statements run in a transaction of their own; a write in
         // an open transaction runs under a savepoint.
         let implicit_tx = !in_tx && stmts.len() > 1;
@@ -258,12 +280,17 @@ impl RoutedStmt {
                 Ok(SQLITE_DONE)
             }
             Rows::Read(rows) => {
-                st.buffered.push(crate::connection::Buffered { exec: id, rows });
+                st.buffered
+                    .push(crate::connection::Buffered { exec: id, rows });
                 self.exec = Exec::Rows(id);
                 self.fetch(st, id)
             }
             Rows::Stream(active_rows, shape) => {
-                st.active = Some(Active { exec: id, rows: active_rows, shape });
+                st.active = Some(Active {
+                    exec: id,
+                    rows: active_rows,
+                    shape,
+                });
                 self.exec = Exec::Rows(id);
                 self.fetch(st, id)
             }
@@ -293,14 +320,22 @@ impl RoutedStmt {
     /// Bind `v` to parameter `i` (1-based).
     pub fn bind(&mut self, i: c_int, v: Value) -> c_int {
         if self.busy() {
-            return self.db.state.lock().fail(&Error::misuse("bind on a busy statement"));
+            return self
+                .db
+                .state
+                .lock()
+                .fail(&Error::misuse("bind on a busy statement"));
         }
         match self.binds.get_mut((i as usize).wrapping_sub(1)) {
             Some(slot) if i >= 1 => {
                 *slot = v;
                 SQLITE_OK
             }
-            _ => self.db.state.lock().fail(&Error::range("column index out of range")),
+            _ => self
+                .db
+                .state
+                .lock()
+                .fail(&Error::range("column index out of range")),
         }
     }
 
@@ -340,9 +375,14 @@ impl RoutedStmt {
                 }
                 n
             } else {
-                params.iter().position(|q| q.as_deref() == Some(p)).map(|i| i + 1)
+                params
+                    .iter()
+                    .position(|q| q.as_deref() == Some(p))
+                    .map(|i| i + 1)
             };
-            index.and_then(|i| self.binds.get(i - 1)).map_or_else(|| "NULL".to_string(), literal)
+            index
+                .and_then(|i| self.binds.get(i - 1))
+                .map_or_else(|| "NULL".to_string(), literal)
         })
     }
 }
@@ -354,7 +394,10 @@ fn literal(v: &Value) -> String {
         Value::Integer(i) => i.to_string(),
         Value::Real(f) => crate::row::format_real(*f),
         Value::Text(s) => format!("'{}'", s.replace('\'', "''")),
-        Value::Blob(b) => format!("x'{}'", b.iter().map(|c| format!("{c:02x}")).collect::<String>()),
+        Value::Blob(b) => format!(
+            "x'{}'",
+            b.iter().map(|c| format!("{c:02x}")).collect::<String>()
+        ),
     }
 }
 
@@ -410,14 +453,22 @@ fn run_wrapped(
 /// One write in an open transaction, fenced by a savepoint so a failure
 /// leaves the transaction usable, as in SQLite. SAVEPOINT, the statement
 /// and RELEASE go out together: one round trip, not three.
-fn run_guarded(conn: &mut PgConn, rt: &Runtime, pgs: &PgStatement, binds: &[Value], retry: bool) -> Result<Outcome> {
+fn run_guarded(
+    conn: &mut PgConn,
+    rt: &Runtime,
+    pgs: &PgStatement,
+    binds: &[Value],
+    retry: bool,
+) -> Result<Outcome> {
     let st = prepare(conn, rt, &pgs.sql)?;
     let params = params_of(pgs, binds);
     let (client, mut d) = conn.parts();
     let work = async {
         let mut rows = Box::pin(client.query_raw(&st, params.iter()).await?);
         let mut got = Vec::new();
-        while let Some(row) = std::future::poll_fn(|cx| futures_core::Stream::poll_next(rows.as_mut(), cx)).await {
+        while let Some(row) =
+            std::future::poll_fn(|cx| futures_core::Stream::poll_next(rows.as_mut(), cx)).await
+        {
             got.push(row?);
         }
         Ok::<_, tokio_postgres::Error>((got, rows.rows_affected()))
@@ -446,14 +497,30 @@ fn run_guarded(conn: &mut PgConn, rt: &Runtime, pgs: &PgStatement, binds: &[Valu
 }
 
 fn params_of<'a>(pgs: &PgStatement, binds: &'a [Value]) -> Vec<Param<'a>> {
-    pgs.args.iter().map(|&a| Param(binds.get(a).unwrap_or(&Value::Null))).collect()
+    pgs.args
+        .iter()
+        .map(|&a| Param(binds.get(a).unwrap_or(&Value::Null)))
+        .collect()
 }
 
 /// What one statement's rows, read whole, give: the visible rows (if it
 /// yields rows and is the last), the change count, the last rowid.
-fn collect(rows: Vec<tokio_postgres::Row>, affected: Option<u64>, pgs: &PgStatement, last: bool) -> Result<Outcome> {
-    let shape = Shape { hidden_rowid: pgs.rowid_column, counts_changes: pgs.counts_changes };
-    let mut outcome = Outcome { rows: Rows::None, changes: None, rowid: None, described: None };
+fn collect(
+    rows: Vec<tokio_postgres::Row>,
+    affected: Option<u64>,
+    pgs: &PgStatement,
+    last: bool,
+) -> Result<Outcome> {
+    let shape = Shape {
+        hidden_rowid: pgs.rowid_column,
+        counts_changes: pgs.counts_changes,
+    };
+    let mut outcome = Outcome {
+        rows: Rows::None,
+        changes: None,
+        rowid: None,
+        described: None,
+    };
     let mut visible = VecDeque::new();
     let count = rows.len() as i64;
     for row in &rows {
@@ -476,15 +543,29 @@ fn collect(rows: Vec<tokio_postgres::Row>, affected: Option<u64>, pgs: &PgStatem
 
 /// Run every statement; the last one's rows are the result. With
 /// `read_whole`, rows are read now rather than streamed.
-fn run_all(conn: &mut PgConn, rt: &Runtime, stmts: &[PgStatement], binds: &[Value], read_whole: bool) -> Result<Outcome> {
-    let mut outcome = Outcome { rows: Rows::None, changes: None, rowid: None, described: None };
+fn run_all(
+    conn: &mut PgConn,
+    rt: &Runtime,
+    stmts: &[PgStatement],
+    binds: &[Value],
+    read_whole: bool,
+) -> Result<Outcome> {
+    let mut outcome = Outcome {
+        rows: Rows::None,
+        changes: None,
+        rowid: None,
+        described: None,
+    };
     for (i, pgs) in stmts.iter().enumerate() {
         let last = i + 1 == stmts.len();
         let params = params_of(pgs, binds);
         if pgs.yields_rows && last || pgs.rowid_column {
             let (statement, mut stream) = query(conn, rt, &pgs.sql, &params)?;
             if pgs.yields_rows && last && !read_whole {
-                let shape = Shape { hidden_rowid: pgs.rowid_column, counts_changes: pgs.counts_changes };
+                let shape = Shape {
+                    hidden_rowid: pgs.rowid_column,
+                    counts_changes: pgs.counts_changes,
+                };
                 outcome.described = Some((statement, pgs.rowid_column));
                 outcome.rows = Rows::Stream(stream, shape);
                 continue;
@@ -518,12 +599,18 @@ fn prepare(conn: &mut PgConn, rt: &Runtime, sql: &str) -> Result<tokio_postgres:
 /// PostgreSQL refuses a cached plan whose result type changed after DDL
 /// from another session: prepare again, once.
 fn stale_plan(e: &Error) -> bool {
-    e.message.contains("cached plan must not change result type")
+    e.message
+        .contains("cached plan must not change result type")
 }
 
 type Stream = std::pin::Pin<Box<tokio_postgres::RowStream>>;
 
-fn query(conn: &mut PgConn, rt: &Runtime, sql: &str, params: &[Param<'_>]) -> Result<(tokio_postgres::Statement, Stream)> {
+fn query(
+    conn: &mut PgConn,
+    rt: &Runtime,
+    sql: &str,
+    params: &[Param<'_>],
+) -> Result<(tokio_postgres::Statement, Stream)> {
     let st = prepare(conn, rt, sql)?;
     match conn.query(&st, params) {
         Err(e) if stale_plan(&e) => {
@@ -566,21 +653,37 @@ pub fn plan(db: &RoutedDb, st: &mut DbState, rt: &'static Runtime, sql: &str) ->
     } else {
         crate::fork::ensure_own_pool(rt)?;
         let lease = temporary.insert(rt.pool.acquire(db.schema_id, &db.schema)?);
-        let conn = lease.conn().ok_or_else(|| Error::new(SQLITE_IOERR, "pool lease is stale"))?;
+        let conn = lease
+            .conn()
+            .ok_or_else(|| Error::new(SQLITE_IOERR, "pool lease is stale"))?;
         rt.ensure_schema(db.schema_id, conn)?;
         conn
     };
     let translation = {
-        let mut catalog = ConnCatalog { conn: &mut *conn, rt, schema: &db.schema };
-        stacker::maybe_grow(512 * 1024, 4 * 1024 * 1024, || translate::translate(sql, &mut catalog))
+        let mut catalog = ConnCatalog {
+            conn: &mut *conn,
+            rt,
+            schema: &db.schema,
+        };
+        stacker::maybe_grow(512 * 1024, 4 * 1024 * 1024, || {
+            translate::translate(sql, &mut catalog)
+        })
     };
     let translation = match translation {
         Ok(t) => t,
         Err(e) => return Err(untranslatable(conn, rt, sql, e)),
     };
     let columns = describe(conn, rt, &translation)?;
-    let param_names = translation.params.iter().map(|p| p.as_deref().and_then(|n| CString::new(n).ok())).collect();
-    let plan = Arc::new(Plan { translation, param_names, columns });
+    let param_names = translation
+        .params
+        .iter()
+        .map(|p| p.as_deref().and_then(|n| CString::new(n).ok()))
+        .collect();
+    let plan = Arc::new(Plan {
+        translation,
+        param_names,
+        columns,
+    });
     rt.cache_plan(db.schema_id, sql, plan.clone(), epoch);
     drop(temporary);
     Ok(plan)
@@ -605,16 +708,27 @@ fn untranslatable(conn: &mut PgConn, rt: &Runtime, sql: &str, e: translate::Erro
 /// The result columns, when they can be known before running: a single
 /// statement (PostgreSQL prepares it, which also reports errors at
 /// prepare time, as SQLite does), or constant rows.
-fn describe(conn: &mut PgConn, rt: &Runtime, t: &translate::Translation) -> Result<Option<Arc<Columns>>> {
+fn describe(
+    conn: &mut PgConn,
+    rt: &Runtime,
+    t: &translate::Translation,
+) -> Result<Option<Arc<Columns>>> {
     match &t.action {
         Action::Constant { columns, .. } => Ok(Some(Arc::new(Columns {
-            names: columns.iter().map(|c| CString::new(c.as_str()).unwrap_or_default()).collect(),
+            names: columns
+                .iter()
+                .map(|c| CString::new(c.as_str()).unwrap_or_default())
+                .collect(),
             decltypes: vec![None; columns.len()],
         }))),
         Action::Transaction(_) => Ok(Some(Arc::default())),
         Action::Run(stmts) if stmts.len() == 1 && !t.changes_schema => {
             let pgs = &stmts[0];
-            let st = conn.prepare(&pgs.sql, rt.epoch(), rt.pool.settings().statement_cache as usize)?;
+            let st = conn.prepare(
+                &pgs.sql,
+                rt.epoch(),
+                rt.pool.settings().statement_cache as usize,
+            )?;
             if !pgs.yields_rows {
                 return Ok(Some(Arc::default()));
             }
@@ -625,9 +739,18 @@ fn describe(conn: &mut PgConn, rt: &Runtime, t: &translate::Translation) -> Resu
 }
 
 /// Names and declared types of a prepared statement's visible columns.
-fn columns_of(conn: &mut PgConn, rt: &Runtime, st: &tokio_postgres::Statement, hidden_rowid: bool) -> Result<Columns> {
+fn columns_of(
+    conn: &mut PgConn,
+    rt: &Runtime,
+    st: &tokio_postgres::Statement,
+    hidden_rowid: bool,
+) -> Result<Columns> {
     let cols = st.columns();
-    let visible = if hidden_rowid { cols.len().saturating_sub(1) } else { cols.len() };
+    let visible = if hidden_rowid {
+        cols.len().saturating_sub(1)
+    } else {
+        cols.len()
+    };
     let mut out = Columns::default();
     for c in &cols[..visible] {
         out.names.push(CString::new(c.name()).unwrap_or_default());
@@ -651,9 +774,15 @@ impl translate::Catalog for ConnCatalog<'_> {
     fn schema(&self) -> &str {
         self.schema
     }
-    fn query(&mut self, sql: &str, params: &[&str]) -> std::result::Result<Vec<Vec<Option<String>>>, String> {
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[&str],
+    ) -> std::result::Result<Vec<Vec<Option<String>>>, String> {
         let cache = self.rt.pool.settings().statement_cache as usize;
-        self.conn.query_text(sql, params, self.rt.epoch(), cache).map_err(|e| e.message)
+        self.conn
+            .query_text(sql, params, self.rt.epoch(), cache)
+            .map_err(|e| e.message)
     }
 }
 
@@ -664,7 +793,8 @@ pub fn create(db: &Arc<RoutedDb>, rt: &'static Runtime, text: &str) -> Result<*m
     st.forget_if_inherited(rt);
     let made = (|| {
         let plan = plan(db, &mut st, rt, text)?;
-        let sql = CString::new(text).map_err(|_| Error::sql("unrecognized token: NUL byte in SQL"))?;
+        let sql =
+            CString::new(text).map_err(|_| Error::sql("unrecognized token: NUL byte in SQL"))?;
         let stmt = match st.spare.pop() {
             Some(mut shell) => {
                 shell.renew(sql, plan);
@@ -676,10 +806,19 @@ pub fn create(db: &Arc<RoutedDb>, rt: &'static Runtime, text: &str) -> Result<*m
                 let mut dummy = std::ptr::null_mut();
                 // SAFETY: preparing a constant SELECT on our own handle.
                 let rc = unsafe {
-                    crate::real::sqlite3_prepare_v2(db.handle, marker.as_ptr(), -1, &mut dummy, std::ptr::null_mut())
+                    crate::real::sqlite3_prepare_v2(
+                        db.handle,
+                        marker.as_ptr(),
+                        -1,
+                        &mut dummy,
+                        std::ptr::null_mut(),
+                    )
                 };
                 if rc != SQLITE_OK || dummy.is_null() {
-                    return Err(Error::new(SQLITE_NOMEM, "cannot allocate a statement handle"));
+                    return Err(Error::new(
+                        SQLITE_NOMEM,
+                        "cannot allocate a statement handle",
+                    ));
                 }
                 shell.dummy = dummy;
                 shell

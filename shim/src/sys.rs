@@ -26,8 +26,14 @@ pub struct sqlite3_value {
 /// `SQLITE_TRANSIENT` (-1), which is why it is an integer-sized pointer.
 pub type Destructor = Option<unsafe extern "C" fn(*mut c_void)>;
 
-pub type ExecCallback =
-    Option<unsafe extern "C" fn(*mut c_void, c_int, *mut *mut std::ffi::c_char, *mut *mut std::ffi::c_char) -> c_int>;
+pub type ExecCallback = Option<
+    unsafe extern "C" fn(
+        *mut c_void,
+        c_int,
+        *mut *mut std::ffi::c_char,
+        *mut *mut std::ffi::c_char,
+    ) -> c_int,
+>;
 
 pub type CollationCompare =
     Option<unsafe extern "C" fn(*mut c_void, c_int, *const c_void, c_int, *const c_void) -> c_int>;

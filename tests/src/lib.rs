@@ -71,13 +71,21 @@ extern "C" fn stop_owned_cluster() {
 /// this test binary (stopped when it exits).
 pub fn pg() -> &'static Pg {
     SHARED.get_or_init(|| {
-        if let (Some(dir), Some(port)) =
-            (std::env::var_os("PLEX_PG_TEST_SOCKET_DIR"), std::env::var("PLEX_PG_TEST_PORT").ok())
-        {
-            return Pg { socket_dir: dir.into(), port: port.parse().expect("PLEX_PG_TEST_PORT") };
+        if let (Some(dir), Some(port)) = (
+            std::env::var_os("PLEX_PG_TEST_SOCKET_DIR"),
+            std::env::var("PLEX_PG_TEST_PORT").ok(),
+        ) {
+            return Pg {
+                socket_dir: dir.into(),
+                port: port.parse().expect("PLEX_PG_TEST_PORT"),
+            };
         }
-        let cluster = Cluster::start().unwrap_or_else(|e| panic!("cannot start a test PostgreSQL: {e}"));
-        let pg = Pg { socket_dir: cluster.socket_dir().to_path_buf(), port: cluster.port() };
+        let cluster =
+            Cluster::start().unwrap_or_else(|e| panic!("cannot start a test PostgreSQL: {e}"));
+        let pg = Pg {
+            socket_dir: cluster.socket_dir().to_path_buf(),
+            port: cluster.port(),
+        };
         *OWNED.lock().unwrap() = Some(cluster);
         // SAFETY: registering a plain extern "C" fn with atexit.
         unsafe { libc::atexit(stop_owned_cluster) };
@@ -89,12 +97,20 @@ pub fn pg() -> &'static Pg {
 /// valid as a PostgreSQL schema name.
 pub fn unique_name(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!("{}_{}_{}", prefix, std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}_{}_{}",
+        prefix,
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The workspace's root directory.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The release build's output directory (`CARGO_TARGET_DIR` honoured).
@@ -102,7 +118,11 @@ pub fn release_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
-    let target = if target.is_absolute() { target } else { workspace_root().join(target) };
+    let target = if target.is_absolute() {
+        target
+    } else {
+        workspace_root().join(target)
+    };
     target.join("release")
 }
 
@@ -132,7 +152,9 @@ pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(prefix: &str) -> TempDir {
-        let base = std::env::var_os("TMPDIR").map(PathBuf::from).unwrap_or_else(|| "/tmp".into());
+        let base = std::env::var_os("TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/tmp".into());
         let dir = base.join(unique_name(prefix));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -143,7 +165,10 @@ impl TempDir {
     /// Plex's library database file name in this directory, as the
     /// clients open it (routed to PostgreSQL by the shim's default pattern).
     pub fn library_db(&self) -> String {
-        self.0.join("com.plexapp.plugins.library.db").display().to_string()
+        self.0
+            .join("com.plexapp.plugins.library.db")
+            .display()
+            .to_string()
     }
 }
 
@@ -236,14 +261,19 @@ pub fn python_script(name: &str) -> PathBuf {
 /// test server, library schema `schema`.
 pub fn python_with_shim(script: &str, schema: &str, args: &[&str]) -> std::process::Command {
     let mut cmd = std::process::Command::new("python3");
-    cmd.arg(python_script(script)).args(args).envs(pg().env(schema)).env("LD_PRELOAD", shim());
+    cmd.arg(python_script(script))
+        .args(args)
+        .envs(pg().env(schema))
+        .env("LD_PRELOAD", shim());
     cmd
 }
 
 /// A fresh schema with the given tables (PostgreSQL DDL), made with psql.
 pub fn schema_with(prefix: &str, ddl: &str) -> String {
     let schema = unique_name(prefix);
-    pg().psql(&format!("CREATE SCHEMA {schema}; SET search_path = {schema}; {ddl}"));
+    pg().psql(&format!(
+        "CREATE SCHEMA {schema}; SET search_path = {schema}; {ddl}"
+    ));
     schema
 }
 
@@ -260,7 +290,9 @@ impl ReportSink {
         let dir = TempDir::new("reports");
         let path = dir.path().join("supervisor.sock");
         let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind report socket");
-        socket.set_read_timeout(Some(std::time::Duration::from_millis(5))).unwrap();
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(5)))
+            .unwrap();
         let messages = std::sync::Arc::new(Mutex::new(Vec::new()));
         let paused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (sink, stop) = (messages.clone(), paused.clone());
@@ -277,12 +309,21 @@ impl ReportSink {
                             sink.lock().unwrap().push(m);
                         }
                     }
-                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
                     Err(_) => return,
                 }
             }
         });
-        ReportSink { path, _dir: dir, messages, paused }
+        ReportSink {
+            path,
+            _dir: dir,
+            messages,
+            paused,
+        }
     }
 
     /// Stop (or resume) reading, as a launcher busy elsewhere would:

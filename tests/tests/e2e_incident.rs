@@ -41,7 +41,10 @@ fn library() -> (&'static str, MutexGuard<'static, ()>) {
         let schema = unique_name("e2e_incident");
         let started = std::time::Instant::now();
         fill_library(&schema, ITEMS, Duration::from_secs(600));
-        eprintln!("library of {ITEMS} movies filled through the shim in {:.1} s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "library of {ITEMS} movies filled through the shim in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         schema
     });
     (schema, turn)
@@ -56,7 +59,18 @@ fn crash(launcher_args: &[&str]) -> SimRun {
         schema,
         ITEMS,
         launcher_args,
-        &["--duration", "3", "--spawn", "none", "--fault", "stale-handle", "--fault", "raw-write", "--query-timeout", QUERY_TIMEOUT],
+        &[
+            "--duration",
+            "3",
+            "--spawn",
+            "none",
+            "--fault",
+            "stale-handle",
+            "--fault",
+            "raw-write",
+            "--query-timeout",
+            QUERY_TIMEOUT,
+        ],
         &[("PLEX_PG_FORK_HANDLER", "0")],
         LIMIT,
         |_, _| {},
@@ -83,7 +97,11 @@ fn harm_to_the_parent(sim: &SimRun) -> String {
     } else {
         String::new()
     };
-    assert!(!harm.is_empty(), "the parent's queries came through the crash unharmed\n{}", sim.dump());
+    assert!(
+        !harm.is_empty(),
+        "the parent's queries came through the crash unharmed\n{}",
+        sim.dump()
+    );
     assert_eq!(s["ok"], false);
     harm
 }
@@ -94,7 +112,15 @@ fn fork_fix_verified_children_forked_mid_hash_query_leave_the_parents_sessions_a
     // plex-sim's Plex-like mix: tuners, script hosts, crash uploaders,
     // transcoder bursts, scanners (fork, vfork, posix_spawn, then exec) and
     // children forked without exec that query on their own connection.
-    let sim = sim_under_launcher(schema, ITEMS, &["--mode", "verify"], &["--duration", SERVE], &[], LIMIT, |_, _| {});
+    let sim = sim_under_launcher(
+        schema,
+        ITEMS,
+        &["--mode", "verify"],
+        &["--duration", SERVE],
+        &[],
+        LIMIT,
+        |_, _| {},
+    );
     eprintln!("{}", sim.figures());
     let s = &sim.sim;
 
@@ -102,30 +128,58 @@ fn fork_fix_verified_children_forked_mid_hash_query_leave_the_parents_sessions_a
     assert_eq!(sim.run.code, Some(0), "{}", sim.dump());
     assert_eq!(s["ok"], true);
     assert_eq!(s["mismatches"], 0);
-    assert!(s["errors"].as_array().unwrap().is_empty(), "{:#}", s["errors"]);
+    assert!(
+        s["errors"].as_array().unwrap().is_empty(),
+        "{:#}",
+        s["errors"]
+    );
     assert!(s["hang"].is_null());
     let hash_queries = s["hash_queries"].as_u64().unwrap();
-    assert!(hash_queries >= 20, "the hash query ran {hash_queries} times");
+    assert!(
+        hash_queries >= 20,
+        "the hash query ran {hash_queries} times"
+    );
     assert!(s["rows_checked"].as_u64().unwrap() >= hash_queries * u64::from(ITEMS));
 
     // Many times during the 40,000-row query.
     let children = sim.children();
-    let mid_query: Vec<_> = children.iter().filter(|c| c["mid_hash_query_rows"].as_u64().is_some_and(|r| r > 0)).collect();
-    assert!(mid_query.len() >= 15, "only {} of {} children were born mid hash query", mid_query.len(), children.len());
+    let mid_query: Vec<_> = children
+        .iter()
+        .filter(|c| c["mid_hash_query_rows"].as_u64().is_some_and(|r| r > 0))
+        .collect();
     assert!(
-        children.iter().filter(|c| c["kind"] == "fork-query").count() >= 5,
+        mid_query.len() >= 15,
+        "only {} of {} children were born mid hash query",
+        mid_query.len(),
+        children.len()
+    );
+    assert!(
+        children
+            .iter()
+            .filter(|c| c["kind"] == "fork-query")
+            .count()
+            >= 5,
         "too few children forked without exec: {:#}",
         s["children"]["by_kind"]
     );
 
     // One fork event per child plex-sim reports, and no other.
-    assert_eq!(sim.born(), sim.child_pids(), "fork events vs plex-sim's children\n{}", sim.dump());
+    assert_eq!(
+        sim.born(),
+        sim.child_pids(),
+        "fork events vs plex-sim's children\n{}",
+        sim.dump()
+    );
     let server = sim.server_pid();
     for c in &children {
         let pid = c["pid"].as_i64().unwrap();
         let fork = sim.run.event_for("fork", pid);
         assert_eq!(fork["ppid"], server, "{fork}");
-        assert_eq!(fork["kind"], kind_of_method(c["method"].as_str().unwrap()), "{c}\n{fork}");
+        assert_eq!(
+            fork["kind"],
+            kind_of_method(c["method"].as_str().unwrap()),
+            "{c}\n{fork}"
+        );
         if c["mid_hash_query_rows"].as_u64().is_some_and(|r| r > 0) {
             assert!(
                 !fork["inherited"].as_array().unwrap().is_empty(),
@@ -140,11 +194,19 @@ fn fork_fix_verified_children_forked_mid_hash_query_leave_the_parents_sessions_a
             // Forked without exec: decided by the shim's own report.
             assert_eq!(checks[0]["trigger"], "after_fork", "{}", checks[0]);
             assert_eq!(checks[0]["slots_in_use"], 0);
-            assert!(checks[0]["unreported"].as_array().unwrap().is_empty(), "{}", checks[0]);
+            assert!(
+                checks[0]["unreported"].as_array().unwrap().is_empty(),
+                "{}",
+                checks[0]
+            );
         }
     }
     // Zero violations, exit status 0.
-    assert!(sim.run.events("inherited_fd_use").is_empty(), "{}", sim.dump());
+    assert!(
+        sim.run.events("inherited_fd_use").is_empty(),
+        "{}",
+        sim.dump()
+    );
     let summary = sim.run.summary();
     assert_eq!(summary["pool_check_violations"], 0);
     assert_eq!(summary["exit_code"], 0);
@@ -162,25 +224,52 @@ fn crash_before_the_fix_is_reported_and_hurts_the_parents_query() {
         assert!(!fork["inherited"].as_array().unwrap().is_empty(), "{fork}");
         let checks = sim.pool_checks(child);
         assert!(
-            checks.iter().any(|c| c["verdict"] == "violation" && c["reason"].as_str().is_some_and(|r| !r.is_empty())),
+            checks.iter().any(|c| c["verdict"] == "violation"
+                && c["reason"].as_str().is_some_and(|r| !r.is_empty())),
             "no pool_check violation for the {fault} child {child}\n{}",
             sim.dump()
         );
         let uses = sim.fd_uses(child);
-        assert!(!uses.is_empty(), "no inherited_fd_use by the {fault} child {child}\n{}", sim.dump());
-        assert!(uses.iter().all(|u| u["action"] == "observed"), "verify lets the syscalls run: {uses:?}");
+        assert!(
+            !uses.is_empty(),
+            "no inherited_fd_use by the {fault} child {child}\n{}",
+            sim.dump()
+        );
+        assert!(
+            uses.iter().all(|u| u["action"] == "observed"),
+            "verify lets the syscalls run: {uses:?}"
+        );
     }
-    let raw: Vec<&str> = sim.fd_uses(sim.fault_child("raw-write")).iter().filter_map(|u| u["syscall"].as_str()).collect();
-    assert!(raw.contains(&"write"), "the raw write is seen as a write: {raw:?}");
-    assert!(sim.run.stderr.contains("FORK-SAFETY VIOLATION"), "{}", sim.run.stderr);
+    let raw: Vec<&str> = sim
+        .fd_uses(sim.fault_child("raw-write"))
+        .iter()
+        .filter_map(|u| u["syscall"].as_str())
+        .collect();
+    assert!(
+        raw.contains(&"write"),
+        "the raw write is seen as a write: {raw:?}"
+    );
+    assert!(
+        sim.run.stderr.contains("FORK-SAFETY VIOLATION"),
+        "{}",
+        sim.run.stderr
+    );
 
     // What happened to the parent's query: an error or a hang, bounded.
     let harm = harm_to_the_parent(&sim);
     eprintln!("the parent, after the crash: {harm}");
     assert_ne!(sim.run.code, Some(0));
-    assert_eq!(sim.run.code, sim.sim["exit_code"].as_i64().map(|c| c as i32), "the launcher exits with plex-sim's status");
+    assert_eq!(
+        sim.run.code,
+        sim.sim["exit_code"].as_i64().map(|c| c as i32),
+        "the launcher exits with plex-sim's status"
+    );
     let bound = QUERY_TIMEOUT.parse::<f64>().unwrap() + 40.0;
-    assert!(sim.run.elapsed.as_secs_f64() < bound, "took {:?}", sim.run.elapsed);
+    assert!(
+        sim.run.elapsed.as_secs_f64() < bound,
+        "took {:?}",
+        sim.run.elapsed
+    );
 }
 
 #[test]
@@ -189,17 +278,43 @@ fn enforce_denies_the_stray_syscalls_and_the_parents_query_completes() {
     let s = &sim.sim;
     for fault in ["stale-handle", "raw-write"] {
         let uses = sim.fd_uses(sim.fault_child(fault));
-        assert!(!uses.is_empty(), "{fault}: no inherited_fd_use\n{}", sim.dump());
-        assert!(uses.iter().all(|u| u["action"] == "denied"), "{fault}: {uses:?}");
+        assert!(
+            !uses.is_empty(),
+            "{fault}: no inherited_fd_use\n{}",
+            sim.dump()
+        );
+        assert!(
+            uses.iter().all(|u| u["action"] == "denied"),
+            "{fault}: {uses:?}"
+        );
     }
-    assert_eq!(sim.run.summary()["denied"], sim.run.events("inherited_fd_use").len());
+    assert_eq!(
+        sim.run.summary()["denied"],
+        sim.run.events("inherited_fd_use").len()
+    );
     // The children's calls failed instead: the query on the inherited
     // handle, and the raw write (EBADF).
     let outcome = |fault: &str| -> String {
-        s["faults"].as_array().unwrap().iter().find(|f| f["fault"] == fault).unwrap()["outcome"].as_str().unwrap().to_string()
+        s["faults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["fault"] == fault)
+            .unwrap()["outcome"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
-    assert!(outcome("stale-handle").contains("failed"), "{}", outcome("stale-handle"));
-    assert!(outcome("raw-write").contains("Bad file descriptor"), "{}", outcome("raw-write"));
+    assert!(
+        outcome("stale-handle").contains("failed"),
+        "{}",
+        outcome("stale-handle")
+    );
+    assert!(
+        outcome("raw-write").contains("Bad file descriptor"),
+        "{}",
+        outcome("raw-write")
+    );
 
     // The parent: every query complete and exact, no hang.
     assert!(s["hang"].is_null(), "{}", sim.dump());
@@ -209,7 +324,11 @@ fn enforce_denies_the_stray_syscalls_and_the_parents_query_completes() {
     // that fault as not injected (the parent's own queries had no error).
     for e in s["errors"].as_array().unwrap() {
         let m = e["message"].as_str().unwrap();
-        assert!(m.starts_with("fault raw-write was not injected") && m.contains("Bad file descriptor"), "{m}\n{}", sim.dump());
+        assert!(
+            m.starts_with("fault raw-write was not injected") && m.contains("Bad file descriptor"),
+            "{m}\n{}",
+            sim.dump()
+        );
     }
 }
 
@@ -230,13 +349,25 @@ fn procfs_watcher_on_the_fork_fix_sees_long_lived_children_but_not_their_syscall
     assert_eq!(sim.sim["mismatches"], 0);
     let summary = sim.run.summary();
     assert_eq!(summary["watcher"], "procfs");
-    assert!(summary["event_stops"].is_null(), "procfs stops nothing: {summary}");
+    assert!(
+        summary["event_stops"].is_null(),
+        "procfs stops nothing: {summary}"
+    );
 
     // What it sees: processes alive at a scan, never how they were born.
     let children = sim.child_pids();
     let born = sim.born();
-    assert!(born.is_subset(&children), "procfs reported processes plex-sim did not start\n{}", sim.dump());
-    for fork in sim.run.events("fork").into_iter().filter(|e| e["kind"] != "spawn") {
+    assert!(
+        born.is_subset(&children),
+        "procfs reported processes plex-sim did not start\n{}",
+        sim.dump()
+    );
+    for fork in sim
+        .run
+        .events("fork")
+        .into_iter()
+        .filter(|e| e["kind"] != "spawn")
+    {
         assert_eq!(fork["kind"], "unknown", "{fork}");
         assert_eq!(fork["escalated"], false);
     }
@@ -246,22 +377,51 @@ fn procfs_watcher_on_the_fork_fix_sees_long_lived_children_but_not_their_syscall
         let pid = c["pid"].as_i64().unwrap();
         let lived = c["seconds"].as_f64().unwrap();
         if !born.contains(&pid) {
-            assert!(lived < 1.0, "child {c} lived {lived:.2} s and procfs never saw it\n{}", sim.dump());
+            assert!(
+                lived < 1.0,
+                "child {c} lived {lived:.2} s and procfs never saw it\n{}",
+                sim.dump()
+            );
             missed.push(format!("{} ({:.2} s)", c["kind"].as_str().unwrap(), lived));
         }
     }
-    eprintln!("procfs saw {} of {} children; missed (too short-lived): {missed:?}", born.len(), children.len());
+    eprintln!(
+        "procfs saw {} of {} children; missed (too short-lived): {missed:?}",
+        born.len(),
+        children.len()
+    );
 
     // The shim's reports still decide the forked children it saw holding
     // the parent's sockets; nothing is a violation.
-    let after_fork = sim.run.events("pool_check").into_iter().filter(|c| c["trigger"] == "after_fork").count();
-    assert!(after_fork >= 1, "no pool check decided by a fork-handler report\n{}", sim.dump());
-    assert!(sim.run.events("pool_check").iter().all(|c| c["verdict"] == "ok"), "{}", sim.dump());
+    let after_fork = sim
+        .run
+        .events("pool_check")
+        .into_iter()
+        .filter(|c| c["trigger"] == "after_fork")
+        .count();
+    assert!(
+        after_fork >= 1,
+        "no pool check decided by a fork-handler report\n{}",
+        sim.dump()
+    );
+    assert!(
+        sim.run
+            .events("pool_check")
+            .iter()
+            .all(|c| c["verdict"] == "ok"),
+        "{}",
+        sim.dump()
+    );
     // What it cannot see: syscalls, and the exit status of a process that
     // is not the launcher's own child.
     assert!(sim.run.events("inherited_fd_use").is_empty());
     let server = sim.server_pid();
-    for exit in sim.run.events("exit").into_iter().filter(|e| e["pid"] != server) {
+    for exit in sim
+        .run
+        .events("exit")
+        .into_iter()
+        .filter(|e| e["pid"] != server)
+    {
         assert_eq!(exit["status"], "unknown", "{exit}");
     }
 }
@@ -273,7 +433,11 @@ fn procfs_watcher_on_the_crash_sees_no_syscall_and_only_a_holder_past_the_deadli
     let harm = harm_to_the_parent(&sim);
     eprintln!("the parent, after the crash: {harm}");
     // …but no syscall is ever seen, so nothing is reported as a use.
-    assert!(sim.run.events("inherited_fd_use").is_empty(), "{}", sim.dump());
+    assert!(
+        sim.run.events("inherited_fd_use").is_empty(),
+        "{}",
+        sim.dump()
+    );
     assert_eq!(sim.run.summary()["inherited_fd_uses"], 0);
     // A violation only at the deadline: a child still holding the parent's
     // sockets 1 s after it was first seen (a fault child that hangs with
@@ -282,25 +446,58 @@ fn procfs_watcher_on_the_crash_sees_no_syscall_and_only_a_holder_past_the_deadli
     let born: BTreeSet<i64> = sim.born();
     for fault in ["stale-handle", "raw-write"] {
         let child = sim.fault_child(fault);
-        let record = sim.children().into_iter().find(|c| c["pid"] == child).unwrap().clone();
+        let record = sim
+            .children()
+            .into_iter()
+            .find(|c| c["pid"] == child)
+            .unwrap()
+            .clone();
         let lived = record["seconds"].as_f64().unwrap();
-        let violations: Vec<_> = sim.pool_checks(child).into_iter().filter(|c| c["verdict"] == "violation").collect();
+        let violations: Vec<_> = sim
+            .pool_checks(child)
+            .into_iter()
+            .filter(|c| c["verdict"] == "violation")
+            .collect();
         if lived >= 1.5 {
-            assert!(born.contains(&child), "{fault} child lived {lived:.2} s, unseen\n{}", sim.dump());
-            assert_eq!(violations.len(), 1, "{fault} child lived {lived:.2} s holding the sockets\n{}", sim.dump());
+            assert!(
+                born.contains(&child),
+                "{fault} child lived {lived:.2} s, unseen\n{}",
+                sim.dump()
+            );
+            assert_eq!(
+                violations.len(),
+                1,
+                "{fault} child lived {lived:.2} s holding the sockets\n{}",
+                sim.dump()
+            );
             assert_eq!(violations[0]["trigger"], "deadline");
             assert!(!violations[0]["still_held"].as_array().unwrap().is_empty());
             eprintln!("{fault}: the child lived {lived:.2} s and was caught at the deadline");
         } else {
             if lived < 1.0 {
-                assert!(violations.is_empty(), "gone within the second, it cannot be caught: {violations:?}");
+                assert!(
+                    violations.is_empty(),
+                    "gone within the second, it cannot be caught: {violations:?}"
+                );
             }
-            let seen = if born.contains(&child) { "saw it" } else { "never saw it" };
-            eprintln!("{fault}: the child lived {lived:.2} s: procfs {seen}, {} violation(s)", violations.len());
+            let seen = if born.contains(&child) {
+                "saw it"
+            } else {
+                "never saw it"
+            };
+            eprintln!(
+                "{fault}: the child lived {lived:.2} s: procfs {seen}, {} violation(s)",
+                violations.len()
+            );
         }
         assert!(!alive(child));
     }
-    for v in sim.run.events("pool_check").into_iter().filter(|c| c["verdict"] == "violation") {
+    for v in sim
+        .run
+        .events("pool_check")
+        .into_iter()
+        .filter(|c| c["verdict"] == "violation")
+    {
         assert_eq!(v["trigger"], "deadline", "{v}");
     }
 }

@@ -38,16 +38,27 @@ pub struct SimRun {
 impl SimRun {
     /// Every child plex-sim reports having started.
     pub fn children(&self) -> Vec<&Value> {
-        self.sim["children"]["list"].as_array().map(|l| l.iter().collect()).unwrap_or_default()
+        self.sim["children"]["list"]
+            .as_array()
+            .map(|l| l.iter().collect())
+            .unwrap_or_default()
     }
 
     pub fn child_pids(&self) -> BTreeSet<i64> {
-        self.children().iter().map(|c| c["pid"].as_i64().unwrap()).collect()
+        self.children()
+            .iter()
+            .map(|c| c["pid"].as_i64().unwrap())
+            .collect()
     }
 
     /// The pids of the `fork` events, the command's own spawn left out.
     pub fn born(&self) -> BTreeSet<i64> {
-        self.run.events("fork").into_iter().filter(|e| e["kind"] != "spawn").map(|e| e["pid"].as_i64().unwrap()).collect()
+        self.run
+            .events("fork")
+            .into_iter()
+            .filter(|e| e["kind"] != "spawn")
+            .map(|e| e["pid"].as_i64().unwrap())
+            .collect()
     }
 
     /// plex-sim's server process (the launcher's main process).
@@ -58,18 +69,31 @@ impl SimRun {
     /// The child that injected `fault`.
     pub fn fault_child(&self, fault: &str) -> i64 {
         let faults = self.sim["faults"].as_array().expect("faults");
-        let f = faults.iter().find(|f| f["fault"] == fault).unwrap_or_else(|| panic!("no {fault} in {faults:?}"));
-        f["pid"].as_i64().unwrap_or_else(|| panic!("{fault} has no child: {f}"))
+        let f = faults
+            .iter()
+            .find(|f| f["fault"] == fault)
+            .unwrap_or_else(|| panic!("no {fault} in {faults:?}"));
+        f["pid"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{fault} has no child: {f}"))
     }
 
     /// The pool checks of `pid` (usually one).
     pub fn pool_checks(&self, pid: i64) -> Vec<&Value> {
-        self.run.events("pool_check").into_iter().filter(|e| e["pid"] == pid).collect()
+        self.run
+            .events("pool_check")
+            .into_iter()
+            .filter(|e| e["pid"] == pid)
+            .collect()
     }
 
     /// The inherited-socket uses by `pid`.
     pub fn fd_uses(&self, pid: i64) -> Vec<&Value> {
-        self.run.events("inherited_fd_use").into_iter().filter(|e| e["pid"] == pid).collect()
+        self.run
+            .events("inherited_fd_use")
+            .into_iter()
+            .filter(|e| e["pid"] == pid)
+            .collect()
     }
 
     pub fn dump(&self) -> String {
@@ -132,7 +156,10 @@ pub fn sim_under_launcher(
     between: impl FnOnce(u32, &Path),
 ) -> SimRun {
     let mut l = Launcher::new();
-    l.cmd.envs(pg().env(schema)).envs(env.iter().copied()).args(launcher_args);
+    l.cmd
+        .envs(pg().env(schema))
+        .envs(env.iter().copied())
+        .args(launcher_args);
     let dir = l.dir.path().to_path_buf();
     let command = sim_command(&dir, items, sim_args);
     let command: Vec<&str> = command.iter().map(String::as_str).collect();
@@ -141,7 +168,13 @@ pub fn sim_under_launcher(
     let sim = std::fs::read(&summary)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| panic!("plex-sim wrote no summary at {}\n{}", summary.display(), run.dump()));
+        .unwrap_or_else(|| {
+            panic!(
+                "plex-sim wrote no summary at {}\n{}",
+                summary.display(),
+                run.dump()
+            )
+        });
     SimRun { run, sim }
 }
 
@@ -150,13 +183,31 @@ pub fn sim_under_launcher(
 pub fn fill_library(schema: &str, items: u32, limit: Duration) -> Value {
     let dir = TempDir::new("e2e-fill");
     let mut cmd = Command::new(artifact("plex-sim"));
-    cmd.arg("--data-dir").arg(dir.path()).args(["--items", &items.to_string()]);
-    cmd.args(["--threads", "1", "--iterations", "1", "--spawn", "none", "--summary", "-"]);
-    cmd.envs(pg().env(schema)).env("LD_PRELOAD", shim()).env_remove("PLEX_PG_SUPERVISOR");
+    cmd.arg("--data-dir")
+        .arg(dir.path())
+        .args(["--items", &items.to_string()]);
+    cmd.args([
+        "--threads",
+        "1",
+        "--iterations",
+        "1",
+        "--spawn",
+        "none",
+        "--summary",
+        "-",
+    ]);
+    cmd.envs(pg().env(schema))
+        .env("LD_PRELOAD", shim())
+        .env_remove("PLEX_PG_SUPERVISOR");
     let out = run(&mut cmd, limit);
-    assert!(!out.timed_out, "the fill of {items} movies did not finish within {limit:?}\n{}", out.stderr);
+    assert!(
+        !out.timed_out,
+        "the fill of {items} movies did not finish within {limit:?}\n{}",
+        out.stderr
+    );
     out.assert_ok();
-    let summary: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    let summary: Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
     let fill = &summary["fill"];
     assert_eq!(
         fill["found"].as_u64().unwrap() + fill["written"].as_u64().unwrap(),
@@ -186,12 +237,25 @@ pub fn journal_at(path: &PathBuf) -> Vec<Value> {
 pub fn committed_rows_are_in_postgres(schema: &str, entries: &[Value]) -> usize {
     let mut last: BTreeMap<(String, i64), &Value> = BTreeMap::new();
     for e in entries.iter().filter(|e| e["event"] == "committed") {
-        assert_eq!(e["db"], "library", "only the library database is journaled: {e}");
-        last.insert((e["table"].as_str().unwrap().to_string(), e["id"].as_i64().unwrap()), &e["values"]);
+        assert_eq!(
+            e["db"], "library",
+            "only the library database is journaled: {e}"
+        );
+        last.insert(
+            (
+                e["table"].as_str().unwrap().to_string(),
+                e["id"].as_i64().unwrap(),
+            ),
+            &e["values"],
+        );
     }
     let tables: BTreeSet<&String> = last.keys().map(|(t, _)| t).collect();
     for table in tables {
-        let ids: Vec<String> = last.keys().filter(|(t, _)| t == table).map(|(_, id)| id.to_string()).collect();
+        let ids: Vec<String> = last
+            .keys()
+            .filter(|(t, _)| t == table)
+            .map(|(_, id)| id.to_string())
+            .collect();
         let out = pg().psql(&format!(
             "SELECT row_to_json(t) FROM \"{schema}\".\"{table}\" t WHERE id IN ({})",
             ids.join(",")
@@ -205,9 +269,15 @@ pub fn committed_rows_are_in_postgres(schema: &str, entries: &[Value]) -> usize 
             })
             .collect();
         for id in ids.iter().map(|i| i.parse::<i64>().unwrap()) {
-            let row = rows.get(&id).unwrap_or_else(|| panic!("{table} {id} was journaled as committed but is not in PostgreSQL"));
+            let row = rows.get(&id).unwrap_or_else(|| {
+                panic!("{table} {id} was journaled as committed but is not in PostgreSQL")
+            });
             for (column, want) in last[&(table.clone(), id)].as_object().unwrap() {
-                assert_eq!(&row[column.as_str()], want, "{table} {id} column {column}: PostgreSQL has {row}");
+                assert_eq!(
+                    &row[column.as_str()],
+                    want,
+                    "{table} {id} column {column}: PostgreSQL has {row}"
+                );
             }
         }
     }

@@ -13,7 +13,10 @@ fn cluster_answers_and_restarts() {
     assert!(!pid_before.is_empty());
     let dir = c.socket_dir().to_path_buf();
     drop(c);
-    assert!(!dir.exists(), "the cluster's directory is removed when it is dropped");
+    assert!(
+        !dir.exists(),
+        "the cluster's directory is removed when it is dropped"
+    );
 }
 
 #[test]

@@ -34,7 +34,12 @@ fn launcher(schema: &str) -> Launcher {
 }
 
 fn last_json(run: &Run) -> Value {
-    let line = run.stdout.lines().rev().find(|l| l.contains("\"rows\"")).unwrap_or_else(|| panic!("no result line\n{}", run.dump()));
+    let line = run
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"rows\""))
+        .unwrap_or_else(|| panic!("no result line\n{}", run.dump()));
     plex_pg_launcher::events::parse_line(line).unwrap()
 }
 
@@ -53,12 +58,19 @@ fn forks_of_the_real_shim_pass_the_pool_check() {
         let pid = child["pid"].as_i64().unwrap();
         let fork = run.event_for("fork", pid);
         assert_eq!(fork["kind"], "fork");
-        assert!(!fork["inherited"].as_array().unwrap().is_empty(), "the child was born holding the streaming socket: {fork}");
+        assert!(
+            !fork["inherited"].as_array().unwrap().is_empty(),
+            "the child was born holding the streaming socket: {fork}"
+        );
         let check = run.event_for("pool_check", pid);
         assert_eq!(check["verdict"], "ok", "{}", run.dump());
         assert_eq!(check["trigger"], "after_fork", "{check}");
         assert_eq!(check["slots_in_use"], 0);
-        assert_eq!(check["unreported"].as_array().unwrap().len(), 0, "the shim named every socket the kernel saw: {check}");
+        assert_eq!(
+            check["unreported"].as_array().unwrap().len(),
+            0,
+            "the shim named every socket the kernel saw: {check}"
+        );
     }
     assert!(run.events("inherited_fd_use").is_empty(), "{}", run.dump());
     assert_eq!(run.summary()["pool_check_violations"], 0);
@@ -71,20 +83,28 @@ fn crash(mode: &str, limit: Duration) -> Run {
     let (schema, _dir, db) = library();
     let script = python_script("fork_crash.py").display().to_string();
     let mut l = launcher(&schema);
-    l.cmd.env("PLEX_PG_FORK_HANDLER", "0").args(["--mode", mode, "--grace-period-ms", "1000"]);
+    l.cmd
+        .env("PLEX_PG_FORK_HANDLER", "0")
+        .args(["--mode", mode, "--grace-period-ms", "1000"]);
     let events = l.events_path();
-    l.run_with(&["python3", &script, &db, &ROWS.to_string()], limit, |launcher_pid| {
-        if mode == "verify" {
-            // The parent may hang on its corrupted session: once the use is
-            // reported, stop the tree (TERM to the launcher is forwarded).
-            let seen = plex_pg_tests::cluster::wait_until(Duration::from_secs(30), || {
-                std::fs::read_to_string(&events).map(|t| t.contains("inherited_fd_use")).unwrap_or(false)
-            });
-            assert!(seen, "no inherited_fd_use reported within 30 s");
-            std::thread::sleep(Duration::from_millis(300));
-            unsafe { libc::kill(launcher_pid as i32, libc::SIGTERM) };
-        }
-    })
+    l.run_with(
+        &["python3", &script, &db, &ROWS.to_string()],
+        limit,
+        |launcher_pid| {
+            if mode == "verify" {
+                // The parent may hang on its corrupted session: once the use is
+                // reported, stop the tree (TERM to the launcher is forwarded).
+                let seen = plex_pg_tests::cluster::wait_until(Duration::from_secs(30), || {
+                    std::fs::read_to_string(&events)
+                        .map(|t| t.contains("inherited_fd_use"))
+                        .unwrap_or(false)
+                });
+                assert!(seen, "no inherited_fd_use reported within 30 s");
+                std::thread::sleep(Duration::from_millis(300));
+                unsafe { libc::kill(launcher_pid as i32, libc::SIGTERM) };
+            }
+        },
+    )
 }
 
 #[test]
@@ -92,10 +112,18 @@ fn verify_reports_the_january_crash() {
     let run = crash("verify", Duration::from_secs(60));
     let uses = run.events("inherited_fd_use");
     assert!(!uses.is_empty(), "{}", run.dump());
-    assert!(uses.iter().all(|u| u["action"] == "observed"), "{}", run.dump());
+    assert!(
+        uses.iter().all(|u| u["action"] == "observed"),
+        "{}",
+        run.dump()
+    );
     let child = uses[0]["pid"].as_i64().unwrap();
     assert_eq!(run.event_for("fork", child)["kind"], "fork");
-    assert!(run.stderr.contains("FORK-SAFETY VIOLATION"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("FORK-SAFETY VIOLATION"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -103,8 +131,21 @@ fn enforce_saves_the_parents_query() {
     let run = crash("enforce", Duration::from_secs(90));
     assert_eq!(run.code, Some(0), "{}", run.dump());
     let uses = run.events("inherited_fd_use");
-    assert!(!uses.is_empty() && uses.iter().all(|u| u["action"] == "denied"), "{}", run.dump());
+    assert!(
+        !uses.is_empty() && uses.iter().all(|u| u["action"] == "denied"),
+        "{}",
+        run.dump()
+    );
     let result = last_json(&run);
-    assert_eq!(result["complete"], true, "denied in the child, the parent's stream stays intact\n{}", run.dump());
-    assert!(run.stdout.contains("child_error"), "the child's query failed instead\n{}", run.dump());
+    assert_eq!(
+        result["complete"],
+        true,
+        "denied in the child, the parent's stream stays intact\n{}",
+        run.dump()
+    );
+    assert!(
+        run.stdout.contains("child_error"),
+        "the child's query failed instead\n{}",
+        run.dump()
+    );
 }

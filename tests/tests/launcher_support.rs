@@ -30,14 +30,25 @@ impl Run {
 
     /// The one event named `name` about `pid`.
     pub fn event_for(&self, name: &str, pid: i64) -> &Value {
-        let found: Vec<&Value> = self.events(name).into_iter().filter(|e| e["pid"] == pid).collect();
-        assert_eq!(found.len(), 1, "expected one {name} event for pid {pid}, got {found:?}\n{}", self.dump());
+        let found: Vec<&Value> = self
+            .events(name)
+            .into_iter()
+            .filter(|e| e["pid"] == pid)
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "expected one {name} event for pid {pid}, got {found:?}\n{}",
+            self.dump()
+        );
         found[0]
     }
 
     /// The value of a `key: value` line printed by fork-probe.
     pub fn said(&self, key: &str) -> Option<&str> {
-        self.stdout.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
     }
 
     pub fn dump(&self) -> String {
@@ -47,7 +58,10 @@ impl Run {
             self.elapsed,
             self.stdout,
             self.stderr,
-            self.events.iter().map(|e| format!("{e}\n")).collect::<String>()
+            self.events
+                .iter()
+                .map(|e| format!("{e}\n"))
+                .collect::<String>()
         )
     }
 
@@ -75,7 +89,11 @@ impl Launcher {
         // No configuration file of the machine may leak in.
         cmd.env("PLEX_PG_CONFIG", "/dev/null");
         cmd.env_remove("PLEX_PG_SUPERVISOR");
-        Launcher { cmd, dir, shim: plex_pg_tests::shim() }
+        Launcher {
+            cmd,
+            dir,
+            shim: plex_pg_tests::shim(),
+        }
     }
 
     pub fn events_path(&self) -> PathBuf {
@@ -84,7 +102,11 @@ impl Launcher {
 
     /// Start it; `between` runs while it is running (to send signals).
     pub fn run_with(mut self, command: &[&str], limit: Duration, between: impl FnOnce(u32)) -> Run {
-        self.cmd.arg("--shim").arg(&self.shim).arg("--").args(command);
+        self.cmd
+            .arg("--shim")
+            .arg(&self.shim)
+            .arg("--")
+            .args(command);
         let out = self.dir.path().join("stdout");
         let err = self.dir.path().join("stderr");
         self.cmd
@@ -109,7 +131,11 @@ impl Launcher {
             std::thread::sleep(Duration::from_millis(10));
         };
         let elapsed = start.elapsed();
-        let events = if self.events_path().exists() { events::read(&self.events_path()).unwrap() } else { Vec::new() };
+        let events = if self.events_path().exists() {
+            events::read(&self.events_path()).unwrap()
+        } else {
+            Vec::new()
+        };
         Run {
             code,
             stdout: std::fs::read_to_string(&out).unwrap_or_default(),

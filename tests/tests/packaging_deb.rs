@@ -34,15 +34,36 @@ const CONFIG: &str = "etc/plex-pg/config.toml";
 fn deb() -> PathBuf {
     static DEB: OnceLock<PathBuf> = OnceLock::new();
     DEB.get_or_init(|| {
-        for (tool, package) in [("dpkg-deb", "dpkg"), ("dpkg-shlibdeps", "dpkg-dev"), ("help2man", "help2man"), ("musl-gcc", "musl-tools")] {
+        for (tool, package) in [
+            ("dpkg-deb", "dpkg"),
+            ("dpkg-shlibdeps", "dpkg-dev"),
+            ("help2man", "help2man"),
+            ("musl-gcc", "musl-tools"),
+        ] {
             require(tool, package);
         }
-        let out = step("build the .deb (packaging/build-deb.sh)", &mut script("build-deb.sh", &[]), Duration::from_secs(45 * 60));
+        let out = step(
+            "build the .deb (packaging/build-deb.sh)",
+            &mut script("build-deb.sh", &[]),
+            Duration::from_secs(45 * 60),
+        );
         let path = PathBuf::from(out.stdout.lines().last().unwrap_or("").trim());
-        let path = if path.is_absolute() { path } else { workspace_root().join(path) };
-        assert!(path.is_file(), "build-deb.sh did not print the path of a .deb: {:?}", out.stdout);
+        let path = if path.is_absolute() {
+            path
+        } else {
+            workspace_root().join(path)
+        };
+        assert!(
+            path.is_file(),
+            "build-deb.sh did not print the path of a .deb: {:?}",
+            out.stdout
+        );
         let size = std::fs::metadata(&path).unwrap().len();
-        eprintln!("packaging: {} is {:.1} MiB", path.display(), size as f64 / (1024.0 * 1024.0));
+        eprintln!(
+            "packaging: {} is {:.1} MiB",
+            path.display(),
+            size as f64 / (1024.0 * 1024.0)
+        );
         path
     })
     .clone()
@@ -59,15 +80,36 @@ fn lintian_is_clean_and_every_override_says_why() {
     let start = std::time::Instant::now();
     let out = run(
         Command::new("lintian")
-            .args(["--pedantic", "--display-level", ">=pedantic", "--fail-on", "error,warning,info,pedantic"])
+            .args([
+                "--pedantic",
+                "--display-level",
+                ">=pedantic",
+                "--fail-on",
+                "error,warning,info,pedantic",
+            ])
             .arg(&deb),
         Duration::from_secs(600),
     );
-    eprintln!("packaging step: lintian --pedantic: {:.1} s", start.elapsed().as_secs_f64());
-    let tags: Vec<&str> = out.stdout.lines().filter(|l| l.len() > 2 && l.as_bytes()[1] == b':').collect();
-    assert!(tags.is_empty() && out.code == Some(0), "lintian found (exit {:?}):\n{}\n{}", out.code, out.stdout, out.stderr);
+    eprintln!(
+        "packaging step: lintian --pedantic: {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    let tags: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.len() > 2 && l.as_bytes()[1] == b':')
+        .collect();
+    assert!(
+        tags.is_empty() && out.code == Some(0),
+        "lintian found (exit {:?}):\n{}\n{}",
+        out.code,
+        out.stdout,
+        out.stderr
+    );
 
-    let overrides = std::fs::read_to_string(workspace_root().join("packaging/debian/lintian-overrides")).unwrap();
+    let overrides =
+        std::fs::read_to_string(workspace_root().join("packaging/debian/lintian-overrides"))
+            .unwrap();
     let mut reason = false;
     for line in overrides.lines() {
         let line = line.trim();
@@ -76,21 +118,34 @@ fn lintian_is_clean_and_every_override_says_why() {
         } else if line.is_empty() {
             reason = false;
         } else {
-            assert!(line.starts_with("plex-pg: "), "not an override of this package: {line}");
-            assert!(reason, "the override {line:?} has no comment above it saying why");
+            assert!(
+                line.starts_with("plex-pg: "),
+                "not an override of this package: {line}"
+            );
+            assert!(
+                reason,
+                "the override {line:?} has no comment above it saying why"
+            );
         }
     }
 }
 
 /// `(mode, owner/group, path)` of every entry of the package.
 fn contents(deb: &Path) -> Vec<(String, String, String)> {
-    ok("dpkg-deb --contents", Command::new("dpkg-deb").arg("--contents").arg(deb))
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f[0].to_string(), f[1].to_string(), f[5..].join(" ").trim_start_matches("./").to_string())
-        })
-        .collect()
+    ok(
+        "dpkg-deb --contents",
+        Command::new("dpkg-deb").arg("--contents").arg(deb),
+    )
+    .lines()
+    .map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (
+            f[0].to_string(),
+            f[1].to_string(),
+            f[5..].join(" ").trim_start_matches("./").to_string(),
+        )
+    })
+    .collect()
 }
 
 #[test]
@@ -106,33 +161,97 @@ fn contents_modes_dependencies_and_the_musl_shim() {
     };
     assert_eq!(find("usr/bin/plex-pg-launcher").0, "-rwxr-xr-x");
     assert_eq!(find("usr/lib/plex-pg/libplex_pg_shim.so").0, "-rw-r--r--");
-    assert_eq!(find(CONFIG), ("-rw-r-----".to_string(), "root/root".to_string(), CONFIG.to_string()), "the configuration is not world-readable");
+    assert_eq!(
+        find(CONFIG),
+        (
+            "-rw-r-----".to_string(),
+            "root/root".to_string(),
+            CONFIG.to_string()
+        ),
+        "the configuration is not world-readable"
+    );
     assert_eq!(find(DROP_IN).0, "-rw-r--r--");
     find("usr/share/man/man1/plex-pg-launcher.1.gz");
-    for doc in ["install.md", "configuration.md", "troubleshooting.md", "events.md", "launcher.md", "copyright", "changelog.gz"] {
+    for doc in [
+        "install.md",
+        "configuration.md",
+        "troubleshooting.md",
+        "events.md",
+        "launcher.md",
+        "copyright",
+        "changelog.gz",
+    ] {
         find(&format!("usr/share/doc/plex-pg/{doc}"));
     }
-    assert!(entries.iter().all(|(_, owner, _)| owner == "root/root"), "every file belongs to root: {entries:#?}");
+    assert!(
+        entries.iter().all(|(_, owner, _)| owner == "root/root"),
+        "every file belongs to root: {entries:#?}"
+    );
 
-    let conffiles = ok("dpkg-deb --info conffiles", Command::new("dpkg-deb").arg("--info").arg(&deb).arg("conffiles"));
+    let conffiles = ok(
+        "dpkg-deb --info conffiles",
+        Command::new("dpkg-deb")
+            .arg("--info")
+            .arg(&deb)
+            .arg("conffiles"),
+    );
     assert_eq!(conffiles.trim(), "/etc/plex-pg/config.toml");
-    let depends = ok("dpkg-deb --field Depends", Command::new("dpkg-deb").arg("--field").arg(&deb).arg("Depends"));
-    assert!(depends.contains("libc6"), "the launcher's dependencies come from dpkg-shlibdeps: {depends}");
+    let depends = ok(
+        "dpkg-deb --field Depends",
+        Command::new("dpkg-deb")
+            .arg("--field")
+            .arg(&deb)
+            .arg("Depends"),
+    );
+    assert!(
+        depends.contains("libc6"),
+        "the launcher's dependencies come from dpkg-shlibdeps: {depends}"
+    );
 
     let dir = TempDir::new("deb-extract");
-    ok("dpkg-deb --extract", Command::new("dpkg-deb").arg("--extract").arg(&deb).arg(dir.path()));
+    ok(
+        "dpkg-deb --extract",
+        Command::new("dpkg-deb")
+            .arg("--extract")
+            .arg(&deb)
+            .arg(dir.path()),
+    );
     let shim = dir.path().join("usr/lib/plex-pg/libplex_pg_shim.so");
-    assert_eq!(needed(&shim), ["libc.so"], "the packaged shim is the musl build");
-    let symbols = ok("readelf --dyn-syms", Command::new("readelf").arg("--dyn-syms").arg(&shim));
-    for export in ["sqlite3_open_v2", "sqlite3_prepare_v2", "sqlite3_step", "sqlite3_exec"] {
-        assert!(symbols.contains(&format!(" {export}\n")), "the packaged shim exports {export}");
+    assert_eq!(
+        needed(&shim),
+        ["libc.so"],
+        "the packaged shim is the musl build"
+    );
+    let symbols = ok(
+        "readelf --dyn-syms",
+        Command::new("readelf").arg("--dyn-syms").arg(&shim),
+    );
+    for export in [
+        "sqlite3_open_v2",
+        "sqlite3_prepare_v2",
+        "sqlite3_step",
+        "sqlite3_exec",
+    ] {
+        assert!(
+            symbols.contains(&format!(" {export}\n")),
+            "the packaged shim exports {export}"
+        );
     }
     assert_eq!(
         std::fs::read_to_string(dir.path().join(CONFIG)).unwrap(),
         std::fs::read_to_string(workspace_root().join("packaging/config.toml")).unwrap()
     );
-    let version = ok("launcher --version", Command::new(dir.path().join("usr/bin/plex-pg-launcher")).arg("--version"));
-    let field = ok("dpkg-deb --field Version", Command::new("dpkg-deb").arg("--field").arg(&deb).arg("Version"));
+    let version = ok(
+        "launcher --version",
+        Command::new(dir.path().join("usr/bin/plex-pg-launcher")).arg("--version"),
+    );
+    let field = ok(
+        "dpkg-deb --field Version",
+        Command::new("dpkg-deb")
+            .arg("--field")
+            .arg(&deb)
+            .arg("Version"),
+    );
     assert_eq!(version.trim(), format!("plex-pg-launcher {}", field.trim()));
 }
 
@@ -140,12 +259,23 @@ fn contents_modes_dependencies_and_the_musl_shim() {
 fn the_man_page_covers_every_option() {
     let deb = deb();
     let dir = TempDir::new("deb-man");
-    ok("dpkg-deb --extract", Command::new("dpkg-deb").arg("--extract").arg(&deb).arg(dir.path()));
+    ok(
+        "dpkg-deb --extract",
+        Command::new("dpkg-deb")
+            .arg("--extract")
+            .arg(&deb)
+            .arg(dir.path()),
+    );
     let man = ok(
         "gzip -dc the man page",
-        Command::new("gzip").arg("-dc").arg(dir.path().join("usr/share/man/man1/plex-pg-launcher.1.gz")),
+        Command::new("gzip")
+            .arg("-dc")
+            .arg(dir.path().join("usr/share/man/man1/plex-pg-launcher.1.gz")),
     );
-    let help = ok("launcher --help", Command::new(dir.path().join("usr/bin/plex-pg-launcher")).arg("--help"));
+    let help = ok(
+        "launcher --help",
+        Command::new(dir.path().join("usr/bin/plex-pg-launcher")).arg("--help"),
+    );
     let options: BTreeSet<&str> = help
         .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
         .filter(|w| w.starts_with("--") && w.len() > 2)
@@ -153,9 +283,15 @@ fn the_man_page_covers_every_option() {
     assert!(options.len() >= 8, "--help lists the options: {help}");
     for option in options {
         // groff escapes the hyphens of options.
-        assert!(man.contains(&option.replace('-', "\\-")), "the man page lacks {option}:\n{man}");
+        assert!(
+            man.contains(&option.replace('-', "\\-")),
+            "the man page lacks {option}:\n{man}"
+        );
     }
-    assert!(man.contains("check"), "the man page names the check subcommand");
+    assert!(
+        man.contains("check"),
+        "the man page names the check subcommand"
+    );
 }
 
 /// The `ExecStart=` command of a unit file: continuation lines joined, the
@@ -174,14 +310,28 @@ fn exec_start(unit: &str) -> String {
 #[test]
 fn the_drop_in_runs_plex_own_command_behind_the_launcher() {
     let root = workspace_root();
-    let unit = std::fs::read_to_string(root.join("packaging/test-fixtures/plexmediaserver.service")).unwrap();
+    let unit =
+        std::fs::read_to_string(root.join("packaging/test-fixtures/plexmediaserver.service"))
+            .unwrap();
     let drop_in = std::fs::read_to_string(root.join("packaging/systemd/plex-pg.conf")).unwrap();
-    assert!(drop_in.contains("\nExecStart=\n"), "the drop-in resets Plex's ExecStart before setting its own");
-    assert_eq!(exec_start(&drop_in), format!("/usr/bin/plex-pg-launcher -- {}", exec_start(&unit)));
+    assert!(
+        drop_in.contains("\nExecStart=\n"),
+        "the drop-in resets Plex's ExecStart before setting its own"
+    );
+    assert_eq!(
+        exec_start(&drop_in),
+        format!("/usr/bin/plex-pg-launcher -- {}", exec_start(&unit))
+    );
     assert!(exec_start(&unit).ends_with("exec \"/usr/lib/plexmediaserver/Plex Media Server\"'"));
     for line in drop_in.lines().filter(|l| !l.starts_with('#')) {
-        assert!(!line.starts_with("User=") && !line.starts_with("Group="), "Plex's user stays: {line}");
-        assert!(!line.contains("PLEX_PG_"), "settings belong in /etc/plex-pg/config.toml, not the drop-in: {line}");
+        assert!(
+            !line.starts_with("User=") && !line.starts_with("Group="),
+            "Plex's user stays: {line}"
+        );
+        assert!(
+            !line.contains("PLEX_PG_"),
+            "settings belong in /etc/plex-pg/config.toml, not the drop-in: {line}"
+        );
     }
 }
 
@@ -200,19 +350,31 @@ fn release_and_mirror() -> (String, Option<String>) {
         sources.extend(dir.flatten().map(|e| e.path()));
     }
     for path in sources {
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
         if path.extension().is_some_and(|e| e == "sources") {
             for stanza in text.split("\n\n") {
-                let field = |name: &str| stanza.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+                let field = |name: &str| {
+                    stanza
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(str::trim)
+                };
                 if field("Suites:").is_some_and(|s| s.split_whitespace().any(|s| s == codename))
                     && field("Types:").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"))
                 {
-                    mirror = mirror.or(field("URIs:").and_then(|u| u.split_whitespace().next()).map(str::to_string));
+                    mirror = mirror.or(field("URIs:")
+                        .and_then(|u| u.split_whitespace().next())
+                        .map(str::to_string));
                 }
             }
         } else if path.extension().is_some_and(|e| e == "list") || path.ends_with("sources.list") {
             for line in text.lines() {
-                let words: Vec<&str> = line.split_whitespace().filter(|w| !w.starts_with('[')).collect();
+                let words: Vec<&str> = line
+                    .split_whitespace()
+                    .filter(|w| !w.starts_with('['))
+                    .collect();
                 if words.len() >= 3 && words[0] == "deb" && words[2] == codename {
                     mirror = mirror.or(Some(words[1].to_string()));
                 }
@@ -231,22 +393,44 @@ fn debian_root() -> TempDir {
         .unwrap_or_else(|| "/var/cache/plex-pg-tests".into());
     let tar = cache.join(format!("{codename}-minbase-systemd.tar"));
     if !tar.is_file() {
-        std::fs::create_dir_all(&cache).unwrap_or_else(|e| panic!("cannot create {}: {e}", cache.display()));
+        std::fs::create_dir_all(&cache)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", cache.display()));
         let made = TempDir::new("debootstrap");
         let mut cmd = Command::new("debootstrap");
-        cmd.args(["--variant=minbase", "--include=systemd", &codename]).arg(made.path());
+        cmd.args(["--variant=minbase", "--include=systemd", &codename])
+            .arg(made.path());
         if let Some(m) = &mirror {
             cmd.arg(m);
         }
-        step(&format!("debootstrap {codename} (first run on this machine; cached in {})", tar.display()), &mut cmd, Duration::from_secs(20 * 60));
+        step(
+            &format!(
+                "debootstrap {codename} (first run on this machine; cached in {})",
+                tar.display()
+            ),
+            &mut cmd,
+            Duration::from_secs(20 * 60),
+        );
         let partial = tar.with_extension("tar.partial");
-        step("tar the Debian root", Command::new("tar").arg("-C").arg(made.path()).arg("-cf").arg(&partial).arg("."), Duration::from_secs(300));
+        step(
+            "tar the Debian root",
+            Command::new("tar")
+                .arg("-C")
+                .arg(made.path())
+                .arg("-cf")
+                .arg(&partial)
+                .arg("."),
+            Duration::from_secs(300),
+        );
         std::fs::rename(&partial, &tar).unwrap();
     }
     let root = TempDir::new("debian-root");
     step(
         &format!("unpack the Debian root from {}", tar.display()),
-        Command::new("tar").arg("-C").arg(root.path()).arg("-xf").arg(&tar),
+        Command::new("tar")
+            .arg("-C")
+            .arg(root.path())
+            .arg("-xf")
+            .arg(&tar),
         Duration::from_secs(300),
     );
     root
@@ -255,14 +439,23 @@ fn debian_root() -> TempDir {
 /// Run `args` inside the root with chroot.
 fn chroot(root: &Path, args: &[&str]) -> plex_pg_tests::Run {
     let mut cmd = Command::new("chroot");
-    cmd.arg(root).args(args).env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").env("LANG", "C");
+    cmd.arg(root)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("LANG", "C");
     cmd.env("DEBIAN_FRONTEND", "noninteractive");
     run(&mut cmd, Duration::from_secs(300))
 }
 
 fn chroot_ok(root: &Path, args: &[&str]) -> String {
     let out = chroot(root, args);
-    assert!(out.code == Some(0), "in the Debian root, {args:?} failed:\n{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.code == Some(0),
+        "in the Debian root, {args:?} failed:\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
     out.stdout + &out.stderr
 }
 
@@ -293,11 +486,17 @@ fn snapshot(root: &Path) -> BTreeMap<String, u64> {
 
 /// dpkg's own records and logs change with every operation.
 fn dpkg_bookkeeping(path: &str) -> bool {
-    path.starts_with("var/lib/dpkg/") || path == "var/log/dpkg.log" || path == "var/log/alternatives.log"
+    path.starts_with("var/lib/dpkg/")
+        || path == "var/log/dpkg.log"
+        || path == "var/log/alternatives.log"
 }
 
 /// What differs between two snapshots, except dpkg's bookkeeping and `allowed`.
-fn differences(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>, allowed: &dyn Fn(&str) -> bool) -> Vec<String> {
+fn differences(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    allowed: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
     let mut diff = Vec::new();
     for (path, digest) in after {
         match before.get(path) {
@@ -320,10 +519,16 @@ fn differences(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>, al
 /// link to `usr/lib` in a merged-/usr root.
 fn in_root(root: &Path, path: &str) -> String {
     let full = root.join(path);
-    let (Some(parent), Some(name)) = (full.parent(), full.file_name()) else { return path.to_string() };
-    let Ok(parent) = parent.canonicalize() else { return path.to_string() };
+    let (Some(parent), Some(name)) = (full.parent(), full.file_name()) else {
+        return path.to_string();
+    };
+    let Ok(parent) = parent.canonicalize() else {
+        return path.to_string();
+    };
     let real = parent.join(name);
-    real.strip_prefix(root.canonicalize().unwrap()).map(|p| p.display().to_string()).unwrap_or_else(|_| path.to_string())
+    real.strip_prefix(root.canonicalize().unwrap())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.to_string())
 }
 
 /// The stand-in for Plex's package, at `version`.
@@ -333,17 +538,40 @@ fn plex_package(dir: &Path, version: &str) -> PathBuf {
     std::fs::create_dir_all(tree.join("DEBIAN")).unwrap();
     std::fs::create_dir_all(tree.join("lib/systemd/system")).unwrap();
     std::fs::create_dir_all(tree.join("usr/lib/plexmediaserver")).unwrap();
-    let control = std::fs::read_to_string(fixtures.join("plexmediaserver/control.in")).unwrap().replace("@VERSION@", version);
+    let control = std::fs::read_to_string(fixtures.join("plexmediaserver/control.in"))
+        .unwrap()
+        .replace("@VERSION@", version);
     std::fs::write(tree.join("DEBIAN/control"), control).unwrap();
-    std::fs::copy(fixtures.join("plexmediaserver/postinst"), tree.join("DEBIAN/postinst")).unwrap();
-    std::fs::copy(fixtures.join("plexmediaserver.service"), tree.join("lib/systemd/system/plexmediaserver.service")).unwrap();
-    std::fs::write(tree.join("usr/lib/plexmediaserver/Plex Media Server"), format!("#!/bin/sh\necho 'Plex stand-in {version}'\n")).unwrap();
-    for (path, mode) in [("DEBIAN/postinst", 0o755), ("usr/lib/plexmediaserver/Plex Media Server", 0o755)] {
+    std::fs::copy(
+        fixtures.join("plexmediaserver/postinst"),
+        tree.join("DEBIAN/postinst"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures.join("plexmediaserver.service"),
+        tree.join("lib/systemd/system/plexmediaserver.service"),
+    )
+    .unwrap();
+    std::fs::write(
+        tree.join("usr/lib/plexmediaserver/Plex Media Server"),
+        format!("#!/bin/sh\necho 'Plex stand-in {version}'\n"),
+    )
+    .unwrap();
+    for (path, mode) in [
+        ("DEBIAN/postinst", 0o755),
+        ("usr/lib/plexmediaserver/Plex Media Server", 0o755),
+    ] {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(tree.join(path), std::fs::Permissions::from_mode(mode)).unwrap();
     }
     let deb = dir.join(format!("plexmediaserver_{version}_all.deb"));
-    ok("build the Plex stand-in package", Command::new("dpkg-deb").args(["--root-owner-group", "--build"]).arg(&tree).arg(&deb));
+    ok(
+        "build the Plex stand-in package",
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "--build"])
+            .arg(&tree)
+            .arg(&deb),
+    );
     deb
 }
 
@@ -351,7 +579,11 @@ fn group_id(root: &Path, name: &str) -> Option<u32> {
     std::fs::read_to_string(root.join("etc/group"))
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:x:")).and_then(|r| r.split(':').next()).and_then(|g| g.parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix(&format!("{name}:x:"))
+                .and_then(|r| r.split(':').next())
+                .and_then(|g| g.parse().ok())
+        })
 }
 
 #[test]
@@ -369,19 +601,40 @@ fn installs_into_and_purges_from_a_debian_root() {
 
     // 1. Without Plex: installs, says what to do, and purges to nothing.
     let said = chroot_ok(root, &["dpkg", "-i", "/tmp/plex-pg-test/plex-pg.deb"]);
-    for words in ["Plex was not restarted", "plex-pg-launcher check", "systemctl restart plexmediaserver", "there is no plex group yet"] {
-        assert!(said.contains(words), "the post-install message says {words:?}:\n{said}");
+    for words in [
+        "Plex was not restarted",
+        "plex-pg-launcher check",
+        "systemctl restart plexmediaserver",
+        "there is no plex group yet",
+    ] {
+        assert!(
+            said.contains(words),
+            "the post-install message says {words:?}:\n{said}"
+        );
     }
     let version = chroot_ok(root, &["plex-pg-launcher", "--version"]);
-    assert!(version.starts_with("plex-pg-launcher "), "the launcher runs with the root's own libraries: {version}");
+    assert!(
+        version.starts_with("plex-pg-launcher "),
+        "the launcher runs with the root's own libraries: {version}"
+    );
     let meta = std::fs::metadata(root.join(CONFIG)).unwrap();
-    assert_eq!((meta.mode() & 0o7777, meta.uid(), meta.gid()), (0o640, 0, 0), "no plex group yet: root only");
+    assert_eq!(
+        (meta.mode() & 0o7777, meta.uid(), meta.gid()),
+        (0o640, 0, 0),
+        "no plex group yet: root only"
+    );
     chroot_ok(root, &["dpkg", "-r", "plex-pg"]);
-    assert!(root.join(CONFIG).is_file(), "remove keeps the configuration (a conffile)");
+    assert!(
+        root.join(CONFIG).is_file(),
+        "remove keeps the configuration (a conffile)"
+    );
     assert!(!root.join(DROP_IN).exists() && !root.join("usr/bin/plex-pg-launcher").exists());
     chroot_ok(root, &["dpkg", "-P", "plex-pg"]);
     let left = differences(&pristine, &snapshot(root), &|_| false);
-    assert!(left.is_empty(), "install then purge changed the root: {left:#?}");
+    assert!(
+        left.is_empty(),
+        "install then purge changed the root: {left:#?}"
+    );
 
     // 2. With Plex's package arriving after plex-pg: the trigger gives the
     //    configuration to the plex group; systemd accepts Plex's unit with
@@ -389,21 +642,41 @@ fn installs_into_and_purges_from_a_debian_root() {
     //    what Plex's package made.
     chroot_ok(root, &["dpkg", "-i", "/tmp/plex-pg-test/plex-pg.deb"]);
     let packages = TempDir::new("plex-stand-in");
-    std::fs::copy(plex_package(packages.path(), "1.40.0"), inbox.join("plex-1.deb")).unwrap();
-    std::fs::copy(plex_package(packages.path(), "1.41.0"), inbox.join("plex-2.deb")).unwrap();
+    std::fs::copy(
+        plex_package(packages.path(), "1.40.0"),
+        inbox.join("plex-1.deb"),
+    )
+    .unwrap();
+    std::fs::copy(
+        plex_package(packages.path(), "1.41.0"),
+        inbox.join("plex-2.deb"),
+    )
+    .unwrap();
     chroot_ok(root, &["dpkg", "-i", "/tmp/plex-pg-test/plex-1.deb"]);
     let plex_gid = group_id(root, "plex").expect("the Plex stand-in created the plex group");
     let meta = std::fs::metadata(root.join(CONFIG)).unwrap();
-    assert_eq!((meta.mode() & 0o7777, meta.uid(), meta.gid()), (0o640, 0, plex_gid), "the trigger gave the configuration to the plex group");
-    let overrides = chroot_ok(root, &["dpkg-statoverride", "--list", "/etc/plex-pg/config.toml"]);
+    assert_eq!(
+        (meta.mode() & 0o7777, meta.uid(), meta.gid()),
+        (0o640, 0, plex_gid),
+        "the trigger gave the configuration to the plex group"
+    );
+    let overrides = chroot_ok(
+        root,
+        &["dpkg-statoverride", "--list", "/etc/plex-pg/config.toml"],
+    );
     assert_eq!(overrides.trim(), "root plex 640 /etc/plex-pg/config.toml");
 
     let verify = run(
-        Command::new("systemd-analyze").arg("verify").arg(format!("--root={}", root.display())).arg("plexmediaserver.service"),
+        Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(format!("--root={}", root.display()))
+            .arg("plexmediaserver.service"),
         Duration::from_secs(120),
     );
     assert!(
-        verify.code == Some(0) && verify.stdout.trim().is_empty() && verify.stderr.trim().is_empty(),
+        verify.code == Some(0)
+            && verify.stdout.trim().is_empty()
+            && verify.stderr.trim().is_empty(),
         "systemd-analyze verify of Plex's unit with the drop-in:\n{}\n{}",
         verify.stdout,
         verify.stderr
@@ -411,18 +684,44 @@ fn installs_into_and_purges_from_a_debian_root() {
 
     let drop_in = std::fs::read(root.join(DROP_IN)).unwrap();
     chroot_ok(root, &["dpkg", "-i", "/tmp/plex-pg-test/plex-2.deb"]);
-    assert_eq!(std::fs::read(root.join(DROP_IN)).unwrap(), drop_in, "upgrading Plex leaves the drop-in as it was");
-    assert_eq!(std::fs::metadata(root.join(CONFIG)).unwrap().gid(), plex_gid);
+    assert_eq!(
+        std::fs::read(root.join(DROP_IN)).unwrap(),
+        drop_in,
+        "upgrading Plex leaves the drop-in as it was"
+    );
+    assert_eq!(
+        std::fs::metadata(root.join(CONFIG)).unwrap().gid(),
+        plex_gid
+    );
 
     // What systemd (LogsDirectory) and the launcher would have written.
     std::fs::create_dir_all(root.join("var/log/plex-pg")).unwrap();
-    std::fs::write(root.join("var/log/plex-pg/events.jsonl"), "{\"event\":\"start\"}\n").unwrap();
+    std::fs::write(
+        root.join("var/log/plex-pg/events.jsonl"),
+        "{\"event\":\"start\"}\n",
+    )
+    .unwrap();
     chroot_ok(root, &["dpkg", "-P", "plex-pg"]);
-    for gone in ["etc/plex-pg", "usr/lib/plex-pg", "var/log/plex-pg", "usr/bin/plex-pg-launcher", "lib/systemd/system/plexmediaserver.service.d", "usr/share/doc/plex-pg"] {
+    for gone in [
+        "etc/plex-pg",
+        "usr/lib/plex-pg",
+        "var/log/plex-pg",
+        "usr/bin/plex-pg-launcher",
+        "lib/systemd/system/plexmediaserver.service.d",
+        "usr/share/doc/plex-pg",
+    ] {
         assert!(!root.join(gone).exists(), "purge left {gone}");
     }
-    let overrides = chroot(root, &["dpkg-statoverride", "--list", "/etc/plex-pg/config.toml"]);
-    assert_ne!(overrides.code, Some(0), "purge removed the statoverride: {}", overrides.stdout);
+    let overrides = chroot(
+        root,
+        &["dpkg-statoverride", "--list", "/etc/plex-pg/config.toml"],
+    );
+    assert_ne!(
+        overrides.code,
+        Some(0),
+        "purge removed the statoverride: {}",
+        overrides.stdout
+    );
 
     let plex_files: BTreeSet<String> = chroot_ok(root, &["dpkg", "-L", "plexmediaserver"])
         .lines()
@@ -436,5 +735,8 @@ fn installs_into_and_purges_from_a_debian_root() {
             || ["etc/passwd", "etc/group", "etc/shadow", "etc/gshadow"].iter().any(|f| path.trim_end_matches('-') == *f)
     };
     let left = differences(&pristine, &snapshot(root), &is_plex_doing);
-    assert!(left.is_empty(), "purging plex-pg left something that Plex's package did not make: {left:#?}");
+    assert!(
+        left.is_empty(),
+        "purging plex-pg left something that Plex's package did not make: {left:#?}"
+    );
 }

@@ -31,25 +31,37 @@ fn values(mut s: Settings) -> Settings {
 
 /// Whether `value` (a TOML value, as text) is the built-in default of `key`.
 fn is_default(key: &str, value: &str) -> Result<bool, String> {
-    let doc: toml::Table = format!("v = {value}").parse().map_err(|e| format!("{value} is not a TOML value: {e}"))?;
+    let doc: toml::Table = format!("v = {value}")
+        .parse()
+        .map_err(|e| format!("{value} is not a TOML value: {e}"))?;
     let mut s = Settings::default();
-    s.apply(key, Raw::Toml(&doc["v"]), &Source::Default).map_err(|e| e.to_string())?;
+    s.apply(key, Raw::Toml(&doc["v"]), &Source::Default)
+        .map_err(|e| e.to_string())?;
     Ok(values(s) == values(Settings::default()))
 }
 
 /// The cells of the table rows of `section` (from its `## ` heading to the next).
 fn table(doc: &str, section: &str) -> Vec<Vec<String>> {
-    let start = doc.find(&format!("## {section}\n")).unwrap_or_else(|| panic!("no section {section:?}"));
+    let start = doc
+        .find(&format!("## {section}\n"))
+        .unwrap_or_else(|| panic!("no section {section:?}"));
     let rest = &doc[start + 3..];
     let body = &rest[..rest.find("\n## ").unwrap_or(rest.len())];
     body.lines()
         .filter(|l| l.starts_with("| `"))
-        .map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect())
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
         .collect()
 }
 
 fn unquote(cell: &str) -> &str {
-    cell.strip_prefix('`').and_then(|c| c.strip_suffix('`')).unwrap_or(cell)
+    cell.strip_prefix('`')
+        .and_then(|c| c.strip_suffix('`'))
+        .unwrap_or(cell)
 }
 
 #[test]
@@ -58,26 +70,61 @@ fn configuration_md_lists_every_key_with_its_variable_default_and_meaning() {
     let rows = table(&doc, "Every key");
     let keys: Vec<&str> = rows.iter().map(|r| unquote(&r[0])).collect();
     let expected: Vec<&str> = KEYS.iter().map(|(k, _, _)| *k).collect();
-    assert_eq!(keys, expected, "docs/configuration.md must list KEYS, in order");
+    assert_eq!(
+        keys, expected,
+        "docs/configuration.md must list KEYS, in order"
+    );
     for (row, (key, var, meaning)) in rows.iter().zip(KEYS) {
-        assert_eq!(row.len(), 4, "{key}: key | variable | default | meaning: {row:?}");
-        assert_eq!(unquote(&row[1]), var.unwrap_or("—"), "{key}'s environment variable");
-        assert!(row[3].starts_with(meaning), "{key}: the meaning must start with KEYS' own words {meaning:?}: {:?}", row[3]);
+        assert_eq!(
+            row.len(),
+            4,
+            "{key}: key | variable | default | meaning: {row:?}"
+        );
+        assert_eq!(
+            unquote(&row[1]),
+            var.unwrap_or("—"),
+            "{key}'s environment variable"
+        );
+        assert!(
+            row[3].starts_with(meaning),
+            "{key}: the meaning must start with KEYS' own words {meaning:?}: {:?}",
+            row[3]
+        );
         let default = unquote(&row[2]);
-        assert_eq!(is_default(key, default), Ok(true), "{key}: the documented default {default} is not the built-in one");
+        assert_eq!(
+            is_default(key, default),
+            Ok(true),
+            "{key}: the documented default {default} is not the built-in one"
+        );
     }
 }
 
 #[test]
 fn docs_name_only_variables_that_exist() {
-    let known: BTreeSet<&str> =
-        KEYS.iter().filter_map(|(_, v, _)| *v).chain([CONFIG_ENV, SUPERVISOR_ENV]).collect();
-    for path in ["docs/configuration.md", "docs/install.md", "docs/troubleshooting.md", "packaging/config.toml", "packaging/docker/docker-compose.yml", "packaging/docker/Dockerfile"] {
+    let known: BTreeSet<&str> = KEYS
+        .iter()
+        .filter_map(|(_, v, _)| *v)
+        .chain([CONFIG_ENV, SUPERVISOR_ENV])
+        .collect();
+    for path in [
+        "docs/configuration.md",
+        "docs/install.md",
+        "docs/troubleshooting.md",
+        "packaging/config.toml",
+        "packaging/docker/docker-compose.yml",
+        "packaging/docker/Dockerfile",
+    ] {
         let text = read(path);
         for (i, _) in text.match_indices("PLEX_PG_") {
-            let name: String = text[i..].chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
             // `PLEX_PG_*` stands for them all.
-            assert!(name == "PLEX_PG_" || known.contains(name.as_str()), "{path} names {name}, which plex-pg does not read");
+            assert!(
+                name == "PLEX_PG_" || known.contains(name.as_str()),
+                "{path} names {name}, which plex-pg does not read"
+            );
         }
     }
 }
@@ -86,8 +133,15 @@ fn docs_name_only_variables_that_exist() {
 fn the_packaged_config_loads_names_every_key_and_comments_only_defaults() {
     let path = workspace_root().join("packaging/config.toml");
     let s = Settings::load_file(Some(&path), &|_| None).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(s.launcher.mode, plex_pg_config::settings::Mode::Verify, "the package starts Plex in verify mode");
-    assert_eq!(s.launcher.events.as_deref(), Some("/var/log/plex-pg/events.jsonl"));
+    assert_eq!(
+        s.launcher.mode,
+        plex_pg_config::settings::Mode::Verify,
+        "the package starts Plex in verify mode"
+    );
+    assert_eq!(
+        s.launcher.events.as_deref(),
+        Some("/var/log/plex-pg/events.jsonl")
+    );
 
     let text = std::fs::read_to_string(&path).unwrap();
     let mut section = String::new();
@@ -101,19 +155,31 @@ fn the_packaged_config_loads_names_every_key_and_comments_only_defaults() {
             Some(b) => (true, b),
             None => (false, line),
         };
-        let Some((name, value)) = body.split_once(" = ") else { continue };
+        let Some((name, value)) = body.split_once(" = ") else {
+            continue;
+        };
         if section.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
             continue;
         }
         let key = format!("{section}.{name}");
-        assert!(KEYS.iter().any(|(k, _, _)| *k == key), "config.toml names {key}, which is not a key");
+        assert!(
+            KEYS.iter().any(|(k, _, _)| *k == key),
+            "config.toml names {key}, which is not a key"
+        );
         if commented {
-            assert_eq!(is_default(&key, value), Ok(true), "config.toml shows {key} = {value} as the default, but it is not");
+            assert_eq!(
+                is_default(&key, value),
+                Ok(true),
+                "config.toml shows {key} = {value} as the default, but it is not"
+            );
         }
         named.push(key);
     }
     for (key, _, _) in KEYS {
-        assert!(named.iter().any(|k| k == key), "config.toml does not mention {key}");
+        assert!(
+            named.iter().any(|k| k == key),
+            "config.toml does not mention {key}"
+        );
     }
 }
 
@@ -159,13 +225,22 @@ fn longest_fixed_part(format: &str) -> String {
     }
     parts.push(current);
     const EDGE: [char; 9] = [' ', '(', ')', ':', ',', ';', '.', '\'', '"'];
-    parts.into_iter().map(|p| p.trim_matches(EDGE).to_string()).max_by_key(|p| p.len()).unwrap_or_default()
+    parts
+        .into_iter()
+        .map(|p| p.trim_matches(EDGE).to_string())
+        .max_by_key(|p| p.len())
+        .unwrap_or_default()
 }
 
 /// Format strings of the launcher's warnings, errors, start-up failures and
 /// violation reasons: `(file, format string)`.
 fn launcher_messages() -> Vec<(String, String)> {
-    const CALLS: [&str; 4] = ["tracing::warn!(", "tracing::error!(", "fail(", "reasons.push(format!("];
+    const CALLS: [&str; 4] = [
+        "tracing::warn!(",
+        "tracing::error!(",
+        "fail(",
+        "reasons.push(format!(",
+    ];
     let mut found = Vec::new();
     let mut stack = vec![workspace_root().join("launcher/src")];
     while let Some(dir) = stack.pop() {
@@ -176,18 +251,26 @@ fn launcher_messages() -> Vec<(String, String)> {
                 continue;
             }
             // The throwaway cluster and the demo are not part of running Plex.
-            let not_plex = path.ends_with("cluster.rs") || path.ends_with("demo.rs") || path.parent().is_some_and(|d| d.ends_with("demo"));
+            let not_plex = path.ends_with("cluster.rs")
+                || path.ends_with("demo.rs")
+                || path.parent().is_some_and(|d| d.ends_with("demo"));
             if path.extension().is_none_or(|e| e != "rs") || not_plex {
                 continue;
             }
             let src = std::fs::read_to_string(&path).unwrap();
-            let name = path.strip_prefix(workspace_root()).unwrap_or(Path::new("?")).display().to_string();
+            let name = path
+                .strip_prefix(workspace_root())
+                .unwrap_or(Path::new("?"))
+                .display()
+                .to_string();
             for call in CALLS {
                 for (i, _) in src.match_indices(call) {
                     // The message is the first string literal of the call,
                     // before its statement or block ends.
                     let rest = &src[i + call.len()..];
-                    let Some(q) = rest.find(['"', ';', '}']) else { continue };
+                    let Some(q) = rest.find(['"', ';', '}']) else {
+                        continue;
+                    };
                     if rest.as_bytes()[q] == b'"' {
                         found.push((name.clone(), literal(rest, q)));
                     }
@@ -195,7 +278,10 @@ fn launcher_messages() -> Vec<(String, String)> {
             }
         }
     }
-    assert!(found.len() >= 20, "the scan of launcher/src found too few messages: {found:#?}");
+    assert!(
+        found.len() >= 20,
+        "the scan of launcher/src found too few messages: {found:#?}"
+    );
     found
 }
 
@@ -209,11 +295,27 @@ fn troubleshooting_covers_every_launcher_warning_error_and_alert() {
             missing.push(format!("{file}: {part:?}  (from {message:?})"));
         }
     }
-    assert!(missing.is_empty(), "docs/troubleshooting.md does not quote these launcher messages:\n{}", missing.join("\n"));
-    for event in ["pool_check", "inherited_fd_use", "watch_degraded", "summary", "launcher.alert_command"] {
-        assert!(doc.contains(&format!("`{event}`")), "docs/troubleshooting.md does not explain `{event}`");
+    assert!(
+        missing.is_empty(),
+        "docs/troubleshooting.md does not quote these launcher messages:\n{}",
+        missing.join("\n")
+    );
+    for event in [
+        "pool_check",
+        "inherited_fd_use",
+        "watch_degraded",
+        "summary",
+        "launcher.alert_command",
+    ] {
+        assert!(
+            doc.contains(&format!("`{event}`")),
+            "docs/troubleshooting.md does not explain `{event}`"
+        );
     }
     for action in ["observed", "denied", "killed"] {
-        assert!(doc.contains(&format!("`{action}`")), "docs/troubleshooting.md does not explain the action `{action}`");
+        assert!(
+            doc.contains(&format!("`{action}`")),
+            "docs/troubleshooting.md does not explain the action `{action}`"
+        );
     }
 }

@@ -31,25 +31,49 @@ const ITEMS: i64 = 40_000;
 fn plex_like() -> PathBuf {
     let dir = target_dir().join("plex-like");
     let arg = dir.display().to_string();
-    step("lay out the Plex-like musl tree (packaging/plex-like/build.sh)", &mut script("plex-like/build.sh", &[&arg]), Duration::from_secs(40 * 60));
+    step(
+        "lay out the Plex-like musl tree (packaging/plex-like/build.sh)",
+        &mut script("plex-like/build.sh", &[&arg]),
+        Duration::from_secs(40 * 60),
+    );
     dir
 }
 
 /// The SQLite version of the amalgamation the tree's libsqlite3.so is built from.
 fn amalgamation_version(tree: &std::path::Path) -> String {
-    let src = std::fs::read_dir(tree.join("src")).unwrap().flatten().next().expect("the amalgamation's sources").path();
+    let src = std::fs::read_dir(tree.join("src"))
+        .unwrap()
+        .flatten()
+        .next()
+        .expect("the amalgamation's sources")
+        .path();
     let header = std::fs::read_to_string(src.join("sqlite3/sqlite3.h")).unwrap();
-    let line = header.lines().find(|l| l.starts_with("#define SQLITE_VERSION ")).unwrap();
+    let line = header
+        .lines()
+        .find(|l| l.starts_with("#define SQLITE_VERSION "))
+        .unwrap();
     line.split('"').nth(1).unwrap().to_string()
 }
 
 #[test]
 fn the_musl_shim_needs_only_musl_libc() {
     let shim = musl_shim();
-    assert_eq!(needed(&shim), ["libc.so"], "{} must need musl's libc.so and nothing else", shim.display());
-    let out = run(Command::new("readelf").arg("-h").arg(&shim), Duration::from_secs(30));
+    assert_eq!(
+        needed(&shim),
+        ["libc.so"],
+        "{} must need musl's libc.so and nothing else",
+        shim.display()
+    );
+    let out = run(
+        Command::new("readelf").arg("-h").arg(&shim),
+        Duration::from_secs(30),
+    );
     out.assert_ok();
-    assert!(out.stdout.contains("DYN (Shared object file)"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("DYN (Shared object file)"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -60,10 +84,20 @@ fn plex_sim_on_musl_forks_during_the_hash_query_and_every_child_is_clean() {
     let loader = tree.join(format!("lib/ld-musl-{}.so.1", arch()));
     let mut libs = needed(&sim);
     libs.sort();
-    assert_eq!(libs, ["libc.so", "libsqlite3.so"], "plex-sim on musl links SQLite dynamically, as Plex does");
-    let headers = run(Command::new("readelf").arg("-l").arg(&sim), Duration::from_secs(30));
+    assert_eq!(
+        libs,
+        ["libc.so", "libsqlite3.so"],
+        "plex-sim on musl links SQLite dynamically, as Plex does"
+    );
+    let headers = run(
+        Command::new("readelf").arg("-l").arg(&sim),
+        Duration::from_secs(30),
+    );
     assert!(
-        headers.stdout.contains(&format!("[Requesting program interpreter: {}]", loader.display())),
+        headers.stdout.contains(&format!(
+            "[Requesting program interpreter: {}]",
+            loader.display()
+        )),
         "plex-sim runs on the bundled musl loader:\n{}",
         headers.stdout
     );
@@ -72,7 +106,9 @@ fn plex_sim_on_musl_forks_during_the_hash_query_and_every_child_is_clean() {
     let data = TempDir::new("musl-data");
     let mut l = launcher_support::Launcher::new();
     l.shim = shim;
-    l.cmd.envs(pg().env(&schema)).env("LD_LIBRARY_PATH", tree.join("lib"));
+    l.cmd
+        .envs(pg().env(&schema))
+        .env("LD_LIBRARY_PATH", tree.join("lib"));
     let sim_arg = sim.display().to_string();
     let dir = data.path().display().to_string();
     let items = ITEMS.to_string();
@@ -85,32 +121,67 @@ fn plex_sim_on_musl_forks_during_the_hash_query_and_every_child_is_clean() {
     let r = l.run(&args, Duration::from_secs(400));
     assert_eq!(r.code, Some(0), "{}", r.dump());
 
-    let got: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("no plex-sim summary ({e})\n{}", r.dump()));
+    let got: Value = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("no plex-sim summary ({e})\n{}", r.dump()));
     assert_eq!(got["ok"], true, "{got:#}");
     assert_eq!(got["mismatches"], 0, "{got:#}");
     assert_eq!(got["items"], ITEMS);
-    assert_eq!(got["sqlite_version"], amalgamation_version(&tree), "SQLite is the musl libsqlite3.so of the tree");
+    assert_eq!(
+        got["sqlite_version"],
+        amalgamation_version(&tree),
+        "SQLite is the musl libsqlite3.so of the tree"
+    );
     assert!(got["hash_queries"].as_u64().unwrap() >= 1, "{got:#}");
-    assert_eq!(pg().psql(&format!("SELECT count(*) FROM {schema}.metadata_items")).trim(), items, "the library is on PostgreSQL");
+    assert_eq!(
+        pg().psql(&format!("SELECT count(*) FROM {schema}.metadata_items"))
+            .trim(),
+        items,
+        "the library is on PostgreSQL"
+    );
 
     let children = got["children"]["list"].as_array().expect("children");
-    let methods: HashSet<&str> = children.iter().filter_map(|c| c["method"].as_str()).collect();
+    let methods: HashSet<&str> = children
+        .iter()
+        .filter_map(|c| c["method"].as_str())
+        .collect();
     for method in ["fork", "fork+exec", "vfork+exec", "posix_spawn"] {
-        assert!(methods.contains(method), "a child started by {method}: {methods:?}");
+        assert!(
+            methods.contains(method),
+            "a child started by {method}: {methods:?}"
+        );
     }
-    let forked: Vec<&Value> = children.iter().filter(|c| c["kind"] == "fork-query").collect();
-    assert!(forked.len() >= 5, "forks without exec during the run: {got:#}");
+    let forked: Vec<&Value> = children
+        .iter()
+        .filter(|c| c["kind"] == "fork-query")
+        .collect();
+    assert!(
+        forked.len() >= 5,
+        "forks without exec during the run: {got:#}"
+    );
     for child in &forked {
         let pid = child["pid"].as_i64().unwrap();
         assert_eq!(child["exit_code"], 0, "{child}");
-        assert_eq!(child["report"], format!("queries=1 rows={ITEMS} mismatches=0"), "child {pid} ran the whole hash query on its own connection: {child}");
-        assert!(child["mid_hash_query_rows"].as_i64().unwrap() > 0, "born while the parent's hash query was in flight: {child}");
+        assert_eq!(
+            child["report"],
+            format!("queries=1 rows={ITEMS} mismatches=0"),
+            "child {pid} ran the whole hash query on its own connection: {child}"
+        );
+        assert!(
+            child["mid_hash_query_rows"].as_i64().unwrap() > 0,
+            "born while the parent's hash query was in flight: {child}"
+        );
         let fork = r.event_for("fork", pid);
         assert_eq!(fork["kind"], "fork", "{fork}");
-        assert!(!fork["inherited"].as_array().unwrap().is_empty(), "it inherited the parent's PostgreSQL connections: {fork}");
+        assert!(
+            !fork["inherited"].as_array().unwrap().is_empty(),
+            "it inherited the parent's PostgreSQL connections: {fork}"
+        );
         let check = r.event_for("pool_check", pid);
         assert_eq!(check["verdict"], "ok", "{check}");
-        assert_eq!(check["report"], true, "the musl shim's fork handler reported: {check}");
+        assert_eq!(
+            check["report"], true,
+            "the musl shim's fork handler reported: {check}"
+        );
         assert_eq!(check["slots_in_use"], 0, "{check}");
         assert_eq!(check["unreported"], serde_json::json!([]), "{check}");
     }

@@ -43,13 +43,17 @@ impl Ended {
             self.elapsed,
             self.stdout,
             self.stderr,
-            self.events.iter().map(|e| format!("{e}\n")).collect::<String>()
+            self.events
+                .iter()
+                .map(|e| format!("{e}\n"))
+                .collect::<String>()
         )
     }
 
     /// plex-sim's JSON summary (its standard output).
     fn sim_summary(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("no plex-sim summary ({e})\n{}", self.dump()))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("no plex-sim summary ({e})\n{}", self.dump()))
     }
 
     fn events(&self, name: &str) -> Vec<&Value> {
@@ -66,7 +70,11 @@ impl Ended {
     fn assert_all_reaped(&self) {
         for fork in self.events("fork") {
             let pid = &fork["pid"];
-            assert!(self.events("exit").iter().any(|e| &e["pid"] == pid), "process {pid} was never reaped\n{}", self.dump());
+            assert!(
+                self.events("exit").iter().any(|e| &e["pid"] == pid),
+                "process {pid} was never reaped\n{}",
+                self.dump()
+            );
         }
     }
 }
@@ -97,7 +105,11 @@ impl Pid1 {
             .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
             .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap());
         let unshare = cmd.spawn().expect("start unshare");
-        Pid1 { unshare, dir, started: Instant::now() }
+        Pid1 {
+            unshare,
+            dir,
+            started: Instant::now(),
+        }
     }
 
     fn data(&self) -> PathBuf {
@@ -106,10 +118,18 @@ impl Pid1 {
 
     /// The outer pids of the children of `pid`, whichever thread made them.
     fn children(pid: u32) -> Vec<u32> {
-        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.flatten().collect::<Vec<_>>()).unwrap_or_default();
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| d.flatten().collect::<Vec<_>>())
+            .unwrap_or_default();
         tasks
             .iter()
-            .flat_map(|t| std::fs::read_to_string(t.path().join("children")).unwrap_or_default().split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<u32>>())
+            .flat_map(|t| {
+                std::fs::read_to_string(t.path().join("children"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect::<Vec<u32>>()
+            })
             .collect()
     }
 
@@ -132,7 +152,11 @@ impl Pid1 {
         let ok = wait_until(Duration::from_secs(60), || {
             std::fs::read_to_string(&journal).is_ok_and(|j| j.contains("\"event\":\"committed\""))
         });
-        assert!(ok, "plex-sim's workload never started\n--- stderr\n{}", std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default());
+        assert!(
+            ok,
+            "plex-sim's workload never started\n--- stderr\n{}",
+            std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+        );
     }
 
     fn wait(mut self) -> Ended {
@@ -150,13 +174,18 @@ impl Pid1 {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        let read =
+            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
         let events_path = self.dir.path().join("events.jsonl");
         Ended {
             code,
             stdout: read("stdout"),
             stderr: read("stderr"),
-            events: if events_path.exists() { events::read(&events_path).unwrap() } else { Vec::new() },
+            events: if events_path.exists() {
+                events::read(&events_path).unwrap()
+            } else {
+                Vec::new()
+            },
             elapsed: self.started.elapsed(),
         }
     }
@@ -164,15 +193,37 @@ impl Pid1 {
 
 fn signal(pid: u32, sig: i32) {
     // SAFETY: kill(2) on a pid we found under our own child.
-    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0, "kill({pid}, {sig}): {}", std::io::Error::last_os_error());
+    assert_eq!(
+        unsafe { libc::kill(pid as i32, sig) },
+        0,
+        "kill({pid}, {sig}): {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 #[test]
 fn as_pid_1_it_runs_plex_sim_to_the_end_reaps_everything_and_returns_its_status() {
-    let run = Pid1::start(&["--iterations", "4", "--spawn", "tuner", "--spawn", "script-host", "--spawn", "fork-query", "--helper-ms", "300"]).wait();
+    let run = Pid1::start(&[
+        "--iterations",
+        "4",
+        "--spawn",
+        "tuner",
+        "--spawn",
+        "script-host",
+        "--spawn",
+        "fork-query",
+        "--helper-ms",
+        "300",
+    ])
+    .wait();
     assert_eq!(run.code, Some(0), "{}", run.dump());
     let start = &run.events("start")[0];
-    assert_eq!(start["launcher_pid"], 1, "the launcher is PID 1 of its namespace\n{}", run.dump());
+    assert_eq!(
+        start["launcher_pid"],
+        1,
+        "the launcher is PID 1 of its namespace\n{}",
+        run.dump()
+    );
     assert_eq!(start["watcher"], "ptrace", "{}", run.dump());
     let sim = run.sim_summary();
     assert_eq!(sim["ok"], true, "{sim:#}");
@@ -187,7 +238,15 @@ fn as_pid_1_it_runs_plex_sim_to_the_end_reaps_everything_and_returns_its_status(
 #[test]
 fn as_pid_1_a_failing_plex_sim_gives_its_exit_code() {
     // wrong-result: plex-sim alters a row of its own check and fails (1).
-    let run = Pid1::start(&["--iterations", "2", "--spawn", "none", "--fault", "wrong-result"]).wait();
+    let run = Pid1::start(&[
+        "--iterations",
+        "2",
+        "--spawn",
+        "none",
+        "--fault",
+        "wrong-result",
+    ])
+    .wait();
     assert_eq!(run.code, Some(1), "{}", run.dump());
     assert_eq!(run.sim_summary()["exit_code"], 1);
     assert_eq!(run.launcher_summary()["exit_code"], 1);
@@ -195,14 +254,25 @@ fn as_pid_1_a_failing_plex_sim_gives_its_exit_code() {
 
 #[test]
 fn as_pid_1_docker_stop_term_is_forwarded_and_plex_sim_stops_cleanly() {
-    let p = Pid1::start(&["--duration", "90", "--spawn", "tuner=2", "--helper-ms", "60000"]);
+    let p = Pid1::start(&[
+        "--duration",
+        "90",
+        "--spawn",
+        "tuner=2",
+        "--helper-ms",
+        "60000",
+    ]);
     let launcher = p.launcher();
     p.wait_for_workload();
     let sent = Instant::now();
     signal(launcher, libc::SIGTERM);
     let run = p.wait();
     assert_eq!(run.code, Some(0), "{}", run.dump());
-    assert!(sent.elapsed() < Duration::from_secs(30), "took {:?} to stop after TERM", sent.elapsed());
+    assert!(
+        sent.elapsed() < Duration::from_secs(30),
+        "took {:?} to stop after TERM",
+        sent.elapsed()
+    );
     let sim = run.sim_summary();
     assert_eq!(sim["stopped_by"], "SIGTERM", "{sim:#}");
     assert_eq!(sim["ok"], true, "{sim:#}");
@@ -219,18 +289,40 @@ fn as_pid_1_it_follows_plex_sims_start_up_reexec() {
     let run = p.wait();
     assert_eq!(run.code, Some(0), "{}", run.dump());
     let sim = run.sim_summary();
-    assert!(sim["reexeced_from"].is_i64(), "the summary comes from the re-executed server: {sim:#}");
-    assert_eq!(sim["stopped_by"], "SIGTERM", "TERM reached the adopted server: {sim:#}");
+    assert!(
+        sim["reexeced_from"].is_i64(),
+        "the summary comes from the re-executed server: {sim:#}"
+    );
+    assert_eq!(
+        sim["stopped_by"], "SIGTERM",
+        "TERM reached the adopted server: {sim:#}"
+    );
     assert!(run.stderr.contains("as the main process"), "{}", run.dump());
     let first = sim["reexeced_from"].as_i64().unwrap();
-    let exit = run.events("exit").into_iter().find(|e| e["pid"] == first).cloned();
-    assert_eq!(exit.map(|e| e["code"].clone()), Some(serde_json::json!(0)), "the first process exited 0\n{}", run.dump());
+    let exit = run
+        .events("exit")
+        .into_iter()
+        .find(|e| e["pid"] == first)
+        .cloned();
+    assert_eq!(
+        exit.map(|e| e["code"].clone()),
+        Some(serde_json::json!(0)),
+        "the first process exited 0\n{}",
+        run.dump()
+    );
     run.assert_all_reaped();
 }
 
 #[test]
 fn as_pid_1_plex_killed_gives_137_and_its_orphans_are_reaped() {
-    let p = Pid1::start(&["--duration", "90", "--spawn", "tuner=2", "--helper-ms", "60000"]);
+    let p = Pid1::start(&[
+        "--duration",
+        "90",
+        "--spawn",
+        "tuner=2",
+        "--helper-ms",
+        "60000",
+    ]);
     let launcher = p.launcher();
     p.wait_for_workload();
     // Wait for a running tuner, so Plex's death leaves an orphan behind.
@@ -244,6 +336,10 @@ fn as_pid_1_plex_killed_gives_137_and_its_orphans_are_reaped() {
     let run = p.wait();
     assert_eq!(run.code, Some(128 + 9), "{}", run.dump());
     assert_eq!(run.launcher_summary()["exit_code"], 137);
-    assert!(run.stderr.contains("outlived the main process"), "the orphans were terminated\n{}", run.dump());
+    assert!(
+        run.stderr.contains("outlived the main process"),
+        "the orphans were terminated\n{}",
+        run.dump()
+    );
     run.assert_all_reaped();
 }

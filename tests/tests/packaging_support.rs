@@ -22,8 +22,7 @@ pub fn step(what: &str, cmd: &mut Command, limit: Duration) -> Run {
     assert!(
         !out.timed_out,
         "{what} did not finish within {limit:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.stdout,
-        out.stderr
+        out.stdout, out.stderr
     );
     assert!(
         out.code == Some(0),
@@ -38,7 +37,9 @@ pub fn step(what: &str, cmd: &mut Command, limit: Duration) -> Run {
 /// `bash packaging/<script> <args>` from the workspace root.
 pub fn script(script: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new("bash");
-    cmd.current_dir(workspace_root()).arg(Path::new("packaging").join(script)).args(args);
+    cmd.current_dir(workspace_root())
+        .arg(Path::new("packaging").join(script))
+        .args(args);
     cmd
 }
 
@@ -84,9 +85,20 @@ pub fn musl_shim() -> PathBuf {
     static SHIM: OnceLock<PathBuf> = OnceLock::new();
     SHIM.get_or_init(|| {
         require("musl-gcc", "musl-tools");
-        step("build the musl shim (packaging/build-musl.sh)", &mut script("build-musl.sh", &[]), Duration::from_secs(40 * 60));
-        let shim = target_dir().join(format!("{}-unknown-linux-musl/release/libplex_pg_shim.so", arch()));
-        assert!(shim.is_file(), "build-musl.sh succeeded but {} is missing", shim.display());
+        step(
+            "build the musl shim (packaging/build-musl.sh)",
+            &mut script("build-musl.sh", &[]),
+            Duration::from_secs(40 * 60),
+        );
+        let shim = target_dir().join(format!(
+            "{}-unknown-linux-musl/release/libplex_pg_shim.so",
+            arch()
+        ));
+        assert!(
+            shim.is_file(),
+            "build-musl.sh succeeded but {} is missing",
+            shim.display()
+        );
         shim
     })
     .clone()
@@ -94,11 +106,19 @@ pub fn musl_shim() -> PathBuf {
 
 /// The shared libraries an ELF file needs (`readelf -d`, NEEDED entries).
 pub fn needed(path: &Path) -> Vec<String> {
-    let out = run(Command::new("readelf").arg("-d").arg(path), Duration::from_secs(30));
+    let out = run(
+        Command::new("readelf").arg("-d").arg(path),
+        Duration::from_secs(30),
+    );
     out.assert_ok();
     out.stdout
         .lines()
         .filter(|l| l.contains("(NEEDED)"))
-        .filter_map(|l| l.split('[').nth(1).and_then(|r| r.split(']').next()).map(str::to_string))
+        .filter_map(|l| {
+            l.split('[')
+                .nth(1)
+                .and_then(|r| r.split(']').next())
+                .map(str::to_string)
+        })
         .collect()
 }

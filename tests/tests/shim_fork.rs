@@ -51,27 +51,52 @@ fn fork_during_the_hash_query_200_times() {
             _ => None,
         })
         .collect();
-    assert!(!parent_sockets.is_empty(), "the parent reported its connections: {reports:?}");
+    assert!(
+        !parent_sockets.is_empty(),
+        "the parent reported its connections: {reports:?}"
+    );
     for child in children {
         let pid = child["pid"].as_i64().unwrap() as i32;
         assert_eq!(child["exit"], 0);
-        assert_eq!(child["count"], ROWS, "the child queried on its own connection");
-        let held: HashSet<u64> = child["held"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
-        assert!(held.is_disjoint(&parent_sockets), "child {pid} holds a parent PostgreSQL socket: {held:?} vs {parent_sockets:?}");
+        assert_eq!(
+            child["count"], ROWS,
+            "the child queried on its own connection"
+        );
+        let held: HashSet<u64> = child["held"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert!(
+            held.is_disjoint(&parent_sockets),
+            "child {pid} holds a parent PostgreSQL socket: {held:?} vs {parent_sockets:?}"
+        );
         let after_fork = reports
             .iter()
             .find_map(|m| match m {
-                Message::AfterFork { pid: p, ppid, slots_in_use, harmless, .. } if *p == pid => {
-                    Some((*ppid, *slots_in_use, harmless.clone()))
-                }
+                Message::AfterFork {
+                    pid: p,
+                    ppid,
+                    slots_in_use,
+                    harmless,
+                    ..
+                } if *p == pid => Some((*ppid, *slots_in_use, harmless.clone())),
                 _ => None,
             })
             .unwrap_or_else(|| panic!("no AfterFork from child {pid}"));
         assert_eq!(after_fork.0, parent);
         assert_eq!(after_fork.1, 0, "the child's pool is empty");
-        let neutralized: HashSet<u64> =
-            after_fork.2.iter().filter(|h| h.role == FdRole::Socket).map(|h| h.inode).collect();
-        assert!(!neutralized.is_empty() && neutralized.is_subset(&parent_sockets), "{neutralized:?}");
+        let neutralized: HashSet<u64> = after_fork
+            .2
+            .iter()
+            .filter(|h| h.role == FdRole::Socket)
+            .map(|h| h.inode)
+            .collect();
+        assert!(
+            !neutralized.is_empty() && neutralized.is_subset(&parent_sockets),
+            "{neutralized:?}"
+        );
     }
 }
 
@@ -83,21 +108,39 @@ fn without_the_fork_handler_the_parent_query_breaks() {
     let mut cmd = python_with_shim("fork_crash.py", &schema, &[&db, &ROWS.to_string()]);
     cmd.env("PLEX_PG_FORK_HANDLER", "0");
     let out = run(&mut cmd, Duration::from_secs(20));
-    assert!(out.stderr.contains("fork handler is OFF"), "the shim warns loudly: {}", out.stderr);
+    assert!(
+        out.stderr.contains("fork handler is OFF"),
+        "the shim warns loudly: {}",
+        out.stderr
+    );
     let completed = out
         .stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .any(|v| v["complete"] == true);
-    assert!(!completed, "the parent must not get its rows intact:\n{}", out.stdout);
+    assert!(
+        !completed,
+        "the parent must not get its rows intact:\n{}",
+        out.stdout
+    );
     // Either a hang (bounded by the timeout) or an error / wrong rows.
-    assert!(out.timed_out || out.stdout.contains("\"error\"") || out.stdout.contains("\"bad\""), "{out:?}");
+    assert!(
+        out.timed_out || out.stdout.contains("\"error\"") || out.stdout.contains("\"bad\""),
+        "{out:?}"
+    );
 
     // The same program with the handler on completes.
-    let out = run(&mut python_with_shim("fork_crash.py", &schema, &[&db, &ROWS.to_string()]), Duration::from_secs(60));
+    let out = run(
+        &mut python_with_shim("fork_crash.py", &schema, &[&db, &ROWS.to_string()]),
+        Duration::from_secs(60),
+    );
     out.assert_ok();
     assert!(out.stdout.contains("\"complete\": true"), "{}", out.stdout);
-    assert!(out.stdout.contains(&format!("\"child_count\": {ROWS}")), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("\"child_count\": {ROWS}")),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -116,9 +159,20 @@ fn reports_announce_the_process_and_every_connection() {
     run(&mut cmd, Duration::from_secs(60)).assert_ok();
     std::thread::sleep(Duration::from_millis(200));
     let reports = sink.messages();
-    let hellos: Vec<_> = reports.iter().filter(|m| matches!(m, Message::Hello { .. })).collect();
+    let hellos: Vec<_> = reports
+        .iter()
+        .filter(|m| matches!(m, Message::Hello { .. }))
+        .collect();
     assert_eq!(hellos.len(), 1, "{reports:?}");
-    let Message::Hello { pool_capacity, fork_handler, shim_version, .. } = hellos[0] else { unreachable!() };
+    let Message::Hello {
+        pool_capacity,
+        fork_handler,
+        shim_version,
+        ..
+    } = hellos[0]
+    else {
+        unreachable!()
+    };
     assert_eq!((*pool_capacity, *fork_handler), (32, true));
     assert_eq!(shim_version, env!("CARGO_PKG_VERSION"));
     let connected: Vec<(i32, u64)> = reports
@@ -135,8 +189,14 @@ fn reports_announce_the_process_and_every_connection() {
             _ => None,
         })
         .collect();
-    assert!(connected.len() >= 2, "open check + two statements: {reports:?}");
-    assert_eq!(connected, closed, "every connection opened was reported closed, with the same fd and inode");
+    assert!(
+        connected.len() >= 2,
+        "open check + two statements: {reports:?}"
+    );
+    assert_eq!(
+        connected, closed,
+        "every connection opened was reported closed, with the same fd and inode"
+    );
 }
 
 #[test]
@@ -164,7 +224,12 @@ fn a_burst_of_forks_loses_no_report() {
     assert!(child.wait().unwrap().success());
     assert_eq!(got["rest"], ROWS - 1);
     std::thread::sleep(Duration::from_millis(300));
-    let children: HashSet<i64> = got["children"].as_array().unwrap().iter().map(|p| p.as_i64().unwrap()).collect();
+    let children: HashSet<i64> = got["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_i64().unwrap())
+        .collect();
     let reported: HashSet<i64> = sink
         .messages()
         .iter()
@@ -174,5 +239,9 @@ fn a_burst_of_forks_loses_no_report() {
         })
         .collect();
     assert_eq!(children.len(), 40);
-    assert!(children.is_subset(&reported), "lost: {:?}", children.difference(&reported).collect::<Vec<_>>());
+    assert!(
+        children.is_subset(&reported),
+        "lost: {:?}",
+        children.difference(&reported).collect::<Vec<_>>()
+    );
 }

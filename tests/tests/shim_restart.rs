@@ -33,9 +33,11 @@ fn server_restart_mid_workload() {
         .spawn()
         .unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    let reader = std::thread::spawn(move || stdout.lines().map_while(Result::ok).collect::<Vec<_>>());
+    let reader =
+        std::thread::spawn(move || stdout.lines().map_while(Result::ok).collect::<Vec<_>>());
     let stderr = child.stderr.take().unwrap();
-    let err_reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let err_reader =
+        std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
 
     std::thread::sleep(Duration::from_millis(1500));
     let restarted_at = Instant::now();
@@ -44,23 +46,46 @@ fn server_restart_mid_workload() {
 
     let deadline = Instant::now() + Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the workload hung after the restart");
+        assert!(
+            Instant::now() < deadline,
+            "the workload hung after the restart"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(child.wait().unwrap().success());
-    let lines: Vec<Value> = reader.join().unwrap().iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = reader
+        .join()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let stderr = err_reader.join().unwrap();
-    let ok_ids: Vec<i64> = lines.iter().filter(|v| v["ok"] == true).map(|v| v["id"].as_i64().unwrap()).collect();
+    let ok_ids: Vec<i64> = lines
+        .iter()
+        .filter(|v| v["ok"] == true)
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect();
     let first_failure = lines.iter().position(|v| v["ok"] == false);
     let last = lines.last().unwrap();
-    assert!(lines.len() > 50, "the workload ran: {} statements", lines.len());
-    assert_eq!(last["ok"], true, "the statements after the restart succeed; restart took {downtime:?}\n{stderr}");
+    assert!(
+        lines.len() > 50,
+        "the workload ran: {} statements",
+        lines.len()
+    );
+    assert_eq!(
+        last["ok"], true,
+        "the statements after the restart succeed; restart took {downtime:?}\n{stderr}"
+    );
     if let Some(i) = first_failure {
         // Whatever failed was during the restart; everything after the
         // last failure succeeded.
         let last_failure = lines.iter().rposition(|v| v["ok"] == false).unwrap();
         assert!(lines[last_failure + 1..].iter().all(|v| v["ok"] == true));
-        assert!(lines[i]["error"].as_str().unwrap().len() > 10, "the error says something: {}", lines[i]);
+        assert!(
+            lines[i]["error"].as_str().unwrap().len() > 10,
+            "the error says something: {}",
+            lines[i]
+        );
     }
     // No write reported as done is lost.
     let stored: Vec<i64> = cluster
@@ -70,6 +95,9 @@ fn server_restart_mid_workload() {
         .map(|l| l.parse().unwrap())
         .collect();
     for id in &ok_ids {
-        assert!(stored.binary_search(id).is_ok(), "row {id} was reported written but is not in PostgreSQL");
+        assert!(
+            stored.binary_search(id).is_ok(),
+            "row {id} was reported written but is not in PostgreSQL"
+        );
     }
 }

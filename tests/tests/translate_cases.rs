@@ -26,9 +26,16 @@ fn case(name: &str) -> PathBuf {
 
 /// Run case files on SQLite (`shimmed` false) or through the shim.
 fn outcomes(dir: &TempDir, files: &[PathBuf], shimmed: bool, schema: &str) -> Vec<Value> {
-    let db = if shimmed { "com.plexapp.plugins.library.db" } else { "reference.db" };
+    let db = if shimmed {
+        "com.plexapp.plugins.library.db"
+    } else {
+        "reference.db"
+    };
     let mut cmd = Command::new("python3");
-    cmd.arg(case("run_case.py")).arg(dir.path().join(db)).args(files).env("TZ", "UTC");
+    cmd.arg(case("run_case.py"))
+        .arg(dir.path().join(db))
+        .args(files)
+        .env("TZ", "UTC");
     if shimmed {
         cmd.envs(pg().env(schema)).env("LD_PRELOAD", shim());
     }
@@ -53,7 +60,11 @@ fn rows(v: &Value) -> Vec<Value> {
 fn differences(reference: &[Value], postgres: &[Value]) -> Vec<String> {
     let mut out = Vec::new();
     if reference.len() != postgres.len() {
-        out.push(format!("{} statements on SQLite, {} through the shim", reference.len(), postgres.len()));
+        out.push(format!(
+            "{} statements on SQLite, {} through the shim",
+            reference.len(),
+            postgres.len()
+        ));
     }
     for (r, p) in reference.iter().zip(postgres) {
         let sql = r["sql"].as_str().unwrap_or_default();
@@ -62,10 +73,14 @@ fn differences(reference: &[Value], postgres: &[Value]) -> Vec<String> {
         match (r_err, p_err) {
             (Some(e), None) if PLEX_ONLY.iter().any(|m| e.contains(m)) => continue,
             (Some(_), Some(_)) => continue,
-            (None, None) if r["expect_error"] == true => out.push(format!("{short}\n  expected an error on both")),
+            (None, None) if r["expect_error"] == true => {
+                out.push(format!("{short}\n  expected an error on both"))
+            }
             (None, None) => {}
             (Some(e), None) => {
-                out.push(format!("{short}\n  SQLite failed ({e}), PostgreSQL did not"));
+                out.push(format!(
+                    "{short}\n  SQLite failed ({e}), PostgreSQL did not"
+                ));
                 continue;
             }
             (None, Some(e)) => {
@@ -73,13 +88,24 @@ fn differences(reference: &[Value], postgres: &[Value]) -> Vec<String> {
                 continue;
             }
         }
-        let gap = |key: &str| r["gap"].as_array().is_some_and(|g| g.iter().any(|k| k == key));
+        let gap = |key: &str| {
+            r["gap"]
+                .as_array()
+                .is_some_and(|g| g.iter().any(|k| k == key))
+        };
         if !gap("rows") && rows(r) != rows(p) {
-            out.push(format!("{short}\n  rows: SQLite {}\n        shim   {}", Value::from(rows(r)), Value::from(rows(p))));
+            out.push(format!(
+                "{short}\n  rows: SQLite {}\n        shim   {}",
+                Value::from(rows(r)),
+                Value::from(rows(p))
+            ));
         }
         for key in ["decltypes", "changes", "last_insert_rowid"] {
             if !gap(key) && r[key] != p[key] {
-                out.push(format!("{short}\n  {key}: SQLite {} shim {}", r[key], p[key]));
+                out.push(format!(
+                    "{short}\n  {key}: SQLite {} shim {}",
+                    r[key], p[key]
+                ));
             }
         }
     }
@@ -93,23 +119,39 @@ fn assert_same(name: &str, files: &[PathBuf]) -> Vec<Value> {
     let reference = outcomes(&dir, files, false, &schema);
     let postgres = outcomes(&dir, files, true, &schema);
     let diffs = differences(&reference, &postgres);
-    assert!(diffs.is_empty(), "{} difference(s) between SQLite and the shim:\n{}", diffs.len(), diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{} difference(s) between SQLite and the shim:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
     assert!(!reference.is_empty(), "the case ran no statement");
     postgres
 }
 
 #[test]
 fn plex_schema_builds_as_on_sqlite() {
-    let results = assert_same("tr_schema", &[fixture("sqlite_schema.sql"), case("schema_check.test")]);
+    let results = assert_same(
+        "tr_schema",
+        &[fixture("sqlite_schema.sql"), case("schema_check.test")],
+    );
     let failed: Vec<&Value> = results.iter().filter(|r| !r["error"].is_null()).collect();
-    assert!(failed.is_empty(), "every schema statement runs on PostgreSQL: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "every schema statement runs on PostgreSQL: {failed:?}"
+    );
 }
 
 #[test]
 fn plex_migration_statements_have_sqlite_effect() {
     assert_same(
         "tr_statements",
-        &[fixture("sqlite_schema.sql"), case("plex_seed.test"), fixture("statements.sql"), case("plex_dump.test")],
+        &[
+            fixture("sqlite_schema.sql"),
+            case("plex_seed.test"),
+            fixture("statements.sql"),
+            case("plex_dump.test"),
+        ],
     );
 }
 

@@ -43,7 +43,10 @@ const SCHEMA: &str = "concurrency";
 const LIBRARY: &str = "com.plexapp.plugins.library.db";
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 /// A small deterministic generator, one stream per worker.
@@ -75,13 +78,19 @@ fn set_up(db: &Db, sqlite_settings: bool) {
     if sqlite_settings {
         db.exec("PRAGMA journal_mode=WAL");
     }
-    db.exec("CREATE TABLE metadata_items (id INTEGER PRIMARY KEY, guid TEXT, title TEXT, hash TEXT)");
+    db.exec(
+        "CREATE TABLE metadata_items (id INTEGER PRIMARY KEY, guid TEXT, title TEXT, hash TEXT)",
+    );
     db.exec("CREATE TABLE media_parts (id INTEGER PRIMARY KEY, metadata_item_id INTEGER, file TEXT, size INTEGER)");
     db.exec("BEGIN");
     for first in (1..=ITEMS).step_by(500) {
-        let values: Vec<String> =
-            (first..(first + 500).min(ITEMS + 1)).map(|i| format!("({i}, 'plex://movie/{i}', 'Title {i}', NULL)")).collect();
-        db.exec(&format!("INSERT INTO metadata_items (id, guid, title, hash) VALUES {}", values.join(", ")));
+        let values: Vec<String> = (first..(first + 500).min(ITEMS + 1))
+            .map(|i| format!("({i}, 'plex://movie/{i}', 'Title {i}', NULL)"))
+            .collect();
+        db.exec(&format!(
+            "INSERT INTO metadata_items (id, guid, title, hash) VALUES {}",
+            values.join(", ")
+        ));
     }
     db.exec("COMMIT");
 }
@@ -92,7 +101,9 @@ fn scan_transaction(db: &Db, rng: &mut Rng, writer: i64, writers: i64) -> Result
     db.try_exec("BEGIN IMMEDIATE")?;
     for _ in 0..ROWS_PER_TRANSACTION {
         let item = writer * share + 1 + rng.below(share);
-        let mut ins = db.try_prepare("INSERT INTO media_parts (metadata_item_id, file, size) VALUES (?, ?, ?)")?;
+        let mut ins = db.try_prepare(
+            "INSERT INTO media_parts (metadata_item_id, file, size) VALUES (?, ?, ?)",
+        )?;
         ins.bind_int(1, item);
         ins.bind_text(2, &format!("/data/Movies/scan{writer}/{item}.mkv"));
         ins.bind_int(3, 1_000_000 + item);
@@ -123,7 +134,10 @@ fn read(db: &Db, rng: &mut Rng, page: bool) -> Result<i64, Error> {
     }
     let expected = if page { PAGE.min(ITEMS - id) } else { 1 };
     if n != expected {
-        return Err(Error { code: -1, message: format!("{sql} with {id}: {n} rows, expected {expected}") });
+        return Err(Error {
+            code: -1,
+            message: format!("{sql} with {id}: {n} rows, expected {expected}"),
+        });
     }
     Ok(n)
 }
@@ -161,7 +175,11 @@ fn worker() {
             std::thread::sleep(next.saturating_duration_since(Instant::now()));
         }
         let t = Instant::now();
-        let r = if role == "writer" { scan_transaction(&db, &mut rng, index, writers) } else { read(&db, &mut rng, ops % 2 == 1) };
+        let r = if role == "writer" {
+            scan_transaction(&db, &mut rng, index, writers)
+        } else {
+            read(&db, &mut rng, ops % 2 == 1)
+        };
         match r {
             Ok(n) => {
                 ops += 1;
@@ -169,7 +187,13 @@ fn worker() {
                 latencies_us.push(t.elapsed().as_micros() as u64);
             }
             Err(e) => {
-                *errors.entry(if e.code == -1 { "wrong result" } else { e.name() }).or_default() += 1;
+                *errors
+                    .entry(if e.code == -1 {
+                        "wrong result"
+                    } else {
+                        e.name()
+                    })
+                    .or_default() += 1;
                 first_error.get_or_insert_with(|| e.to_string());
                 if role == "writer" {
                     let _ = db.try_exec("ROLLBACK");
@@ -177,7 +201,10 @@ fn worker() {
             }
         }
     }
-    println!("{}", json!({ "role": role, "ops": ops, "rows": rows, "errors": errors, "first_error": first_error, "latencies_us": latencies_us }));
+    println!(
+        "{}",
+        json!({ "role": role, "ops": ops, "rows": rows, "errors": errors, "first_error": first_error, "latencies_us": latencies_us })
+    );
 }
 
 // ---- the orchestrating side ----
@@ -198,10 +225,20 @@ struct Bench {
 impl Bench {
     fn worker(&self, side: &Side, args: &[String]) -> Command {
         let mut cmd = Command::new(&self.me);
-        cmd.args(["--db", &side.db, "--sqlite-settings", if side.shim { "0" } else { "1" }]).args(args);
-        cmd.env_remove("LD_PRELOAD").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.args([
+            "--db",
+            &side.db,
+            "--sqlite-settings",
+            if side.shim { "0" } else { "1" },
+        ])
+        .args(args);
+        cmd.env_remove("LD_PRELOAD")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         if side.shim {
-            cmd.envs(self.env.iter().cloned()).env("LD_PRELOAD", &self.shim);
+            cmd.envs(self.env.iter().cloned())
+                .env("LD_PRELOAD", &self.shim);
         }
         cmd
     }
@@ -215,23 +252,42 @@ impl Bench {
     }
 
     fn count(&self, side: &Side) -> i64 {
-        self.one(side, &["--worker", "count"])["count"].as_i64().expect("count")
+        self.one(side, &["--worker", "count"])["count"]
+            .as_i64()
+            .expect("count")
     }
 
     /// One window of `seconds` with `writers` and `readers` processes.
-    fn window(&self, side: &Side, writers: usize, readers: usize, read_every_ms: u64, seconds: u64) -> Value {
+    fn window(
+        &self,
+        side: &Side,
+        writers: usize,
+        readers: usize,
+        read_every_ms: u64,
+        seconds: u64,
+    ) -> Value {
         let before = self.count(side);
         let from = now_ms() + 1000;
         let until = from + seconds * 1000;
-        let roles = std::iter::repeat_n("writer", writers).chain(std::iter::repeat_n("reader", readers));
+        let roles =
+            std::iter::repeat_n("writer", writers).chain(std::iter::repeat_n("reader", readers));
         let children: Vec<_> = roles
             .enumerate()
             .map(|(i, role)| {
                 let index = if role == "writer" { i } else { i - writers };
                 let args = [
-                    "--worker".into(), role.to_string(), "--index".into(), index.to_string(),
-                    "--writers".into(), writers.to_string(), "--from-ms".into(), from.to_string(),
-                    "--until-ms".into(), until.to_string(), "--read-every-ms".into(), read_every_ms.to_string(),
+                    "--worker".into(),
+                    role.to_string(),
+                    "--index".into(),
+                    index.to_string(),
+                    "--writers".into(),
+                    writers.to_string(),
+                    "--from-ms".into(),
+                    from.to_string(),
+                    "--until-ms".into(),
+                    until.to_string(),
+                    "--read-every-ms".into(),
+                    read_every_ms.to_string(),
                 ];
                 self.worker(side, &args).spawn().expect("worker")
             })
@@ -240,9 +296,13 @@ impl Bench {
             .into_iter()
             .map(|c| {
                 let out = c.wait_with_output().expect("worker");
-                let v = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap_or(Value::Null);
+                let v = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim())
+                    .unwrap_or(Value::Null);
                 if !out.status.success() || v.is_null() {
-                    eprintln!("concurrency-bench: a {} worker failed ({:?})", side.name, out.status);
+                    eprintln!(
+                        "concurrency-bench: a {} worker failed ({:?})",
+                        side.name, out.status
+                    );
                 }
                 v
             })
@@ -252,10 +312,16 @@ impl Bench {
         fn of_role<'a>(outputs: &'a [Value], role: &'a str) -> impl Iterator<Item = &'a Value> {
             outputs.iter().filter(move |o| o["role"] == role)
         }
-        let sum = |role: &str, key: &str| of_role(&outputs, role).filter_map(|o| o[key].as_i64()).sum::<i64>();
+        let sum = |role: &str, key: &str| {
+            of_role(&outputs, role)
+                .filter_map(|o| o[key].as_i64())
+                .sum::<i64>()
+        };
         let latency = |role: &str| {
-            let mut all: Vec<f64> =
-                of_role(&outputs, role).flat_map(|o| o["latencies_us"].as_array().cloned().unwrap_or_default()).filter_map(|v| v.as_f64()).collect();
+            let mut all: Vec<f64> = of_role(&outputs, role)
+                .flat_map(|o| o["latencies_us"].as_array().cloned().unwrap_or_default())
+                .filter_map(|v| v.as_f64())
+                .collect();
             if all.is_empty() {
                 return json!(null);
             }
@@ -266,7 +332,9 @@ impl Bench {
         let mut first_errors = Vec::new();
         for o in &outputs {
             for (k, v) in o["errors"].as_object().into_iter().flatten() {
-                *errors.entry(format!("{} {k}", o["role"].as_str().unwrap_or("?"))).or_default() += v.as_i64().unwrap_or(0);
+                *errors
+                    .entry(format!("{} {k}", o["role"].as_str().unwrap_or("?")))
+                    .or_default() += v.as_i64().unwrap_or(0);
             }
             if let Some(e) = o["first_error"].as_str() {
                 first_errors.push(e.to_string());
@@ -299,7 +367,9 @@ fn main() {
     let readers: usize = cli::opt("readers", 3);
     let read_every_ms: u64 = cli::opt("read-every-ms", 5);
     let cluster = Cluster::start().expect("start PostgreSQL");
-    cluster.psql(&format!("CREATE SCHEMA {SCHEMA}")).expect("schema");
+    cluster
+        .psql(&format!("CREATE SCHEMA {SCHEMA}"))
+        .expect("schema");
     let tmp = TempDir::new("plex-pg-bench-concurrency");
     let bench = Bench {
         env: fixture::shim_env_for(&cluster, SCHEMA),
@@ -308,8 +378,19 @@ fn main() {
         me: std::env::current_exe().unwrap(),
     };
     let sides = [
-        Side { name: "SQLite", shim: false, db: tmp.path().join(LIBRARY).display().to_string() },
-        Side { name: "shim", shim: true, db: Path::new("/nonexistent/Plug-in Support/Databases").join(LIBRARY).display().to_string() },
+        Side {
+            name: "SQLite",
+            shim: false,
+            db: tmp.path().join(LIBRARY).display().to_string(),
+        },
+        Side {
+            name: "shim",
+            shim: true,
+            db: Path::new("/nonexistent/Plug-in Support/Databases")
+                .join(LIBRARY)
+                .display()
+                .to_string(),
+        },
     ];
     for side in &sides {
         bench.one(side, &["--worker", "setup"]);
@@ -321,7 +402,10 @@ fn main() {
             w["round"] = json!(round);
             eprintln!(
                 "concurrency-bench: round {round} {:<6} {:>7.1} writes/s {:>8.1} reads/s errors {}",
-                sides[i].name, w["writes_per_s"].as_f64().unwrap_or(0.0), w["reads_per_s"].as_f64().unwrap_or(0.0), w["errors"]
+                sides[i].name,
+                w["writes_per_s"].as_f64().unwrap_or(0.0),
+                w["reads_per_s"].as_f64().unwrap_or(0.0),
+                w["errors"]
             );
             windows.push(w);
         }
@@ -330,7 +414,9 @@ fn main() {
     for side in &sides {
         let mine: Vec<&Value> = windows.iter().filter(|w| w["side"] == side.name).collect();
         let spread = |f: &dyn Fn(&Value) -> Option<f64>| {
-            Spread::of(&mine.iter().filter_map(|w| f(w)).collect::<Vec<_>>()).map(Spread::to_json).unwrap_or(Value::Null)
+            Spread::of(&mine.iter().filter_map(|w| f(w)).collect::<Vec<_>>())
+                .map(Spread::to_json)
+                .unwrap_or(Value::Null)
         };
         let mut errors: BTreeMap<String, i64> = BTreeMap::new();
         for w in &mine {
@@ -357,11 +443,18 @@ fn main() {
     let ratio = |key: &str| {
         let values: Vec<f64> = (0..rounds)
             .filter_map(|r| {
-                let of = |side: &str| windows.iter().find(|w| w["side"] == side && w["round"] == r).and_then(|w| w[key].as_f64());
+                let of = |side: &str| {
+                    windows
+                        .iter()
+                        .find(|w| w["side"] == side && w["round"] == r)
+                        .and_then(|w| w[key].as_f64())
+                };
                 Some(of("shim")? / of("SQLite")?)
             })
             .collect();
-        Spread::of(&values).map(Spread::to_json).unwrap_or(Value::Null)
+        Spread::of(&values)
+            .map(Spread::to_json)
+            .unwrap_or(Value::Null)
     };
     let out = json!({
         "settings": { "rounds": rounds, "seconds": seconds, "writers": writers, "readers": readers, "read_every_ms": read_every_ms, "items": ITEMS, "rows_per_transaction": ROWS_PER_TRANSACTION, "busy_timeout_ms": BUSY_TIMEOUT_MS },

@@ -65,13 +65,22 @@ fn main() {
     let mut figures = serde_json::Map::new();
     for open in [1usize, 8, 64] {
         let dbs: Vec<Db> = (0..open).map(|i| Db::open(&library(i))).collect();
-        let mut stmts: Vec<_> = dbs.iter().map(|d| d.prepare("SELECT id, guid FROM metadata_items")).collect();
+        let mut stmts: Vec<_> = dbs
+            .iter()
+            .map(|d| d.prepare("SELECT id, guid FROM metadata_items"))
+            .collect();
         for st in stmts.iter_mut() {
-            assert!(st.step(), "each handle streams a result, holding its connection");
+            assert!(
+                st.step(),
+                "each handle streams a result, holding its connection"
+            );
         }
         let (median, p99) = stats::median_p99(&mut measure());
         println!("{open:>11}  {median:>14.0}  {p99:>11.0}");
-        figures.insert(open.to_string(), json!({ "median_ns": median, "p99_ns": p99, "forks": FORKS }));
+        figures.insert(
+            open.to_string(),
+            json!({ "median_ns": median, "p99_ns": p99, "forks": FORKS }),
+        );
         drop(stmts);
         drop(dbs);
     }

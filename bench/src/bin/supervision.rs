@@ -41,12 +41,36 @@ struct Setup {
 }
 
 const SETUPS: [Setup; 6] = [
-    Setup { name: "no shim", shim: false, launcher: None },
-    Setup { name: "no launcher", shim: true, launcher: None },
-    Setup { name: "launcher off", shim: true, launcher: Some(&["--mode", "off"]) },
-    Setup { name: "verify ptrace", shim: true, launcher: Some(&["--mode", "verify", "--watcher", "ptrace"]) },
-    Setup { name: "verify procfs", shim: true, launcher: Some(&["--mode", "verify", "--watcher", "procfs"]) },
-    Setup { name: "enforce", shim: true, launcher: Some(&["--mode", "enforce", "--watcher", "ptrace"]) },
+    Setup {
+        name: "no shim",
+        shim: false,
+        launcher: None,
+    },
+    Setup {
+        name: "no launcher",
+        shim: true,
+        launcher: None,
+    },
+    Setup {
+        name: "launcher off",
+        shim: true,
+        launcher: Some(&["--mode", "off"]),
+    },
+    Setup {
+        name: "verify ptrace",
+        shim: true,
+        launcher: Some(&["--mode", "verify", "--watcher", "ptrace"]),
+    },
+    Setup {
+        name: "verify procfs",
+        shim: true,
+        launcher: Some(&["--mode", "verify", "--watcher", "procfs"]),
+    },
+    Setup {
+        name: "enforce",
+        shim: true,
+        launcher: Some(&["--mode", "enforce", "--watcher", "ptrace"]),
+    },
 ];
 /// What the launcher's variants are compared with: the shim, no launcher.
 const BASELINE: usize = 1;
@@ -68,7 +92,9 @@ struct Bench {
 impl Bench {
     fn new(items: u64) -> Bench {
         let cluster = Cluster::start().expect("start PostgreSQL");
-        cluster.psql(&format!("CREATE SCHEMA {SCHEMA}")).expect("schema");
+        cluster
+            .psql(&format!("CREATE SCHEMA {SCHEMA}"))
+            .expect("schema");
         let env = fixture::shim_env_for(&cluster, SCHEMA);
         Bench {
             _cluster: cluster,
@@ -88,12 +114,18 @@ impl Bench {
             None => Command::new(program),
             Some(options) => {
                 let mut c = Command::new(&self.launcher);
-                c.arg("--shim").arg(&self.shim).args(options).arg("--events").arg(events);
+                c.arg("--shim")
+                    .arg(&self.shim)
+                    .args(options)
+                    .arg("--events")
+                    .arg(events);
                 c.args(["--grace-period-ms", "2000", "--"]).arg(program);
                 c
             }
         };
-        cmd.args(args).env_remove("LD_PRELOAD").envs(self.env.iter().cloned());
+        cmd.args(args)
+            .env_remove("LD_PRELOAD")
+            .envs(self.env.iter().cloned());
         if setup.shim && setup.launcher.is_none() {
             cmd.env("LD_PRELOAD", &self.shim);
         }
@@ -101,7 +133,9 @@ impl Bench {
     }
 
     fn data_dir(&self, shim: bool) -> PathBuf {
-        self.tmp.path().join(if shim { "postgresql" } else { "sqlite" })
+        self.tmp
+            .path()
+            .join(if shim { "postgresql" } else { "sqlite" })
     }
 
     fn file(&self, name: String) -> PathBuf {
@@ -114,23 +148,48 @@ impl Bench {
         let events = self.file(format!("events-{tag}.jsonl"));
         let log = self.file(format!("log-{tag}.txt"));
         let mut args: Vec<OsString> = vec!["--data-dir".into(), self.data_dir(setup.shim).into()];
-        for (k, v) in [("--items", self.items), ("--iterations", iterations), ("--helper-ms", 100)] {
+        for (k, v) in [
+            ("--items", self.items),
+            ("--iterations", iterations),
+            ("--helper-ms", 100),
+        ] {
             args.extend([k.into(), v.to_string().into()]);
         }
-        args.extend(["--quiet".into(), "--timeout".into(), "900".into(), "--summary".into(), summary.clone().into()]);
+        args.extend([
+            "--quiet".into(),
+            "--timeout".into(),
+            "900".into(),
+            "--summary".into(),
+            summary.clone().into(),
+        ]);
         if !children {
             args.extend(["--spawn".into(), "none".into()]);
         }
-        let watch: &[Watch] = if setup.launcher.is_some() { &[Watch::Top, Watch::FirstChild] } else { &[Watch::Top] };
+        let watch: &[Watch] = if setup.launcher.is_some() {
+            &[Watch::Top, Watch::FirstChild]
+        } else {
+            &[Watch::Top]
+        };
         let mut cmd = self.command(setup, &self.plex_sim, &args, &events);
         let out = procs::run_sampled(&mut cmd, &log, Duration::from_secs(1000), watch);
-        let sim: Value = std::fs::read_to_string(&summary).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null);
+        let sim: Value = std::fs::read_to_string(&summary)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
         let ok = out.code == Some(0) && sim["ok"] == true;
         if !ok {
-            eprintln!("supervision-bench: plex-sim under {:?} failed ({tag}, code {:?}):\n{}", setup.name, out.code, procs::tail(&log, 20));
+            eprintln!(
+                "supervision-bench: plex-sim under {:?} failed ({tag}, code {:?}):\n{}",
+                setup.name,
+                out.code,
+                procs::tail(&log, 20)
+            );
         }
         let (sim_memory, launcher_memory) = match setup.launcher {
-            Some(_) => (out.memory.get(&Watch::FirstChild), out.memory.get(&Watch::Top)),
+            Some(_) => (
+                out.memory.get(&Watch::FirstChild),
+                out.memory.get(&Watch::Top),
+            ),
             None => (out.memory.get(&Watch::Top), None),
         };
         json!({
@@ -175,7 +234,11 @@ impl Bench {
         }
         let ok = out.code == Some(0) && figures.contains_key("p50");
         if !ok {
-            eprintln!("supervision-bench: fork-probe under {:?} failed ({tag}):\n{}", setup.name, procs::tail(&log, 20));
+            eprintln!(
+                "supervision-bench: fork-probe under {:?} failed ({tag}):\n{}",
+                setup.name,
+                procs::tail(&log, 20)
+            );
         }
         json!({ "setup": setup.name, "connect": connect, "ok": ok, "us": figures })
     }
@@ -190,7 +253,8 @@ impl Bench {
         }
         let mut child = cmd.spawn().expect("fork-probe server");
         std::thread::sleep(Duration::from_millis(300));
-        let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", child.id())).unwrap_or_default();
+        let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", child.id()))
+            .unwrap_or_default();
         let _ = child.wait();
         json!({
             "shim": shim,
@@ -212,14 +276,31 @@ fn launcher_summary(events: &Path) -> Value {
 
 /// `f` of each run of `setup` that succeeded.
 fn figures(runs: &[Value], setup: &str, f: impl Fn(&Value) -> Option<f64>) -> Vec<f64> {
-    runs.iter().filter(|r| r["setup"] == setup && r["ok"] == true).filter_map(f).collect()
+    runs.iter()
+        .filter(|r| r["setup"] == setup && r["ok"] == true)
+        .filter_map(f)
+        .collect()
 }
 
 /// Per round, `f(run) op f(baseline run)`; their spread.
-fn paired(runs: &[Value], setup: &str, base: &str, f: impl Fn(&Value) -> Option<f64>, op: fn(f64, f64) -> f64) -> Value {
+fn paired(
+    runs: &[Value],
+    setup: &str,
+    base: &str,
+    f: impl Fn(&Value) -> Option<f64>,
+    op: fn(f64, f64) -> f64,
+) -> Value {
     let mut values = Vec::new();
-    for r in runs.iter().filter(|r| r["setup"] == setup && r["ok"] == true) {
-        let b = runs.iter().find(|b| b["setup"] == base && b["round"] == r["round"] && b["connect"] == r["connect"] && b["ok"] == true);
+    for r in runs
+        .iter()
+        .filter(|r| r["setup"] == setup && r["ok"] == true)
+    {
+        let b = runs.iter().find(|b| {
+            b["setup"] == base
+                && b["round"] == r["round"]
+                && b["connect"] == r["connect"]
+                && b["ok"] == true
+        });
         if let (Some(x), Some(y)) = (f(r), b.and_then(&f)) {
             values.push(op(x, y));
         }
@@ -228,7 +309,9 @@ fn paired(runs: &[Value], setup: &str, base: &str, f: impl Fn(&Value) -> Option<
 }
 
 fn spread_json(values: &[f64]) -> Value {
-    Spread::of(values).map(Spread::to_json).unwrap_or(Value::Null)
+    Spread::of(values)
+        .map(Spread::to_json)
+        .unwrap_or(Value::Null)
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -247,26 +330,48 @@ fn main() {
     let forks: u64 = cli::opt("forks", 1000);
     let bench = Bench::new(items);
 
-    eprintln!("supervision-bench: filling {items} movies, on PostgreSQL through the shim and on SQLite");
-    let fills: Vec<Value> = [BASELINE, NO_SHIM].iter().map(|&i| bench.plex_sim(&SETUPS[i], &format!("fill-{i}"), 1, false)).collect();
+    eprintln!(
+        "supervision-bench: filling {items} movies, on PostgreSQL through the shim and on SQLite"
+    );
+    let fills: Vec<Value> = [BASELINE, NO_SHIM]
+        .iter()
+        .map(|&i| bench.plex_sim(&SETUPS[i], &format!("fill-{i}"), 1, false))
+        .collect();
     for warm in [BASELINE, NO_SHIM] {
-        bench.plex_sim(&SETUPS[warm], &format!("warm-{warm}"), (iterations / 10).max(1), true);
+        bench.plex_sim(
+            &SETUPS[warm],
+            &format!("warm-{warm}"),
+            (iterations / 10).max(1),
+            true,
+        );
     }
 
     let mut loadavg = Vec::new();
     let mut runs = Vec::new();
     for round in 0..rounds {
-        loadavg.push(std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_string());
+        loadavg.push(
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        );
         for i in rotation(round, SETUPS.len()) {
             let mut run = bench.plex_sim(&SETUPS[i], &format!("{round}-{i}"), iterations, true);
             run["round"] = json!(round);
-            eprintln!("supervision-bench: round {round} {:<14} {:>7.2} s ok={}", SETUPS[i].name, run["wall_s"].as_f64().unwrap_or(0.0), run["ok"]);
+            eprintln!(
+                "supervision-bench: round {round} {:<14} {:>7.2} s ok={}",
+                SETUPS[i].name,
+                run["wall_s"].as_f64().unwrap_or(0.0),
+                run["ok"]
+            );
             runs.push(run);
         }
     }
 
     let mut fork_runs = Vec::new();
-    let combos: Vec<(usize, bool)> = (0..SETUPS.len()).flat_map(|i| [(i, false), (i, true)]).collect();
+    let combos: Vec<(usize, bool)> = (0..SETUPS.len())
+        .flat_map(|i| [(i, false), (i, true)])
+        .collect();
     for round in 0..fork_rounds {
         for k in rotation(round, combos.len()) {
             let (i, connect) = combos[k];
@@ -291,7 +396,11 @@ fn main() {
     let mut workload = serde_json::Map::new();
     for s in &SETUPS {
         let stat = |key: &str| spread_json(&figures(&runs, s.name, |r| r[key].as_f64()));
-        let launcher_stat = |key: &str| spread_json(&figures(&runs, s.name, |r| r["launcher_summary"][key].as_f64()));
+        let launcher_stat = |key: &str| {
+            spread_json(&figures(&runs, s.name, |r| {
+                r["launcher_summary"][key].as_f64()
+            }))
+        };
         workload.insert(
             s.name.into(),
             json!({
@@ -315,7 +424,11 @@ fn main() {
     for connect in [false, true] {
         let mut by_setup = serde_json::Map::new();
         for s in &SETUPS {
-            let runs: Vec<Value> = fork_runs.iter().filter(|r| r["connect"] == connect).cloned().collect();
+            let runs: Vec<Value> = fork_runs
+                .iter()
+                .filter(|r| r["connect"] == connect)
+                .cloned()
+                .collect();
             let mut entry = serde_json::Map::new();
             for p in ["p50", "p90", "p99"] {
                 let f = |r: &Value| r["us"][p].as_f64();
@@ -323,16 +436,39 @@ fn main() {
                     continue;
                 }
                 entry.insert(format!("{p}_us"), spread_json(&figures(&runs, s.name, f)));
-                entry.insert(format!("{p}_overhead_us"), paired(&runs, s.name, base, f, difference));
-                entry.insert(format!("{p}_over_no_shim_us"), paired(&runs, s.name, SETUPS[NO_SHIM].name, f, difference));
+                entry.insert(
+                    format!("{p}_overhead_us"),
+                    paired(&runs, s.name, base, f, difference),
+                );
+                entry.insert(
+                    format!("{p}_over_no_shim_us"),
+                    paired(&runs, s.name, SETUPS[NO_SHIM].name, f, difference),
+                );
             }
             by_setup.insert(s.name.into(), Value::Object(entry));
         }
-        fork.insert(if connect { "inherits_2_sessions" } else { "inherits_nothing" }.into(), Value::Object(by_setup));
+        fork.insert(
+            if connect {
+                "inherits_2_sessions"
+            } else {
+                "inherits_nothing"
+            }
+            .into(),
+            Value::Object(by_setup),
+        );
     }
-    let idle_of = |shim: bool, key: &str| -> Vec<f64> { idle.iter().filter(|m| m["shim"] == shim).filter_map(|m| m[key].as_f64()).collect() };
+    let idle_of = |shim: bool, key: &str| -> Vec<f64> {
+        idle.iter()
+            .filter(|m| m["shim"] == shim)
+            .filter_map(|m| m[key].as_f64())
+            .collect()
+    };
     let idle_diff = |key: &str| -> Vec<f64> {
-        idle_of(true, key).iter().zip(idle_of(false, key)).map(|(a, b)| a - b).collect()
+        idle_of(true, key)
+            .iter()
+            .zip(idle_of(false, key))
+            .map(|(a, b)| a - b)
+            .collect()
     };
     let preload = json!({
         "rss_kib": { "no shim": spread_json(&idle_of(false, "rss_kib")), "shim": spread_json(&idle_of(true, "rss_kib")), "difference": spread_json(&idle_diff("rss_kib")) },

@@ -71,12 +71,28 @@ pub struct Incident {
 impl Incident {
     /// A line of the server's log (`%m [%p] ` prefix).
     pub fn server_line(&mut self, line: &str, view: &mut View) {
-        let Some((time, backend, message)) = parse_server_line(line) else { return };
+        let Some((time, backend, message)) = parse_server_line(line) else {
+            return;
+        };
         if let Some(statement) = message.strip_prefix("execute ") {
-            let text = statement.split_once(": ").map(|(_, t)| t).unwrap_or(statement);
-            if text.to_ascii_lowercase().trim_end().ends_with(HASH_QUERY_TAIL) {
+            let text = statement
+                .split_once(": ")
+                .map(|(_, t)| t)
+                .unwrap_or(statement);
+            if text
+                .to_ascii_lowercase()
+                .trim_end()
+                .ends_with(HASH_QUERY_TAIL)
+            {
                 let second_of_day = second_of_day(&time).unwrap_or(f64::MAX);
-                self.in_flight.insert(backend, InFlight { time, second_of_day, printed: false });
+                self.in_flight.insert(
+                    backend,
+                    InFlight {
+                        time,
+                        second_of_day,
+                        printed: false,
+                    },
+                );
             } else {
                 self.in_flight.remove(&backend);
             }
@@ -90,10 +106,19 @@ impl Incident {
                     self.queries_done += 1;
                     view.line(&done_line(backend, rest.trim()));
                 } else if let Some(ended) = second_of_day(&time) {
-                    while self.finished.front().is_some_and(|f| f.ended < ended - FINISHED_KEPT_SECONDS) {
+                    while self
+                        .finished
+                        .front()
+                        .is_some_and(|f| f.ended < ended - FINISHED_KEPT_SECONDS)
+                    {
                         self.finished.pop_front();
                     }
-                    self.finished.push_back(Finished { backend, started: query, ended, duration: rest.trim().to_string() });
+                    self.finished.push_back(Finished {
+                        backend,
+                        started: query,
+                        ended,
+                        duration: rest.trim().to_string(),
+                    });
                 }
             }
         }
@@ -112,27 +137,50 @@ impl Incident {
                 // Queries that started before the fork: the parent's (a child's
                 // own hash query starts after it).
                 let born = e["time"].as_f64().unwrap_or(0.0).rem_euclid(86_400.0);
-                for (backend, query) in self.in_flight.iter_mut().filter(|(_, q)| !q.printed && q.second_of_day <= born) {
+                for (backend, query) in self
+                    .in_flight
+                    .iter_mut()
+                    .filter(|(_, q)| !q.printed && q.second_of_day <= born)
+                {
                     query.printed = true;
                     view.line(&started_line(*backend, &query.time));
                 }
                 // Queries that spanned the fork but whose end was read first.
-                let (mut spanned, rest): (Vec<Finished>, Vec<Finished>) =
-                    self.finished.drain(..).partition(|f| f.started.second_of_day <= born && born <= f.ended);
+                let (mut spanned, rest): (Vec<Finished>, Vec<Finished>) = self
+                    .finished
+                    .drain(..)
+                    .partition(|f| f.started.second_of_day <= born && born <= f.ended);
                 self.finished = rest.into();
                 // None in flight at the server: a short query (5,000 rows) is
                 // all in the socket's buffers before the parent has read half
                 // of it, so the server logs its end before the fork. The
                 // parent's is then the last one started before the fork.
-                if spanned.is_empty() && !self.in_flight.values().any(|q| q.printed && q.second_of_day <= born) {
+                if spanned.is_empty()
+                    && !self
+                        .in_flight
+                        .values()
+                        .any(|q| q.printed && q.second_of_day <= born)
+                {
                     let last = (0..self.finished.len())
                         .filter(|&i| {
                             let f = &self.finished[i];
-                            f.started.second_of_day <= born && born - f.ended <= SERVER_AHEAD_SECONDS
+                            f.started.second_of_day <= born
+                                && born - f.ended <= SERVER_AHEAD_SECONDS
                         })
-                        .max_by(|&a, &b| self.finished[a].started.second_of_day.total_cmp(&self.finished[b].started.second_of_day));
+                        .max_by(|&a, &b| {
+                            self.finished[a]
+                                .started
+                                .second_of_day
+                                .total_cmp(&self.finished[b].started.second_of_day)
+                        });
                     if let Some(f) = last.and_then(|i| self.finished.remove(i)) {
-                        spanned.push(Finished { duration: format!("{} (sent before the fork; the parent was still reading)", f.duration), ..f });
+                        spanned.push(Finished {
+                            duration: format!(
+                                "{} (sent before the fork; the parent was still reading)",
+                                f.duration
+                            ),
+                            ..f
+                        });
                     }
                 }
                 for f in &spanned {
@@ -159,7 +207,10 @@ impl Incident {
                         e["slots_in_use"]
                     ));
                 } else if e["verdict"] == "ok" {
-                    view.line(&format!("[child {pid}]          pool check ok at {}", e["trigger"].as_str().unwrap_or("?")));
+                    view.line(&format!(
+                        "[child {pid}]          pool check ok at {}",
+                        e["trigger"].as_str().unwrap_or("?")
+                    ));
                 } else {
                     view.line(&format!(
                         "[child {pid}]          POOL CHECK VIOLATION ({}): {}",
@@ -201,12 +252,25 @@ impl Incident {
     /// The incident's own verdict lines.
     pub fn verdict(&self, items: u32) -> Vec<String> {
         let mut lines = vec![
-            format!("children forked while the {}-row hash query was in flight: {}", thousands(i64::from(items)), self.forks_mid_query),
-            format!("fork handlers that emptied the inherited pool (pool check ok): {}", self.handlers_ok),
-            format!("children that then created their own connection: {}", self.own_connections),
+            format!(
+                "children forked while the {}-row hash query was in flight: {}",
+                thousands(i64::from(items)),
+                self.forks_mid_query
+            ),
+            format!(
+                "fork handlers that emptied the inherited pool (pool check ok): {}",
+                self.handlers_ok
+            ),
+            format!(
+                "children that then created their own connection: {}",
+                self.own_connections
+            ),
         ];
         if self.server_log {
-            lines.push(format!("parent hash queries in flight at a fork that completed: {}", self.queries_done));
+            lines.push(format!(
+                "parent hash queries in flight at a fork that completed: {}",
+                self.queries_done
+            ));
         }
         lines
     }
@@ -248,7 +312,11 @@ fn parse_shim_connected(line: &str) -> Option<(i64, i64, i64)> {
     }
     let field = |name: &str| -> Option<i64> {
         let at = rest.find(&format!(" {name}="))? + name.len() + 2;
-        rest[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        rest[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
     };
     Some((pid.parse().ok()?, field("slot")?, field("fd")?))
 }
@@ -256,8 +324,16 @@ fn parse_shim_connected(line: &str) -> Option<(i64, i64, i64)> {
 /// plex-sim's `started … pid N while worker W's hash query was in flight (R rows read)`.
 fn parse_started_mid_query(line: &str) -> Option<(i64, i64)> {
     let rest = &line[line.find(" INFO started ")?..];
-    let pid = rest[rest.find(" pid ")? + 5..].split(' ').next()?.parse().ok()?;
-    let rows = rest[rest.find("in flight (")? + 11..].split(' ').next()?.parse().ok()?;
+    let pid = rest[rest.find(" pid ")? + 5..]
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()?;
+    let rows = rest[rest.find("in flight (")? + 11..]
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()?;
     Some((pid, rows))
 }
 
@@ -281,7 +357,9 @@ mod tests {
         );
         assert!(parse_server_line("2026-11-29 08:46:22.874 UTC [28643] DETAIL:  x").is_none());
         assert_eq!(
-            parse_shim_connected(r#"2026-11-29T08:46:21Z plex-pg[28649] DEBUG connected to PostgreSQL slot=0 fd=11 inode=391018 schema="exp1""#),
+            parse_shim_connected(
+                r#"2026-11-29T08:46:21Z plex-pg[28649] DEBUG connected to PostgreSQL slot=0 fd=11 inode=391018 schema="exp1""#
+            ),
             Some((28649, 0, 11))
         );
         assert_eq!(
@@ -297,7 +375,10 @@ mod tests {
     #[test]
     fn a_query_in_flight_at_a_fork_is_narrated_to_its_end() {
         let mut view = View::new();
-        let mut i = Incident { server_log: true, ..Incident::default() };
+        let mut i = Incident {
+            server_log: true,
+            ..Incident::default()
+        };
         i.server_line("2026-11-29 08:46:22.874 UTC [7] LOG:  execute s25: SELECT id, guid FROM metadata_items WHERE hash IS NULL", &mut view);
         // 08:46:22.900 UTC on some day: after the query on backend 7 started.
         let fork: Value = serde_json::from_str(
@@ -310,22 +391,43 @@ mod tests {
         let check: Value =
             serde_json::from_str(r#"{"event":"pool_check","pid":9,"verdict":"ok","trigger":"after_fork","slots_in_use":0}"#).unwrap();
         i.event(&check, &mut view);
-        i.stderr_line("2026-11-29T08:46:21Z plex-pg[9] DEBUG connected to PostgreSQL slot=0 fd=11 inode=5", &mut view);
-        i.server_line("2026-11-29 08:46:22.965 UTC [7] LOG:  duration: 91.174 ms", &mut view);
-        i.server_line("2026-11-29 08:46:23.001 UTC [11] LOG:  duration: 50.0 ms", &mut view);
-        assert_eq!((i.handlers_ok, i.own_connections, i.queries_done), (1, 1, 1));
+        i.stderr_line(
+            "2026-11-29T08:46:21Z plex-pg[9] DEBUG connected to PostgreSQL slot=0 fd=11 inode=5",
+            &mut view,
+        );
+        i.server_line(
+            "2026-11-29 08:46:22.965 UTC [7] LOG:  duration: 91.174 ms",
+            &mut view,
+        );
+        i.server_line(
+            "2026-11-29 08:46:23.001 UTC [11] LOG:  duration: 50.0 ms",
+            &mut view,
+        );
+        assert_eq!(
+            (i.handlers_ok, i.own_connections, i.queries_done),
+            (1, 1, 1)
+        );
     }
 
     #[test]
     fn a_query_that_spanned_a_fork_is_narrated_when_its_end_was_read_first() {
         let mut view = View::new();
-        let mut i = Incident { server_log: true, ..Incident::default() };
+        let mut i = Incident {
+            server_log: true,
+            ..Incident::default()
+        };
         // Start and end read in one tick, before the fork's event.
         i.server_line("2026-11-29 08:46:22.874 UTC [7] LOG:  execute s25: SELECT id, guid FROM metadata_items WHERE hash IS NULL", &mut view);
-        i.server_line("2026-11-29 08:46:22.965 UTC [7] LOG:  duration: 91.174 ms", &mut view);
+        i.server_line(
+            "2026-11-29 08:46:22.965 UTC [7] LOG:  duration: 91.174 ms",
+            &mut view,
+        );
         // One that ended before the fork is not the parent's when another spans it.
         i.server_line("2026-11-29 08:46:22.700 UTC [8] LOG:  execute s25: SELECT id, guid FROM metadata_items WHERE hash IS NULL", &mut view);
-        i.server_line("2026-11-29 08:46:22.800 UTC [8] LOG:  duration: 100.0 ms", &mut view);
+        i.server_line(
+            "2026-11-29 08:46:22.800 UTC [8] LOG:  duration: 100.0 ms",
+            &mut view,
+        );
         let fork: Value = serde_json::from_str(
             r#"{"time":1795941982.9,"event":"fork","kind":"fork","pid":9,"ppid":8,"inherited":[{"fd":6}]}"#,
         )

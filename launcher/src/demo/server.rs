@@ -69,7 +69,8 @@ impl DemoServer {
     /// Start a throwaway cluster through a keeper process (a few seconds:
     /// initdb). `interrupted` is polled while waiting.
     pub fn throwaway(interrupted: &dyn Fn() -> bool) -> Result<DemoServer, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find this program to start the cluster keeper: {e}"))?;
+        let exe = std::env::current_exe()
+            .map_err(|e| format!("cannot find this program to start the cluster keeper: {e}"))?;
         let mut child = Command::new(exe)
             .args(["demo", "--cluster-keeper"])
             .env(CONFIG_ENV, "/dev/null")
@@ -89,7 +90,11 @@ impl DemoServer {
             }
             let _ = tx.send(line);
         });
-        let mut keeper = Keeper { child, stdin, log: PathBuf::new() };
+        let mut keeper = Keeper {
+            child,
+            stdin,
+            log: PathBuf::new(),
+        };
         let started = Instant::now();
         let line = loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
@@ -102,7 +107,10 @@ impl DemoServer {
                     }
                     if started.elapsed() > START_LIMIT {
                         keeper.stop();
-                        return Err(format!("the throwaway PostgreSQL did not start within {} s", START_LIMIT.as_secs()));
+                        return Err(format!(
+                            "the throwaway PostgreSQL did not start within {} s",
+                            START_LIMIT.as_secs()
+                        ));
                     }
                 }
             }
@@ -160,7 +168,13 @@ impl DemoServer {
     }
 
     fn with(keeper: Option<Keeper>, config_file: Option<PathBuf>, coords: Coords) -> DemoServer {
-        let mut server = DemoServer { keeper, config_file, coords, client: None, statements_at_start: None };
+        let mut server = DemoServer {
+            keeper,
+            config_file,
+            coords,
+            client: None,
+            statements_at_start: None,
+        };
         server.client = server.connect();
         server.statements_at_start = server.statements_total();
         server
@@ -169,8 +183,14 @@ impl DemoServer {
     fn connect(&self) -> Option<postgres::Client> {
         let c = &self.coords;
         let mut config = postgres::Config::new();
-        config.host(&c.host).port(c.port).dbname(&c.database).user(&c.user);
-        config.password(&c.password).connect_timeout(Duration::from_secs(10));
+        config
+            .host(&c.host)
+            .port(c.port)
+            .dbname(&c.database)
+            .user(&c.user);
+        config
+            .password(&c.password)
+            .connect_timeout(Duration::from_secs(10));
         config.application_name("plex-pg-demo");
         config.connect(postgres::NoTls).ok()
     }
@@ -178,10 +198,17 @@ impl DemoServer {
     /// One line: which server, which schema.
     pub fn describe(&self) -> String {
         let c = &self.coords;
-        let place = if c.host.starts_with('/') { format!("{}/.s.PGSQL.{}", c.host, c.port) } else { format!("{}:{}", c.host, c.port) };
+        let place = if c.host.starts_with('/') {
+            format!("{}/.s.PGSQL.{}", c.host, c.port)
+        } else {
+            format!("{}:{}", c.host, c.port)
+        };
         match &self.keeper {
             Some(_) => format!("throwaway cluster at {place}, schema {}", c.schema),
-            None => format!("configured server {place}, database {}, schema {} (dropped afterwards)", c.database, c.schema),
+            None => format!(
+                "configured server {place}, database {}, schema {} (dropped afterwards)",
+                c.database, c.schema
+            ),
         }
     }
 
@@ -206,12 +233,18 @@ impl DemoServer {
 
     fn query_i64(&mut self, sql: &str) -> Option<i64> {
         let client = self.client.as_mut()?;
-        client.query_one(sql, &[]).ok().and_then(|row| row.try_get::<_, i64>(0).ok())
+        client
+            .query_one(sql, &[])
+            .ok()
+            .and_then(|row| row.try_get::<_, i64>(0).ok())
     }
 
     /// Movies the fill has committed so far (None before the schema exists).
     pub fn movies(&mut self) -> Option<i64> {
-        let sql = format!("SELECT count(*) FROM {}.metadata_items", quote_ident(&self.coords.schema));
+        let sql = format!(
+            "SELECT count(*) FROM {}.metadata_items",
+            quote_ident(&self.coords.schema)
+        );
         self.query_i64(&sql)
     }
 
@@ -269,12 +302,13 @@ impl DemoServer {
         let schema = quote_ident(&self.coords.schema);
         let blobs = quote_ident(&format!("{}_blobs", self.coords.schema));
         if let Some(client) = self.client.as_mut() {
-            if let Err(e) = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; DROP SCHEMA IF EXISTS {blobs} CASCADE")) {
+            if let Err(e) = client.batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; DROP SCHEMA IF EXISTS {blobs} CASCADE"
+            )) {
                 eprintln!("plex-pg-launcher demo: could not drop the demo's schemas {schema} and {blobs}: {e}");
             }
         }
     }
-
 }
 
 impl Drop for DemoServer {
@@ -295,13 +329,20 @@ impl Keeper {
         let started = Instant::now();
         loop {
             match self.child.try_wait() {
-                Ok(Some(status)) if status.success() => return "throwaway PostgreSQL stopped and removed".into(),
+                Ok(Some(status)) if status.success() => {
+                    return "throwaway PostgreSQL stopped and removed".into()
+                }
                 Ok(Some(status)) => return format!("the cluster keeper ended with {status}"),
-                Ok(None) if started.elapsed() < STOP_LIMIT => std::thread::sleep(Duration::from_millis(50)),
+                Ok(None) if started.elapsed() < STOP_LIMIT => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
                 _ => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
-                    return format!("the cluster keeper did not stop within {} s: killed", STOP_LIMIT.as_secs());
+                    return format!(
+                        "the cluster keeper did not stop within {} s: killed",
+                        STOP_LIMIT.as_secs()
+                    );
                 }
             }
         }
@@ -341,7 +382,9 @@ pub fn keep_cluster() -> i32 {
     while !KEEPER_STOP.load(Ordering::Relaxed) {
         // SAFETY: reading into a valid buffer from fd 0.
         let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
-        if n == 0 || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted) {
+        if n == 0
+            || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted)
+        {
             break;
         }
     }

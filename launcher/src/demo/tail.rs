@@ -15,25 +15,43 @@ pub struct Tail {
 impl Tail {
     /// Follow `path` from its current end (or from the start: `from_start`).
     pub fn new(path: &Path, from_start: bool) -> Tail {
-        let offset = if from_start { 0 } else { std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) };
-        Tail { path: path.to_path_buf(), offset, partial: Vec::new() }
+        let offset = if from_start {
+            0
+        } else {
+            std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+        };
+        Tail {
+            path: path.to_path_buf(),
+            offset,
+            partial: Vec::new(),
+        }
     }
 
     /// The complete lines appended since the last call (none while the file
     /// does not exist yet).
     pub fn lines(&mut self) -> Vec<String> {
-        let Ok(mut file) = File::open(&self.path) else { return Vec::new() };
+        let Ok(mut file) = File::open(&self.path) else {
+            return Vec::new();
+        };
         if file.seek(SeekFrom::Start(self.offset)).is_err() {
             return Vec::new();
         }
         let mut fresh = Vec::new();
-        let Ok(n) = file.read_to_end(&mut fresh) else { return Vec::new() };
+        let Ok(n) = file.read_to_end(&mut fresh) else {
+            return Vec::new();
+        };
         self.offset += n as u64;
         self.partial.extend_from_slice(&fresh);
-        let Some(last_newline) = self.partial.iter().rposition(|&b| b == b'\n') else { return Vec::new() };
+        let Some(last_newline) = self.partial.iter().rposition(|&b| b == b'\n') else {
+            return Vec::new();
+        };
         let rest = self.partial.split_off(last_newline + 1);
         let complete = std::mem::replace(&mut self.partial, rest);
-        String::from_utf8_lossy(&complete).lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
+        String::from_utf8_lossy(&complete)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect()
     }
 }
 

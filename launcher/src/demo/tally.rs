@@ -77,12 +77,18 @@ impl Tally {
 
     /// Alert command runs, from the summary line.
     pub fn alerts_sent(&self) -> u64 {
-        self.summary.as_ref().and_then(|s| s["alerts_sent"].as_u64()).unwrap_or(0)
+        self.summary
+            .as_ref()
+            .and_then(|s| s["alerts_sent"].as_u64())
+            .unwrap_or(0)
     }
 
     /// The watcher that ran (`ptrace`, `procfs`, `off`), from the start line.
     pub fn watcher(&self) -> &str {
-        self.start.as_ref().and_then(|s| s["watcher"].as_str()).unwrap_or("?")
+        self.start
+            .as_ref()
+            .and_then(|s| s["watcher"].as_str())
+            .unwrap_or("?")
     }
 }
 

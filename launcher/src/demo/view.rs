@@ -26,7 +26,12 @@ impl Default for View {
 
 impl View {
     pub fn new() -> View {
-        View { terminal: std::io::stdout().is_terminal(), started: Instant::now(), last_plain: None, status_on_screen: false }
+        View {
+            terminal: std::io::stdout().is_terminal(),
+            started: Instant::now(),
+            last_plain: None,
+            status_on_screen: false,
+        }
     }
 
     fn stamp(&self) -> String {
@@ -122,7 +127,10 @@ mod tests {
         )
         .unwrap();
         let a = alert(&v).unwrap();
-        assert!(a.contains("process 7") && a.contains("write on fd 5") && a.contains("verify"), "{a}");
+        assert!(
+            a.contains("process 7") && a.contains("write on fd 5") && a.contains("verify"),
+            "{a}"
+        );
         let ok: Value = serde_json::from_str(r#"{"event":"pool_check","verdict":"ok"}"#).unwrap();
         assert!(alert(&ok).is_none());
     }

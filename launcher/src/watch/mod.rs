@@ -70,20 +70,43 @@ pub enum Event {
     /// A new process (not a thread). `inherited`: the PostgreSQL sockets it
     /// held at birth, before running any instruction (ptrace) or at first
     /// sight and also held by its parent (procfs).
-    Born { pid: i32, ppid: i32, birth: Birth, inherited: Vec<PgFd>, escalated: bool },
+    Born {
+        pid: i32,
+        ppid: i32,
+        birth: Birth,
+        inherited: Vec<PgFd>,
+        escalated: bool,
+    },
     /// The process executed a program. `still_held`: which of its inherited
     /// sockets survived the exec.
-    Exec { pid: i32, former_tid: Option<i32>, program: Option<String>, still_held: Vec<PgFd> },
+    Exec {
+        pid: i32,
+        former_tid: Option<i32>,
+        program: Option<String>,
+        still_held: Vec<PgFd>,
+    },
     /// The process is exiting, its fds still open (ptrace's exit stop).
     Exiting { pid: i32, still_held: Vec<PgFd> },
     /// The process is gone. `status` is unknown to the procfs watcher for
     /// processes that are not the launcher's children.
-    Exited { pid: i32, status: Option<ExitStatus> },
+    Exited {
+        pid: i32,
+        status: Option<ExitStatus>,
+    },
     /// A syscall on a PostgreSQL socket the process inherited.
-    FdUse { pid: i32, tid: i32, fd: i32, syscall: &'static str, socket: PgFd, action: Action },
+    FdUse {
+        pid: i32,
+        tid: i32,
+        fd: i32,
+        syscall: &'static str,
+        socket: PgFd,
+        action: Action,
+    },
 }
 
 /// The program a process runs now, for events.
 pub fn program_of(pid: i32) -> Option<String> {
-    std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| p.display().to_string())
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .map(|p| p.display().to_string())
 }

@@ -38,8 +38,20 @@ impl Poller {
     /// already, as spawned.
     pub fn new(root: i32, interval: Duration, main: i32) -> Poller {
         let mut seen = HashMap::new();
-        seen.insert(main, Seen { starttime: starttime(main).unwrap_or(0), program: program_of(main), inherited: Vec::new() });
-        Poller { root, interval, next: Instant::now(), seen }
+        seen.insert(
+            main,
+            Seen {
+                starttime: starttime(main).unwrap_or(0),
+                program: program_of(main),
+                inherited: Vec::new(),
+            },
+        );
+        Poller {
+            root,
+            interval,
+            next: Instant::now(),
+            seen,
+        }
     }
 
     pub fn next_deadline(&self) -> Instant {
@@ -47,7 +59,13 @@ impl Poller {
     }
 
     /// Scan when due. `ignore`: the launcher's own helpers (alert commands).
-    pub fn tick(&mut self, now: Instant, ignore: &HashSet<i32>, judge: &mut Judge, kernel: &mut Kernel) {
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        ignore: &HashSet<i32>,
+        judge: &mut Judge,
+        kernel: &mut Kernel,
+    ) {
         if now < self.next {
             return;
         }
@@ -90,7 +108,10 @@ impl Poller {
             .seen
             .iter()
             .filter(|(pid, s)| {
-                !alive.contains(pid) || tree.iter().any(|&(p, _, start)| p == **pid && start != s.starttime && s.starttime != 0)
+                !alive.contains(pid)
+                    || tree.iter().any(|&(p, _, start)| {
+                        p == **pid && start != s.starttime && s.starttime != 0
+                    })
             })
             .map(|(&pid, _)| pid)
             .collect();
@@ -109,7 +130,12 @@ impl Poller {
                     if program.is_some() && program != s.program {
                         s.program = program.clone();
                         let still_held = Kernel::still_held(pid, &s.inherited).unwrap_or_default();
-                        judge.handle(Event::Exec { pid, former_tid: None, program, still_held });
+                        judge.handle(Event::Exec {
+                            pid,
+                            former_tid: None,
+                            program,
+                            still_held,
+                        });
                     }
                 }
                 None => {
@@ -118,10 +144,25 @@ impl Poller {
                         Vec::new()
                     } else {
                         let parents = kernel.pg_fds(ppid).unwrap_or_default();
-                        mine.into_iter().filter(|m| parents.iter().any(|p| p.inode == m.inode)).collect()
+                        mine.into_iter()
+                            .filter(|m| parents.iter().any(|p| p.inode == m.inode))
+                            .collect()
                     };
-                    self.seen.insert(pid, Seen { starttime: start, program: program_of(pid), inherited: inherited.clone() });
-                    judge.handle(Event::Born { pid, ppid, birth: Birth::Unknown, inherited, escalated: false });
+                    self.seen.insert(
+                        pid,
+                        Seen {
+                            starttime: start,
+                            program: program_of(pid),
+                            inherited: inherited.clone(),
+                        },
+                    );
+                    judge.handle(Event::Born {
+                        pid,
+                        ppid,
+                        birth: Birth::Unknown,
+                        inherited,
+                        escalated: false,
+                    });
                 }
             }
         }
@@ -129,5 +170,9 @@ impl Poller {
 }
 
 fn starttime(pid: i32) -> Option<u64> {
-    procfs::process::Process::new(pid).ok()?.stat().ok().map(|s| s.starttime)
+    procfs::process::Process::new(pid)
+        .ok()?
+        .stat()
+        .ok()
+        .map(|s| s.starttime)
 }

@@ -109,14 +109,34 @@ impl Tracer {
         if mode == Mode::Enforce && !cfg!(target_arch = "x86_64") {
             tracing::error!("enforce mode can deny syscalls only on x86_64 in this build: inherited-socket use will be observed, not denied");
         }
-        Tracer { threads: HashMap::new(), procs: HashMap::new(), mode, kill_offender, stats: Stats::default() }
+        Tracer {
+            threads: HashMap::new(),
+            procs: HashMap::new(),
+            mode,
+            kill_offender,
+            stats: Stats::default(),
+        }
     }
 
     /// Seize the freshly forked `pid` (blocked on its gate, before exec).
     pub fn seize(&mut self, pid: i32) -> nix::Result<()> {
         ptrace::seize(Pid::from_raw(pid), options())?;
-        self.threads.insert(pid, Thread { tgid: pid, start: Start::Running, deny_pending: false, recheck_at_exit: false });
-        self.procs.insert(pid, Traced { threads: 1, ..Traced::default() });
+        self.threads.insert(
+            pid,
+            Thread {
+                tgid: pid,
+                start: Start::Running,
+                deny_pending: false,
+                recheck_at_exit: false,
+            },
+        );
+        self.procs.insert(
+            pid,
+            Traced {
+                threads: 1,
+                ..Traced::default()
+            },
+        );
         Ok(())
     }
 
@@ -133,11 +153,19 @@ impl Tracer {
                 self.stats.event_stops += 1;
                 let tid = pid.as_raw();
                 match ev {
-                    e if e == PtraceEvent::PTRACE_EVENT_FORK as i32 => self.on_new(tid, Birth::Fork, judge, kernel),
-                    e if e == PtraceEvent::PTRACE_EVENT_VFORK as i32 => self.on_new(tid, Birth::Vfork, judge, kernel),
-                    e if e == PtraceEvent::PTRACE_EVENT_CLONE as i32 => self.on_new(tid, Birth::Clone, judge, kernel),
+                    e if e == PtraceEvent::PTRACE_EVENT_FORK as i32 => {
+                        self.on_new(tid, Birth::Fork, judge, kernel)
+                    }
+                    e if e == PtraceEvent::PTRACE_EVENT_VFORK as i32 => {
+                        self.on_new(tid, Birth::Vfork, judge, kernel)
+                    }
+                    e if e == PtraceEvent::PTRACE_EVENT_CLONE as i32 => {
+                        self.on_new(tid, Birth::Clone, judge, kernel)
+                    }
                     e if e == PtraceEvent::PTRACE_EVENT_EXEC as i32 => self.on_exec(tid, judge),
-                    e if e == PtraceEvent::PTRACE_EVENT_EXIT as i32 => self.on_exit_stop(tid, judge),
+                    e if e == PtraceEvent::PTRACE_EVENT_EXIT as i32 => {
+                        self.on_exit_stop(tid, judge)
+                    }
                     PTRACE_EVENT_STOP => self.on_event_stop(tid, sig),
                     _ => self.resume(tid, None),
                 }
@@ -150,8 +178,12 @@ impl Tracer {
                 // Signal-delivery stop: deliver the signal.
                 self.resume(pid.as_raw(), Some(sig));
             }
-            WaitStatus::Exited(pid, code) => self.on_death(pid.as_raw(), ExitStatus::Code(code), judge),
-            WaitStatus::Signaled(pid, sig, _) => self.on_death(pid.as_raw(), ExitStatus::Signal(sig as i32), judge),
+            WaitStatus::Exited(pid, code) => {
+                self.on_death(pid.as_raw(), ExitStatus::Code(code), judge)
+            }
+            WaitStatus::Signaled(pid, sig, _) => {
+                self.on_death(pid.as_raw(), ExitStatus::Signal(sig as i32), judge)
+            }
             _ => {}
         }
     }
@@ -170,7 +202,15 @@ impl Tracer {
             let tgid = status_field(tid, "Tgid:").unwrap_or(tid);
             if tgid != tid && self.procs.contains_key(&tgid) {
                 // A thread of a known process: run it in its process's mode.
-                self.threads.insert(tid, Thread { tgid, start: Start::Running, deny_pending: false, recheck_at_exit: false });
+                self.threads.insert(
+                    tid,
+                    Thread {
+                        tgid,
+                        start: Start::Running,
+                        deny_pending: false,
+                        recheck_at_exit: false,
+                    },
+                );
                 if let Some(p) = self.procs.get_mut(&tgid) {
                     p.threads += 1;
                 }
@@ -196,13 +236,23 @@ impl Tracer {
     }
 
     fn resume(&self, tid: i32, sig: Option<Signal>) {
-        let escalated =
-            self.threads.get(&tid).and_then(|t| self.procs.get(&t.tgid)).map(|p| p.escalated).unwrap_or(false);
+        let escalated = self
+            .threads
+            .get(&tid)
+            .and_then(|t| self.procs.get(&t.tgid))
+            .map(|p| p.escalated)
+            .unwrap_or(false);
         let pid = Pid::from_raw(tid);
-        let result = if escalated { ptrace::syscall(pid, sig) } else { ptrace::cont(pid, sig) };
+        let result = if escalated {
+            ptrace::syscall(pid, sig)
+        } else {
+            ptrace::cont(pid, sig)
+        };
         match result {
             Ok(()) | Err(Errno::ESRCH) => {}
-            Err(e) => tracing::error!("cannot resume traced process {tid}: {e}; it may stay stopped"),
+            Err(e) => {
+                tracing::error!("cannot resume traced process {tid}: {e}; it may stay stopped")
+            }
         }
     }
 
@@ -219,12 +269,30 @@ impl Tracer {
             }
         };
         let parent_tgid = self.threads.get(&parent).map(|t| t.tgid).unwrap_or(parent);
-        let was_held = matches!(self.threads.get(&child), Some(Thread { start: Start::Held(_), .. }));
+        let was_held = matches!(
+            self.threads.get(&child),
+            Some(Thread {
+                start: Start::Held(_),
+                ..
+            })
+        );
         let child_tgid = status_field(child, "Tgid:").unwrap_or(child);
         if birth == Birth::Clone && child_tgid == parent_tgid {
             // A new thread of the same process.
-            let start = if was_held { Start::Running } else { Start::AwaitingFirstStop };
-            self.threads.insert(child, Thread { tgid: parent_tgid, start, deny_pending: false, recheck_at_exit: false });
+            let start = if was_held {
+                Start::Running
+            } else {
+                Start::AwaitingFirstStop
+            };
+            self.threads.insert(
+                child,
+                Thread {
+                    tgid: parent_tgid,
+                    start,
+                    deny_pending: false,
+                    recheck_at_exit: false,
+                },
+            );
             if let Some(p) = self.procs.get_mut(&parent_tgid) {
                 p.threads += 1;
             }
@@ -241,7 +309,15 @@ impl Tracer {
     /// Record a new process: its inherited PostgreSQL sockets, read before
     /// it runs any instruction, decide whether it is escalated, and let it
     /// go if it is already at its first stop.
-    fn adopt_child(&mut self, ppid: i32, child: i32, birth: Birth, at_first_stop: bool, judge: &mut Judge, kernel: &mut Kernel) {
+    fn adopt_child(
+        &mut self,
+        ppid: i32,
+        child: i32,
+        birth: Birth,
+        at_first_stop: bool,
+        judge: &mut Judge,
+        kernel: &mut Kernel,
+    ) {
         let inherited = if self.mode == Mode::Off {
             Vec::new()
         } else {
@@ -256,10 +332,35 @@ impl Tracer {
         if escalated {
             self.stats.escalations += 1;
         }
-        self.procs.insert(child, Traced { escalated, inherited: inherited.clone(), threads: 1 });
-        let start = if at_first_stop { Start::Running } else { Start::AwaitingFirstStop };
-        self.threads.insert(child, Thread { tgid: child, start, deny_pending: false, recheck_at_exit: false });
-        judge.handle(Event::Born { pid: child, ppid, birth, inherited, escalated });
+        self.procs.insert(
+            child,
+            Traced {
+                escalated,
+                inherited: inherited.clone(),
+                threads: 1,
+            },
+        );
+        let start = if at_first_stop {
+            Start::Running
+        } else {
+            Start::AwaitingFirstStop
+        };
+        self.threads.insert(
+            child,
+            Thread {
+                tgid: child,
+                start,
+                deny_pending: false,
+                recheck_at_exit: false,
+            },
+        );
+        judge.handle(Event::Born {
+            pid: child,
+            ppid,
+            birth,
+            inherited,
+            escalated,
+        });
         if at_first_stop {
             self.resume(child, None);
         }
@@ -271,7 +372,12 @@ impl Tracer {
                 // First stop of a child whose parent's event has not come.
                 self.threads.insert(
                     tid,
-                    Thread { tgid: tid, start: Start::Held(Instant::now()), deny_pending: false, recheck_at_exit: false },
+                    Thread {
+                        tgid: tid,
+                        start: Start::Held(Instant::now()),
+                        deny_pending: false,
+                        recheck_at_exit: false,
+                    },
                 );
             }
             Some(t) if t.start == Start::AwaitingFirstStop => {
@@ -280,7 +386,10 @@ impl Tracer {
             }
             Some(t) if matches!(t.start, Start::Held(_)) => {}
             Some(_) => {
-                if matches!(sig, Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU) {
+                if matches!(
+                    sig,
+                    Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
+                ) {
                     // Group-stop: stay stopped, but keep reporting.
                     let r = unsafe { libc::ptrace(libc::PTRACE_LISTEN, tid, 0usize, 0usize) };
                     if r < 0 {
@@ -297,11 +406,22 @@ impl Tracer {
     }
 
     fn on_exec(&mut self, tid: i32, judge: &mut Judge) {
-        let former = ptrace::getevent(Pid::from_raw(tid)).ok().map(|f| f as i32).filter(|&f| f != tid);
+        let former = ptrace::getevent(Pid::from_raw(tid))
+            .ok()
+            .map(|f| f as i32)
+            .filter(|&f| f != tid);
         let tgid = tid;
         // Every other thread of the process is gone; the execing one is now `tid`.
         self.threads.retain(|&t, th| th.tgid != tgid || t == tid);
-        self.threads.insert(tid, Thread { tgid, start: Start::Running, deny_pending: false, recheck_at_exit: false });
+        self.threads.insert(
+            tid,
+            Thread {
+                tgid,
+                start: Start::Running,
+                deny_pending: false,
+                recheck_at_exit: false,
+            },
+        );
         let p = self.procs.entry(tgid).or_default();
         p.threads = 1;
         let still_held = Kernel::still_held(tgid, &p.inherited).unwrap_or_default();
@@ -309,7 +429,12 @@ impl Tracer {
             p.escalated = false;
             tracing::debug!("process {tgid} no longer holds an inherited PostgreSQL socket after exec: syscall stops off");
         }
-        judge.handle(Event::Exec { pid: tgid, former_tid: former, program: program_of(tgid), still_held });
+        judge.handle(Event::Exec {
+            pid: tgid,
+            former_tid: former,
+            program: program_of(tgid),
+            still_held,
+        });
         self.resume(tid, None);
     }
 
@@ -318,7 +443,10 @@ impl Tracer {
             if let Some(p) = self.procs.get(&tgid) {
                 if !p.inherited.is_empty() && (tid == tgid || p.threads <= 1) {
                     let still_held = Kernel::still_held(tgid, &p.inherited).unwrap_or_default();
-                    judge.handle(Event::Exiting { pid: tgid, still_held });
+                    judge.handle(Event::Exiting {
+                        pid: tgid,
+                        still_held,
+                    });
                 }
             }
         }
@@ -326,7 +454,9 @@ impl Tracer {
     }
 
     fn on_death(&mut self, tid: i32, status: ExitStatus, judge: &mut Judge) {
-        let Some(thread) = self.threads.remove(&tid) else { return };
+        let Some(thread) = self.threads.remove(&tid) else {
+            return;
+        };
         if let Some(p) = self.procs.get_mut(&thread.tgid) {
             p.threads = p.threads.saturating_sub(1);
         }
@@ -335,11 +465,17 @@ impl Tracer {
                 if p.escalated {
                     // Died without an exit stop (SIGKILL) while, as far as
                     // the watcher saw, still holding inherited sockets.
-                    judge.handle(Event::Exiting { pid: tid, still_held: p.inherited });
+                    judge.handle(Event::Exiting {
+                        pid: tid,
+                        still_held: p.inherited,
+                    });
                 }
             }
             self.threads.retain(|_, t| t.tgid != tid);
-            judge.handle(Event::Exited { pid: tid, status: Some(status) });
+            judge.handle(Event::Exited {
+                pid: tid,
+                status: Some(status),
+            });
         }
     }
 
@@ -378,13 +514,25 @@ impl Tracer {
             }
             return;
         }
-        let Some((name, positions)) = syscalls::uses_fd(nr) else { return };
-        let Some(p) = self.procs.get(&tgid) else { return };
+        let Some((name, positions)) = syscalls::uses_fd(nr) else {
+            return;
+        };
+        let Some(p) = self.procs.get(&tgid) else {
+            return;
+        };
         for &pos in positions {
             let fd = args[pos] as i32;
-            let Some(inode) = Kernel::fd_inode(tid, fd) else { continue };
-            let Some(socket) = p.inherited.iter().find(|s| s.inode == inode) else { continue };
-            let socket = PgFd { fd, inode, peer: socket.peer.clone() };
+            let Some(inode) = Kernel::fd_inode(tid, fd) else {
+                continue;
+            };
+            let Some(socket) = p.inherited.iter().find(|s| s.inode == inode) else {
+                continue;
+            };
+            let socket = PgFd {
+                fd,
+                inode,
+                peer: socket.peer.clone(),
+            };
             let action = match self.mode {
                 Mode::Enforce if cfg!(target_arch = "x86_64") => {
                     if deny_entry(tid) {
@@ -403,19 +551,32 @@ impl Tracer {
                 }
                 _ => Action::Observed,
             };
-            judge.handle(Event::FdUse { pid: tgid, tid, fd, syscall: name, socket, action });
+            judge.handle(Event::FdUse {
+                pid: tgid,
+                tid,
+                fd,
+                syscall: name,
+                socket,
+                action,
+            });
             return;
         }
     }
 
     fn on_syscall_exit(&mut self, tid: i32, tgid: i32) {
-        let Some(t) = self.threads.get_mut(&tid) else { return };
+        let Some(t) = self.threads.get_mut(&tid) else {
+            return;
+        };
         if std::mem::take(&mut t.deny_pending) {
             set_return(tid, -(libc::EBADF as i64));
         }
         if std::mem::take(&mut t.recheck_at_exit) {
             if let Some(p) = self.procs.get_mut(&tgid) {
-                if p.escalated && Kernel::still_held(tgid, &p.inherited).map(|h| h.is_empty()).unwrap_or(false) {
+                if p.escalated
+                    && Kernel::still_held(tgid, &p.inherited)
+                        .map(|h| h.is_empty())
+                        .unwrap_or(false)
+                {
                     p.escalated = false;
                     tracing::debug!("process {tgid} no longer holds an inherited PostgreSQL socket: syscall stops off");
                 }
@@ -427,7 +588,9 @@ impl Tracer {
 /// A field of `/proc/<tid>/status` that is a number.
 fn status_field(tid: i32, field: &str) -> Option<i32> {
     let text = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-    text.lines().find_map(|l| l.strip_prefix(field)).and_then(|v| v.trim().parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -498,14 +661,21 @@ mod syscalls {
     const USES: &[(libc::c_long, &str, &[usize])] = &[];
 
     #[cfg(target_arch = "x86_64")]
-    const DROPS: &[libc::c_long] = &[libc::SYS_close, libc::SYS_close_range, libc::SYS_dup2, libc::SYS_dup3];
+    const DROPS: &[libc::c_long] = &[
+        libc::SYS_close,
+        libc::SYS_close_range,
+        libc::SYS_dup2,
+        libc::SYS_dup3,
+    ];
     #[cfg(not(target_arch = "x86_64"))]
     const DROPS: &[libc::c_long] = &[];
 
     /// A syscall that reads, writes or otherwise acts on a socket, with the
     /// argument positions holding fds.
     pub fn uses_fd(nr: i64) -> Option<(&'static str, &'static [usize])> {
-        USES.iter().find(|(n, _, _)| *n == nr).map(|(_, name, pos)| (*name, *pos))
+        USES.iter()
+            .find(|(n, _, _)| *n == nr)
+            .map(|(_, name, pos)| (*name, *pos))
     }
 
     /// A syscall after which an inherited socket may be gone.

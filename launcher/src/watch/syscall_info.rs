@@ -77,7 +77,10 @@ pub fn get(pid: Pid) -> Result<SyscallStop, Errno> {
         // SAFETY: `op` says which member of the union the kernel filled.
         OP_ENTRY => {
             let entry = unsafe { info.data.entry };
-            SyscallStop::Entry { nr: entry.nr as i64, args: entry.args }
+            SyscallStop::Entry {
+                nr: entry.nr as i64,
+                args: entry.args,
+            }
         }
         OP_EXIT => SyscallStop::Exit,
         _ => SyscallStop::Other,

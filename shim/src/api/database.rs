@@ -31,7 +31,12 @@ fn route_settings() -> &'static Settings {
         s
     });
     let fresh = Box::into_raw(Box::new(settings));
-    match ROUTE.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+    match ROUTE.compare_exchange(
+        std::ptr::null_mut(),
+        fresh,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
         Ok(_) => unsafe { &*fresh },
         Err(winner) => {
             // SAFETY: ours, never published.
@@ -55,7 +60,12 @@ fn routed_path(filename: &[u8]) -> Option<String> {
     route_settings().routes(path).then(|| path.to_string())
 }
 
-unsafe fn open(filename: *const c_char, out: *mut *mut sqlite3, flags: c_int, vfs: *const c_char) -> c_int {
+unsafe fn open(
+    filename: *const c_char,
+    out: *mut *mut sqlite3,
+    flags: c_int,
+    vfs: *const c_char,
+) -> c_int {
     if filename.is_null() || out.is_null() {
         return real::sqlite3_open_v2(filename, out, flags, vfs);
     }
@@ -65,7 +75,9 @@ unsafe fn open(filename: *const c_char, out: *mut *mut sqlite3, flags: c_int, vf
     let rt = runtime::init();
     // The handle the client gets: a real in-memory database, so any SQLite
     // function the shim does not export works on it.
-    let mem_flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | (flags & (SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_FULLMUTEX));
+    let mem_flags = SQLITE_OPEN_READWRITE
+        | SQLITE_OPEN_CREATE
+        | (flags & (SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_FULLMUTEX));
     let mut mem = std::ptr::null_mut();
     let rc = real::sqlite3_open_v2(c":memory:".as_ptr(), &mut mem, mem_flags, std::ptr::null());
     *out = mem;
@@ -75,12 +87,19 @@ unsafe fn open(filename: *const c_char, out: *mut *mut sqlite3, flags: c_int, vf
     let file = path.rsplit('/').next().unwrap_or(&path);
     let schema = rt.settings.schema_for(file);
     let schema_id = rt.schema_id(&schema);
-    let db = Arc::new(RoutedDb::new(mem, path.clone(), schema.clone(), schema_id, rt.pool.generation()));
+    let db = Arc::new(RoutedDb::new(
+        mem,
+        path.clone(),
+        schema.clone(),
+        schema_id,
+        rt.pool.generation(),
+    ));
     rt.register_db(db.clone());
     // A configuration error was logged once, when the runtime was made.
     let checked = match &rt.init_error {
         Some(e) => Err(e.clone()),
-        None => check_reachable(&db, rt).inspect_err(|e| tracing::error!("cannot open {path} on PostgreSQL: {}", e.message)),
+        None => check_reachable(&db, rt)
+            .inspect_err(|e| tracing::error!("cannot open {path} on PostgreSQL: {}", e.message)),
     };
     let mut st = db.state.lock();
     match checked {
@@ -101,7 +120,9 @@ unsafe fn open(filename: *const c_char, out: *mut *mut sqlite3, flags: c_int, vf
 fn check_reachable(db: &RoutedDb, rt: &'static Runtime) -> crate::error::Result<()> {
     crate::fork::ensure_own_pool(rt)?;
     let mut lease = rt.pool.acquire(db.schema_id, &db.schema)?;
-    let conn = lease.conn().ok_or_else(|| Error::new(SQLITE_IOERR, "pool lease is stale"))?;
+    let conn = lease
+        .conn()
+        .ok_or_else(|| Error::new(SQLITE_IOERR, "pool lease is stale"))?;
     rt.ensure_schema(db.schema_id, conn)
 }
 
@@ -109,24 +130,43 @@ fn check_reachable(db: &RoutedDb, rt: &'static Runtime) -> crate::error::Result<
 /// As `sqlite3_open`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_open(filename: *const c_char, db: *mut *mut sqlite3) -> c_int {
-    guard(SQLITE_INTERNAL, || open(filename, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, std::ptr::null()))
+    guard(SQLITE_INTERNAL, || {
+        open(
+            filename,
+            db,
+            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+            std::ptr::null(),
+        )
+    })
 }
 
 /// # Safety
 /// As `sqlite3_open_v2`.
 #[no_mangle]
-pub unsafe extern "C" fn sqlite3_open_v2(filename: *const c_char, db: *mut *mut sqlite3, flags: c_int, vfs: *const c_char) -> c_int {
+pub unsafe extern "C" fn sqlite3_open_v2(
+    filename: *const c_char,
+    db: *mut *mut sqlite3,
+    flags: c_int,
+    vfs: *const c_char,
+) -> c_int {
     guard(SQLITE_INTERNAL, || open(filename, db, flags, vfs))
 }
 
 unsafe fn close(handle: *mut sqlite3, v2: bool) -> c_int {
     let Some((db, rt)) = registry::db(handle) else {
-        return if v2 { real::sqlite3_close_v2(handle) } else { real::sqlite3_close(handle) };
+        return if v2 {
+            real::sqlite3_close_v2(handle)
+        } else {
+            real::sqlite3_close(handle)
+        };
     };
     let mut st = db.state.lock();
     st.forget_if_inherited(rt);
     if st.live_statements > 0 && !v2 {
-        return st.fail(&Error::new(SQLITE_BUSY, "unable to close due to unfinalized statements or unfinished backups"));
+        return st.fail(&Error::new(
+            SQLITE_BUSY,
+            "unable to close due to unfinalized statements or unfinished backups",
+        ));
     }
     // Closing rolls back what is not committed, as SQLite does.
     if st.tx.is_some() {
@@ -205,7 +245,10 @@ unsafe fn run_script(
                 }
                 SQLITE_DONE => break,
                 rc => {
-                    result = (rc, Some(db.state.lock().errmsg.to_string_lossy().into_owned()));
+                    result = (
+                        rc,
+                        Some(db.state.lock().errmsg.to_string_lossy().into_owned()),
+                    );
                     break;
                 }
             }
@@ -213,7 +256,9 @@ unsafe fn run_script(
         statement::finalize(stmt);
         if result.0 != SQLITE_OK {
             if result.0 != SQLITE_ABORT {
-                db.state.lock().set_errmsg(result.0, result.1.as_deref().unwrap_or(""));
+                db.state
+                    .lock()
+                    .set_errmsg(result.0, result.1.as_deref().unwrap_or(""));
             }
             return result;
         }
@@ -223,7 +268,11 @@ unsafe fn run_script(
 /// The current row's values as C strings (NULL as None).
 fn row_texts(s: &RoutedStmt) -> Vec<Option<CString>> {
     (0..s.data_count() as c_int)
-        .map(|i| s.value(i).and_then(|v| v.blob()).map(|b| CString::new(b.to_vec()).unwrap_or_default()))
+        .map(|i| {
+            s.value(i)
+                .and_then(|v| v.blob())
+                .map(|b| CString::new(b.to_vec()).unwrap_or_default())
+        })
         .collect()
 }
 
@@ -256,11 +305,26 @@ pub unsafe extern "C" fn sqlite3_exec(
         let (rc, msg) = run_script(&db, rt, CStr::from_ptr(sql).to_bytes(), |s| {
             let Some(cb) = callback else { return false };
             let texts = row_texts(s);
-            let mut values: Vec<*mut c_char> =
-                texts.iter().map(|t| t.as_ref().map_or(std::ptr::null_mut(), |c| c.as_ptr() as *mut c_char)).collect();
-            let mut names: Vec<*mut c_char> = s.columns.names.iter().map(|n| n.as_ptr() as *mut c_char).collect();
+            let mut values: Vec<*mut c_char> = texts
+                .iter()
+                .map(|t| {
+                    t.as_ref()
+                        .map_or(std::ptr::null_mut(), |c| c.as_ptr() as *mut c_char)
+                })
+                .collect();
+            let mut names: Vec<*mut c_char> = s
+                .columns
+                .names
+                .iter()
+                .map(|n| n.as_ptr() as *mut c_char)
+                .collect();
             names.resize(values.len(), std::ptr::null_mut());
-            cb(arg, values.len() as c_int, values.as_mut_ptr(), names.as_mut_ptr()) != 0
+            cb(
+                arg,
+                values.len() as c_int,
+                values.as_mut_ptr(),
+                names.as_mut_ptr(),
+            ) != 0
         });
         set_errmsg(errmsg, if rc == SQLITE_OK { None } else { msg });
         rc
@@ -294,10 +358,21 @@ pub unsafe extern "C" fn sqlite3_get_table(
             let n = s.data_count();
             if rows == 0 && columns == 0 {
                 columns = n;
-                cells.extend(s.columns.names.iter().take(n).map(|c| Some(c.as_bytes().to_vec())));
+                cells.extend(
+                    s.columns
+                        .names
+                        .iter()
+                        .take(n)
+                        .map(|c| Some(c.as_bytes().to_vec())),
+                );
                 cells.resize(n, Some(Vec::new()));
             }
-            cells.extend(row_texts(s).into_iter().take(columns).map(|t| t.map(|c| c.into_bytes())));
+            cells.extend(
+                row_texts(s)
+                    .into_iter()
+                    .take(columns)
+                    .map(|t| t.map(|c| c.into_bytes())),
+            );
             rows += 1;
             false
         });
@@ -307,13 +382,16 @@ pub unsafe extern "C" fn sqlite3_get_table(
             return rc;
         }
         let slots = cells.len() + 1;
-        let array = real::sqlite3_malloc64((slots * std::mem::size_of::<*mut c_char>()) as u64) as *mut *mut c_char;
+        let array = real::sqlite3_malloc64((slots * std::mem::size_of::<*mut c_char>()) as u64)
+            as *mut *mut c_char;
         if array.is_null() {
             return SQLITE_NOMEM;
         }
         *array = slots as *mut c_char;
         for (i, cell) in cells.iter().enumerate() {
-            *array.add(i + 1) = cell.as_ref().map_or(std::ptr::null_mut(), |b| real::malloc_cstring(b));
+            *array.add(i + 1) = cell
+                .as_ref()
+                .map_or(std::ptr::null_mut(), |b| real::malloc_cstring(b));
         }
         *result = array.add(1);
         if !nrow.is_null() {
@@ -377,7 +455,9 @@ pub unsafe extern "C" fn sqlite3_create_collation(
     arg: *mut c_void,
     cmp: CollationCompare,
 ) -> c_int {
-    guard(SQLITE_INTERNAL, || real::sqlite3_create_collation(db, name, rep, arg, cmp))
+    guard(SQLITE_INTERNAL, || {
+        real::sqlite3_create_collation(db, name, rep, arg, cmp)
+    })
 }
 
 /// # Safety
@@ -391,7 +471,9 @@ pub unsafe extern "C" fn sqlite3_create_collation_v2(
     cmp: CollationCompare,
     destroy: Destructor,
 ) -> c_int {
-    guard(SQLITE_INTERNAL, || real::sqlite3_create_collation_v2(db, name, rep, arg, cmp, destroy))
+    guard(SQLITE_INTERNAL, || {
+        real::sqlite3_create_collation_v2(db, name, rep, arg, cmp, destroy)
+    })
 }
 
 /// # Safety

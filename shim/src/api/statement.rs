@@ -25,7 +25,11 @@ unsafe fn prepare(
     }
     *out = std::ptr::null_mut();
     if sql.is_null() {
-        return Some(db.state.lock().fail(&crate::error::Error::misuse("NULL SQL text")));
+        return Some(
+            db.state
+                .lock()
+                .fail(&crate::error::Error::misuse("NULL SQL text")),
+        );
     }
     let bytes = sql_bytes(sql, n);
     let part = split::first_statement(bytes);
@@ -35,7 +39,11 @@ unsafe fn prepare(
         return Some(SQLITE_OK);
     }
     let Ok(text) = std::str::from_utf8(part.statement) else {
-        return Some(db.state.lock().fail(&crate::error::Error::sql("SQL text is not valid UTF-8")));
+        return Some(
+            db.state
+                .lock()
+                .fail(&crate::error::Error::sql("SQL text is not valid UTF-8")),
+        );
     };
     Some(match statement::create(&db, rt, text) {
         Ok(stmt) => {
@@ -52,7 +60,13 @@ unsafe fn prepare_utf8(
     n: c_int,
     out: *mut *mut sqlite3_stmt,
     tail: *mut *const c_char,
-    real_prepare: unsafe fn(*mut sqlite3, *const c_char, c_int, *mut *mut sqlite3_stmt, *mut *const c_char) -> c_int,
+    real_prepare: unsafe fn(
+        *mut sqlite3,
+        *const c_char,
+        c_int,
+        *mut *mut sqlite3_stmt,
+        *mut *const c_char,
+    ) -> c_int,
 ) -> c_int {
     guard(SQLITE_INTERNAL, || {
         let mut set_tail = |offset: usize| {
@@ -60,21 +74,34 @@ unsafe fn prepare_utf8(
                 *tail = sql.add(offset);
             }
         };
-        prepare(db, sql, n, out, &mut set_tail).unwrap_or_else(|| real_prepare(db, sql, n, out, tail))
+        prepare(db, sql, n, out, &mut set_tail)
+            .unwrap_or_else(|| real_prepare(db, sql, n, out, tail))
     })
 }
 
 /// # Safety
 /// As `sqlite3_prepare`.
 #[no_mangle]
-pub unsafe extern "C" fn sqlite3_prepare(db: *mut sqlite3, sql: *const c_char, n: c_int, out: *mut *mut sqlite3_stmt, tail: *mut *const c_char) -> c_int {
+pub unsafe extern "C" fn sqlite3_prepare(
+    db: *mut sqlite3,
+    sql: *const c_char,
+    n: c_int,
+    out: *mut *mut sqlite3_stmt,
+    tail: *mut *const c_char,
+) -> c_int {
     prepare_utf8(db, sql, n, out, tail, real::sqlite3_prepare)
 }
 
 /// # Safety
 /// As `sqlite3_prepare_v2`.
 #[no_mangle]
-pub unsafe extern "C" fn sqlite3_prepare_v2(db: *mut sqlite3, sql: *const c_char, n: c_int, out: *mut *mut sqlite3_stmt, tail: *mut *const c_char) -> c_int {
+pub unsafe extern "C" fn sqlite3_prepare_v2(
+    db: *mut sqlite3,
+    sql: *const c_char,
+    n: c_int,
+    out: *mut *mut sqlite3_stmt,
+    tail: *mut *const c_char,
+) -> c_int {
     prepare_utf8(db, sql, n, out, tail, real::sqlite3_prepare_v2)
 }
 
@@ -95,7 +122,8 @@ pub unsafe extern "C" fn sqlite3_prepare_v3(
                 *tail = sql.add(offset);
             }
         };
-        prepare(db, sql, n, out, &mut set_tail).unwrap_or_else(|| real::sqlite3_prepare_v3(db, sql, n, flags, out, tail))
+        prepare(db, sql, n, out, &mut set_tail)
+            .unwrap_or_else(|| real::sqlite3_prepare_v3(db, sql, n, flags, out, tail))
     })
 }
 
@@ -126,10 +154,14 @@ pub unsafe extern "C" fn sqlite3_prepare16_v2(
         let text = String::from_utf16_lossy(units);
         let c = std::ffi::CString::new(text.clone()).unwrap_or_default();
         let mut tail_bytes = text.len();
-        let rc = prepare(db, c.as_ptr(), -1, out, &mut |offset| tail_bytes = offset).unwrap_or(SQLITE_MISUSE);
+        let rc = prepare(db, c.as_ptr(), -1, out, &mut |offset| tail_bytes = offset)
+            .unwrap_or(SQLITE_MISUSE);
         if !tail.is_null() {
             // The tail, in UTF-16 units of the caller's text.
-            let consumed: usize = text[..tail_bytes.min(text.len())].chars().map(char::len_utf16).sum();
+            let consumed: usize = text[..tail_bytes.min(text.len())]
+                .chars()
+                .map(char::len_utf16)
+                .sum();
             *tail = (sql as *const u16).add(consumed) as *const c_void;
         }
         rc
@@ -150,21 +182,36 @@ macro_rules! stmt_call {
 /// As `sqlite3_step`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_step(stmt: *mut sqlite3_stmt) -> c_int {
-    stmt_call!(stmt, SQLITE_INTERNAL, |s, rt| s.step(rt), real::sqlite3_step(stmt))
+    stmt_call!(
+        stmt,
+        SQLITE_INTERNAL,
+        |s, rt| s.step(rt),
+        real::sqlite3_step(stmt)
+    )
 }
 
 /// # Safety
 /// As `sqlite3_reset`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_reset(stmt: *mut sqlite3_stmt) -> c_int {
-    stmt_call!(stmt, SQLITE_INTERNAL, |s, rt| s.reset(), real::sqlite3_reset(stmt))
+    stmt_call!(
+        stmt,
+        SQLITE_INTERNAL,
+        |s, rt| s.reset(),
+        real::sqlite3_reset(stmt)
+    )
 }
 
 /// # Safety
 /// As `sqlite3_finalize`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_finalize(stmt: *mut sqlite3_stmt) -> c_int {
-    stmt_call!(stmt, SQLITE_INTERNAL, |s, rt| statement::finalize(s as *mut RoutedStmt), real::sqlite3_finalize(stmt))
+    stmt_call!(
+        stmt,
+        SQLITE_INTERNAL,
+        |s, rt| statement::finalize(s as *mut RoutedStmt),
+        real::sqlite3_finalize(stmt)
+    )
 }
 
 /// # Safety
@@ -196,7 +243,11 @@ unsafe fn utf8_value(p: *const c_char, n: i64) -> Value {
     if p.is_null() {
         return Value::Null;
     }
-    let bytes = if n < 0 { CStr::from_ptr(p).to_bytes() } else { std::slice::from_raw_parts(p as *const u8, n as usize) };
+    let bytes = if n < 0 {
+        CStr::from_ptr(p).to_bytes()
+    } else {
+        std::slice::from_raw_parts(p as *const u8, n as usize)
+    };
     let bytes = bytes.split(|&b| b == 0).next().unwrap_or(&[]);
     Value::Text(String::from_utf8_lossy(bytes).into_owned())
 }
@@ -208,7 +259,13 @@ unsafe fn utf16_value(p: *const c_void, n: i64, big_endian: bool) -> Value {
     let bytes = std::slice::from_raw_parts(p as *const u8, n.max(0) as usize);
     let units: Vec<u16> = bytes
         .chunks_exact(2)
-        .map(|c| if big_endian { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) })
+        .map(|c| {
+            if big_endian {
+                u16::from_be_bytes([c[0], c[1]])
+            } else {
+                u16::from_le_bytes([c[0], c[1]])
+            }
+        })
         .take_while(|&u| u != 0)
         .collect();
     Value::Text(String::from_utf16_lossy(&units))
@@ -225,14 +282,24 @@ unsafe fn blob_value(p: *const c_void, n: i64) -> Value {
 /// As `sqlite3_bind_int`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_bind_int(stmt: *mut sqlite3_stmt, i: c_int, v: c_int) -> c_int {
-    stmt_call!(stmt, SQLITE_INTERNAL, |s, rt| s.bind(i, Value::Integer(v as i64)), real::sqlite3_bind_int(stmt, i, v))
+    stmt_call!(
+        stmt,
+        SQLITE_INTERNAL,
+        |s, rt| s.bind(i, Value::Integer(v as i64)),
+        real::sqlite3_bind_int(stmt, i, v)
+    )
 }
 
 /// # Safety
 /// As `sqlite3_bind_int64`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_bind_int64(stmt: *mut sqlite3_stmt, i: c_int, v: i64) -> c_int {
-    stmt_call!(stmt, SQLITE_INTERNAL, |s, rt| s.bind(i, Value::Integer(v)), real::sqlite3_bind_int64(stmt, i, v))
+    stmt_call!(
+        stmt,
+        SQLITE_INTERNAL,
+        |s, rt| s.bind(i, Value::Integer(v)),
+        real::sqlite3_bind_int64(stmt, i, v)
+    )
 }
 
 /// # Safety
@@ -240,21 +307,41 @@ pub unsafe extern "C" fn sqlite3_bind_int64(stmt: *mut sqlite3_stmt, i: c_int, v
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_bind_double(stmt: *mut sqlite3_stmt, i: c_int, v: f64) -> c_int {
     // SQLite binds NaN as NULL.
-    let value = if v.is_nan() { Value::Null } else { Value::Real(v) };
-    stmt_call!(stmt, SQLITE_INTERNAL, |s, rt| s.bind(i, value), real::sqlite3_bind_double(stmt, i, v))
+    let value = if v.is_nan() {
+        Value::Null
+    } else {
+        Value::Real(v)
+    };
+    stmt_call!(
+        stmt,
+        SQLITE_INTERNAL,
+        |s, rt| s.bind(i, value),
+        real::sqlite3_bind_double(stmt, i, v)
+    )
 }
 
 /// # Safety
 /// As `sqlite3_bind_null`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_bind_null(stmt: *mut sqlite3_stmt, i: c_int) -> c_int {
-    stmt_call!(stmt, SQLITE_INTERNAL, |s, rt| s.bind(i, Value::Null), real::sqlite3_bind_null(stmt, i))
+    stmt_call!(
+        stmt,
+        SQLITE_INTERNAL,
+        |s, rt| s.bind(i, Value::Null),
+        real::sqlite3_bind_null(stmt, i)
+    )
 }
 
 /// # Safety
 /// As `sqlite3_bind_text`.
 #[no_mangle]
-pub unsafe extern "C" fn sqlite3_bind_text(stmt: *mut sqlite3_stmt, i: c_int, v: *const c_char, n: c_int, d: Destructor) -> c_int {
+pub unsafe extern "C" fn sqlite3_bind_text(
+    stmt: *mut sqlite3_stmt,
+    i: c_int,
+    v: *const c_char,
+    n: c_int,
+    d: Destructor,
+) -> c_int {
     stmt_call!(
         stmt,
         SQLITE_INTERNAL,
@@ -300,7 +387,13 @@ pub unsafe extern "C" fn sqlite3_bind_text64(
 /// # Safety
 /// As `sqlite3_bind_blob`.
 #[no_mangle]
-pub unsafe extern "C" fn sqlite3_bind_blob(stmt: *mut sqlite3_stmt, i: c_int, v: *const c_void, n: c_int, d: Destructor) -> c_int {
+pub unsafe extern "C" fn sqlite3_bind_blob(
+    stmt: *mut sqlite3_stmt,
+    i: c_int,
+    v: *const c_void,
+    n: c_int,
+    d: Destructor,
+) -> c_int {
     stmt_call!(
         stmt,
         SQLITE_INTERNAL,
@@ -316,7 +409,13 @@ pub unsafe extern "C" fn sqlite3_bind_blob(stmt: *mut sqlite3_stmt, i: c_int, v:
 /// # Safety
 /// As `sqlite3_bind_blob64`.
 #[no_mangle]
-pub unsafe extern "C" fn sqlite3_bind_blob64(stmt: *mut sqlite3_stmt, i: c_int, v: *const c_void, n: u64, d: Destructor) -> c_int {
+pub unsafe extern "C" fn sqlite3_bind_blob64(
+    stmt: *mut sqlite3_stmt,
+    i: c_int,
+    v: *const c_void,
+    n: u64,
+    d: Destructor,
+) -> c_int {
     stmt_call!(
         stmt,
         SQLITE_INTERNAL,
@@ -359,17 +458,32 @@ unsafe fn read_value(v: *const sqlite3_value) -> Value {
 /// As `sqlite3_bind_value`. One of our values bound to a real statement
 /// is bound by its content (the real SQLite cannot read ours).
 #[no_mangle]
-pub unsafe extern "C" fn sqlite3_bind_value(stmt: *mut sqlite3_stmt, i: c_int, v: *const sqlite3_value) -> c_int {
+pub unsafe extern "C" fn sqlite3_bind_value(
+    stmt: *mut sqlite3_stmt,
+    i: c_int,
+    v: *const sqlite3_value,
+) -> c_int {
     stmt_call!(stmt, SQLITE_INTERNAL, |s, rt| s.bind(i, read_value(v)), {
         if !v.is_null() && RowValue::is_ours(v as *const u8) {
             match read_value(v) {
                 Value::Null => real::sqlite3_bind_null(stmt, i),
                 Value::Integer(x) => real::sqlite3_bind_int64(stmt, i, x),
                 Value::Real(x) => real::sqlite3_bind_double(stmt, i, x),
-                Value::Text(t) => {
-                    real::sqlite3_bind_text64(stmt, i, t.as_ptr().cast(), t.len() as u64, std::mem::transmute::<isize, Destructor>(-1), SQLITE_UTF8 as u8)
-                }
-                Value::Blob(b) => real::sqlite3_bind_blob64(stmt, i, b.as_ptr().cast(), b.len() as u64, std::mem::transmute::<isize, Destructor>(-1)),
+                Value::Text(t) => real::sqlite3_bind_text64(
+                    stmt,
+                    i,
+                    t.as_ptr().cast(),
+                    t.len() as u64,
+                    std::mem::transmute::<isize, Destructor>(-1),
+                    SQLITE_UTF8 as u8,
+                ),
+                Value::Blob(b) => real::sqlite3_bind_blob64(
+                    stmt,
+                    i,
+                    b.as_ptr().cast(),
+                    b.len() as u64,
+                    std::mem::transmute::<isize, Destructor>(-1),
+                ),
             }
         } else {
             real::sqlite3_bind_value(stmt, i, v)
@@ -381,17 +495,29 @@ pub unsafe extern "C" fn sqlite3_bind_value(stmt: *mut sqlite3_stmt, i: c_int, v
 /// As `sqlite3_bind_parameter_count`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_bind_parameter_count(stmt: *mut sqlite3_stmt) -> c_int {
-    stmt_call!(stmt, 0, |s, rt| s.binds.len() as c_int, real::sqlite3_bind_parameter_count(stmt))
+    stmt_call!(
+        stmt,
+        0,
+        |s, rt| s.binds.len() as c_int,
+        real::sqlite3_bind_parameter_count(stmt)
+    )
 }
 
 /// # Safety
 /// As `sqlite3_bind_parameter_index`.
 #[no_mangle]
-pub unsafe extern "C" fn sqlite3_bind_parameter_index(stmt: *mut sqlite3_stmt, name: *const c_char) -> c_int {
+pub unsafe extern "C" fn sqlite3_bind_parameter_index(
+    stmt: *mut sqlite3_stmt,
+    name: *const c_char,
+) -> c_int {
     stmt_call!(
         stmt,
         0,
-        |s, rt| if name.is_null() { 0 } else { s.parameter_index(CStr::from_ptr(name).to_bytes()) },
+        |s, rt| if name.is_null() {
+            0
+        } else {
+            s.parameter_index(CStr::from_ptr(name).to_bytes())
+        },
         real::sqlite3_bind_parameter_index(stmt, name)
     )
 }
@@ -399,7 +525,10 @@ pub unsafe extern "C" fn sqlite3_bind_parameter_index(stmt: *mut sqlite3_stmt, n
 /// # Safety
 /// As `sqlite3_bind_parameter_name`.
 #[no_mangle]
-pub unsafe extern "C" fn sqlite3_bind_parameter_name(stmt: *mut sqlite3_stmt, i: c_int) -> *const c_char {
+pub unsafe extern "C" fn sqlite3_bind_parameter_name(
+    stmt: *mut sqlite3_stmt,
+    i: c_int,
+) -> *const c_char {
     stmt_call!(
         stmt,
         std::ptr::null(),
@@ -412,14 +541,24 @@ pub unsafe extern "C" fn sqlite3_bind_parameter_name(stmt: *mut sqlite3_stmt, i:
 /// As `sqlite3_column_count`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_column_count(stmt: *mut sqlite3_stmt) -> c_int {
-    stmt_call!(stmt, 0, |s, rt| s.columns.names.len() as c_int, real::sqlite3_column_count(stmt))
+    stmt_call!(
+        stmt,
+        0,
+        |s, rt| s.columns.names.len() as c_int,
+        real::sqlite3_column_count(stmt)
+    )
 }
 
 /// # Safety
 /// As `sqlite3_data_count`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_data_count(stmt: *mut sqlite3_stmt) -> c_int {
-    stmt_call!(stmt, 0, |s, rt| s.data_count() as c_int, real::sqlite3_data_count(stmt))
+    stmt_call!(
+        stmt,
+        0,
+        |s, rt| s.data_count() as c_int,
+        real::sqlite3_data_count(stmt)
+    )
 }
 
 /// # Safety
@@ -429,7 +568,10 @@ pub unsafe extern "C" fn sqlite3_column_name(stmt: *mut sqlite3_stmt, i: c_int) 
     stmt_call!(
         stmt,
         std::ptr::null(),
-        |s, rt| usize::try_from(i).ok().and_then(|i| s.columns.names.get(i)).map_or(std::ptr::null(), |n| n.as_ptr()),
+        |s, rt| usize::try_from(i)
+            .ok()
+            .and_then(|i| s.columns.names.get(i))
+            .map_or(std::ptr::null(), |n| n.as_ptr()),
         real::sqlite3_column_name(stmt, i)
     )
 }
@@ -437,7 +579,10 @@ pub unsafe extern "C" fn sqlite3_column_name(stmt: *mut sqlite3_stmt, i: c_int) 
 /// # Safety
 /// As `sqlite3_column_decltype`: the type in the SQLite declaration.
 #[no_mangle]
-pub unsafe extern "C" fn sqlite3_column_decltype(stmt: *mut sqlite3_stmt, i: c_int) -> *const c_char {
+pub unsafe extern "C" fn sqlite3_column_decltype(
+    stmt: *mut sqlite3_stmt,
+    i: c_int,
+) -> *const c_char {
     stmt_call!(
         stmt,
         std::ptr::null(),
@@ -456,10 +601,15 @@ macro_rules! column_getter {
         /// As the SQLite function of that name.
         #[no_mangle]
         pub unsafe extern "C" fn $name(stmt: *mut sqlite3_stmt, i: c_int) -> $ty {
-            stmt_call!(stmt, $none, |s, rt| match s.value(i) {
-                Some($v) => $body,
-                None => $none,
-            }, real::$name(stmt, i))
+            stmt_call!(
+                stmt,
+                $none,
+                |s, rt| match s.value(i) {
+                    Some($v) => $body,
+                    None => $none,
+                },
+                real::$name(stmt, i)
+            )
         }
     };
 }
@@ -480,21 +630,35 @@ column_getter!(sqlite3_column_value -> *mut sqlite3_value, std::ptr::null_mut(),
 /// As `sqlite3_stmt_readonly`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_stmt_readonly(stmt: *mut sqlite3_stmt) -> c_int {
-    stmt_call!(stmt, 0, |s, rt| s.plan.translation.readonly as c_int, real::sqlite3_stmt_readonly(stmt))
+    stmt_call!(
+        stmt,
+        0,
+        |s, rt| s.plan.translation.readonly as c_int,
+        real::sqlite3_stmt_readonly(stmt)
+    )
 }
 
 /// # Safety
 /// As `sqlite3_stmt_busy`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_stmt_busy(stmt: *mut sqlite3_stmt) -> c_int {
-    stmt_call!(stmt, 0, |s, rt| s.busy() as c_int, real::sqlite3_stmt_busy(stmt))
+    stmt_call!(
+        stmt,
+        0,
+        |s, rt| s.busy() as c_int,
+        real::sqlite3_stmt_busy(stmt)
+    )
 }
 
 /// # Safety
 /// As `sqlite3_stmt_status`: runs (SQLITE_STMTSTATUS_RUN) and rows
 /// stepped (VM_STEP) are counted; the rest are 0.
 #[no_mangle]
-pub unsafe extern "C" fn sqlite3_stmt_status(stmt: *mut sqlite3_stmt, op: c_int, reset: c_int) -> c_int {
+pub unsafe extern "C" fn sqlite3_stmt_status(
+    stmt: *mut sqlite3_stmt,
+    op: c_int,
+    reset: c_int,
+) -> c_int {
     stmt_call!(
         stmt,
         0,
@@ -524,7 +688,12 @@ pub unsafe extern "C" fn sqlite3_db_handle(stmt: *mut sqlite3_stmt) -> *mut sqli
 /// As `sqlite3_sql`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_sql(stmt: *mut sqlite3_stmt) -> *const c_char {
-    stmt_call!(stmt, std::ptr::null(), |s, rt| s.sql.as_ptr(), real::sqlite3_sql(stmt))
+    stmt_call!(
+        stmt,
+        std::ptr::null(),
+        |s, rt| s.sql.as_ptr(),
+        real::sqlite3_sql(stmt)
+    )
 }
 
 /// # Safety

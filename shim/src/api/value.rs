@@ -46,9 +46,13 @@ value_getter!(sqlite3_value_blob -> *const c_void, std::ptr::null(), |v| {
 /// As `sqlite3_value_dup`: a copy the caller frees with `sqlite3_value_free`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_value_dup(value: *const sqlite3_value) -> *mut sqlite3_value {
-    guard(std::ptr::null_mut(), || match ours(value as *mut sqlite3_value) {
-        Some(v) => Box::into_raw(Box::new(RowValue::new(v.cell().clone()))) as *mut sqlite3_value,
-        None => real::sqlite3_value_dup(value),
+    guard(std::ptr::null_mut(), || {
+        match ours(value as *mut sqlite3_value) {
+            Some(v) => {
+                Box::into_raw(Box::new(RowValue::new(v.cell().clone()))) as *mut sqlite3_value
+            }
+            None => real::sqlite3_value_dup(value),
+        }
     })
 }
 

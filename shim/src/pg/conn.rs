@@ -60,14 +60,20 @@ pub struct Driver<'a> {
 struct ConnectionPump<'a>(&'a mut Pin<Box<Connection<Socket, NoTlsStream>>>);
 
 impl Pump for ConnectionPump<'_> {
-    fn pump(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), tokio_postgres::Error>> {
+    fn pump(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::result::Result<(), tokio_postgres::Error>> {
         self.0.as_mut().poll(cx)
     }
 }
 
 impl Driver<'_> {
     /// Run `fut` to completion, driving the connection's I/O meanwhile.
-    pub fn run<T>(&mut self, fut: impl Future<Output = std::result::Result<T, tokio_postgres::Error>>) -> Result<T> {
+    pub fn run<T>(
+        &mut self,
+        fut: impl Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+    ) -> Result<T> {
         let result = self.drive(fut)?;
         result.map_err(|e| self.pg_error(&e))
     }
@@ -84,17 +90,32 @@ impl Driver<'_> {
     /// an error here (what `fut` returns is the caller's).
     pub fn drive<F: Future>(&mut self, fut: F) -> Result<F::Output> {
         let mut pump = ConnectionPump(self.connection);
-        match block_on(self.fd, &self.readiness.want_write, self.flag, &mut pump, fut, None) {
+        match block_on(
+            self.fd,
+            &self.readiness.want_write,
+            self.flag,
+            &mut pump,
+            fut,
+            None,
+        ) {
             Ok(v) => Ok(v),
             Err(stop) => {
                 *self.broken = true;
                 Err(match stop {
-                    Stop::ConnectionEnded(Some(e)) => {
-                        Error::new(SQLITE_IOERR, format!("the connection to PostgreSQL was lost: {}", error::from_pg(&e)))
+                    Stop::ConnectionEnded(Some(e)) => Error::new(
+                        SQLITE_IOERR,
+                        format!(
+                            "the connection to PostgreSQL was lost: {}",
+                            error::from_pg(&e)
+                        ),
+                    ),
+                    Stop::ConnectionEnded(None) => {
+                        Error::new(SQLITE_IOERR, "PostgreSQL closed the connection")
                     }
-                    Stop::ConnectionEnded(None) => Error::new(SQLITE_IOERR, "PostgreSQL closed the connection"),
                     Stop::TimedOut => Error::new(SQLITE_IOERR, "timed out waiting for PostgreSQL"),
-                    Stop::Io(e) => Error::new(SQLITE_IOERR, format!("waiting for PostgreSQL failed: {e}")),
+                    Stop::Io(e) => {
+                        Error::new(SQLITE_IOERR, format!("waiting for PostgreSQL failed: {e}"))
+                    }
                 })
             }
         }
@@ -127,7 +148,12 @@ impl PgConn {
         if !cfg.password.is_empty() {
             config.password(cfg.password.expose());
         }
-        let startup = block_on_alone(raw, &readiness.want_write, config.connect_raw(socket, NoTls), Some(deadline));
+        let startup = block_on_alone(
+            raw,
+            &readiness.want_write,
+            config.connect_raw(socket, NoTls),
+            Some(deadline),
+        );
         let (client, connection) = match startup {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => return Err(classify(cfg, &e)),
@@ -144,7 +170,10 @@ impl PgConn {
             Err(other) => {
                 return Err(ConnectError::Retry(Error::new(
                     SQLITE_CANTOPEN,
-                    format!("connecting to PostgreSQL at {} failed: {other:?}", cfg.endpoint()),
+                    format!(
+                        "connecting to PostgreSQL at {} failed: {other:?}",
+                        cfg.endpoint()
+                    ),
                 )))
             }
         };
@@ -223,14 +252,19 @@ impl PgConn {
     }
 
     /// The next row of a query started with [`PgConn::query`].
-    pub fn next_row(&mut self, rows: &mut Pin<Box<RowStream>>) -> Result<Option<tokio_postgres::Row>> {
+    pub fn next_row(
+        &mut self,
+        rows: &mut Pin<Box<RowStream>>,
+    ) -> Result<Option<tokio_postgres::Row>> {
         let (_, mut d) = self.parts();
-        d.run(std::future::poll_fn(|cx| match futures_core::Stream::poll_next(rows.as_mut(), cx) {
-            Poll::Ready(Some(Ok(row))) => Poll::Ready(Ok(Some(row))),
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Err(e)),
-            Poll::Ready(None) => Poll::Ready(Ok(None)),
-            Poll::Pending => Poll::Pending,
-        }))
+        d.run(std::future::poll_fn(
+            |cx| match futures_core::Stream::poll_next(rows.as_mut(), cx) {
+                Poll::Ready(Some(Ok(row))) => Poll::Ready(Ok(Some(row))),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Err(e)),
+                Poll::Ready(None) => Poll::Ready(Ok(None)),
+                Poll::Pending => Poll::Pending,
+            },
+        ))
     }
 
     /// Run a statement that returns no rows; the number of rows it changed.
@@ -241,14 +275,27 @@ impl PgConn {
 
     /// A catalog query with text parameters; every value as text. The
     /// query is prepared once per connection (cached like any statement).
-    pub fn query_text(&mut self, sql: &str, params: &[&str], epoch: u64, cache_size: usize) -> Result<Vec<Vec<Option<String>>>> {
+    pub fn query_text(
+        &mut self,
+        sql: &str,
+        params: &[&str],
+        epoch: u64,
+        cache_size: usize,
+    ) -> Result<Vec<Vec<Option<String>>>> {
         let st = self.prepare(sql, epoch, cache_size.max(1))?;
-        let values: Vec<crate::value::Value> = params.iter().map(|p| crate::value::Value::Text(p.to_string())).collect();
+        let values: Vec<crate::value::Value> = params
+            .iter()
+            .map(|p| crate::value::Value::Text(p.to_string()))
+            .collect();
         let args: Vec<Param<'_>> = values.iter().map(Param).collect();
         let mut rows = self.query(&st, &args)?;
         let mut out = Vec::new();
         while let Some(row) = self.next_row(&mut rows)? {
-            out.push((0..row.len()).map(|i| cell_text(&row, i)).collect::<Result<Vec<_>>>()?);
+            out.push(
+                (0..row.len())
+                    .map(|i| cell_text(&row, i))
+                    .collect::<Result<Vec<_>>>()?,
+            );
         }
         Ok(out)
     }
@@ -256,7 +303,14 @@ impl PgConn {
     /// Close politely: tell the server (Terminate), then close the socket.
     /// Never call this for a connection inherited across fork.
     pub fn close(self) {
-        let PgConn { client, mut connection, fd, readiness, flag, .. } = self;
+        let PgConn {
+            client,
+            mut connection,
+            fd,
+            readiness,
+            flag,
+            ..
+        } = self;
         drop(client);
         let mut pump = ConnectionPump(&mut connection);
         let _ = block_on(
@@ -272,7 +326,9 @@ impl PgConn {
 
 /// Column `i` of `row` as text (NULL as None).
 pub fn cell_text(row: &tokio_postgres::Row, i: usize) -> Result<Option<String>> {
-    let Column(cell) = row.try_get::<_, Column>(i).map_err(|e| error::from_pg(&e))?;
+    let Column(cell) = row
+        .try_get::<_, Column>(i)
+        .map_err(|e| error::from_pg(&e))?;
     let v = crate::row::RowValue::new(cell);
     Ok(v.blob().map(|b| String::from_utf8_lossy(b).into_owned()))
 }
@@ -281,15 +337,30 @@ fn classify(cfg: &Postgres, e: &tokio_postgres::Error) -> ConnectError {
     let at = cfg.endpoint();
     if let Some(db) = e.as_db_error() {
         let code = db.code().code();
-        let msg = |what: &str| Error::new(SQLITE_CANTOPEN, format!("PostgreSQL at {at} refused the connection: {} ({what})", db.message()));
+        let msg = |what: &str| {
+            Error::new(
+                SQLITE_CANTOPEN,
+                format!(
+                    "PostgreSQL at {at} refused the connection: {} ({what})",
+                    db.message()
+                ),
+            )
+        };
         return match code {
-            "28P01" | "28000" => ConnectError::Fatal(msg("check postgres.user and postgres.password")),
+            "28P01" | "28000" => {
+                ConnectError::Fatal(msg("check postgres.user and postgres.password"))
+            }
             "3D000" => ConnectError::Fatal(msg("create the database, or fix postgres.database")),
-            "57P03" | "53300" | "57P01" => ConnectError::Retry(msg("the server is starting, stopping or full")),
+            "57P03" | "53300" | "57P01" => {
+                ConnectError::Retry(msg("the server is starting, stopping or full"))
+            }
             _ => ConnectError::Fatal(msg("see the server's log")),
         };
     }
-    ConnectError::Retry(Error::new(SQLITE_CANTOPEN, format!("connecting to PostgreSQL at {at} failed: {e}")))
+    ConnectError::Retry(Error::new(
+        SQLITE_CANTOPEN,
+        format!("connecting to PostgreSQL at {at} failed: {e}"),
+    ))
 }
 
 /// A connected, non-blocking, close-on-exec socket to the server.
@@ -313,7 +384,9 @@ fn open_socket(cfg: &Postgres, deadline: Instant) -> std::result::Result<OwnedFd
         let mut last = String::from("no address");
         let mut found = None;
         for addr in addrs {
-            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
             match std::net::TcpStream::connect_timeout(&addr, left) {
                 Ok(s) => {
                     found = Some(s);
@@ -399,7 +472,12 @@ impl StatementCache {
             self.epoch = epoch;
         }
         if self.map.len() >= cap {
-            if let Some(oldest) = self.map.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone()) {
+            if let Some(oldest) = self
+                .map
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+            {
                 self.map.remove(&oldest);
             }
         }

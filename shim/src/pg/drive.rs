@@ -97,13 +97,24 @@ pub fn block_on_alone<F: Future>(
             Poll::Pending
         }
     }
-    block_on(fd, want_write, &Arc::new(Flag::default()), &mut Nothing, fut, deadline)
+    block_on(
+        fd,
+        want_write,
+        &Arc::new(Flag::default()),
+        &mut Nothing,
+        fut,
+        deadline,
+    )
 }
 
 /// Sleep until the socket is readable (or writable, when a write is
 /// pending), or the deadline passes.
 fn wait(fd: RawFd, want_write: bool, deadline: Option<Instant>) -> Result<(), Stop> {
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN | if want_write { libc::POLLOUT } else { 0 }, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN | if want_write { libc::POLLOUT } else { 0 },
+        revents: 0,
+    };
     loop {
         let timeout_ms = match deadline {
             None => -1,
@@ -134,7 +145,11 @@ fn wait(fd: RawFd, want_write: bool, deadline: Option<Instant>) -> Result<(), St
 /// then `c`, on every poll). With tokio-postgres this pipelines their
 /// requests: each is sent on its first poll, so three statements cost one
 /// round trip.
-pub async fn join3<A: Future, B: Future, C: Future>(a: A, b: B, c: C) -> (A::Output, B::Output, C::Output) {
+pub async fn join3<A: Future, B: Future, C: Future>(
+    a: A,
+    b: B,
+    c: C,
+) -> (A::Output, B::Output, C::Output) {
     let (mut a, mut b, mut c) = (pin!(a), pin!(b), pin!(c));
     let (mut ra, mut rb, mut rc) = (None, None, None);
     std::future::poll_fn(|cx| {

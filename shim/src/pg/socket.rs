@@ -35,7 +35,10 @@ pub struct SocketRecord {
 
 impl SocketRecord {
     pub const fn new() -> SocketRecord {
-        SocketRecord { fd: AtomicI32::new(-1), inode: AtomicU64::new(0) }
+        SocketRecord {
+            fd: AtomicI32::new(-1),
+            inode: AtomicU64::new(0),
+        }
     }
 }
 
@@ -54,13 +57,24 @@ pub struct Socket {
 impl Socket {
     /// Take a connected, non-blocking, close-on-exec socket, publishing it
     /// in `record`.
-    pub fn new(fd: OwnedFd, inode: u64, record: Option<&'static SocketRecord>) -> (Socket, Arc<Readiness>) {
+    pub fn new(
+        fd: OwnedFd,
+        inode: u64,
+        record: Option<&'static SocketRecord>,
+    ) -> (Socket, Arc<Readiness>) {
         if let Some(r) = record {
             r.inode.store(inode, Ordering::Release);
             r.fd.store(fd.as_raw_fd(), Ordering::Release);
         }
         let readiness = Arc::new(Readiness::default());
-        (Socket { fd, readiness: readiness.clone(), record }, readiness)
+        (
+            Socket {
+                fd,
+                readiness: readiness.clone(),
+                record,
+            },
+            readiness,
+        )
     }
 
     pub fn raw(&self) -> RawFd {
@@ -74,17 +88,28 @@ impl Drop for Socket {
         // the fork handler never neutralizes a number reused by another
         // file.
         if let Some(r) = self.record {
-            let _ = r.fd.compare_exchange(self.fd.as_raw_fd(), -1, Ordering::AcqRel, Ordering::Relaxed);
+            let _ =
+                r.fd.compare_exchange(self.fd.as_raw_fd(), -1, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
 }
 
 impl AsyncRead for Socket {
-    fn poll_read(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let unfilled = buf.initialize_unfilled();
         loop {
             // SAFETY: reading into a valid, writable buffer of that length.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), unfilled.as_mut_ptr().cast(), unfilled.len()) };
+            let n = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    unfilled.as_mut_ptr().cast(),
+                    unfilled.len(),
+                )
+            };
             if n >= 0 {
                 buf.advance(n as usize);
                 return Poll::Ready(Ok(()));
@@ -100,11 +125,22 @@ impl AsyncRead for Socket {
 }
 
 impl AsyncWrite for Socket {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         loop {
             // SAFETY: sending from a valid buffer; MSG_NOSIGNAL: a closed
             // peer is an error, not a SIGPIPE that would kill Plex.
-            let n = unsafe { libc::send(self.fd.as_raw_fd(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+            let n = unsafe {
+                libc::send(
+                    self.fd.as_raw_fd(),
+                    data.as_ptr().cast(),
+                    data.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            };
             if n >= 0 {
                 self.readiness.want_write.store(false, Ordering::Relaxed);
                 return Poll::Ready(Ok(n as usize));

@@ -27,15 +27,22 @@ impl ToSql for Param<'_> {
             Value::Null => return Ok(IsNull::Yes),
             Value::Blob(b) => {
                 if *ty != Type::BYTEA && std::str::from_utf8(b).is_err() {
-                    return Err(format!("a blob that is not UTF-8 cannot be bound where PostgreSQL expects {ty}").into());
+                    return Err(format!(
+                        "a blob that is not UTF-8 cannot be bound where PostgreSQL expects {ty}"
+                    )
+                    .into());
                 }
                 out.put_slice(b);
             }
             Value::Text(s) if *ty == Type::BYTEA => out.put_slice(s.as_bytes()),
             Value::Text(s) => out.put_slice(s.as_bytes()),
-            Value::Integer(i) if *ty == Type::BOOL => out.put_slice(if *i != 0 { b"t" } else { b"f" }),
+            Value::Integer(i) if *ty == Type::BOOL => {
+                out.put_slice(if *i != 0 { b"t" } else { b"f" })
+            }
             Value::Integer(i) => out.put_slice(i.to_string().as_bytes()),
-            Value::Real(f) if *ty == Type::BOOL => out.put_slice(if *f != 0.0 { b"t" } else { b"f" }),
+            Value::Real(f) if *ty == Type::BOOL => {
+                out.put_slice(if *f != 0.0 { b"t" } else { b"f" })
+            }
             Value::Real(f) if is_integer_type(ty) && f.fract() == 0.0 && f.abs() < 9.2e18 => {
                 out.put_slice((*f as i64).to_string().as_bytes())
             }
@@ -69,7 +76,11 @@ fn real_text(f: f64) -> String {
     if f.is_nan() {
         "NaN".into()
     } else if f.is_infinite() {
-        if f > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+        if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }
     } else {
         format!("{f:?}")
     }
@@ -131,7 +142,11 @@ impl<'a> FromSql<'a> for Column {
 /// 10000 digits. Integral values that fit become INTEGER, others REAL.
 fn numeric(raw: &[u8]) -> Result<Cell, BoxError> {
     let word = |i: usize| -> Result<u16, BoxError> {
-        Ok(u16::from_be_bytes(raw.get(i * 2..i * 2 + 2).ok_or("short numeric")?.try_into()?))
+        Ok(u16::from_be_bytes(
+            raw.get(i * 2..i * 2 + 2)
+                .ok_or("short numeric")?
+                .try_into()?,
+        ))
     };
     let ndigits = word(0)? as usize;
     let weight = word(1)? as i16 as i32;
@@ -143,9 +158,14 @@ fn numeric(raw: &[u8]) -> Result<Cell, BoxError> {
         _ => {}
     }
     let negative = sign == 0x4000;
-    let digits: Vec<u16> = (0..ndigits).map(|i| word(4 + i)).collect::<Result<_, _>>()?;
+    let digits: Vec<u16> = (0..ndigits)
+        .map(|i| word(4 + i))
+        .collect::<Result<_, _>>()?;
     // Integral when no digit sits after the decimal point.
-    let integral = digits.iter().enumerate().all(|(i, d)| *d == 0 || (weight - i as i32) >= 0);
+    let integral = digits
+        .iter()
+        .enumerate()
+        .all(|(i, d)| *d == 0 || (weight - i as i32) >= 0);
     if integral && weight < 5 {
         let mut v: i128 = 0;
         for i in 0..=weight.max(-1) {
@@ -180,7 +200,13 @@ fn timestamp_text(micros: i64) -> String {
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000);
     let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let mut s = format!("{} {:02}:{:02}:{:02}", date_text(days), sod / 3600, sod % 3600 / 60, sod % 60);
+    let mut s = format!(
+        "{} {:02}:{:02}:{:02}",
+        date_text(days),
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    );
     if frac != 0 {
         s.push_str(&format!(".{:03}", frac / 1000));
     }
@@ -192,7 +218,14 @@ fn uuid_text(raw: &[u8]) -> Result<String, BoxError> {
         return Err("bad uuid".into());
     }
     let h: Vec<String> = raw.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("{}-{}-{}-{}-{}", h[0..4].concat(), h[4..6].concat(), h[6..8].concat(), h[8..10].concat(), h[10..].concat()))
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        h[0..4].concat(),
+        h[4..6].concat(),
+        h[6..8].concat(),
+        h[8..10].concat(),
+        h[10..].concat()
+    ))
 }
 
 #[cfg(test)]
@@ -208,7 +241,7 @@ mod tests {
     fn numerics() {
         // 12345678 = [1234, 5678], weight 1
         assert_eq!(num(&[2, 1, 0, 0, 1234, 5678]), Cell::Integer(12_345_678));
-        // -5 
+        // -5
         assert_eq!(num(&[1, 0, 0x4000, 0, 5]), Cell::Integer(-5));
         // 0
         assert_eq!(num(&[0, 0, 0, 0]), Cell::Integer(0));
@@ -224,23 +257,41 @@ mod tests {
     fn dates_and_times() {
         assert_eq!(date_text(0), "2000-01-01");
         assert_eq!(date_text(-1), "1999-12-31");
-        assert_eq!(timestamp_text(86_400 * 1_000_000 + 3_661_000_000), "2000-01-02 01:01:01");
+        assert_eq!(
+            timestamp_text(86_400 * 1_000_000 + 3_661_000_000),
+            "2000-01-02 01:01:01"
+        );
         assert_eq!(timestamp_text(500_000), "2000-01-01 00:00:00.500");
     }
 
     #[test]
     fn parameters_in_text_form() {
         let mut out = BytesMut::new();
-        Param(&Value::Integer(7)).to_sql(&Type::BOOL, &mut out).unwrap();
+        Param(&Value::Integer(7))
+            .to_sql(&Type::BOOL, &mut out)
+            .unwrap();
         assert_eq!(&out[..], b"t");
         out.clear();
-        Param(&Value::Real(3.0)).to_sql(&Type::INT8, &mut out).unwrap();
+        Param(&Value::Real(3.0))
+            .to_sql(&Type::INT8, &mut out)
+            .unwrap();
         assert_eq!(&out[..], b"3");
         out.clear();
-        Param(&Value::Real(0.1)).to_sql(&Type::FLOAT8, &mut out).unwrap();
+        Param(&Value::Real(0.1))
+            .to_sql(&Type::FLOAT8, &mut out)
+            .unwrap();
         assert_eq!(&out[..], b"0.1");
-        assert!(matches!(Param(&Value::Null).to_sql(&Type::TEXT, &mut out).unwrap(), IsNull::Yes));
-        assert!(matches!(Param(&Value::Blob(vec![1])).encode_format(&Type::BYTEA), Format::Binary));
-        assert!(matches!(Param(&Value::Integer(1)).encode_format(&Type::INT8), Format::Text));
+        assert!(matches!(
+            Param(&Value::Null).to_sql(&Type::TEXT, &mut out).unwrap(),
+            IsNull::Yes
+        ));
+        assert!(matches!(
+            Param(&Value::Blob(vec![1])).encode_format(&Type::BYTEA),
+            Format::Binary
+        ));
+        assert!(matches!(
+            Param(&Value::Integer(1)).encode_format(&Type::INT8),
+            Format::Text
+        ));
     }
 }

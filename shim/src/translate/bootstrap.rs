@@ -22,7 +22,12 @@ pub fn bootstrap_sql(_schema: &str) -> Vec<String> {
     BOOTSTRAP
         .split("\n;;\n")
         .map(str::trim)
-        .filter(|s| !s.is_empty() && !s.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with("--")))
+        .filter(|s| {
+            !s.is_empty()
+                && !s
+                    .lines()
+                    .all(|l| l.trim().is_empty() || l.trim_start().starts_with("--"))
+        })
         .map(str::to_string)
         .collect()
 }
@@ -43,6 +48,8 @@ mod tests {
         let statements = bootstrap_sql("plex");
         assert!(statements.len() > 20, "{}", statements.len());
         assert!(statements.iter().all(|s| !s.contains("\n;;\n")));
-        assert!(statements.iter().any(|s| s.contains("FUNCTION sqlite_datetime(")));
+        assert!(statements
+            .iter()
+            .any(|s| s.contains("FUNCTION sqlite_datetime(")));
     }
 }

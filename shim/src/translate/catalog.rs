@@ -64,7 +64,9 @@ impl TableInfo {
         }
         let at = upper.find(" USING ")? + " USING ".len();
         let rest = &self.sql[at..];
-        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
         Some(rest[..end].to_ascii_lowercase())
     }
 }
@@ -83,7 +85,8 @@ const KEYS_QUERY: &str = "SELECT i.indisprimary::text, \
      WHERE c.relname = $1 AND i.indisunique AND i.indexprs IS NULL AND i.indpred IS NULL \
      AND 0 <> ALL (i.indkey) ORDER BY i.indisprimary DESC, i.indexrelid";
 
-const TRIGGER_TABLE_QUERY: &str = "SELECT c.relname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+const TRIGGER_TABLE_QUERY: &str =
+    "SELECT c.relname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
      JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema() \
      WHERE t.tgname = $1 AND NOT t.tgisinternal";
 
@@ -95,12 +98,17 @@ pub struct Schema<'c> {
 
 impl<'c> Schema<'c> {
     pub fn new(catalog: &'c mut dyn Catalog) -> Schema<'c> {
-        Schema { catalog, tables: HashMap::new() }
+        Schema {
+            catalog,
+            tables: HashMap::new(),
+        }
     }
 
     /// Run a catalog query (text parameters, text results).
     pub fn query(&mut self, sql: &str, params: &[&str]) -> Result<Vec<Vec<Option<String>>>, Error> {
-        self.catalog.query(sql, params).map_err(|e| Error::new(format!("reading the catalog: {e}")))
+        self.catalog
+            .query(sql, params)
+            .map_err(|e| Error::new(format!("reading the catalog: {e}")))
     }
 
     /// The table named `name` (already lowercase), or `None`.
@@ -115,13 +123,17 @@ impl<'c> Schema<'c> {
 
     /// Like [`Schema::table`], but a missing table is an error.
     pub fn existing_table(&mut self, name: &str) -> Result<Rc<TableInfo>, Error> {
-        self.table(name)?.ok_or_else(|| Error::new(format!("no such table: {name}")))
+        self.table(name)?
+            .ok_or_else(|| Error::new(format!("no such table: {name}")))
     }
 
     /// The table a trigger is on.
     pub fn trigger_table(&mut self, trigger: &str) -> Result<Option<String>, Error> {
         let rows = self.query(TRIGGER_TABLE_QUERY, &[trigger])?;
-        Ok(rows.into_iter().next().and_then(|r| r.into_iter().next().flatten()))
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten()))
     }
 
     fn load(&mut self, name: &str) -> Result<Option<TableInfo>, Error> {
@@ -129,7 +141,8 @@ impl<'c> Schema<'c> {
         if rows.is_empty() {
             return Ok(None);
         }
-        let text = |r: &Vec<Option<String>>, i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+        let text =
+            |r: &Vec<Option<String>>, i: usize| r.get(i).cloned().flatten().unwrap_or_default();
         let sql = text(&rows[0], 4);
         let columns: Vec<Column> = rows
             .iter()
@@ -168,7 +181,14 @@ impl<'c> Schema<'c> {
                 .map(|c| c.name.clone()),
             _ => None,
         };
-        Ok(Some(TableInfo { name: name.to_string(), columns, sql, rowid_column, unique_keys, primary_key }))
+        Ok(Some(TableInfo {
+            name: name.to_string(),
+            columns,
+            sql,
+            rowid_column,
+            unique_keys,
+            primary_key,
+        }))
     }
 }
 

@@ -14,7 +14,11 @@ use super::Error;
 
 /// The PostgreSQL collation for a SQLite collation name.
 pub fn postgres_collation(sqlite: &str) -> Result<&'static str, Error> {
-    match sqlite.trim_matches(|c| c == '"' || c == '\'' || c == '`').to_ascii_lowercase().as_str() {
+    match sqlite
+        .trim_matches(|c| c == '"' || c == '\'' || c == '`')
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "binary" => Ok("C"),
         "nocase" => Ok("sqlite_nocase"),
         "icu_root" => Ok("sqlite_icu_root"),
@@ -31,7 +35,13 @@ mod tests {
     fn known_collations_map_and_others_fail() {
         assert_eq!(postgres_collation("NOCASE").unwrap(), "sqlite_nocase");
         assert_eq!(postgres_collation("icu_root").unwrap(), "sqlite_icu_root");
-        assert_eq!(postgres_collation("\"naturalsort\"").unwrap(), "sqlite_naturalsort");
-        assert!(postgres_collation("rtrim").unwrap_err().message.contains("rtrim"));
+        assert_eq!(
+            postgres_collation("\"naturalsort\"").unwrap(),
+            "sqlite_naturalsort"
+        );
+        assert!(postgres_collation("rtrim")
+            .unwrap_err()
+            .message
+            .contains("rtrim"));
     }
 }

@@ -40,7 +40,10 @@ pub fn call_with(name: &str, args: Vec<Expr>, duplicate: Option<DuplicateTreatme
         parameters: FunctionArguments::None,
         args: FunctionArguments::List(FunctionArgumentList {
             duplicate_treatment: duplicate,
-            args: args.into_iter().map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e))).collect(),
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
             clauses: vec![],
         }),
         within_group: vec![],
@@ -55,11 +58,21 @@ pub fn call_with(name: &str, args: Vec<Expr>, duplicate: Option<DuplicateTreatme
 /// get SQLite's conversion rules, see `expr`).
 pub fn cast(expr: Expr, data_type: DataType) -> Expr {
     let inner = match expr {
-        e @ (Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Function(_) | Expr::Nested(_)) => e,
-        Expr::Value(v) if !matches!(v.value, sqlparser::ast::Value::Number(ref n, _) if n.starts_with('-')) => Expr::Value(v),
+        e @ (Expr::Identifier(_)
+        | Expr::CompoundIdentifier(_)
+        | Expr::Function(_)
+        | Expr::Nested(_)) => e,
+        Expr::Value(v) if !matches!(v.value, sqlparser::ast::Value::Number(ref n, _) if n.starts_with('-')) => {
+            Expr::Value(v)
+        }
         other => Expr::Nested(Box::new(other)),
     };
-    Expr::Cast { kind: CastKind::DoubleColon, expr: Box::new(inner), data_type, format: None }
+    Expr::Cast {
+        kind: CastKind::DoubleColon,
+        expr: Box::new(inner),
+        data_type,
+        format: None,
+    }
 }
 
 /// `CAST(expr AS text)`, unless `expr` is text by its form already.
@@ -74,7 +87,10 @@ pub fn as_text(expr: Expr) -> Expr {
 /// `expr COLLATE "C"`: byte-wise, as SQLite's BINARY, and allowed where
 /// PostgreSQL refuses non-deterministic collations (substring search).
 pub fn binary_collated(expr: Expr) -> Expr {
-    Expr::Collate { expr: Box::new(expr), collation: object_name("C") }
+    Expr::Collate {
+        expr: Box::new(expr),
+        collation: object_name("C"),
+    }
 }
 
 /// A text literal.
@@ -118,10 +134,23 @@ mod tests {
 
     #[test]
     fn calls_and_casts_print_as_postgres() {
-        let e = call("sqlite_glob", vec![text_literal("a*"), as_text(column("Title"))]);
+        let e = call(
+            "sqlite_glob",
+            vec![text_literal("a*"), as_text(column("Title"))],
+        );
         assert_eq!(e.to_string(), "sqlite_glob('a*', \"Title\"::TEXT)");
-        let sum = Expr::BinaryOp { left: Box::new(column("a")), op: sqlparser::ast::BinaryOperator::Plus, right: Box::new(column("b")) };
-        assert_eq!(cast(sum, DataType::Text).to_string(), "(\"a\" + \"b\")::TEXT");
-        assert_eq!(binary_collated(column("x")).to_string(), "\"x\" COLLATE \"C\"");
+        let sum = Expr::BinaryOp {
+            left: Box::new(column("a")),
+            op: sqlparser::ast::BinaryOperator::Plus,
+            right: Box::new(column("b")),
+        };
+        assert_eq!(
+            cast(sum, DataType::Text).to_string(),
+            "(\"a\" + \"b\")::TEXT"
+        );
+        assert_eq!(
+            binary_collated(column("x")).to_string(),
+            "\"x\" COLLATE \"C\""
+        );
     }
 }

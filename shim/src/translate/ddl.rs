@@ -24,8 +24,8 @@
 //! `PRAGMA foreign_keys` off (its default).
 
 use sqlparser::ast::{
-    AlterTable, AlterTableOperation, ColumnDef, ColumnOption, CreateIndex, CreateTable, CreateView, Expr,
-    ObjectType, Statement, TableConstraint, Value,
+    AlterTable, AlterTableOperation, ColumnDef, ColumnOption, CreateIndex, CreateTable, CreateView,
+    Expr, ObjectType, Statement, TableConstraint, Value,
 };
 use sqlparser::tokenizer::{Location, Token};
 
@@ -47,7 +47,12 @@ pub fn translate(statement: Statement, cx: &mut Context) -> Result<Plan, Error> 
         Statement::CreateIndex(ci) => create_index(ci, cx),
         Statement::CreateView(cv) => create_view(cv, cx),
         Statement::AlterTable(at) => alter_table(at, cx),
-        Statement::Drop { object_type, if_exists, names, .. } => drop(object_type, if_exists, &names, cx),
+        Statement::Drop {
+            object_type,
+            if_exists,
+            names,
+            ..
+        } => drop(object_type, if_exists, &names, cx),
         other => Err(Error::new(format!("statement not supported: {other}"))),
     }
 }
@@ -56,12 +61,18 @@ pub fn translate(statement: Statement, cx: &mut Context) -> Result<Plan, Error> 
 /// then the statement from its name on.
 fn sqlite_text(source: &Source, prefix: &str, name_start: Location) -> String {
     let rest = &source.text[source.offset(name_start)..];
-    format!("{prefix} {}", rest.trim_end().trim_end_matches(';').trim_end())
+    format!(
+        "{prefix} {}",
+        rest.trim_end().trim_end_matches(';').trim_end()
+    )
 }
 
 /// The location where an object name starts.
 fn name_start(name: &sqlparser::ast::ObjectName) -> Option<Location> {
-    name.0.first().and_then(|p| p.as_ident()).map(|i| i.span.start)
+    name.0
+        .first()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.span.start)
 }
 
 /// One column of a `CREATE TABLE` as PostgreSQL will have it.
@@ -93,7 +104,9 @@ pub fn column_comment(declared: &str, default_text: Option<&str>) -> Option<Stri
 
 fn create_table(ct: CreateTable, cx: &mut Context) -> Result<Plan, Error> {
     if ct.temporary {
-        return Err(Error::new("CREATE TEMP TABLE is not supported on a routed database"));
+        return Err(Error::new(
+            "CREATE TEMP TABLE is not supported on a routed database",
+        ));
     }
     let table = last_part(&ct.name);
     if already_exists("table", &table, ct.if_not_exists, cx)? {
@@ -114,7 +127,11 @@ fn create_table(ct: CreateTable, cx: &mut Context) -> Result<Plan, Error> {
     }
     let start = name_start(&ct.name).ok_or_else(|| Error::new("CREATE TABLE needs a name"))?;
     let sql = sqlite_text(cx.source, "CREATE TABLE", start);
-    let mut outputs = vec![Output::text(format!("CREATE TABLE {} ({})", quote_ident(&table), defs.join(", ")))];
+    let mut outputs = vec![Output::text(format!(
+        "CREATE TABLE {} ({})",
+        quote_ident(&table),
+        defs.join(", ")
+    ))];
     outputs.extend(comments(&table, &sql, &columns));
     if let Some(r) = &rowid {
         outputs.extend(rowid_machinery(&table, r, has_autoincrement(&ct)));
@@ -124,7 +141,12 @@ fn create_table(ct: CreateTable, cx: &mut Context) -> Result<Plan, Error> {
 
 /// Whether `CREATE … name` has nothing to do (`IF NOT EXISTS` and it
 /// exists); an error when it exists without `IF NOT EXISTS`.
-fn already_exists(kind: &str, name: &str, if_not_exists: bool, cx: &mut Context) -> Result<bool, Error> {
+fn already_exists(
+    kind: &str,
+    name: &str,
+    if_not_exists: bool,
+    cx: &mut Context,
+) -> Result<bool, Error> {
     match (schema_object_exists(name, cx)?, if_not_exists) {
         (false, _) => Ok(false),
         (true, true) => Ok(true),
@@ -143,7 +165,11 @@ fn schema_object_exists(name: &str, cx: &mut Context) -> Result<bool, Error> {
 /// `COMMENT ON TABLE` (the SQLite text) and `COMMENT ON COLUMN` (declared
 /// types).
 fn comments(table: &str, sql: &str, columns: &[ColumnPlan]) -> Vec<Output> {
-    let mut out = vec![Output::text(format!("COMMENT ON TABLE {} IS {}", quote_ident(table), quote_literal(sql)))];
+    let mut out = vec![Output::text(format!(
+        "COMMENT ON TABLE {} IS {}",
+        quote_ident(table),
+        quote_literal(sql)
+    ))];
     for c in columns {
         if let Some(comment) = c.comment() {
             out.push(Output::text(format!(
@@ -174,7 +200,9 @@ fn rowid_machinery(table: &str, column: &str, autoincrement: bool) -> Vec<Output
     let mut out = Vec::new();
     let (next_from_sequence, record_sequence) = if autoincrement {
         out.push(Output::text("CREATE TABLE IF NOT EXISTS sqlite_sequence (name text COLLATE \"C\" PRIMARY KEY, seq bigint)"));
-        out.push(Output::text("COMMENT ON TABLE sqlite_sequence IS 'CREATE TABLE sqlite_sequence(name,seq)'"));
+        out.push(Output::text(
+            "COMMENT ON TABLE sqlite_sequence IS 'CREATE TABLE sqlite_sequence(name,seq)'",
+        ));
         (
             format!("NEW.{col} := greatest(NEW.{col}, coalesce((SELECT seq FROM sqlite_sequence WHERE name = TG_TABLE_NAME), 0) + 1);"),
             format!(
@@ -212,25 +240,37 @@ fn rowid_machinery(table: &str, column: &str, autoincrement: bool) -> Vec<Output
 fn rowid_alias(ct: &CreateTable, source: &Source) -> Option<String> {
     let mut pk: Vec<String> = Vec::new();
     for c in &ct.columns {
-        if c.options.iter().any(|o| matches!(o.option, ColumnOption::PrimaryKey(_))) {
+        if c.options
+            .iter()
+            .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)))
+        {
             pk.push(c.name.value.clone());
         }
     }
     for t in &ct.constraints {
         if let TableConstraint::PrimaryKey(p) = t {
-            pk.extend(p.columns.iter().map(|c| index_column_name(&c.column.expr).unwrap_or_default()));
+            pk.extend(
+                p.columns
+                    .iter()
+                    .map(|c| index_column_name(&c.column.expr).unwrap_or_default()),
+            );
         }
     }
     let [only] = pk.as_slice() else { return None };
     let c = ct.columns.iter().find(|c| &c.name.value == only)?;
-    declared_type(c, source).eq_ignore_ascii_case("INTEGER").then(|| only.clone())
+    declared_type(c, source)
+        .eq_ignore_ascii_case("INTEGER")
+        .then(|| only.clone())
 }
 
 /// The declared type of a column as written (`dt_integer(8)`), `""` if
 /// none: the tokens after the name up to the first constraint.
 pub fn declared_type(c: &ColumnDef, source: &Source) -> String {
     let tokens = &source.tokens;
-    let Some(at) = tokens.iter().position(|t| t.span.start == c.name.span.start) else {
+    let Some(at) = tokens
+        .iter()
+        .position(|t| t.span.start == c.name.span.start)
+    else {
         return String::new();
     };
     let mut end = None;
@@ -283,8 +323,17 @@ fn standard_type_name(declared: &str) -> String {
 fn is_constraint_word(word: &str) -> bool {
     matches!(
         word.to_ascii_uppercase().as_str(),
-        "CONSTRAINT" | "PRIMARY" | "NOT" | "NULL" | "UNIQUE" | "CHECK" | "DEFAULT" | "COLLATE" | "REFERENCES"
-            | "GENERATED" | "AS"
+        "CONSTRAINT"
+            | "PRIMARY"
+            | "NOT"
+            | "NULL"
+            | "UNIQUE"
+            | "CHECK"
+            | "DEFAULT"
+            | "COLLATE"
+            | "REFERENCES"
+            | "GENERATED"
+            | "AS"
     )
 }
 
@@ -292,7 +341,11 @@ fn column_plan(c: &ColumnDef, is_rowid: bool, cx: &mut Context) -> Result<Column
     let declared = declared_type(c, cx.source);
     let name = c.name.value.clone();
     let pg_type = postgres_type(&declared);
-    let mut def = format!("{} {}", quote_ident(&name), if is_rowid { "bigint" } else { pg_type });
+    let mut def = format!(
+        "{} {}",
+        quote_ident(&name),
+        if is_rowid { "bigint" } else { pg_type }
+    );
     let collation = c.options.iter().find_map(|o| match &o.option {
         ColumnOption::Collation(n) => Some(n.to_string()),
         _ => None,
@@ -323,17 +376,32 @@ fn column_plan(c: &ColumnDef, is_rowid: bool, cx: &mut Context) -> Result<Column
             }
             ColumnOption::DialectSpecific(tokens) if is_autoincrement(tokens) => {
                 if !is_rowid {
-                    return Err(Error::new("AUTOINCREMENT is only allowed on an INTEGER PRIMARY KEY"));
+                    return Err(Error::new(
+                        "AUTOINCREMENT is only allowed on an INTEGER PRIMARY KEY",
+                    ));
                 }
             }
-            other => return Err(Error::new(format!("column constraint not supported: {other}"))),
+            other => {
+                return Err(Error::new(format!(
+                    "column constraint not supported: {other}"
+                )))
+            }
         }
     }
-    Ok(ColumnPlan { name, declared, default_text, definition: def })
+    Ok(ColumnPlan {
+        name,
+        declared,
+        default_text,
+        definition: def,
+    })
 }
 
 fn has_autoincrement(ct: &CreateTable) -> bool {
-    ct.columns.iter().any(|c| c.options.iter().any(|o| matches!(&o.option, ColumnOption::DialectSpecific(t) if is_autoincrement(t))))
+    ct.columns.iter().any(|c| {
+        c.options
+            .iter()
+            .any(|o| matches!(&o.option, ColumnOption::DialectSpecific(t) if is_autoincrement(t)))
+    })
 }
 
 fn is_autoincrement(tokens: &[Token]) -> bool {
@@ -343,7 +411,11 @@ fn is_autoincrement(tokens: &[Token]) -> bool {
 /// A `DEFAULT` value: a double-quoted name is the string it spells.
 fn default_value(e: &Expr, cx: &mut Context) -> Result<String, Error> {
     if let Expr::Identifier(id) = e {
-        let original = cx.source.original_name(id.span.start).unwrap_or(&id.value).to_string();
+        let original = cx
+            .source
+            .original_name(id.span.start)
+            .unwrap_or(&id.value)
+            .to_string();
         return Ok(quote_literal(&original));
     }
     if let Some(n) = super::literals::signed_number_text(e) {
@@ -358,7 +430,10 @@ fn default_value(e: &Expr, cx: &mut Context) -> Result<String, Error> {
     let mut e = e.clone();
     if let Expr::Function(f) = &e {
         let name = super::functions::function_name(f);
-        if matches!(name.as_str(), "current_timestamp" | "current_date" | "current_time") {
+        if matches!(
+            name.as_str(),
+            "current_timestamp" | "current_date" | "current_time"
+        ) {
             let helper = match name.as_str() {
                 "current_timestamp" => "sqlite_datetime",
                 "current_date" => "sqlite_date",
@@ -374,7 +449,11 @@ fn default_value(e: &Expr, cx: &mut Context) -> Result<String, Error> {
 fn table_constraint(c: &TableConstraint, rowid: Option<&str>) -> Result<Option<String>, Error> {
     let names = |cols: &[sqlparser::ast::IndexColumn]| -> Result<String, Error> {
         cols.iter()
-            .map(|c| index_column_name(&c.column.expr).map(|n| quote_ident(&n)).ok_or_else(|| Error::new("a key column must be a column name")))
+            .map(|c| {
+                index_column_name(&c.column.expr)
+                    .map(|n| quote_ident(&n))
+                    .ok_or_else(|| Error::new("a key column must be a column name"))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(|v| v.join(", "))
     };
@@ -387,7 +466,11 @@ fn table_constraint(c: &TableConstraint, rowid: Option<&str>) -> Result<Option<S
         TableConstraint::Unique(u) => Some(format!("UNIQUE ({})", names(&u.columns)?)),
         TableConstraint::ForeignKey(_) => None,
         TableConstraint::Check(check) => Some(format!("CHECK ({})", check.expr)),
-        other => return Err(Error::new(format!("table constraint not supported: {other}"))),
+        other => {
+            return Err(Error::new(format!(
+                "table constraint not supported: {other}"
+            )))
+        }
     })
 }
 
@@ -420,7 +503,10 @@ fn create_table_as(ct: CreateTable, cx: &mut Context) -> Result<Plan, Error> {
         quote_literal(&ctas_types_json()),
         quote_literal(&plain)
     );
-    Ok(Plan::schema_change(vec![Output::effect(Sql::Text(create)), Output::text(describe)]))
+    Ok(Plan::schema_change(vec![
+        Output::effect(Sql::Text(create)),
+        Output::text(describe),
+    ]))
 }
 
 /// Per result column of a `CREATE TABLE … AS` query, whether it is a plain
@@ -428,14 +514,22 @@ fn create_table_as(ct: CreateTable, cx: &mut Context) -> Result<Plan, Error> {
 /// all), as a PostgreSQL `boolean[]` literal; `{}` (all plain) with `*`.
 fn plain_column_flags(query: &sqlparser::ast::Query) -> String {
     use sqlparser::ast::{SelectItem, SetExpr};
-    let SetExpr::Select(select) = query.body.as_ref() else { return "{}".into() };
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return "{}".into();
+    };
     let mut flags = Vec::new();
     for item in &select.projection {
         let e = match item {
             SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
             _ => return "{}".into(),
         };
-        flags.push(if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) { "t" } else { "f" });
+        flags.push(
+            if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                "t"
+            } else {
+                "f"
+            },
+        );
     }
     format!("{{{}}}", flags.join(","))
 }
@@ -443,15 +537,28 @@ fn plain_column_flags(query: &sqlparser::ast::Query) -> String {
 /// PostgreSQL type → SQLite declared type of a `CREATE TABLE … AS` column,
 /// as the JSON object `sqlite_describe_ctas` reads.
 fn ctas_types_json() -> String {
-    let pairs: Vec<String> = ["bigint", "integer", "smallint", "text", "double precision", "real", "numeric", "boolean"]
-        .iter()
-        .map(|t| format!("\"{t}\": \"{}\"", ctas_declared_type(t)))
-        .collect();
+    let pairs: Vec<String> = [
+        "bigint",
+        "integer",
+        "smallint",
+        "text",
+        "double precision",
+        "real",
+        "numeric",
+        "boolean",
+    ]
+    .iter()
+    .map(|t| format!("\"{t}\": \"{}\"", ctas_declared_type(t)))
+    .collect();
     format!("{{{}}}", pairs.join(", "))
 }
 
 fn create_index(ci: CreateIndex, cx: &mut Context) -> Result<Plan, Error> {
-    let name = ci.name.as_ref().map(last_part).ok_or_else(|| Error::new("CREATE INDEX needs a name"))?;
+    let name = ci
+        .name
+        .as_ref()
+        .map(last_part)
+        .ok_or_else(|| Error::new("CREATE INDEX needs a name"))?;
     let table = last_part(&ci.table_name);
     let info = cx.schema.existing_table(&table)?;
     if info.virtual_module().is_some() {
@@ -476,19 +583,38 @@ fn create_index(ci: CreateIndex, cx: &mut Context) -> Result<Plan, Error> {
         rewrite_expr(&mut p, cx.source)?;
         sql.push_str(&format!(" WHERE {}", super::truth::truth(p)));
     }
-    let start = ci.name.as_ref().and_then(name_start).ok_or_else(|| Error::new("CREATE INDEX needs a name"))?;
-    let prefix = if ci.unique { "CREATE UNIQUE INDEX" } else { "CREATE INDEX" };
+    let start = ci
+        .name
+        .as_ref()
+        .and_then(name_start)
+        .ok_or_else(|| Error::new("CREATE INDEX needs a name"))?;
+    let prefix = if ci.unique {
+        "CREATE UNIQUE INDEX"
+    } else {
+        "CREATE INDEX"
+    };
     let text = sqlite_text(cx.source, prefix, start);
     Ok(Plan::schema_change(vec![
         Output::text(sql),
-        Output::text(format!("COMMENT ON INDEX {} IS {}", quote_ident(&name), quote_literal(&text))),
+        Output::text(format!(
+            "COMMENT ON INDEX {} IS {}",
+            quote_ident(&name),
+            quote_literal(&text)
+        )),
     ]))
 }
 
 /// One indexed column or expression, with its collation and order.
-fn index_column(c: &sqlparser::ast::OrderByExpr, info: &TableInfo, cx: &mut Context) -> Result<String, Error> {
+fn index_column(
+    c: &sqlparser::ast::OrderByExpr,
+    info: &TableInfo,
+    cx: &mut Context,
+) -> Result<String, Error> {
     let (inner, collation) = match &c.expr {
-        Expr::Collate { expr, collation } => (expr.as_ref(), Some(postgres_collation(&collation.to_string())?)),
+        Expr::Collate { expr, collation } => (
+            expr.as_ref(),
+            Some(postgres_collation(&collation.to_string())?),
+        ),
         e => (e, None),
     };
     let mut text = match index_column_name(inner) {
@@ -521,25 +647,42 @@ fn create_view(cv: CreateView, cx: &mut Context) -> Result<Plan, Error> {
     let start = name_start(&cv.name).ok_or_else(|| Error::new("CREATE VIEW needs a name"))?;
     let text = sqlite_text(cx.source, "CREATE VIEW", start);
     Ok(Plan::schema_change(vec![
-        Output::effect(Sql::Text(format!("CREATE VIEW {} AS {query}", quote_ident(&name)))),
-        Output::text(format!("COMMENT ON VIEW {} IS {}", quote_ident(&name), quote_literal(&text))),
+        Output::effect(Sql::Text(format!(
+            "CREATE VIEW {} AS {query}",
+            quote_ident(&name)
+        ))),
+        Output::text(format!(
+            "COMMENT ON VIEW {} IS {}",
+            quote_ident(&name),
+            quote_literal(&text)
+        )),
     ]))
 }
 
-fn drop(object_type: ObjectType, if_exists: bool, names: &[sqlparser::ast::ObjectName], cx: &mut Context) -> Result<Plan, Error> {
+fn drop(
+    object_type: ObjectType,
+    if_exists: bool,
+    names: &[sqlparser::ast::ObjectName],
+    cx: &mut Context,
+) -> Result<Plan, Error> {
     let kind = match object_type {
         ObjectType::Table => "TABLE",
         ObjectType::Index => "INDEX",
         ObjectType::View => "VIEW",
         other => return Err(Error::new(format!("DROP {other} is not supported"))),
     };
-    let [name] = names else { return Err(Error::new("DROP of several objects is not supported")) };
+    let [name] = names else {
+        return Err(Error::new("DROP of several objects is not supported"));
+    };
     let name = last_part(name);
     if !schema_object_exists(&name, cx)? {
         if if_exists {
             return Ok(Plan::no_op());
         }
-        return Err(Error::new(format!("no such {}: {name}", kind.to_ascii_lowercase())));
+        return Err(Error::new(format!(
+            "no such {}: {name}",
+            kind.to_ascii_lowercase()
+        )));
     }
     let mut outputs = vec![Output::text(format!("DROP {kind} {}", quote_ident(&name)))];
     if kind == "TABLE" {
@@ -555,40 +698,70 @@ fn alter_table(at: AlterTable, cx: &mut Context) -> Result<Plan, Error> {
     let table = last_part(&at.name);
     let info = cx.schema.existing_table(&table)?;
     let [operation] = at.operations.as_slice() else {
-        return Err(Error::new("ALTER TABLE with several operations is not supported"));
+        return Err(Error::new(
+            "ALTER TABLE with several operations is not supported",
+        ));
     };
     let t = quote_ident(&table);
     let (mut outputs, new_sql) = match operation {
         AlterTableOperation::AddColumn { column_def, .. } => {
             let col = column_plan(column_def, false, cx)?;
-            let def_text = cx.source.text[cx.source.offset(column_def.name.span.start)..].trim_end().trim_end_matches(';').trim_end();
-            let mut out = vec![Output::text(format!("ALTER TABLE {t} ADD COLUMN {}", col.definition))];
+            let def_text = cx.source.text[cx.source.offset(column_def.name.span.start)..]
+                .trim_end()
+                .trim_end_matches(';')
+                .trim_end();
+            let mut out = vec![Output::text(format!(
+                "ALTER TABLE {t} ADD COLUMN {}",
+                col.definition
+            ))];
             if let Some(comment) = col.comment() {
-                out.push(Output::text(format!("COMMENT ON COLUMN {t}.{} IS {}", quote_ident(&col.name), quote_literal(&comment))));
+                out.push(Output::text(format!(
+                    "COMMENT ON COLUMN {t}.{} IS {}",
+                    quote_ident(&col.name),
+                    quote_literal(&comment)
+                )));
             }
             (out, super::schema_text::add_column(&info.sql, def_text)?)
         }
         AlterTableOperation::RenameTable { table_name } => {
             let new_name = match table_name {
-                sqlparser::ast::RenameTableNameKind::As(n) | sqlparser::ast::RenameTableNameKind::To(n) => last_part(n),
+                sqlparser::ast::RenameTableNameKind::As(n)
+                | sqlparser::ast::RenameTableNameKind::To(n) => last_part(n),
             };
             (
-                vec![Output::text(format!("ALTER TABLE {t} RENAME TO {}", quote_ident(&new_name)))],
+                vec![Output::text(format!(
+                    "ALTER TABLE {t} RENAME TO {}",
+                    quote_ident(&new_name)
+                ))],
                 super::schema_text::rename_table(&info.sql, &new_name)?,
             )
         }
-        AlterTableOperation::RenameColumn { old_column_name, new_column_name } => (
+        AlterTableOperation::RenameColumn {
+            old_column_name,
+            new_column_name,
+        } => (
             vec![Output::text(format!(
                 "ALTER TABLE {t} RENAME COLUMN {} TO {}",
                 quote_ident(&old_column_name.value),
                 quote_ident(&new_column_name.value)
             ))],
-            super::schema_text::rename_column(&info.sql, &old_column_name.value, &new_column_name.value)?,
+            super::schema_text::rename_column(
+                &info.sql,
+                &old_column_name.value,
+                &new_column_name.value,
+            )?,
         ),
         AlterTableOperation::DropColumn { column_names, .. } => {
-            let [col] = column_names.as_slice() else { return Err(Error::new("DROP COLUMN of several columns is not supported")) };
+            let [col] = column_names.as_slice() else {
+                return Err(Error::new(
+                    "DROP COLUMN of several columns is not supported",
+                ));
+            };
             (
-                vec![Output::text(format!("ALTER TABLE {t} DROP COLUMN {}", quote_ident(&col.value)))],
+                vec![Output::text(format!(
+                    "ALTER TABLE {t} DROP COLUMN {}",
+                    quote_ident(&col.value)
+                ))],
                 super::schema_text::drop_column(&info.sql, &col.value)?,
             )
         }
@@ -596,10 +769,15 @@ fn alter_table(at: AlterTable, cx: &mut Context) -> Result<Plan, Error> {
     };
     let renamed = match operation {
         AlterTableOperation::RenameTable { table_name } => match table_name {
-            sqlparser::ast::RenameTableNameKind::As(n) | sqlparser::ast::RenameTableNameKind::To(n) => last_part(n),
+            sqlparser::ast::RenameTableNameKind::As(n)
+            | sqlparser::ast::RenameTableNameKind::To(n) => last_part(n),
         },
         _ => table.clone(),
     };
-    outputs.push(Output::text(format!("COMMENT ON TABLE {} IS {}", quote_ident(&renamed), quote_literal(&new_sql))));
+    outputs.push(Output::text(format!(
+        "COMMENT ON TABLE {} IS {}",
+        quote_ident(&renamed),
+        quote_literal(&new_sql)
+    )));
     Ok(Plan::schema_change(outputs))
 }

@@ -61,7 +61,12 @@ impl Dialect for PlexDialect {
     fn parse_data_type(&self, parser: &mut Parser) -> Option<Result<DataType, ParserError>> {
         self.sqlite.parse_data_type(parser)
     }
-    fn parse_infix(&self, parser: &mut Parser, expr: &Expr, precedence: u8) -> Option<Result<Expr, ParserError>> {
+    fn parse_infix(
+        &self,
+        parser: &mut Parser,
+        expr: &Expr,
+        precedence: u8,
+    ) -> Option<Result<Expr, ParserError>> {
         if let Some(op) = negated_operator(parser) {
             parser.next_token();
             parser.next_token();
@@ -69,8 +74,15 @@ impl Dialect for PlexDialect {
                 Ok(e) => e,
                 Err(e) => return Some(Err(e)),
             };
-            let positive = Expr::BinaryOp { left: Box::new(expr.clone()), op, right: Box::new(right) };
-            return Some(Ok(Expr::UnaryOp { op: UnaryOperator::Not, expr: Box::new(Expr::Nested(Box::new(positive))) }));
+            let positive = Expr::BinaryOp {
+                left: Box::new(expr.clone()),
+                op,
+                right: Box::new(right),
+            };
+            return Some(Ok(Expr::UnaryOp {
+                op: UnaryOperator::Not,
+                expr: Box::new(Expr::Nested(Box::new(positive))),
+            }));
         }
         if is_isnull_word(&parser.peek_token_ref().token) {
             parser.next_token();
@@ -169,7 +181,8 @@ impl Dialect for PlexDialect {
 
 /// `NOT GLOB`, `NOT MATCH`, `NOT REGEXP` ahead: the operator they negate.
 fn negated_operator(parser: &Parser) -> Option<BinaryOperator> {
-    let is_not = matches!(&parser.peek_token_ref().token, Token::Word(w) if w.keyword == Keyword::NOT);
+    let is_not =
+        matches!(&parser.peek_token_ref().token, Token::Word(w) if w.keyword == Keyword::NOT);
     if !is_not {
         return None;
     }
@@ -226,7 +239,13 @@ impl<'a> Source<'a> {
         }
         let mut line_starts = vec![0, 0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Ok(Source { text, tokens, line_starts, original_names, ascii: text.is_ascii() })
+        Ok(Source {
+            text,
+            tokens,
+            line_starts,
+            original_names,
+            ascii: text.is_ascii(),
+        })
     }
 
     /// The first keyword of the statement, upper-case (`""` for none).
@@ -248,7 +267,9 @@ impl<'a> Source<'a> {
     pub fn parse(&self) -> Result<Statement, Error> {
         let dialect = PlexDialect::default();
         let mut parser = Parser::new(&dialect).with_tokens_with_locations(self.tokens.clone());
-        let statement = parser.parse_statement().map_err(|e| Error::new(self.syntax_message(e)))?;
+        let statement = parser
+            .parse_statement()
+            .map_err(|e| Error::new(self.syntax_message(e)))?;
         while parser.consume_token(&Token::SemiColon) {}
         if parser.peek_token_ref().token != Token::EOF {
             return Err(Error::new(format!(
@@ -261,12 +282,19 @@ impl<'a> Source<'a> {
 
     /// Byte offset in the text of a token location.
     pub fn offset(&self, loc: Location) -> usize {
-        let line_start = self.line_starts.get(loc.line as usize).copied().unwrap_or(self.text.len());
+        let line_start = self
+            .line_starts
+            .get(loc.line as usize)
+            .copied()
+            .unwrap_or(self.text.len());
         if self.ascii {
             return (line_start + loc.column.saturating_sub(1) as usize).min(self.text.len());
         }
         let line = &self.text[line_start..];
-        line.char_indices().nth(loc.column.saturating_sub(1) as usize).map(|(i, _)| line_start + i).unwrap_or(self.text.len())
+        line.char_indices()
+            .nth(loc.column.saturating_sub(1) as usize)
+            .map(|(i, _)| line_start + i)
+            .unwrap_or(self.text.len())
     }
 
     /// The original text between two token locations.
@@ -343,7 +371,10 @@ fn error_location(message: &str) -> Option<Location> {
     let rest = &message[message.rfind("Line: ")? + "Line: ".len()..];
     let (line, rest) = rest.split_once(", Column: ")?;
     let column: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    Some(Location { line: line.trim().parse().ok()?, column: column.parse().ok()? })
+    Some(Location {
+        line: line.trim().parse().ok()?,
+        column: column.parse().ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -354,20 +385,30 @@ mod tests {
     fn quoted_names_become_lowercase_double_quoted() {
         let s = Source::new("SELECT `Index`, [My Col], \"T\".x FROM 'tbl'").unwrap();
         let printed = s.parse().unwrap().to_string();
-        assert_eq!(printed, "SELECT \"index\", \"my col\", \"t\".\"x\" FROM 'tbl'", "before names::normalize");
+        assert_eq!(
+            printed, "SELECT \"index\", \"my col\", \"t\".\"x\" FROM 'tbl'",
+            "before names::normalize"
+        );
     }
 
     #[test]
     fn not_glob_and_isnull_parse() {
         let s = Source::new("SELECT a NOT GLOB 'x*' AND b ISNULL AND c NOTNULL FROM t").unwrap();
         let printed = s.parse().unwrap().to_string();
-        assert_eq!(printed, "SELECT NOT (\"a\" GLOB 'x*') AND \"b\" IS NULL AND \"c\" IS NOT NULL FROM \"t\"");
+        assert_eq!(
+            printed,
+            "SELECT NOT (\"a\" GLOB 'x*') AND \"b\" IS NULL AND \"c\" IS NOT NULL FROM \"t\""
+        );
     }
 
     #[test]
     fn syntax_errors_name_the_token_as_written() {
         let e = Source::new("SELEC 1").unwrap().parse().unwrap_err();
-        assert!(e.message.starts_with("syntax error at or near \"SELEC\""), "{}", e.message);
+        assert!(
+            e.message.starts_with("syntax error at or near \"SELEC\""),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -379,7 +420,11 @@ mod tests {
     #[test]
     fn slices_follow_original_text() {
         let s = Source::new("CREATE TABLE x (a\n  dt_integer(8))").unwrap();
-        let a = s.tokens.iter().position(|t| matches!(&t.token, Token::Word(w) if w.value == "dt_integer")).unwrap();
+        let a = s
+            .tokens
+            .iter()
+            .position(|t| matches!(&t.token, Token::Word(w) if w.value == "dt_integer"))
+            .unwrap();
         let close = s.tokens[a + 3].span.end;
         assert_eq!(s.slice(s.tokens[a].span.start, close), "dt_integer(8)");
     }

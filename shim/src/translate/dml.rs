@@ -21,15 +21,15 @@
 use std::rc::Rc;
 
 use sqlparser::ast::{
-    Assignment, AssignmentTarget, ConflictTarget, Delete, DoUpdate, Expr, FromTable, Insert, OnConflict,
-    OnConflictAction, OnInsert, OrderByExpr, Query, SelectItem, SetExpr, SqliteOnConflict, Statement,
-    TableFactor, TableObject, Update, Value,
+    Assignment, AssignmentTarget, ConflictTarget, Delete, DoUpdate, Expr, FromTable, Insert,
+    OnConflict, OnConflictAction, OnInsert, OrderByExpr, Query, SelectItem, SetExpr,
+    SqliteOnConflict, Statement, TableFactor, TableObject, Update, Value,
 };
 
 use super::catalog::TableInfo;
 use super::construct::{cast, column, ident, qualified_column};
-use super::kinds::is_text;
 use super::fts;
+use super::kinds::is_text;
 use super::literals::loosen;
 use super::query::rewrite_statement;
 use super::schema_table;
@@ -63,30 +63,61 @@ fn insert_plan(mut insert: Insert, cx: &mut Context) -> Result<Plan, Error> {
             before = replace(&mut insert, &info, &columns)?;
         }
         (Some(SqliteOnConflict::Ignore), _) => {
-            insert.on = Some(OnInsert::OnConflict(OnConflict { conflict_target: None, action: OnConflictAction::DoNothing }));
+            insert.on = Some(OnInsert::OnConflict(OnConflict {
+                conflict_target: None,
+                action: OnConflictAction::DoNothing,
+            }));
         }
-        (Some(SqliteOnConflict::Rollback), _) => return Err(Error::new("INSERT OR ROLLBACK is not supported")),
+        (Some(SqliteOnConflict::Rollback), _) => {
+            return Err(Error::new("INSERT OR ROLLBACK is not supported"))
+        }
         _ => {}
     }
     complete_upsert_target(&mut insert, &info)?;
     loosen_values(insert.source.as_deref_mut());
-    if let Some(OnInsert::OnConflict(OnConflict { action: OnConflictAction::DoUpdate(u), .. })) = &mut insert.on {
+    if let Some(OnInsert::OnConflict(OnConflict {
+        action: OnConflictAction::DoUpdate(u),
+        ..
+    })) = &mut insert.on
+    {
         prepare_assignments(&mut u.assignments)?;
         qualify_target_columns(u, &info, &table_name);
     }
     let yields_rows = insert.returning.is_some();
     let in_trigger = cx.trigger_scope.is_some();
-    let rowid = if in_trigger { None } else { info.rowid_column.clone().or_else(|| fts::rowid_column(&info).map(str::to_string)) };
+    let rowid = if in_trigger {
+        None
+    } else {
+        info.rowid_column
+            .clone()
+            .or_else(|| fts::rowid_column(&info).map(str::to_string))
+    };
     if let Some(rowid) = &rowid {
-        insert.returning.get_or_insert_with(Vec::new).push(SelectItem::UnnamedExpr(column(rowid)));
+        insert
+            .returning
+            .get_or_insert_with(Vec::new)
+            .push(SelectItem::UnnamedExpr(column(rowid)));
     }
     let mut statement = Statement::Insert(insert);
     rewrite_statement(&mut statement, vec![], cx)?;
-    if let Statement::Insert(Insert { on: Some(OnInsert::OnConflict(OnConflict { action: OnConflictAction::DoUpdate(u), .. })), .. }) = &mut statement {
+    if let Statement::Insert(Insert {
+        on:
+            Some(OnInsert::OnConflict(OnConflict {
+                action: OnConflictAction::DoUpdate(u),
+                ..
+            })),
+        ..
+    }) = &mut statement
+    {
         type_assignments(&mut u.assignments, &info);
     }
     let mut outputs: Vec<Output> = before;
-    outputs.push(Output { sql: Sql::Tree(statement), yields_rows, counts_changes: true, rowid_column: rowid.is_some() });
+    outputs.push(Output {
+        sql: Sql::Tree(statement),
+        yields_rows,
+        counts_changes: true,
+        rowid_column: rowid.is_some(),
+    });
     Ok(Plan::write(outputs))
 }
 
@@ -120,13 +151,17 @@ fn qualify_target_columns(update: &mut DoUpdate, info: &TableInfo, table: &str) 
 
 /// `INSERT INTO fts(fts) VALUES('rebuild')` and the other FTS commands.
 fn fts_command(insert: &Insert, info: &TableInfo, cx: &mut Context) -> Result<Option<Plan>, Error> {
-    if !fts::is_fts(info) || insert.columns.first().map(last_part).as_deref() != Some(info.name.as_str()) {
+    if !fts::is_fts(info)
+        || insert.columns.first().map(last_part).as_deref() != Some(info.name.as_str())
+    {
         return Ok(None);
     }
     let command = single_text_value(insert.source.as_deref())
         .ok_or_else(|| Error::new("an fts4 command insert needs one text value"))?;
     if insert.columns.len() > 1 {
-        return Err(Error::new(format!("fts4 command {command:?} with columns is not supported")));
+        return Err(Error::new(format!(
+            "fts4 command {command:?} with columns is not supported"
+        )));
     }
     let content = if fts::command_needs_content(&command) {
         match fts::content_table_name(info)? {
@@ -138,12 +173,19 @@ fn fts_command(insert: &Insert, info: &TableInfo, cx: &mut Context) -> Result<Op
     };
     let mut outputs = fts::command(info, &command, content.as_deref())?;
     // SQLite's last_insert_rowid() after a command insert is 0.
-    outputs.push(Output { sql: Sql::Text("SELECT 0::bigint".into()), yields_rows: false, counts_changes: false, rowid_column: true });
+    outputs.push(Output {
+        sql: Sql::Text("SELECT 0::bigint".into()),
+        yields_rows: false,
+        counts_changes: false,
+        rowid_column: true,
+    });
     Ok(Some(Plan::write(outputs)))
 }
 
 fn single_text_value(source: Option<&Query>) -> Option<String> {
-    let SetExpr::Values(values) = source?.body.as_ref() else { return None };
+    let SetExpr::Values(values) = source?.body.as_ref() else {
+        return None;
+    };
     match values.rows.as_slice() {
         [row] => match row.as_slice() {
             [Expr::Value(v)] => match &v.value {
@@ -159,9 +201,17 @@ fn single_text_value(source: Option<&Query>) -> Option<String> {
 /// `INSERT OR REPLACE`: an upsert on the one key the row can hit, or a
 /// delete of the conflicting rows first. Returns the statements to run
 /// before the insert.
-fn replace(insert: &mut Insert, info: &TableInfo, columns: &[String]) -> Result<Vec<Output>, Error> {
+fn replace(
+    insert: &mut Insert,
+    info: &TableInfo,
+    columns: &[String],
+) -> Result<Vec<Output>, Error> {
     let given = |c: &String| columns.is_empty() || columns.contains(c);
-    let keys: Vec<&Vec<String>> = info.unique_keys.iter().filter(|k| k.iter().all(given)).collect();
+    let keys: Vec<&Vec<String>> = info
+        .unique_keys
+        .iter()
+        .filter(|k| k.iter().all(given))
+        .collect();
     match keys.as_slice() {
         [] => Ok(vec![]),
         [key] => {
@@ -174,8 +224,14 @@ fn replace(insert: &mut Insert, info: &TableInfo, columns: &[String]) -> Result<
                 })
                 .collect();
             insert.on = Some(OnInsert::OnConflict(OnConflict {
-                conflict_target: Some(ConflictTarget::Columns { columns: key.iter().map(|c| ident(c)).collect(), predicate: None }),
-                action: OnConflictAction::DoUpdate(DoUpdate { assignments, selection: None }),
+                conflict_target: Some(ConflictTarget::Columns {
+                    columns: key.iter().map(|c| ident(c)).collect(),
+                    predicate: None,
+                }),
+                action: OnConflictAction::DoUpdate(DoUpdate {
+                    assignments,
+                    selection: None,
+                }),
             }));
             Ok(vec![])
         }
@@ -185,7 +241,12 @@ fn replace(insert: &mut Insert, info: &TableInfo, columns: &[String]) -> Result<
 
 /// `DELETE FROM t WHERE (k1) = (v1) OR (k2) = (v2) …` for a single-row
 /// `VALUES` hitting several unique keys.
-fn delete_conflicting(insert: &Insert, info: &TableInfo, columns: &[String], keys: &[&Vec<String>]) -> Result<Vec<Output>, Error> {
+fn delete_conflicting(
+    insert: &Insert,
+    info: &TableInfo,
+    columns: &[String],
+    keys: &[&Vec<String>],
+) -> Result<Vec<Output>, Error> {
     let row = match insert.source.as_deref().map(|q| q.body.as_ref()) {
         Some(SetExpr::Values(v)) if v.rows.len() == 1 => v.rows[0].clone(),
         _ => {
@@ -195,22 +256,44 @@ fn delete_conflicting(insert: &Insert, info: &TableInfo, columns: &[String], key
             )))
         }
     };
-    let names: Vec<String> = if columns.is_empty() { info.columns.iter().map(|c| c.name.clone()).collect() } else { columns.to_vec() };
-    let value_of = |c: &String| names.iter().position(|n| n == c).and_then(|i| row.get(i)).cloned();
+    let names: Vec<String> = if columns.is_empty() {
+        info.columns.iter().map(|c| c.name.clone()).collect()
+    } else {
+        columns.to_vec()
+    };
+    let value_of = |c: &String| {
+        names
+            .iter()
+            .position(|n| n == c)
+            .and_then(|i| row.get(i))
+            .cloned()
+    };
     let mut conditions = Vec::new();
     for key in keys {
         let mut parts = Vec::new();
         for c in key.iter() {
-            let v = value_of(c).ok_or_else(|| Error::new(format!("no value for key column {c}")))?;
-            parts.push(Expr::BinaryOp { left: Box::new(column(c)), op: sqlparser::ast::BinaryOperator::Eq, right: Box::new(loosen(v)) });
+            let v =
+                value_of(c).ok_or_else(|| Error::new(format!("no value for key column {c}")))?;
+            parts.push(Expr::BinaryOp {
+                left: Box::new(column(c)),
+                op: sqlparser::ast::BinaryOperator::Eq,
+                right: Box::new(loosen(v)),
+            });
         }
         conditions.push(and_all(parts));
     }
     let condition = conditions
         .into_iter()
-        .reduce(|l, r| Expr::BinaryOp { left: Box::new(l), op: sqlparser::ast::BinaryOperator::Or, right: Box::new(r) })
+        .reduce(|l, r| Expr::BinaryOp {
+            left: Box::new(l),
+            op: sqlparser::ast::BinaryOperator::Or,
+            right: Box::new(r),
+        })
         .expect("several keys");
-    let sql = format!("DELETE FROM {} WHERE {condition}", super::construct::quote_ident(&info.name));
+    let sql = format!(
+        "DELETE FROM {} WHERE {condition}",
+        super::construct::quote_ident(&info.name)
+    );
     let source = super::dialect::Source::new(&sql)?;
     let statement = source.parse()?;
     Ok(vec![Output::effect(Sql::Tree(statement))])
@@ -219,7 +302,11 @@ fn delete_conflicting(insert: &Insert, info: &TableInfo, columns: &[String], key
 fn and_all(parts: Vec<Expr>) -> Expr {
     parts
         .into_iter()
-        .reduce(|l, r| Expr::BinaryOp { left: Box::new(l), op: sqlparser::ast::BinaryOperator::And, right: Box::new(r) })
+        .reduce(|l, r| Expr::BinaryOp {
+            left: Box::new(l),
+            op: sqlparser::ast::BinaryOperator::And,
+            right: Box::new(r),
+        })
         .expect("a key has columns")
 }
 
@@ -229,9 +316,17 @@ fn complete_upsert_target(insert: &mut Insert, info: &TableInfo) -> Result<(), E
         if oc.conflict_target.is_none() && matches!(oc.action, OnConflictAction::DoUpdate(_)) {
             let key = match info.unique_keys.as_slice() {
                 [only] => only,
-                _ => return Err(Error::new(format!("ON CONFLICT DO UPDATE on {} needs a conflict target", info.name))),
+                _ => {
+                    return Err(Error::new(format!(
+                        "ON CONFLICT DO UPDATE on {} needs a conflict target",
+                        info.name
+                    )))
+                }
             };
-            oc.conflict_target = Some(ConflictTarget::Columns { columns: key.iter().map(|c| ident(c)).collect(), predicate: None });
+            oc.conflict_target = Some(ConflictTarget::Columns {
+                columns: key.iter().map(|c| ident(c)).collect(),
+                predicate: None,
+            });
         }
     }
     Ok(())
@@ -276,9 +371,14 @@ fn prepare_assignments(assignments: &mut Vec<Assignment>) -> Result<(), Error> {
 /// to the column's type.
 fn type_assignments(assignments: &mut [Assignment], info: &TableInfo) {
     for a in assignments {
-        let AssignmentTarget::ColumnName(n) = &a.target else { continue };
+        let AssignmentTarget::ColumnName(n) = &a.target else {
+            continue;
+        };
         if let Some(col) = info.column(&last_part(n)) {
-            a.value = typed_for_column(std::mem::replace(&mut a.value, Expr::value(Value::Null)), &col.pg_type);
+            a.value = typed_for_column(
+                std::mem::replace(&mut a.value, Expr::value(Value::Null)),
+                &col.pg_type,
+            );
         }
     }
 }
@@ -286,7 +386,8 @@ fn type_assignments(assignments: &mut [Assignment], info: &TableInfo) {
 /// A text-valued expression stored into a non-text column is cast to the
 /// column's type (PostgreSQL has no implicit cast from text).
 fn typed_for_column(value: Expr, pg_type: &str) -> Expr {
-    let literal = matches!(&value, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
+    let literal =
+        matches!(&value, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
     if pg_type == "text" || literal || !is_text(&value) {
         return value;
     }
@@ -303,8 +404,8 @@ fn typed_for_column(value: Expr, pg_type: &str) -> Expr {
 }
 
 fn update_plan(mut update: Update, cx: &mut Context) -> Result<Plan, Error> {
-    let (table_name, qualifier) =
-        named_table(&update.table.relation).ok_or_else(|| Error::new("UPDATE of a subquery is not supported"))?;
+    let (table_name, qualifier) = named_table(&update.table.relation)
+        .ok_or_else(|| Error::new("UPDATE of a subquery is not supported"))?;
     if schema_table::is_schema_table(&table_name) {
         return schema_table::update(update, cx);
     }
@@ -315,7 +416,14 @@ fn update_plan(mut update: Update, cx: &mut Context) -> Result<Plan, Error> {
     let info = cx.schema.existing_table(&table_name)?;
     prepare_assignments(&mut update.assignments)?;
     if update.limit.is_some() || !update.order_by.is_empty() {
-        let limited = limited_rows(&info, &qualifier, &table_name, update.selection.take(), std::mem::take(&mut update.order_by), update.limit.take())?;
+        let limited = limited_rows(
+            &info,
+            &qualifier,
+            &table_name,
+            update.selection.take(),
+            std::mem::take(&mut update.order_by),
+            update.limit.take(),
+        )?;
         update.selection = Some(limited);
     }
     let yields_rows = update.returning.is_some();
@@ -324,34 +432,61 @@ fn update_plan(mut update: Update, cx: &mut Context) -> Result<Plan, Error> {
     if let Statement::Update(u) = &mut statement {
         type_assignments(&mut u.assignments, &info);
     }
-    Ok(Plan::write(vec![Output { sql: Sql::Tree(statement), yields_rows, counts_changes: true, rowid_column: false }]))
+    Ok(Plan::write(vec![Output {
+        sql: Sql::Tree(statement),
+        yields_rows,
+        counts_changes: true,
+        rowid_column: false,
+    }]))
 }
 
 fn delete_plan(mut delete: Delete, cx: &mut Context) -> Result<Plan, Error> {
     let tables = match &delete.from {
         FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t.clone(),
     };
-    let single = if tables.len() == 1 { named_table(&tables[0].relation) } else { None };
-    let (table_name, qualifier) = single.ok_or_else(|| Error::new("DELETE from several tables is not supported"))?;
+    let single = if tables.len() == 1 {
+        named_table(&tables[0].relation)
+    } else {
+        None
+    };
+    let (table_name, qualifier) =
+        single.ok_or_else(|| Error::new("DELETE from several tables is not supported"))?;
     if schema_table::is_schema_table(&table_name) {
         return Err(Error::new("table sqlite_master may not be modified"));
     }
     let info = cx.schema.existing_table(&table_name)?;
     if delete.limit.is_some() || !delete.order_by.is_empty() {
-        let limited = limited_rows(&info, &qualifier, &table_name, delete.selection.take(), std::mem::take(&mut delete.order_by), delete.limit.take())?;
+        let limited = limited_rows(
+            &info,
+            &qualifier,
+            &table_name,
+            delete.selection.take(),
+            std::mem::take(&mut delete.order_by),
+            delete.limit.take(),
+        )?;
         delete.selection = Some(limited);
     }
     let yields_rows = delete.returning.is_some();
     let mut statement = Statement::Delete(delete);
     rewrite_statement(&mut statement, vec![], cx)?;
-    Ok(Plan::write(vec![Output { sql: Sql::Tree(statement), yields_rows, counts_changes: true, rowid_column: false }]))
+    Ok(Plan::write(vec![Output {
+        sql: Sql::Tree(statement),
+        yields_rows,
+        counts_changes: true,
+        rowid_column: false,
+    }]))
 }
 
 /// A table in `FROM`: its name and the name qualifying its columns.
 fn named_table(factor: &TableFactor) -> Option<(String, String)> {
-    let TableFactor::Table { name, alias, .. } = factor else { return None };
+    let TableFactor::Table { name, alias, .. } = factor else {
+        return None;
+    };
     let table = last_part(name);
-    let qualifier = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| table.clone());
+    let qualifier = alias
+        .as_ref()
+        .map(|a| a.name.value.clone())
+        .unwrap_or_else(|| table.clone());
     Some((table, qualifier))
 }
 
@@ -365,20 +500,49 @@ fn limited_rows(
     order_by: Vec<OrderByExpr>,
     limit: Option<Expr>,
 ) -> Result<Expr, Error> {
-    let key = info.rowid_column.clone().unwrap_or_else(|| "ctid".to_string());
-    let key_sql = if key == "ctid" { "ctid".to_string() } else { super::construct::quote_ident(&key) };
-    let mut sql = format!("SELECT {key_sql} FROM {} AS {}", super::construct::quote_ident(table), super::construct::quote_ident(qualifier));
+    let key = info
+        .rowid_column
+        .clone()
+        .unwrap_or_else(|| "ctid".to_string());
+    let key_sql = if key == "ctid" {
+        "ctid".to_string()
+    } else {
+        super::construct::quote_ident(&key)
+    };
+    let mut sql = format!(
+        "SELECT {key_sql} FROM {} AS {}",
+        super::construct::quote_ident(table),
+        super::construct::quote_ident(qualifier)
+    );
     if let Some(w) = &selection {
         sql.push_str(&format!(" WHERE {w}"));
     }
     if !order_by.is_empty() {
-        sql.push_str(&format!(" ORDER BY {}", order_by.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")));
+        sql.push_str(&format!(
+            " ORDER BY {}",
+            order_by
+                .iter()
+                .map(|o| o.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     if let Some(l) = &limit {
         sql.push_str(&format!(" LIMIT {l}"));
     }
     let source = super::dialect::Source::new(&sql)?;
-    let Statement::Query(subquery) = source.parse()? else { unreachable!("a SELECT") };
-    let key_expr = if key == "ctid" { Expr::Identifier(sqlparser::ast::Ident::new("ctid")) } else { qualified_column(qualifier, &key) };
-    Ok(Expr::In { expr: Box::new(key_expr), target: sqlparser::ast::InTarget::Subquery(subquery), negated: false, global: false })
+    let Statement::Query(subquery) = source.parse()? else {
+        unreachable!("a SELECT")
+    };
+    let key_expr = if key == "ctid" {
+        Expr::Identifier(sqlparser::ast::Ident::new("ctid"))
+    } else {
+        qualified_column(qualifier, &key)
+    };
+    Ok(Expr::In {
+        expr: Box::new(key_expr),
+        target: sqlparser::ast::InTarget::Subquery(subquery),
+        negated: false,
+        global: false,
+    })
 }

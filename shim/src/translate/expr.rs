@@ -22,30 +22,39 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CaseWhen, CastKind, DataType, Expr, InTarget, Statement, TrimWhereField, UnaryOperator, Value, VisitMut, VisitorMut,
+    BinaryOperator, CaseWhen, CastKind, DataType, Expr, InTarget, Statement, TrimWhereField,
+    UnaryOperator, Value, VisitMut, VisitorMut,
 };
 
 use super::affinity::{affinity, Affinity};
 use super::collation::postgres_collation;
-use super::construct::{as_text, binary_collated, bool_literal, call, cast, int_literal, object_name, text_literal};
+use super::construct::{
+    as_text, binary_collated, bool_literal, call, cast, int_literal, object_name, text_literal,
+};
 use super::dialect::Source;
 use super::functions::translate_call;
-use super::names::is_client_call;
-use super::literals::{is_literal, loosen, loosen_all, translate_value};
 use super::kinds::is_text;
+use super::literals::{is_literal, loosen, loosen_all, translate_value};
+use super::names::is_client_call;
 use super::truth::{make_truth, truth};
 use super::Error;
 
 /// Rewrite every expression of `statement` (or of any visitable node).
 pub fn rewrite_expressions<V: VisitMut>(node: &mut V, source: &Source) -> Result<(), Error> {
-    let mut r = Rewriter { source, error: None };
+    let mut r = Rewriter {
+        source,
+        error: None,
+    };
     let _ = node.visit(&mut r);
     r.error.map_or(Ok(()), Err)
 }
 
 /// Rewrite one expression tree.
 pub fn rewrite_expr(expr: &mut Expr, source: &Source) -> Result<(), Error> {
-    let mut r = Rewriter { source, error: None };
+    let mut r = Rewriter {
+        source,
+        error: None,
+    };
     let _ = expr.visit(&mut r);
     r.error.map_or(Ok(()), Err)
 }
@@ -88,42 +97,93 @@ fn rewrite_one(expr: &mut Expr, source: &Source) -> Result<Option<Expr>, Error> 
             translate_value(&v.value, original)?
         }
         Expr::BinaryOp { left, op, right } => binary(take(left), op.clone(), take(right))?,
-        Expr::UnaryOp { op: UnaryOperator::Not, expr: inner } => {
+        Expr::UnaryOp {
+            op: UnaryOperator::Not,
+            expr: inner,
+        } => {
             make_truth(inner);
             None
         }
-        Expr::Like { negated, expr: value, pattern, escape_char, .. } => {
-            Some(sqlite_like(take(value), take(pattern), escape_char.take().map(|e| *e), *negated))
-        }
-        Expr::In { target: InTarget::List(list), negated, .. } if list.is_empty() => Some(bool_literal(*negated)),
-        Expr::In { expr: left, target: InTarget::List(list), .. } => {
+        Expr::Like {
+            negated,
+            expr: value,
+            pattern,
+            escape_char,
+            ..
+        } => Some(sqlite_like(
+            take(value),
+            take(pattern),
+            escape_char.take().map(|e| *e),
+            *negated,
+        )),
+        Expr::In {
+            target: InTarget::List(list),
+            negated,
+            ..
+        } if list.is_empty() => Some(bool_literal(*negated)),
+        Expr::In {
+            expr: left,
+            target: InTarget::List(list),
+            ..
+        } => {
             if !is_literal(left) && !is_untyped(left) {
                 let items = std::mem::take(list);
                 *list = items.into_iter().map(loosen).collect();
             }
             None
         }
-        Expr::In { target: InTarget::Table { name, .. }, .. } => {
-            return Err(Error::new(format!("IN {name} (a table without SELECT) is not supported")));
+        Expr::In {
+            target: InTarget::Table { name, .. },
+            ..
+        } => {
+            return Err(Error::new(format!(
+                "IN {name} (a table without SELECT) is not supported"
+            )));
         }
-        Expr::Between { expr: value, low, high, .. } => {
+        Expr::Between {
+            expr: value,
+            low,
+            high,
+            ..
+        } => {
             if !is_literal(value) {
                 **low = loosen(take(low));
                 **high = loosen(take(high));
             }
             None
         }
-        Expr::Case { operand, conditions, else_result, .. } => {
+        Expr::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => {
             case(operand.is_some(), conditions, else_result);
             None
         }
         Expr::Function(f) if is_client_call(f) => Some(translate_call(f)?),
-        Expr::Cast { kind: CastKind::Cast, expr: value, data_type, .. } => Some(sqlite_cast(take(value), data_type)?),
-        Expr::Collate { expr: value, collation } => {
+        Expr::Cast {
+            kind: CastKind::Cast,
+            expr: value,
+            data_type,
+            ..
+        } => Some(sqlite_cast(take(value), data_type)?),
+        Expr::Collate {
+            expr: value,
+            collation,
+        } => {
             let pg = postgres_collation(&collation.to_string())?;
-            Some(Expr::Collate { expr: Box::new(take(value)), collation: object_name(pg) })
+            Some(Expr::Collate {
+                expr: Box::new(take(value)),
+                collation: object_name(pg),
+            })
         }
-        Expr::Trim { expr: value, trim_where, trim_what, trim_characters } => {
+        Expr::Trim {
+            expr: value,
+            trim_where,
+            trim_what,
+            trim_characters,
+        } => {
             let pg = match trim_where {
                 None | Some(TrimWhereField::Both) => "btrim",
                 Some(TrimWhereField::Leading) => "ltrim",
@@ -138,7 +198,12 @@ fn rewrite_one(expr: &mut Expr, source: &Source) -> Result<Option<Expr>, Error> 
             }
             Some(call(pg, args))
         }
-        Expr::Substring { expr: value, substring_from, substring_for, .. } => {
+        Expr::Substring {
+            expr: value,
+            substring_from,
+            substring_for,
+            ..
+        } => {
             let mut args = vec![as_text(take(value))];
             args.extend(substring_from.take().map(|e| *e));
             args.extend(substring_for.take().map(|e| *e));
@@ -156,7 +221,11 @@ fn take(e: &mut Box<Expr>) -> Expr {
 }
 
 fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Result<Option<Expr>, Error> {
-    let op_expr = |l: Expr, op: BinaryOperator, r: Expr| Expr::BinaryOp { left: Box::new(l), op, right: Box::new(r) };
+    let op_expr = |l: Expr, op: BinaryOperator, r: Expr| Expr::BinaryOp {
+        left: Box::new(l),
+        op,
+        right: Box::new(r),
+    };
     Ok(Some(match op {
         BinaryOperator::Eq
         | BinaryOperator::NotEq
@@ -183,13 +252,24 @@ fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Result<Option<Expr>, E
         BinaryOperator::Glob => call("sqlite_glob", vec![as_text(right), as_text(left)]),
         BinaryOperator::And | BinaryOperator::Or => op_expr(truth(left), op, truth(right)),
         BinaryOperator::Arrow => call("sqlite_json_arrow", vec![as_text(left), as_text(right)]),
-        BinaryOperator::LongArrow => call("sqlite_json_extract_value", vec![as_text(left), as_text(right)]),
+        BinaryOperator::LongArrow => call(
+            "sqlite_json_extract_value",
+            vec![as_text(left), as_text(right)],
+        ),
         BinaryOperator::Match => {
-            return Err(Error::new("unable to use function MATCH in the requested context"));
+            return Err(Error::new(
+                "unable to use function MATCH in the requested context",
+            ));
         }
         BinaryOperator::Regexp => return Err(Error::new("no such function: REGEXP")),
-        BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply if is_untyped(&left) && is_untyped(&right) => {
-            op_expr(numeric_if_placeholder(left), op, numeric_if_placeholder(right))
+        BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply
+            if is_untyped(&left) && is_untyped(&right) =>
+        {
+            op_expr(
+                numeric_if_placeholder(left),
+                op,
+                numeric_if_placeholder(right),
+            )
         }
         BinaryOperator::AtAt
         | BinaryOperator::Plus
@@ -211,14 +291,19 @@ fn is_untyped(e: &Expr) -> bool {
 /// A placeholder in arithmetic between untyped operands is a number.
 fn numeric_if_placeholder(e: Expr) -> Expr {
     match &e {
-        Expr::Value(v) if matches!(v.value, Value::Placeholder(_)) => cast(e, DataType::Numeric(sqlparser::ast::ExactNumberInfo::None)),
+        Expr::Value(v) if matches!(v.value, Value::Placeholder(_)) => {
+            cast(e, DataType::Numeric(sqlparser::ast::ExactNumberInfo::None))
+        }
         _ => e,
     }
 }
 
 /// Loosen an integer literal compared with a non-literal.
 fn loosen_pair(left: Expr, right: Expr) -> (Expr, Expr) {
-    match (is_literal(&left) || is_untyped(&left), is_literal(&right) || is_untyped(&right)) {
+    match (
+        is_literal(&left) || is_untyped(&left),
+        is_literal(&right) || is_untyped(&right),
+    ) {
         (true, false) => (loosen(left), right),
         (false, true) => (left, loosen(right)),
         _ => (left, right),
@@ -256,7 +341,10 @@ pub fn sqlite_like(value: Expr, pattern: Expr, escape: Option<Expr>, negated: bo
 
 /// `CASE WHEN condition THEN then ELSE otherwise END`.
 pub fn case_when(condition: Expr, then: Expr, otherwise: Expr) -> Expr {
-    let mut conditions = vec![CaseWhen { condition: truth(condition), result: then }];
+    let mut conditions = vec![CaseWhen {
+        condition: truth(condition),
+        result: then,
+    }];
     let mut else_result = Some(Box::new(otherwise));
     case(false, &mut conditions, &mut else_result);
     Expr::Case {
@@ -285,7 +373,10 @@ fn case(has_operand: bool, conditions: &mut [CaseWhen], else_result: &mut Option
     let any_text = results.iter().any(is_text);
     let all_text_or_null = results.iter().all(|r| is_text(r) || is_null(r));
     if any_text && !all_text_or_null {
-        results = results.into_iter().map(|r| if is_null(&r) { r } else { as_text(r) }).collect();
+        results = results
+            .into_iter()
+            .map(|r| if is_null(&r) { r } else { as_text(r) })
+            .collect();
     }
     let mut it = results.into_iter();
     for c in conditions.iter_mut() {
@@ -338,13 +429,18 @@ mod tests {
 
     #[test]
     fn iif_with_mixed_results_unifies_to_text() {
-        let out = rewritten("SELECT iif(typeof(c) IN ('integer', 'real'), datetime(c, 'unixepoch'), c) FROM t");
+        let out = rewritten(
+            "SELECT iif(typeof(c) IN ('integer', 'real'), datetime(c, 'unixepoch'), c) FROM t",
+        );
         assert!(out.contains("CASE WHEN sqlite_typeof(c) IN ('integer', 'real') THEN sqlite_datetime(c::TEXT, 'unixepoch') ELSE c::TEXT END"), "{out}");
     }
 
     #[test]
     fn json_valid_in_where_becomes_a_truth_value() {
         let out = rewritten("UPDATE t SET x = x ->> 'url' WHERE x IS NOT NULL and json_valid(x)");
-        assert!(out.ends_with("WHERE x IS NOT NULL AND sqlite_truth(sqlite_json_valid(x::TEXT))"), "{out}");
+        assert!(
+            out.ends_with("WHERE x IS NOT NULL AND sqlite_truth(sqlite_json_valid(x::TEXT))"),
+            "{out}"
+        );
     }
 }

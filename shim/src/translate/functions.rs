@@ -6,10 +6,13 @@
 //! call left for PostgreSQL to guess at.
 
 use sqlparser::ast::{
-    DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments,
+    DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArguments,
 };
 
-use super::construct::{as_text, binary_collated, call, call_with, cast, float8, int_literal, null, text_literal};
+use super::construct::{
+    as_text, binary_collated, call, call_with, cast, float8, int_literal, null, text_literal,
+};
 use super::literals::loosen_all;
 use super::truth::truth;
 use super::Error;
@@ -23,14 +26,19 @@ pub fn function_name(f: &Function) -> String {
 pub fn plain_args(f: &Function) -> Result<Vec<Option<Expr>>, Error> {
     match &f.args {
         FunctionArguments::None => Ok(vec![]),
-        FunctionArguments::Subquery(_) => Err(Error::new(format!("{}(subquery) is not supported", function_name(f)))),
+        FunctionArguments::Subquery(_) => Err(Error::new(format!(
+            "{}(subquery) is not supported",
+            function_name(f)
+        ))),
         FunctionArguments::List(list) => list
             .args
             .iter()
             .map(|a| match a {
                 FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(Some(e.clone())),
                 FunctionArg::Unnamed(FunctionArgExpr::Wildcard) => Ok(None),
-                other => Err(Error::new(format!("function argument {other} is not supported"))),
+                other => Err(Error::new(format!(
+                    "function argument {other} is not supported"
+                ))),
             })
             .collect(),
     }
@@ -76,13 +84,18 @@ pub fn translate_call(f: &Function) -> Result<Expr, Error> {
     let name = function_name(f);
     let args = plain_args(f)?;
     let exprs = || -> Result<Vec<Expr>, Error> {
-        args.iter().cloned().map(|a| a.ok_or_else(|| Error::new(format!("{name}(*) is not a function SQLite has")))).collect()
+        args.iter()
+            .cloned()
+            .map(|a| a.ok_or_else(|| Error::new(format!("{name}(*) is not a function SQLite has"))))
+            .collect()
     };
     let arity = |range: std::ops::RangeInclusive<usize>| -> Result<(), Error> {
         if range.contains(&args.len()) {
             Ok(())
         } else {
-            Err(Error::new(format!("wrong number of arguments to function {name}()")))
+            Err(Error::new(format!(
+                "wrong number of arguments to function {name}()"
+            )))
         }
     };
     if let Some((_, helper)) = TEXT_VARIADIC_HELPERS.iter().find(|(n, _)| *n == name) {
@@ -93,7 +106,9 @@ pub fn translate_call(f: &Function) -> Result<Expr, Error> {
         return Ok(call(helper, exprs()?));
     }
     match name.as_str() {
-        "count" | "sum" | "min" | "max" if f.over.is_some() || args.len() <= 1 => aggregate(f, &name),
+        "count" | "sum" | "min" | "max" if f.over.is_some() || args.len() <= 1 => {
+            aggregate(f, &name)
+        }
         "avg" => {
             arity(1..=1)?;
             Ok(cast(keep_aggregate_parts(f, "avg", exprs()?), float8()))
@@ -111,7 +126,9 @@ pub fn translate_call(f: &Function) -> Result<Expr, Error> {
         }
         "coalesce" => {
             if args.len() < 2 {
-                return Err(Error::new(format!("wrong number of arguments to function {name}()")));
+                return Err(Error::new(format!(
+                    "wrong number of arguments to function {name}()"
+                )));
             }
             Ok(call("coalesce", loosen_all(exprs()?)))
         }
@@ -129,7 +146,13 @@ pub fn translate_call(f: &Function) -> Result<Expr, Error> {
         }
         "instr" => {
             arity(2..=2)?;
-            Ok(call("strpos", exprs()?.into_iter().map(|e| binary_collated(as_text(e))).collect()))
+            Ok(call(
+                "strpos",
+                exprs()?
+                    .into_iter()
+                    .map(|e| binary_collated(as_text(e)))
+                    .collect(),
+            ))
         }
         "substr" | "substring" => {
             arity(2..=3)?;
@@ -139,16 +162,35 @@ pub fn translate_call(f: &Function) -> Result<Expr, Error> {
         }
         "lower" | "upper" => {
             arity(1..=1)?;
-            Ok(call(&name, vec![binary_collated(as_text(exprs()?.remove(0)))]))
+            Ok(call(
+                &name,
+                vec![binary_collated(as_text(exprs()?.remove(0)))],
+            ))
         }
         "trim" | "ltrim" | "rtrim" => {
             arity(1..=2)?;
-            let pg = if name == "trim" { "btrim" } else { name.as_str() };
-            Ok(call(pg, exprs()?.into_iter().map(|e| binary_collated(as_text(e))).collect()))
+            let pg = if name == "trim" {
+                "btrim"
+            } else {
+                name.as_str()
+            };
+            Ok(call(
+                pg,
+                exprs()?
+                    .into_iter()
+                    .map(|e| binary_collated(as_text(e)))
+                    .collect(),
+            ))
         }
         "replace" => {
             arity(3..=3)?;
-            Ok(call("replace", exprs()?.into_iter().map(|e| binary_collated(as_text(e))).collect()))
+            Ok(call(
+                "replace",
+                exprs()?
+                    .into_iter()
+                    .map(|e| binary_collated(as_text(e)))
+                    .collect(),
+            ))
         }
         "abs" => {
             arity(1..=1)?;
@@ -184,7 +226,18 @@ pub fn translate_call(f: &Function) -> Result<Expr, Error> {
             arity(1..=1)?;
             Ok(call("ascii", vec![as_text(exprs()?.remove(0))]))
         }
-        "char" => Ok(call("concat", exprs()?.into_iter().map(|e| call("chr", vec![cast(e, sqlparser::ast::DataType::Integer(None))])).collect())),
+        "char" => Ok(call(
+            "concat",
+            exprs()?
+                .into_iter()
+                .map(|e| {
+                    call(
+                        "chr",
+                        vec![cast(e, sqlparser::ast::DataType::Integer(None))],
+                    )
+                })
+                .collect(),
+        )),
         "sign" => {
             arity(1..=1)?;
             Ok(call("sign", exprs()?))
@@ -209,10 +262,15 @@ pub fn translate_call(f: &Function) -> Result<Expr, Error> {
             if args.is_empty() {
                 return Ok(null());
             }
-            Ok(call("sqlite_printf", exprs()?.into_iter().map(as_text).collect()))
+            Ok(call(
+                "sqlite_printf",
+                exprs()?.into_iter().map(as_text).collect(),
+            ))
         }
-        "row_number" | "rank" | "dense_rank" | "ntile" | "lag" | "lead" | "first_value" | "last_value"
-        | "nth_value" | "percent_rank" | "cume_dist" => Ok(Expr::Function(f.clone())),
+        "row_number" | "rank" | "dense_rank" | "ntile" | "lag" | "lead" | "first_value"
+        | "last_value" | "nth_value" | "percent_rank" | "cume_dist" => {
+            Ok(Expr::Function(f.clone()))
+        }
         _ => Err(Error::new(format!("no such function: {name}"))),
     }
 }
@@ -237,14 +295,24 @@ fn keep_aggregate_parts(f: &Function, pg_name: &str, args: Vec<Expr>) -> Expr {
 /// `group_concat(x [, sep])` is `string_agg(x::text, sep)`.
 fn group_concat(f: &Function, mut args: Vec<Expr>) -> Result<Expr, Error> {
     if args.is_empty() || args.len() > 2 {
-        return Err(Error::new("wrong number of arguments to function group_concat()"));
+        return Err(Error::new(
+            "wrong number of arguments to function group_concat()",
+        ));
     }
     if has_order_by(f) {
         return Err(Error::new("group_concat(… ORDER BY …) is not supported"));
     }
-    let separator = if args.len() == 2 { as_text(args.pop().unwrap()) } else { text_literal(",") };
+    let separator = if args.len() == 2 {
+        as_text(args.pop().unwrap())
+    } else {
+        text_literal(",")
+    };
     let value = as_text(args.pop().unwrap());
-    Ok(keep_aggregate_parts(f, "string_agg", vec![value, separator]))
+    Ok(keep_aggregate_parts(
+        f,
+        "string_agg",
+        vec![value, separator],
+    ))
 }
 
 /// Scalar `min(a, b, …)` / `max(a, b, …)`: NULL if any argument is NULL
@@ -254,7 +322,11 @@ fn scalar_extreme(name: &str, args: Vec<Expr>) -> Expr {
     let any_null = args
         .iter()
         .map(|a| Expr::IsNull(Box::new(a.clone())))
-        .reduce(|l, r| Expr::BinaryOp { left: Box::new(l), op: sqlparser::ast::BinaryOperator::Or, right: Box::new(r) })
+        .reduce(|l, r| Expr::BinaryOp {
+            left: Box::new(l),
+            op: sqlparser::ast::BinaryOperator::Or,
+            right: Box::new(r),
+        })
         .expect("two or more arguments");
     let pg = if name == "min" { "least" } else { "greatest" };
     super::expr::case_when(any_null, null(), call(pg, args))

@@ -24,7 +24,10 @@ pub fn is_boolean(expr: &Expr) -> bool {
                 | BinaryOperator::PGRegexNotIMatch
                 | BinaryOperator::AtAt
         ),
-        Expr::UnaryOp { op: UnaryOperator::Not, .. } => true,
+        Expr::UnaryOp {
+            op: UnaryOperator::Not,
+            ..
+        } => true,
         Expr::IsNull(_)
         | Expr::IsNotNull(_)
         | Expr::IsTrue(_)
@@ -45,7 +48,10 @@ pub fn is_boolean(expr: &Expr) -> bool {
         Expr::Nested(e) => is_boolean(e),
         Expr::Function(f) => {
             let name = f.name.to_string().to_ascii_lowercase();
-            matches!(name.as_str(), "sqlite_glob" | "sqlite_truth" | "sqlite_fts_match")
+            matches!(
+                name.as_str(),
+                "sqlite_glob" | "sqlite_truth" | "sqlite_fts_match"
+            )
         }
         _ => false,
     }
@@ -56,12 +62,25 @@ pub fn is_boolean(expr: &Expr) -> bool {
 pub fn is_text(e: &Expr) -> bool {
     match e {
         Expr::Value(v) => matches!(v.value, Value::SingleQuotedString(_)),
-        Expr::Cast { data_type: DataType::Text, .. } => true,
+        Expr::Cast {
+            data_type: DataType::Text,
+            ..
+        } => true,
         Expr::Collate { expr, .. } | Expr::Nested(expr) => is_text(expr),
-        Expr::BinaryOp { op: BinaryOperator::StringConcat, .. } => true,
-        Expr::Case { conditions, else_result, .. } => {
+        Expr::BinaryOp {
+            op: BinaryOperator::StringConcat,
+            ..
+        } => true,
+        Expr::Case {
+            conditions,
+            else_result,
+            ..
+        } => {
             let null = |e: &Expr| matches!(e, Expr::Value(v) if v.value == Value::Null);
-            let results = conditions.iter().map(|c| &c.result).chain(else_result.as_deref());
+            let results = conditions
+                .iter()
+                .map(|c| &c.result)
+                .chain(else_result.as_deref());
             let mut any_text = false;
             for r in results {
                 if is_text(r) {
@@ -103,4 +122,3 @@ pub fn is_text(e: &Expr) -> bool {
         _ => false,
     }
 }
-

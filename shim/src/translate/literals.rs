@@ -23,8 +23,14 @@ pub fn integer_literal_text(expr: &Expr) -> Option<String> {
             Value::Number(n, _) if is_integer_text(n) => Some(n.clone()),
             _ => None,
         },
-        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => integer_literal_text(expr).map(|n| format!("-{n}")),
-        Expr::UnaryOp { op: UnaryOperator::Plus, expr } => integer_literal_text(expr),
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => integer_literal_text(expr).map(|n| format!("-{n}")),
+        Expr::UnaryOp {
+            op: UnaryOperator::Plus,
+            expr,
+        } => integer_literal_text(expr),
         Expr::Nested(e) => integer_literal_text(e),
         _ => None,
     }
@@ -37,8 +43,15 @@ pub fn signed_number_text(expr: &Expr) -> Option<String> {
             Value::Number(n, _) => Some(n.clone()),
             _ => None,
         },
-        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => signed_number_text(expr).map(|n| format!("-{n}")),
-        Expr::UnaryOp { op: UnaryOperator::Plus, expr } | Expr::Nested(expr) => signed_number_text(expr),
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => signed_number_text(expr).map(|n| format!("-{n}")),
+        Expr::UnaryOp {
+            op: UnaryOperator::Plus,
+            expr,
+        }
+        | Expr::Nested(expr) => signed_number_text(expr),
         _ => None,
     }
 }
@@ -52,7 +65,10 @@ fn is_integer_text(n: &str) -> bool {
 pub fn is_literal(expr: &Expr) -> bool {
     match expr {
         Expr::Value(v) => !matches!(v.value, Value::Placeholder(_)),
-        Expr::UnaryOp { op: UnaryOperator::Minus | UnaryOperator::Plus, expr } => is_literal(expr),
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus | UnaryOperator::Plus,
+            expr,
+        } => is_literal(expr),
         Expr::Cast { expr, .. } => is_literal(expr),
         Expr::Nested(e) => is_literal(e),
         _ => false,
@@ -70,7 +86,9 @@ pub fn loosen(expr: Expr) -> Expr {
 /// Loosen the integer literals of a list whose other members are not all
 /// literals (a list of literals only keeps their own types).
 pub fn loosen_all(exprs: Vec<Expr>) -> Vec<Expr> {
-    let untyped = |e: &Expr| is_literal(e) || matches!(e, Expr::Value(v) if matches!(v.value, Value::Placeholder(_)));
+    let untyped = |e: &Expr| {
+        is_literal(e) || matches!(e, Expr::Value(v) if matches!(v.value, Value::Placeholder(_)))
+    };
     if exprs.iter().all(untyped) {
         return exprs;
     }
@@ -80,14 +98,26 @@ pub fn loosen_all(exprs: Vec<Expr>) -> Vec<Expr> {
 /// Translate a literal value; `original` is its text as written.
 pub fn translate_value(value: &Value, original: &str) -> Result<Option<Expr>, Error> {
     match value {
-        Value::Number(n, _) if !is_integer_text(n) => Ok(Some(cast(Expr::value(value.clone()), float8()))),
-        Value::Number(n, _) if n.parse::<i64>().is_err() => Ok(Some(cast(Expr::value(value.clone()), float8()))),
-        Value::HexStringLiteral(hex) if original.starts_with("0x") || original.starts_with("0X") => {
+        Value::Number(n, _) if !is_integer_text(n) => {
+            Ok(Some(cast(Expr::value(value.clone()), float8())))
+        }
+        Value::Number(n, _) if n.parse::<i64>().is_err() => {
+            Ok(Some(cast(Expr::value(value.clone()), float8())))
+        }
+        Value::HexStringLiteral(hex)
+            if original.starts_with("0x") || original.starts_with("0X") =>
+        {
             let n = u64::from_str_radix(hex, 16)
                 .map_err(|_| Error::new(format!("hex literal too big: {original}")))?;
-            Ok(Some(Expr::value(Value::Number((n as i64).to_string(), false))))
+            Ok(Some(Expr::value(Value::Number(
+                (n as i64).to_string(),
+                false,
+            ))))
         }
-        Value::HexStringLiteral(hex) => Ok(Some(cast(text_literal(&format!("\\x{hex}")), DataType::Bytea))),
+        Value::HexStringLiteral(hex) => Ok(Some(cast(
+            text_literal(&format!("\\x{hex}")),
+            DataType::Bytea,
+        ))),
         Value::DoubleQuotedString(s) => Ok(Some(text_literal(s))),
         _ => Ok(None),
     }
@@ -102,13 +132,22 @@ mod tests {
     fn integers_loosen_and_reals_become_float8() {
         let five = Expr::value(Value::Number("5".into(), false));
         assert_eq!(loosen(five.clone()).to_string(), "'5'");
-        let minus = Expr::UnaryOp { op: UnaryOperator::Minus, expr: Box::new(five) };
+        let minus = Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr: Box::new(five),
+        };
         assert_eq!(loosen(minus).to_string(), "'-5'");
-        let real = translate_value(&Value::Number("2.0".into(), false), "2.0").unwrap().unwrap();
+        let real = translate_value(&Value::Number("2.0".into(), false), "2.0")
+            .unwrap()
+            .unwrap();
         assert_eq!(real.to_string(), "2.0::DOUBLE PRECISION");
-        let hex = translate_value(&Value::HexStringLiteral("1F".into()), "0x1F").unwrap().unwrap();
+        let hex = translate_value(&Value::HexStringLiteral("1F".into()), "0x1F")
+            .unwrap()
+            .unwrap();
         assert_eq!(hex.to_string(), "31");
-        let blob = translate_value(&Value::HexStringLiteral("1F".into()), "x'1F'").unwrap().unwrap();
+        let blob = translate_value(&Value::HexStringLiteral("1F".into()), "x'1F'")
+            .unwrap()
+            .unwrap();
         assert_eq!(blob.to_string(), "'\\x1F'::BYTEA");
     }
 }

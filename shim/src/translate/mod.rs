@@ -85,7 +85,10 @@ pub enum Action {
     Transaction(TxControl),
     /// Answered without PostgreSQL: these column names and rows (a no-op
     /// has neither).
-    Constant { columns: Vec<String>, rows: Vec<Vec<Value>> },
+    Constant {
+        columns: Vec<String>,
+        rows: Vec<Vec<Value>>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,7 +142,9 @@ pub struct Error {
 impl Error {
     /// An error with this message.
     pub fn new(message: impl Into<String>) -> Error {
-        Error { message: message.into() }
+        Error {
+            message: message.into(),
+        }
     }
 }
 
@@ -173,7 +178,11 @@ pub fn translate(sql: &str, catalog: &mut dyn Catalog) -> Result<Translation, Er
     }
     params.canonicalize(&mut statement)?;
     names::normalize(&mut statement);
-    let mut cx = Context { source: &source, schema, trigger_scope: None };
+    let mut cx = Context {
+        source: &source,
+        schema,
+        trigger_scope: None,
+    };
     let plan = translate_statement(statement, &mut cx)?;
     Ok(plan.finish(params.names))
 }
@@ -189,20 +198,27 @@ pub(crate) struct Context<'s, 'a, 'c> {
 fn translate_statement(statement: Statement, cx: &mut Context) -> Result<Plan, Error> {
     match statement {
         Statement::Query(_) => query::translate(statement, cx),
-        Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => dml::translate(statement, cx),
+        Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+            dml::translate(statement, cx)
+        }
         Statement::StartTransaction { .. }
         | Statement::Commit { .. }
         | Statement::Rollback { .. }
         | Statement::Savepoint { .. }
         | Statement::ReleaseSavepoint { .. } => transaction::translate(&statement),
-        Statement::CreateTrigger(_) | Statement::DropTrigger(_) => trigger::translate(statement, cx),
+        Statement::CreateTrigger(_) | Statement::DropTrigger(_) => {
+            trigger::translate(statement, cx)
+        }
         Statement::Vacuum(_) | Statement::Analyze(_) => Ok(Plan::no_op()),
         Statement::CreateTable(_)
         | Statement::CreateIndex(_)
         | Statement::AlterTable(_)
         | Statement::Drop { .. }
         | Statement::CreateView(_) => ddl::translate(statement, cx),
-        other => Err(Error::new(format!("statement not supported: {}", first_words(&other.to_string())))),
+        other => Err(Error::new(format!(
+            "statement not supported: {}",
+            first_words(&other.to_string())
+        ))),
     }
 }
 
@@ -228,11 +244,21 @@ pub(crate) enum Sql {
 impl Output {
     /// A statement run for its effect only.
     pub fn effect(sql: Sql) -> Output {
-        Output { sql, yields_rows: false, counts_changes: false, rowid_column: false }
+        Output {
+            sql,
+            yields_rows: false,
+            counts_changes: false,
+            rowid_column: false,
+        }
     }
     /// A statement whose rows are the result.
     pub fn rows(sql: Sql) -> Output {
-        Output { sql, yields_rows: true, counts_changes: false, rowid_column: false }
+        Output {
+            sql,
+            yields_rows: true,
+            counts_changes: false,
+            rowid_column: false,
+        }
     }
     /// Finished text run for its effect only.
     pub fn text(sql: impl Into<String>) -> Output {
@@ -250,7 +276,10 @@ pub(crate) struct Plan {
 pub(crate) enum PlanAction {
     Run(Vec<Output>),
     Transaction(TxControl),
-    Constant { columns: Vec<String>, rows: Vec<Vec<Value>> },
+    Constant {
+        columns: Vec<String>,
+        rows: Vec<Vec<Value>>,
+    },
 }
 
 impl Plan {
@@ -260,19 +289,35 @@ impl Plan {
     }
     /// Rows answered without PostgreSQL.
     pub fn constant(columns: Vec<String>, rows: Vec<Vec<Value>>) -> Plan {
-        Plan { action: PlanAction::Constant { columns, rows }, readonly: true, changes_schema: false }
+        Plan {
+            action: PlanAction::Constant { columns, rows },
+            readonly: true,
+            changes_schema: false,
+        }
     }
     /// Statements that read.
     pub fn read(outputs: Vec<Output>) -> Plan {
-        Plan { action: PlanAction::Run(outputs), readonly: true, changes_schema: false }
+        Plan {
+            action: PlanAction::Run(outputs),
+            readonly: true,
+            changes_schema: false,
+        }
     }
     /// Statements that write data.
     pub fn write(outputs: Vec<Output>) -> Plan {
-        Plan { action: PlanAction::Run(outputs), readonly: false, changes_schema: false }
+        Plan {
+            action: PlanAction::Run(outputs),
+            readonly: false,
+            changes_schema: false,
+        }
     }
     /// Statements that change the schema.
     pub fn schema_change(outputs: Vec<Output>) -> Plan {
-        Plan { action: PlanAction::Run(outputs), readonly: false, changes_schema: true }
+        Plan {
+            action: PlanAction::Run(outputs),
+            readonly: false,
+            changes_schema: true,
+        }
     }
 
     fn finish(self, params: Vec<Option<String>>) -> Translation {
@@ -281,7 +326,12 @@ impl Plan {
             PlanAction::Transaction(t) => Action::Transaction(t),
             PlanAction::Constant { columns, rows } => Action::Constant { columns, rows },
         };
-        Translation { action, params, readonly: self.readonly, changes_schema: self.changes_schema }
+        Translation {
+            action,
+            params,
+            readonly: self.readonly,
+            changes_schema: self.changes_schema,
+        }
     }
 }
 

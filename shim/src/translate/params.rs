@@ -37,7 +37,8 @@ impl Parameters {
         for t in &source.tokens {
             if let Token::Placeholder(text) = &t.token {
                 let index = p.index_of(text)?;
-                p.by_location.insert((t.span.start.line, t.span.start.column), index);
+                p.by_location
+                    .insert((t.span.start.line, t.span.start.column), index);
             }
         }
         Ok(p)
@@ -53,7 +54,11 @@ impl Parameters {
                 .parse()
                 .ok()
                 .filter(|n| (1..=MAX_PARAMETER).contains(n))
-                .ok_or_else(|| Error::new(format!("variable number must be between ?1 and ?{MAX_PARAMETER}")))?;
+                .ok_or_else(|| {
+                    Error::new(format!(
+                        "variable number must be between ?1 and ?{MAX_PARAMETER}"
+                    ))
+                })?;
             if self.names.len() < n {
                 self.names.resize(n, None);
             }
@@ -69,7 +74,10 @@ impl Parameters {
 
     /// Rewrite every placeholder of `statement` to the canonical `?N`.
     pub fn canonicalize(&self, statement: &mut Statement) -> Result<(), Error> {
-        let mut v = Canonicalize { params: self, error: None };
+        let mut v = Canonicalize {
+            params: self,
+            error: None,
+        };
         let _ = statement.visit(&mut v);
         v.error.map_or(Ok(()), Err)
     }
@@ -88,7 +96,9 @@ impl VisitorMut for Canonicalize<'_> {
             match self.params.by_location.get(&key) {
                 Some(index) => *text = format!("?{index}"),
                 None => {
-                    self.error = Some(Error::new(format!("parameter {text} could not be numbered")));
+                    self.error = Some(Error::new(format!(
+                        "parameter {text} could not be numbered"
+                    )));
                     return ControlFlow::Break(());
                 }
             }

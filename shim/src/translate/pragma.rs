@@ -30,7 +30,12 @@ struct Pragma {
 }
 
 fn parse(source: &Source) -> Result<Pragma, Error> {
-    let t: Vec<&Token> = source.tokens.iter().map(|x| &x.token).filter(|t| **t != Token::SemiColon).collect();
+    let t: Vec<&Token> = source
+        .tokens
+        .iter()
+        .map(|x| &x.token)
+        .filter(|t| **t != Token::SemiColon)
+        .collect();
     let word = |i: usize| match t.get(i) {
         Some(Token::Word(w)) => Some(w.value.clone()),
         _ => None,
@@ -43,7 +48,9 @@ fn parse(source: &Source) -> Result<Pragma, Error> {
         }
         i = 3;
     }
-    let name = word(i).ok_or_else(|| Error::new("PRAGMA needs a name"))?.to_ascii_lowercase();
+    let name = word(i)
+        .ok_or_else(|| Error::new("PRAGMA needs a name"))?
+        .to_ascii_lowercase();
     let rest = &t[i + 1..];
     let value_tokens: &[&Token] = match rest {
         [] => return Ok(Pragma { name, value: None }),
@@ -58,7 +65,10 @@ fn parse(source: &Source) -> Result<Pragma, Error> {
         [Token::SingleQuotedString(s)] => s.clone(),
         _ => return Err(Error::new(format!("syntax error in PRAGMA {name}"))),
     };
-    Ok(Pragma { name, value: Some(value) })
+    Ok(Pragma {
+        name,
+        value: Some(value),
+    })
 }
 
 /// Settings answered without PostgreSQL: name, the value read back, and
@@ -113,7 +123,12 @@ const JOURNAL_MODES: &[&str] = &["delete", "truncate", "persist", "memory", "wal
 /// Translate a `PRAGMA`.
 pub fn translate(source: &Source, _schema: &mut Schema) -> Result<Plan, Error> {
     let p = parse(source)?;
-    let arg = || p.value.clone().map(|v| normalized(&v)).ok_or_else(|| Error::new(format!("PRAGMA {} needs an argument", p.name)));
+    let arg = || {
+        p.value
+            .clone()
+            .map(|v| normalized(&v))
+            .ok_or_else(|| Error::new(format!("PRAGMA {} needs an argument", p.name)))
+    };
     match p.name.as_str() {
         "table_info" | "table_xinfo" => Ok(catalog_rows("sqlite_table_info", &arg()?)),
         "index_list" => Ok(catalog_rows("sqlite_index_list", &arg()?)),
@@ -121,12 +136,31 @@ pub fn translate(source: &Source, _schema: &mut Schema) -> Result<Plan, Error> {
         "user_version" | "application_id" => stored_integer(&p),
         "database_list" => Ok(Plan::constant(
             names(&["seq", "name", "file"]),
-            vec![vec![Value::Integer(0), Value::Text("main".into()), Value::Text(String::new())]],
+            vec![vec![
+                Value::Integer(0),
+                Value::Text("main".into()),
+                Value::Text(String::new()),
+            ]],
         )),
-        "integrity_check" | "quick_check" => Ok(Plan::constant(names(&[&p.name]), vec![vec![Value::Text("ok".into())]])),
-        "foreign_key_check" => Ok(Plan::constant(names(&["table", "rowid", "parent", "fkid"]), vec![])),
+        "integrity_check" | "quick_check" => Ok(Plan::constant(
+            names(&[&p.name]),
+            vec![vec![Value::Text("ok".into())]],
+        )),
+        "foreign_key_check" => Ok(Plan::constant(
+            names(&["table", "rowid", "parent", "fkid"]),
+            vec![],
+        )),
         "foreign_key_list" => Ok(Plan::constant(
-            names(&["id", "seq", "table", "from", "to", "on_update", "on_delete", "match"]),
+            names(&[
+                "id",
+                "seq",
+                "table",
+                "from",
+                "to",
+                "on_update",
+                "on_delete",
+                "match",
+            ]),
             vec![],
         )),
         "collation_list" => Ok(Plan::constant(
@@ -139,18 +173,25 @@ pub fn translate(source: &Source, _schema: &mut Schema) -> Result<Plan, Error> {
         )),
         "compile_options" => Ok(Plan::constant(
             names(&["compile_options"]),
-            ["ENABLE_FTS3", "ENABLE_FTS4", "ENABLE_JSON1", "ENABLE_RTREE"].iter().map(|o| vec![Value::Text((*o).into())]).collect(),
+            ["ENABLE_FTS3", "ENABLE_FTS4", "ENABLE_JSON1", "ENABLE_RTREE"]
+                .iter()
+                .map(|o| vec![Value::Text((*o).into())])
+                .collect(),
         )),
         "wal_checkpoint" => Ok(Plan::constant(
             names(&["busy", "log", "checkpointed"]),
-            vec![vec![Value::Integer(0), Value::Integer(0), Value::Integer(0)]],
+            vec![vec![
+                Value::Integer(0),
+                Value::Integer(0),
+                Value::Integer(0),
+            ]],
         )),
         "page_count" => Ok(Plan::read(vec![Output::rows(Sql::Text(
             "SELECT (pg_database_size(current_database()) / 4096)::bigint AS page_count".into(),
         ))])),
-        "case_sensitive_like" if p.value.as_deref().is_some_and(is_true) => {
-            Err(Error::new("PRAGMA case_sensitive_like = ON is not supported"))
-        }
+        "case_sensitive_like" if p.value.as_deref().is_some_and(is_true) => Err(Error::new(
+            "PRAGMA case_sensitive_like = ON is not supported",
+        )),
         "optimize" | "shrink_memory" | "incremental_vacuum" => Ok(Plan::no_op()),
         name => Ok(setting(name, p.value.as_deref())?.unwrap_or_else(Plan::no_op)),
     }
@@ -166,7 +207,10 @@ fn names(list: &[&str]) -> Vec<String> {
 
 /// Rows of a catalog function: `SELECT * FROM f('arg')`.
 fn catalog_rows(function: &str, arg: &str) -> Plan {
-    Plan::read(vec![Output::rows(Sql::Text(format!("SELECT * FROM {function}({})", quote_literal(arg))))])
+    Plan::read(vec![Output::rows(Sql::Text(format!(
+        "SELECT * FROM {function}({})",
+        quote_literal(arg)
+    )))])
 }
 
 /// `user_version` / `application_id`: read or written in `sqlite__pragma`.
@@ -178,8 +222,14 @@ fn stored_integer(p: &Pragma) -> Result<Plan, Error> {
             p.name
         )))])),
         Some(v) => {
-            let n: i64 = v.parse().map_err(|_| Error::new(format!("PRAGMA {} needs an integer", p.name)))?;
-            let n = if p.name == "user_version" || p.name == "application_id" { n as i32 as i64 } else { n };
+            let n: i64 = v
+                .parse()
+                .map_err(|_| Error::new(format!("PRAGMA {} needs an integer", p.name)))?;
+            let n = if p.name == "user_version" || p.name == "application_id" {
+                n as i32 as i64
+            } else {
+                n
+            };
             Ok(Plan::write(vec![Output::text(format!(
                 "INSERT INTO sqlite__pragma (name, value) VALUES ({key}, {n}) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"
             ))]))
@@ -201,12 +251,20 @@ fn setting(name: &str, value: Option<&str>) -> Result<Option<Plan>, Error> {
         }),
         Some(v) if name == "journal_mode" => {
             let mode = v.to_ascii_lowercase();
-            let answer = if JOURNAL_MODES.contains(&mode.as_str()) { mode } else { "wal".to_string() };
+            let answer = if JOURNAL_MODES.contains(&mode.as_str()) {
+                mode
+            } else {
+                "wal".to_string()
+            };
             row(Value::Text(answer))
         }
         Some(v) if name == "locking_mode" => {
             let mode = v.to_ascii_lowercase();
-            row(Value::Text(if mode == "exclusive" { mode } else { "normal".into() }))
+            row(Value::Text(if mode == "exclusive" {
+                mode
+            } else {
+                "normal".into()
+            }))
         }
         Some(v) if *set_returns_row => row(match v.parse::<i64>() {
             Ok(n) => Value::Integer(n),
@@ -226,9 +284,33 @@ mod tests {
 
     #[test]
     fn pragma_forms_parse() {
-        assert_eq!(pragma("PRAGMA journal_mode = WAL"), Pragma { name: "journal_mode".into(), value: Some("\"wal\"".replace('"', "")) });
-        assert_eq!(pragma("PRAGMA main.cache_size=-2000"), Pragma { name: "cache_size".into(), value: Some("-2000".into()) });
-        assert_eq!(pragma("PRAGMA table_info('tags')"), Pragma { name: "table_info".into(), value: Some("tags".into()) });
-        assert_eq!(pragma("pragma user_version"), Pragma { name: "user_version".into(), value: None });
+        assert_eq!(
+            pragma("PRAGMA journal_mode = WAL"),
+            Pragma {
+                name: "journal_mode".into(),
+                value: Some("\"wal\"".replace('"', ""))
+            }
+        );
+        assert_eq!(
+            pragma("PRAGMA main.cache_size=-2000"),
+            Pragma {
+                name: "cache_size".into(),
+                value: Some("-2000".into())
+            }
+        );
+        assert_eq!(
+            pragma("PRAGMA table_info('tags')"),
+            Pragma {
+                name: "table_info".into(),
+                value: Some("tags".into())
+            }
+        );
+        assert_eq!(
+            pragma("pragma user_version"),
+            Pragma {
+                name: "user_version".into(),
+                value: None
+            }
+        );
     }
 }

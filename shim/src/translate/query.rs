@@ -13,8 +13,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, DataType, Expr, JoinConstraint, JoinOperator, LimitClause, Offset, OffsetRows, Query, Select, Statement,
-    TableFactor, VisitMut, VisitorMut,
+    BinaryOperator, DataType, Expr, JoinConstraint, JoinOperator, LimitClause, Offset, OffsetRows,
+    Query, Select, Statement, TableFactor, VisitMut, VisitorMut,
 };
 
 use super::construct::{call, cast, int_literal, null};
@@ -31,8 +31,16 @@ pub fn translate(mut statement: Statement, cx: &mut Context) -> Result<Plan, Err
 }
 
 /// Resolve names, rewrite query clauses and expressions of any statement.
-pub fn rewrite_statement(statement: &mut Statement, outer: Vec<ScopeTable>, cx: &mut Context) -> Result<(), Error> {
-    let outer = if outer.is_empty() { cx.trigger_scope.clone().unwrap_or_default() } else { outer };
+pub fn rewrite_statement(
+    statement: &mut Statement,
+    outer: Vec<ScopeTable>,
+    cx: &mut Context,
+) -> Result<(), Error> {
+    let outer = if outer.is_empty() {
+        cx.trigger_scope.clone().unwrap_or_default()
+    } else {
+        outer
+    };
     scope::resolve(statement, outer, cx)?;
     let _ = statement.visit(&mut Clauses);
     rewrite_expressions(statement, cx.source)
@@ -69,8 +77,13 @@ impl VisitorMut for Clauses {
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
         match factor {
-            TableFactor::Table { index_directives, .. } => index_directives.clear(),
-            TableFactor::Derived { alias: alias @ None, .. } => {
+            TableFactor::Table {
+                index_directives, ..
+            } => index_directives.clear(),
+            TableFactor::Derived {
+                alias: alias @ None,
+                ..
+            } => {
                 // PostgreSQL 15 wants a name for a subquery in FROM.
                 *alias = Some(sqlparser::ast::TableAlias {
                     explicit: true,
@@ -107,7 +120,10 @@ fn sqlite_limit(limit: LimitClause) -> LimitClause {
     };
     LimitClause::LimitOffset {
         limit: limit.and_then(non_negative_limit),
-        offset: offset.map(|o| Offset { value: non_negative_offset(o), rows: OffsetRows::None }),
+        offset: offset.map(|o| Offset {
+            value: non_negative_offset(o),
+            rows: OffsetRows::None,
+        }),
         limit_by: vec![],
     }
 }
@@ -119,7 +135,11 @@ fn non_negative_limit(e: Expr) -> Option<Expr> {
         Some(_) => Some(e),
         None => {
             let e = cast(e, DataType::BigInt(None));
-            let negative = Expr::BinaryOp { left: Box::new(e.clone()), op: BinaryOperator::Lt, right: Box::new(int_literal(0)) };
+            let negative = Expr::BinaryOp {
+                left: Box::new(e.clone()),
+                op: BinaryOperator::Lt,
+                right: Box::new(int_literal(0)),
+            };
             Some(case_when(negative, null(), e))
         }
     }
@@ -130,7 +150,10 @@ fn non_negative_offset(e: Expr) -> Expr {
     match integer_literal_text(&e) {
         Some(t) if t.starts_with('-') => int_literal(0),
         Some(_) => e,
-        None => call("greatest", vec![cast(e, DataType::BigInt(None)), int_literal(0)]),
+        None => call(
+            "greatest",
+            vec![cast(e, DataType::BigInt(None)), int_literal(0)],
+        ),
     }
 }
 
@@ -148,9 +171,18 @@ mod tests {
 
     #[test]
     fn sqlite_limits_become_postgres_limits() {
-        assert_eq!(limit("SELECT a FROM t LIMIT 5, 10"), "SELECT \"a\" FROM \"t\" LIMIT 10 OFFSET 5");
-        assert_eq!(limit("SELECT a FROM t LIMIT -1 OFFSET 3"), "SELECT \"a\" FROM \"t\" OFFSET 3");
-        assert_eq!(limit("SELECT a FROM t INDEXED BY i"), "SELECT \"a\" FROM \"t\"");
+        assert_eq!(
+            limit("SELECT a FROM t LIMIT 5, 10"),
+            "SELECT \"a\" FROM \"t\" LIMIT 10 OFFSET 5"
+        );
+        assert_eq!(
+            limit("SELECT a FROM t LIMIT -1 OFFSET 3"),
+            "SELECT \"a\" FROM \"t\" OFFSET 3"
+        );
+        assert_eq!(
+            limit("SELECT a FROM t INDEXED BY i"),
+            "SELECT \"a\" FROM \"t\""
+        );
         assert_eq!(
             limit("SELECT a FROM t LIMIT ?"),
             "SELECT \"a\" FROM \"t\" LIMIT CASE WHEN ?::BIGINT < 0 THEN NULL ELSE ?::BIGINT END"

@@ -24,7 +24,10 @@ use super::{Context, Error, Output, Plan};
 
 /// Whether a name is SQLite's schema table.
 pub fn is_schema_table(name: &str) -> bool {
-    matches!(name, "sqlite_master" | "sqlite_schema" | "sqlite_temp_master" | "sqlite_temp_schema")
+    matches!(
+        name,
+        "sqlite_master" | "sqlite_schema" | "sqlite_temp_master" | "sqlite_temp_schema"
+    )
 }
 
 /// `UPDATE sqlite_schema SET sql = … WHERE …`.
@@ -37,7 +40,9 @@ pub fn update(update: Update, cx: &mut Context) -> Result<Plan, Error> {
         AssignmentTarget::Tuple(_) => String::new(),
     };
     if target != "sql" {
-        return Err(Error::new(format!("UPDATE sqlite_schema of column {target} is not supported")));
+        return Err(Error::new(format!(
+            "UPDATE sqlite_schema of column {target} is not supported"
+        )));
     }
     let rows = matching_rows(&update, &assignment.value, cx)?;
     let updated = rows.len();
@@ -45,15 +50,27 @@ pub fn update(update: Update, cx: &mut Context) -> Result<Plan, Error> {
     for (kind, name, table, new_sql) in rows {
         match kind.as_str() {
             "table" => outputs.extend(retype_table(&name, &new_sql, cx)?),
-            "index" => outputs.push(Output::text(format!("COMMENT ON INDEX {} IS {}", quote_ident(&name), quote_literal(&new_sql)))),
-            "view" => outputs.push(Output::text(format!("COMMENT ON VIEW {} IS {}", quote_ident(&name), quote_literal(&new_sql)))),
+            "index" => outputs.push(Output::text(format!(
+                "COMMENT ON INDEX {} IS {}",
+                quote_ident(&name),
+                quote_literal(&new_sql)
+            ))),
+            "view" => outputs.push(Output::text(format!(
+                "COMMENT ON VIEW {} IS {}",
+                quote_ident(&name),
+                quote_literal(&new_sql)
+            ))),
             "trigger" => outputs.push(Output::text(format!(
                 "COMMENT ON TRIGGER {} ON {} IS {}",
                 quote_ident(&super::names::pg_name(&name)),
                 quote_ident(&super::names::pg_name(&table)),
                 quote_literal(&new_sql)
             ))),
-            other => return Err(Error::new(format!("sqlite_schema row of type {other} cannot be updated"))),
+            other => {
+                return Err(Error::new(format!(
+                    "sqlite_schema row of type {other} cannot be updated"
+                )))
+            }
         }
     }
     // sqlite3_changes(): the rows of sqlite_schema updated.
@@ -67,9 +84,15 @@ pub fn update(update: Update, cx: &mut Context) -> Result<Plan, Error> {
 }
 
 /// `(type, name, tbl_name, new sql)` of each row the update matches.
-fn matching_rows(update: &Update, value: &Expr, cx: &mut Context) -> Result<Vec<(String, String, String, String)>, Error> {
+fn matching_rows(
+    update: &Update,
+    value: &Expr,
+    cx: &mut Context,
+) -> Result<Vec<(String, String, String, String)>, Error> {
     let source = Source::new("SELECT type, name, tbl_name, sql FROM sqlite_master")?;
-    let Statement::Query(mut q) = source.parse()? else { unreachable!("a SELECT") };
+    let Statement::Query(mut q) = source.parse()? else {
+        unreachable!("a SELECT")
+    };
     if let SetExpr::Select(s) = q.body.as_mut() {
         s.projection[3] = SelectItem::UnnamedExpr(value.clone());
         s.selection = update.selection.clone();
@@ -80,10 +103,17 @@ fn matching_rows(update: &Update, value: &Expr, cx: &mut Context) -> Result<Vec<
     rewrite_statement(&mut st, vec![], cx)?;
     let sql = st.to_string();
     if sql.contains("?") && sql.contains('$') || sql.contains("?1") {
-        return Err(Error::new("parameters in UPDATE sqlite_schema are not supported"));
+        return Err(Error::new(
+            "parameters in UPDATE sqlite_schema are not supported",
+        ));
     }
     let text = |r: &Vec<Option<String>>, i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-    Ok(cx.schema.query(&sql, &[])?.iter().map(|r| (text(r, 0), text(r, 1), text(r, 2), text(r, 3))).collect())
+    Ok(cx
+        .schema
+        .query(&sql, &[])?
+        .iter()
+        .map(|r| (text(r, 0), text(r, 1), text(r, 2), text(r, 3)))
+        .collect())
 }
 
 /// New declared types (and PostgreSQL types) for a table whose SQLite text
@@ -93,14 +123,18 @@ fn retype_table(table: &str, new_sql: &str, cx: &mut Context) -> Result<Vec<Outp
     let info = cx.schema.existing_table(table)?;
     let source = Source::new(new_sql)?;
     let Statement::CreateTable(ct) = source.parse()? else {
-        return Err(Error::new(format!("the new sql of table {table} is not a CREATE TABLE")));
+        return Err(Error::new(format!(
+            "the new sql of table {table} is not a CREATE TABLE"
+        )));
     };
     let t = quote_ident(table);
     let mut outputs = Vec::new();
     for c in &ct.columns {
         let name = super::names::normalized(&c.name.value);
         let Some(old) = info.column(&name) else {
-            return Err(Error::new(format!("UPDATE sqlite_schema may not add column {name}")));
+            return Err(Error::new(format!(
+                "UPDATE sqlite_schema may not add column {name}"
+            )));
         };
         let declared = declared_type_of(c, &source);
         if declared == old.declared {
@@ -113,10 +147,18 @@ fn retype_table(table: &str, new_sql: &str, cx: &mut Context) -> Result<Vec<Outp
                 col = quote_ident(&name)
             )));
         }
-        let comment = super::ddl::column_comment(&declared, old.default_text.as_deref()).unwrap_or_default();
-        outputs.push(Output::text(format!("COMMENT ON COLUMN {t}.{} IS {}", quote_ident(&name), quote_literal(&comment))));
+        let comment =
+            super::ddl::column_comment(&declared, old.default_text.as_deref()).unwrap_or_default();
+        outputs.push(Output::text(format!(
+            "COMMENT ON COLUMN {t}.{} IS {}",
+            quote_ident(&name),
+            quote_literal(&comment)
+        )));
     }
-    outputs.push(Output::text(format!("COMMENT ON TABLE {t} IS {}", quote_literal(new_sql))));
+    outputs.push(Output::text(format!(
+        "COMMENT ON TABLE {t} IS {}",
+        quote_literal(new_sql)
+    )));
     Ok(outputs)
 }
 

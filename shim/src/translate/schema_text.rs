@@ -22,7 +22,10 @@ struct Item {
 
 fn items(source: &Source) -> Result<Vec<Item>, Error> {
     let t = &source.tokens;
-    let open = t.iter().position(|x| x.token == Token::LParen).ok_or_else(|| Error::new("no column list in the table's SQL"))?;
+    let open = t
+        .iter()
+        .position(|x| x.token == Token::LParen)
+        .ok_or_else(|| Error::new("no column list in the table's SQL"))?;
     let mut out = Vec::new();
     let mut depth = 0;
     let mut first = open + 1;
@@ -37,7 +40,10 @@ fn items(source: &Source) -> Result<Vec<Item>, Error> {
                         first,
                         start: t[first].span.start,
                         end: t[i - 1].span.end,
-                        is_constraint: matches!(word.as_str(), "CONSTRAINT" | "PRIMARY" | "UNIQUE" | "CHECK" | "FOREIGN"),
+                        is_constraint: matches!(
+                            word.as_str(),
+                            "CONSTRAINT" | "PRIMARY" | "UNIQUE" | "CHECK" | "FOREIGN"
+                        ),
                     });
                 }
                 if tok.token == Token::RParen {
@@ -59,7 +65,11 @@ fn splice(text: &str, from: usize, to: usize, with: &str) -> String {
 pub fn add_column(sql: &str, definition: &str) -> Result<String, Error> {
     let source = Source::new(sql)?;
     let items = items(&source)?;
-    let last = items.iter().filter(|i| !i.is_constraint).last().ok_or_else(|| Error::new("no columns in the table's SQL"))?;
+    let last = items
+        .iter()
+        .filter(|i| !i.is_constraint)
+        .last()
+        .ok_or_else(|| Error::new("no columns in the table's SQL"))?;
     let at = source.offset(last.end);
     Ok(splice(sql, at, at, &format!(", {definition}")))
 }
@@ -67,7 +77,10 @@ pub fn add_column(sql: &str, definition: &str) -> Result<String, Error> {
 /// `ALTER TABLE … RENAME TO new`.
 pub fn rename_table(sql: &str, new_name: &str) -> Result<String, Error> {
     let source = Source::new(sql)?;
-    let name = source.tokens.get(2).ok_or_else(|| Error::new("no table name in the table's SQL"))?;
+    let name = source
+        .tokens
+        .get(2)
+        .ok_or_else(|| Error::new("no table name in the table's SQL"))?;
     let (from, to) = (source.offset(name.span.start), source.offset(name.span.end));
     Ok(splice(sql, from, to, &format!("\"{new_name}\"")))
 }
@@ -90,7 +103,10 @@ pub fn drop_column(sql: &str, name: &str) -> Result<String, Error> {
         .position(|i| !i.is_constraint && item_name(&source, i).as_deref() == Some(name))
         .ok_or_else(|| Error::new(format!("no such column: \"{name}\"")))?;
     let (from, to) = if index > 0 {
-        (source.offset(all[index - 1].end), source.offset(all[index].end))
+        (
+            source.offset(all[index - 1].end),
+            source.offset(all[index].end),
+        )
     } else if all.len() > 1 {
         (source.offset(all[0].start), source.offset(all[1].start))
     } else {
@@ -130,8 +146,12 @@ mod tests {
 
     #[test]
     fn renames_and_drops_edit_only_their_tokens() {
-        assert!(rename_table(SQL, "y").unwrap().starts_with("CREATE TABLE \"y\" ('id'"));
-        assert!(rename_column(SQL, "b", "bb").unwrap().contains(", \"bb\" varchar( 255 )"));
+        assert!(rename_table(SQL, "y")
+            .unwrap()
+            .starts_with("CREATE TABLE \"y\" ('id'"));
+        assert!(rename_column(SQL, "b", "bb")
+            .unwrap()
+            .contains(", \"bb\" varchar( 255 )"));
         assert_eq!(
             drop_column(SQL, "c").unwrap(),
             "CREATE TABLE 'x' ('id' INTEGER PRIMARY KEY, b varchar( 255 ) DEFAULT \"t\", UNIQUE(b, c))"

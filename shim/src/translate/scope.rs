@@ -22,9 +22,10 @@ use std::ops::ControlFlow;
 use std::rc::Rc;
 
 use sqlparser::ast::{
-    Delete, Expr, FromTable, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments, GroupByExpr,
-    Insert, ObjectName, OrderByExpr, OrderByOptions, Query, Select, SelectItem, SetExpr, Statement,
-    TableFactor, TableObject, TableWithJoins, Update, VisitMut, VisitorMut,
+    Delete, Expr, FromTable, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArguments, GroupByExpr, Insert, ObjectName, OrderByExpr, OrderByOptions, Query, Select,
+    SelectItem, SetExpr, Statement, TableFactor, TableObject, TableWithJoins, Update, VisitMut,
+    VisitorMut,
 };
 
 use super::catalog::TableInfo;
@@ -50,15 +51,29 @@ impl ScopeTable {
 
 /// Resolve names throughout a statement. `outer` is the scope the
 /// statement runs in (a trigger's `new`/`old`), usually empty.
-pub fn resolve(statement: &mut Statement, outer: Vec<ScopeTable>, cx: &mut Context) -> Result<(), Error> {
-    let mut r = Resolver { cx, chain: vec![outer], query_scopes: vec![], select_owns_scope: vec![], body_scope_pushed: false, error: None };
+pub fn resolve(
+    statement: &mut Statement,
+    outer: Vec<ScopeTable>,
+    cx: &mut Context,
+) -> Result<(), Error> {
+    let mut r = Resolver {
+        cx,
+        chain: vec![outer],
+        query_scopes: vec![],
+        select_owns_scope: vec![],
+        body_scope_pushed: false,
+        error: None,
+    };
     let _ = statement.visit(&mut r);
     r.error.map_or(Ok(()), Err)
 }
 
 /// The scope entry of a named table (as `qualifier`).
 pub fn table_scope(name: &str, qualifier: &str, cx: &mut Context) -> Result<ScopeTable, Error> {
-    Ok(ScopeTable { qualifier: qualifier.to_string(), info: cx.schema.table(name)? })
+    Ok(ScopeTable {
+        qualifier: qualifier.to_string(),
+        info: cx.schema.table(name)?,
+    })
 }
 
 struct Resolver<'r, 's, 'a, 'c> {
@@ -103,33 +118,62 @@ impl Resolver<'_, '_, '_, '_> {
 
     fn add_factor(&mut self, factor: &TableFactor, out: &mut Vec<ScopeTable>) -> Result<(), Error> {
         match factor {
-            TableFactor::Table { name, alias, args: None, .. } => {
+            TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } => {
                 let table = last_part(name);
-                let qualifier = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| table.clone());
+                let qualifier = alias
+                    .as_ref()
+                    .map(|a| a.name.value.clone())
+                    .unwrap_or_else(|| table.clone());
                 out.push(table_scope(&table, &qualifier, self.cx)?);
             }
             TableFactor::Table { name, alias, .. } => {
-                let qualifier = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| last_part(name));
-                out.push(ScopeTable { qualifier, info: None });
+                let qualifier = alias
+                    .as_ref()
+                    .map(|a| a.name.value.clone())
+                    .unwrap_or_else(|| last_part(name));
+                out.push(ScopeTable {
+                    qualifier,
+                    info: None,
+                });
             }
             TableFactor::Derived { alias, .. } => {
-                let qualifier = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_default();
-                out.push(ScopeTable { qualifier, info: None });
+                let qualifier = alias
+                    .as_ref()
+                    .map(|a| a.name.value.clone())
+                    .unwrap_or_default();
+                out.push(ScopeTable {
+                    qualifier,
+                    info: None,
+                });
             }
-            TableFactor::NestedJoin { table_with_joins, .. } => {
+            TableFactor::NestedJoin {
+                table_with_joins, ..
+            } => {
                 self.add_factor(&table_with_joins.relation, out)?;
                 for j in &table_with_joins.joins {
                     self.add_factor(&j.relation, out)?;
                 }
             }
-            _ => out.push(ScopeTable { qualifier: String::new(), info: None }),
+            _ => out.push(ScopeTable {
+                qualifier: String::new(),
+                info: None,
+            }),
         }
         Ok(())
     }
 
     /// The table a qualifier names, innermost scope first.
     fn qualified(&self, qualifier: &str) -> Option<&ScopeTable> {
-        self.chain.iter().rev().flat_map(|s| s.iter().rev()).find(|t| t.qualifier == qualifier)
+        self.chain
+            .iter()
+            .rev()
+            .flat_map(|s| s.iter().rev())
+            .find(|t| t.qualifier == qualifier)
     }
 
     /// The table of the innermost scope an unqualified column belongs to.
@@ -149,19 +193,26 @@ impl Resolver<'_, '_, '_, '_> {
         match expr {
             Expr::Identifier(id) if is_rowid_name(&id.value) => {
                 let innermost = self.chain.iter().rev().find(|s| !s.is_empty());
-                let Some(scope) = innermost else { return Ok(None) };
+                let Some(scope) = innermost else {
+                    return Ok(None);
+                };
                 if scope.iter().any(|t| t.has_column(&id.value)) {
                     return Ok(None);
                 }
-                let candidates: Vec<&ScopeTable> = scope.iter().filter(|t| t.info.is_some()).collect();
+                let candidates: Vec<&ScopeTable> =
+                    scope.iter().filter(|t| t.info.is_some()).collect();
                 match candidates.as_slice() {
                     [only] => Ok(Some(column(&rowid_of(only)?))),
                     [] => Ok(None),
                     _ => Err(Error::new(format!("ambiguous column name: {}", id.value))),
                 }
             }
-            Expr::CompoundIdentifier(parts) if parts.len() == 2 && is_rowid_name(&parts[1].value) => {
-                let Some(t) = self.qualified(&parts[0].value) else { return Ok(None) };
+            Expr::CompoundIdentifier(parts)
+                if parts.len() == 2 && is_rowid_name(&parts[1].value) =>
+            {
+                let Some(t) = self.qualified(&parts[0].value) else {
+                    return Ok(None);
+                };
                 if t.info.is_none() || t.has_column(&parts[1].value) {
                     return Ok(None);
                 }
@@ -172,12 +223,19 @@ impl Resolver<'_, '_, '_, '_> {
     }
 
     fn resolve_match(&self, expr: &Expr) -> Result<Option<Expr>, Error> {
-        let Expr::BinaryOp { left, op: sqlparser::ast::BinaryOperator::Match, right } = expr else {
+        let Expr::BinaryOp {
+            left,
+            op: sqlparser::ast::BinaryOperator::Match,
+            right,
+        } = expr
+        else {
             return Ok(None);
         };
         let (qualifier, column_name) = match left.as_ref() {
             Expr::Identifier(id) => (None, id.value.clone()),
-            Expr::CompoundIdentifier(p) if p.len() == 2 => (Some(p[0].value.clone()), p[1].value.clone()),
+            Expr::CompoundIdentifier(p) if p.len() == 2 => {
+                (Some(p[0].value.clone()), p[1].value.clone())
+            }
             other => return Err(Error::new(format!("MATCH on {other} is not supported"))),
         };
         let table = match &qualifier {
@@ -193,10 +251,16 @@ impl Resolver<'_, '_, '_, '_> {
             return Err(Error::new(format!("no such column: {column_name}")));
         };
         let Some(info) = &table.info else {
-            return Err(Error::new("unable to use function MATCH in the requested context"));
+            return Err(Error::new(
+                "unable to use function MATCH in the requested context",
+            ));
         };
         let whole_table = qualifier.is_none() && table.qualifier == column_name;
-        let target = if whole_table { None } else { Some(column_name.as_str()) };
+        let target = if whole_table {
+            None
+        } else {
+            Some(column_name.as_str())
+        };
         fts::match_expr(info, &table.qualifier, target, right.as_ref().clone()).map(Some)
     }
 
@@ -207,10 +271,17 @@ impl Resolver<'_, '_, '_, '_> {
         };
         let scope = self.chain.last().cloned().unwrap_or_default();
         let keyed = single_extreme(select);
-        let mut wrap = BareColumns { grouped: &grouped, scope: &scope, keyed: keyed.as_ref(), depth: 0 };
+        let mut wrap = BareColumns {
+            grouped: &grouped,
+            scope: &scope,
+            keyed: keyed.as_ref(),
+            depth: 0,
+        };
         for item in &mut select.projection {
             match item {
-                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => wrap.expr(e),
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                    wrap.expr(e)
+                }
                 _ => {}
             }
         }
@@ -222,7 +293,11 @@ impl Resolver<'_, '_, '_, '_> {
 
     fn expand_stars(&mut self, select: &mut Select) -> Result<(), Error> {
         let scope = self.chain.last().cloned().unwrap_or_default();
-        if !scope.iter().any(|t| t.info.as_ref().is_some_and(|i| i.virtual_module().is_some())) {
+        if !scope.iter().any(|t| {
+            t.info
+                .as_ref()
+                .is_some_and(|i| i.virtual_module().is_some())
+        }) {
             return Ok(());
         }
         let mut items = Vec::new();
@@ -235,7 +310,10 @@ impl Resolver<'_, '_, '_, '_> {
                 }
                 SelectItem::QualifiedWildcard(kind, _) => {
                     let q = kind.to_string().trim_matches('"').to_string();
-                    let t = scope.iter().find(|t| t.qualifier == q).ok_or_else(|| Error::new(format!("no such table: {q}")))?;
+                    let t = scope
+                        .iter()
+                        .find(|t| t.qualifier == q)
+                        .ok_or_else(|| Error::new(format!("no such table: {q}")))?;
                     items.extend(columns_of(t)?);
                 }
                 _ => items.push(item),
@@ -247,8 +325,15 @@ impl Resolver<'_, '_, '_, '_> {
 }
 
 fn columns_of(t: &ScopeTable) -> Result<Vec<SelectItem>, Error> {
-    let info = t.info.as_ref().ok_or_else(|| Error::new("* over a subquery beside a virtual table is not supported"))?;
-    Ok(info.columns.iter().map(|c| SelectItem::UnnamedExpr(qualified_column(&t.qualifier, &c.name))).collect())
+    let info = t
+        .info
+        .as_ref()
+        .ok_or_else(|| Error::new("* over a subquery beside a virtual table is not supported"))?;
+    Ok(info
+        .columns
+        .iter()
+        .map(|c| SelectItem::UnnamedExpr(qualified_column(&t.qualifier, &c.name)))
+        .collect())
 }
 
 fn rowid_of(t: &ScopeTable) -> Result<String, Error> {
@@ -257,7 +342,10 @@ fn rowid_of(t: &ScopeTable) -> Result<String, Error> {
         return Ok(col.to_string());
     }
     info.rowid_column.clone().ok_or_else(|| {
-        Error::new(format!("rowid of table {} is not supported: it has no INTEGER PRIMARY KEY", info.name))
+        Error::new(format!(
+            "rowid of table {} is not supported: it has no INTEGER PRIMARY KEY",
+            info.name
+        ))
     })
 }
 
@@ -267,7 +355,11 @@ fn is_rowid_name(name: &str) -> bool {
 
 /// The last part of a (possibly schema-qualified) name.
 pub fn last_part(name: &ObjectName) -> String {
-    name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_default()
+    name.0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.clone())
+        .unwrap_or_default()
 }
 
 impl VisitorMut for Resolver<'_, '_, '_, '_> {
@@ -310,7 +402,9 @@ impl VisitorMut for Resolver<'_, '_, '_, '_> {
     }
 
     fn post_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
-        let result = self.expand_stars(select).and_then(|_| self.group_bare_columns(select));
+        let result = self
+            .expand_stars(select)
+            .and_then(|_| self.group_bare_columns(select));
         if self.select_owns_scope.pop() == Some(true) {
             self.chain.pop();
         }
@@ -322,13 +416,23 @@ impl VisitorMut for Resolver<'_, '_, '_, '_> {
 
     fn pre_visit_statement(&mut self, statement: &mut Statement) -> ControlFlow<()> {
         let target = match statement {
-            Statement::Update(Update { table, .. }) => Some(self.scope_of_from(std::slice::from_ref(table))),
-            Statement::Delete(Delete { from: FromTable::WithFromKeyword(f) | FromTable::WithoutKeyword(f), .. }) => {
-                Some(self.scope_of_from(f))
+            Statement::Update(Update { table, .. }) => {
+                Some(self.scope_of_from(std::slice::from_ref(table)))
             }
-            Statement::Insert(Insert { table: TableObject::TableName(name), table_alias, .. }) => {
+            Statement::Delete(Delete {
+                from: FromTable::WithFromKeyword(f) | FromTable::WithoutKeyword(f),
+                ..
+            }) => Some(self.scope_of_from(f)),
+            Statement::Insert(Insert {
+                table: TableObject::TableName(name),
+                table_alias,
+                ..
+            }) => {
                 let t = last_part(name);
-                let q = table_alias.as_ref().map(|a| a.alias.value.clone()).unwrap_or_else(|| t.clone());
+                let q = table_alias
+                    .as_ref()
+                    .map(|a| a.alias.value.clone())
+                    .unwrap_or_else(|| t.clone());
                 Some(table_scope(&t, &q, self.cx).map(|s| vec![s]))
             }
             _ => None,
@@ -361,7 +465,12 @@ impl VisitorMut for Resolver<'_, '_, '_, '_> {
             Ok(None) => {}
             Err(e) => return self.fail(e),
         }
-        if let Expr::In { expr: left, target: sqlparser::ast::InTarget::Subquery(subquery), .. } = expr {
+        if let Expr::In {
+            expr: left,
+            target: sqlparser::ast::InTarget::Subquery(subquery),
+            ..
+        } = expr
+        {
             let left_type = self.type_of(left);
             json_each_value_type(subquery, left_type.as_deref());
         }
@@ -374,7 +483,9 @@ impl Resolver<'_, '_, '_, '_> {
     fn type_of(&self, expr: &Expr) -> Option<String> {
         let (table, name) = match expr {
             Expr::Identifier(id) => (self.owner_of(&id.value)?, &id.value),
-            Expr::CompoundIdentifier(p) if p.len() == 2 => (self.qualified(&p[0].value)?, &p[1].value),
+            Expr::CompoundIdentifier(p) if p.len() == 2 => {
+                (self.qualified(&p[0].value)?, &p[1].value)
+            }
             _ => return None,
         };
         table.info.as_ref()?.column(name).map(|c| c.pg_type.clone())
@@ -386,20 +497,35 @@ fn json_each_in_from(twj: &mut TableWithJoins) -> Result<(), Error> {
     let mut factors: Vec<&mut TableFactor> = vec![&mut twj.relation];
     factors.extend(twj.joins.iter_mut().map(|j| &mut j.relation));
     for f in factors {
-        if let TableFactor::Table { name, args: Some(args), alias, .. } = f {
+        if let TableFactor::Table {
+            name,
+            args: Some(args),
+            alias,
+            ..
+        } = f
+        {
             let fname = last_part(name);
             if fname != "json_each" {
-                return Err(Error::new(format!("no such table-valued function: {fname}")));
+                return Err(Error::new(format!(
+                    "no such table-valued function: {fname}"
+                )));
             }
             if args.args.len() != 1 {
-                return Err(Error::new("json_each() with a path argument is not supported"));
+                return Err(Error::new(
+                    "json_each() with a path argument is not supported",
+                ));
             }
             let arg = match &args.args[0] {
                 FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => e.clone(),
                 other => return Err(Error::new(format!("json_each({other}) is not supported"))),
             };
             let alias = alias.clone().or_else(|| {
-                Some(sqlparser::ast::TableAlias { explicit: true, name: ident("json_each"), columns: vec![], at: None })
+                Some(sqlparser::ast::TableAlias {
+                    explicit: true,
+                    name: ident("json_each"),
+                    columns: vec![],
+                    at: None,
+                })
             });
             *f = TableFactor::Table {
                 name: object_name("sqlite_json_each"),
@@ -425,7 +551,9 @@ fn json_each_in_from(twj: &mut TableWithJoins) -> Result<(), Error> {
 /// In `x IN (SELECT value FROM json_each(…))`, cast `value` (text) to the
 /// type of `x` so the comparison is typed as SQLite's would be.
 fn json_each_value_type(subquery: &mut Query, left_type: Option<&str>) {
-    let SetExpr::Select(select) = subquery.body.as_mut() else { return };
+    let SetExpr::Select(select) = subquery.body.as_mut() else {
+        return;
+    };
     let from_json = select.from.len() == 1
         && matches!(&select.from[0].relation, TableFactor::Table { name, .. } if last_part(name) == "sqlite_json_each");
     if !from_json || select.projection.len() != 1 {
@@ -483,12 +611,23 @@ fn collect_extremes(e: &Expr, out: &mut Vec<(bool, Expr)>) {
             collect_extremes(left, out);
             collect_extremes(right, out);
         }
-        Expr::Nested(x) | Expr::UnaryOp { expr: x, .. } | Expr::Cast { expr: x, .. } => collect_extremes(x, out),
+        Expr::Nested(x) | Expr::UnaryOp { expr: x, .. } | Expr::Cast { expr: x, .. } => {
+            collect_extremes(x, out)
+        }
         _ => {}
     }
 }
 
-const AGGREGATES: &[&str] = &["count", "sum", "avg", "total", "min", "max", "group_concat", "string_agg"];
+const AGGREGATES: &[&str] = &[
+    "count",
+    "sum",
+    "avg",
+    "total",
+    "min",
+    "max",
+    "group_concat",
+    "string_agg",
+];
 
 /// Wraps the bare columns of a grouped query's expressions.
 struct BareColumns<'b> {
@@ -511,7 +650,9 @@ impl BareColumns<'_> {
             }
             Expr::Function(f) => {
                 let name = function_name(f);
-                let is_aggregate = AGGREGATES.contains(&name.as_str()) && f.over.is_none() && !is_scalar_extreme(f);
+                let is_aggregate = AGGREGATES.contains(&name.as_str())
+                    && f.over.is_none()
+                    && !is_scalar_extreme(f);
                 if is_aggregate {
                     return;
                 }
@@ -533,17 +674,30 @@ impl BareColumns<'_> {
             | Expr::IsNull(x)
             | Expr::IsNotNull(x)
             | Expr::Collate { expr: x, .. } => self.expr(x),
-            Expr::Like { expr: x, pattern: p, .. } => {
+            Expr::Like {
+                expr: x,
+                pattern: p,
+                ..
+            } => {
                 self.expr(x);
                 self.expr(p);
             }
-            Expr::In { expr: x, target: sqlparser::ast::InTarget::List(list), .. } => {
+            Expr::In {
+                expr: x,
+                target: sqlparser::ast::InTarget::List(list),
+                ..
+            } => {
                 self.expr(x);
                 for i in list {
                     self.expr(i);
                 }
             }
-            Expr::Case { operand, conditions, else_result, .. } => {
+            Expr::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => {
                 if let Some(o) = operand {
                     self.expr(o);
                 }
@@ -564,10 +718,14 @@ impl BareColumns<'_> {
     /// table whose primary key is grouped.
     fn dependent(&self, e: &Expr) -> bool {
         let (table, name) = match e {
-            Expr::Identifier(id) => (self.scope.iter().find(|t| t.has_column(&id.value)), id.value.as_str()),
-            Expr::CompoundIdentifier(p) if p.len() == 2 => {
-                (self.scope.iter().find(|t| t.qualifier == p[0].value), p[1].value.as_str())
-            }
+            Expr::Identifier(id) => (
+                self.scope.iter().find(|t| t.has_column(&id.value)),
+                id.value.as_str(),
+            ),
+            Expr::CompoundIdentifier(p) if p.len() == 2 => (
+                self.scope.iter().find(|t| t.qualifier == p[0].value),
+                p[1].value.as_str(),
+            ),
             _ => return false,
         };
         let Some(table) = table else {
@@ -577,8 +735,12 @@ impl BareColumns<'_> {
         };
         let grouped_here = |col: &str| {
             self.grouped.iter().any(|g| match g {
-                Expr::Identifier(id) => id.value == col && self.scope.iter().filter(|t| t.has_column(col)).count() <= 1,
-                Expr::CompoundIdentifier(p) => p.len() == 2 && p[0].value == table.qualifier && p[1].value == col,
+                Expr::Identifier(id) => {
+                    id.value == col && self.scope.iter().filter(|t| t.has_column(col)).count() <= 1
+                }
+                Expr::CompoundIdentifier(p) => {
+                    p.len() == 2 && p[0].value == table.qualifier && p[1].value == col
+                }
                 _ => false,
             })
         };
@@ -593,14 +755,19 @@ impl BareColumns<'_> {
         let mut agg = call("array_agg", vec![column_ref]);
         if let (Some((is_max, key)), Expr::Function(f)) = (self.keyed, &mut agg) {
             if let FunctionArguments::List(list) = &mut f.args {
-                list.clauses.push(FunctionArgumentClause::OrderBy(vec![OrderByExpr {
-                    expr: key.clone(),
-                    options: OrderByOptions {
-                        sort: Some(if *is_max { sqlparser::ast::OrderBySort::Desc } else { sqlparser::ast::OrderBySort::Asc }),
-                        nulls_first: Some(false),
-                    },
-                    with_fill: None,
-                }]));
+                list.clauses
+                    .push(FunctionArgumentClause::OrderBy(vec![OrderByExpr {
+                        expr: key.clone(),
+                        options: OrderByOptions {
+                            sort: Some(if *is_max {
+                                sqlparser::ast::OrderBySort::Desc
+                            } else {
+                                sqlparser::ast::OrderBySort::Asc
+                            }),
+                            nulls_first: Some(false),
+                        },
+                        with_fill: None,
+                    }]));
             }
         }
         call("sqlite_first", vec![agg])

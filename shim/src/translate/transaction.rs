@@ -13,18 +13,31 @@ use super::{Error, Plan, PlanAction, TxControl};
 /// The control a transaction statement asks for.
 pub fn translate(statement: &Statement) -> Result<Plan, Error> {
     let control = match statement {
-        Statement::StartTransaction { modes, statements, .. } => {
+        Statement::StartTransaction {
+            modes, statements, ..
+        } => {
             if !modes.is_empty() || !statements.is_empty() {
-                return Err(Error::new(format!("not a SQLite transaction statement: {statement}")));
+                return Err(Error::new(format!(
+                    "not a SQLite transaction statement: {statement}"
+                )));
             }
             TxControl::Begin
         }
         Statement::Commit { .. } => TxControl::Commit,
-        Statement::Rollback { savepoint: None, .. } => TxControl::Rollback,
-        Statement::Rollback { savepoint: Some(name), .. } => TxControl::RollbackTo(name.value.clone()),
+        Statement::Rollback {
+            savepoint: None, ..
+        } => TxControl::Rollback,
+        Statement::Rollback {
+            savepoint: Some(name),
+            ..
+        } => TxControl::RollbackTo(name.value.clone()),
         Statement::Savepoint { name } => TxControl::Savepoint(name.value.clone()),
         Statement::ReleaseSavepoint { name } => TxControl::Release(name.value.clone()),
         other => return Err(Error::new(format!("not a transaction statement: {other}"))),
     };
-    Ok(Plan { action: PlanAction::Transaction(control), readonly: true, changes_schema: false })
+    Ok(Plan {
+        action: PlanAction::Transaction(control),
+        readonly: true,
+        changes_schema: false,
+    })
 }

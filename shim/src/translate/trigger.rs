@@ -8,7 +8,9 @@
 //! unchanged, an `AFTER` one nothing. `WHEN` becomes the trigger's `WHEN`.
 //! The trigger's comment keeps SQLite's text for `sqlite_master`.
 
-use sqlparser::ast::{CreateTrigger, Expr, SelectItem, SetExpr, Statement, TriggerEvent, TriggerPeriod};
+use sqlparser::ast::{
+    CreateTrigger, Expr, SelectItem, SetExpr, Statement, TriggerEvent, TriggerPeriod,
+};
 
 use super::catalog::HIDDEN_PREFIX;
 use super::construct::{quote_ident, quote_literal};
@@ -34,7 +36,9 @@ fn create(ct: CreateTrigger, cx: &mut Context) -> Result<Plan, Error> {
     let name = last_part(&ct.name);
     let table = last_part(&ct.table_name);
     if ct.temporary {
-        return Err(Error::new("CREATE TEMP TRIGGER is not supported on a routed database"));
+        return Err(Error::new(
+            "CREATE TEMP TRIGGER is not supported on a routed database",
+        ));
     }
     if cx.schema.trigger_table(&name)?.is_some() {
         return Err(Error::new(format!("trigger {name} already exists")));
@@ -46,19 +50,33 @@ fn create(ct: CreateTrigger, cx: &mut Context) -> Result<Plan, Error> {
         Some(TriggerPeriod::InsteadOf) => "INSTEAD OF",
         Some(TriggerPeriod::For) => return Err(Error::new("trigger timing FOR is not SQLite's")),
     };
-    let [event] = ct.events.as_slice() else { return Err(Error::new("a trigger has one event")) };
+    let [event] = ct.events.as_slice() else {
+        return Err(Error::new("a trigger has one event"));
+    };
     let event_sql = match event {
         TriggerEvent::Insert => "INSERT".to_string(),
         TriggerEvent::Delete => "DELETE".to_string(),
         TriggerEvent::Update(cols) if cols.is_empty() => "UPDATE".to_string(),
         TriggerEvent::Update(cols) => {
-            format!("UPDATE OF {}", cols.iter().map(|c| quote_ident(&c.value)).collect::<Vec<_>>().join(", "))
+            format!(
+                "UPDATE OF {}",
+                cols.iter()
+                    .map(|c| quote_ident(&c.value))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
         TriggerEvent::Truncate => return Err(Error::new("TRUNCATE triggers are not SQLite's")),
     };
     let outer = vec![
-        ScopeTable { qualifier: "new".into(), info: Some(info.clone()) },
-        ScopeTable { qualifier: "old".into(), info: Some(info.clone()) },
+        ScopeTable {
+            qualifier: "new".into(),
+            info: Some(info.clone()),
+        },
+        ScopeTable {
+            qualifier: "old".into(),
+            info: Some(info.clone()),
+        },
     ];
     let saved = std::mem::replace(&mut cx.trigger_scope, Some(outer.clone()));
     let body = body_statements(&ct, cx);
@@ -75,23 +93,48 @@ fn create(ct: CreateTrigger, cx: &mut Context) -> Result<Plan, Error> {
         "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $sqlite_trigger$ BEGIN {} RETURN {returned}; END $sqlite_trigger$",
         body.iter().map(|s| format!("{s};")).collect::<Vec<_>>().join(" ")
     );
-    let mut trigger_sql = format!("CREATE TRIGGER {} {period} {event_sql} ON {} FOR EACH ROW", quote_ident(&name), quote_ident(&table));
+    let mut trigger_sql = format!(
+        "CREATE TRIGGER {} {period} {event_sql} ON {} FOR EACH ROW",
+        quote_ident(&name),
+        quote_ident(&table)
+    );
     if let Some(c) = condition {
         trigger_sql.push_str(&format!(" WHEN ({})", c?));
     }
     trigger_sql.push_str(&format!(" EXECUTE FUNCTION {function}()"));
-    let start = ct.name.0.first().and_then(|p| p.as_ident()).map(|i| i.span.start).ok_or_else(|| Error::new("CREATE TRIGGER needs a name"))?;
-    let text = format!("CREATE TRIGGER {}", cx.source.text[cx.source.offset(start)..].trim_end().trim_end_matches(';').trim_end());
+    let start = ct
+        .name
+        .0
+        .first()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.span.start)
+        .ok_or_else(|| Error::new("CREATE TRIGGER needs a name"))?;
+    let text = format!(
+        "CREATE TRIGGER {}",
+        cx.source.text[cx.source.offset(start)..]
+            .trim_end()
+            .trim_end_matches(';')
+            .trim_end()
+    );
     Ok(Plan::schema_change(vec![
         Output::text(function_sql),
         Output::text(trigger_sql),
-        Output::text(format!("COMMENT ON TRIGGER {} ON {} IS {}", quote_ident(&name), quote_ident(&table), quote_literal(&text))),
+        Output::text(format!(
+            "COMMENT ON TRIGGER {} ON {} IS {}",
+            quote_ident(&name),
+            quote_ident(&table),
+            quote_literal(&text)
+        )),
     ]))
 }
 
 /// The body's statements as PL/pgSQL statements.
 fn body_statements(ct: &CreateTrigger, cx: &mut Context) -> Result<Vec<String>, Error> {
-    let statements = ct.statements.as_ref().map(|s| s.statements().clone()).unwrap_or_default();
+    let statements = ct
+        .statements
+        .as_ref()
+        .map(|s| s.statements().clone())
+        .unwrap_or_default();
     if statements.is_empty() {
         return Err(Error::new("a trigger needs a body"));
     }
@@ -99,7 +142,9 @@ fn body_statements(ct: &CreateTrigger, cx: &mut Context) -> Result<Vec<String>, 
     for s in statements {
         let plan = super::translate_statement(s, cx)?;
         let PlanAction::Run(outputs) = plan.action else {
-            return Err(Error::new("only INSERT, UPDATE, DELETE and SELECT may appear in a trigger"));
+            return Err(Error::new(
+                "only INSERT, UPDATE, DELETE and SELECT may appear in a trigger",
+            ));
         };
         for o in outputs {
             let text = match o.sql {
@@ -117,22 +162,34 @@ fn body_statements(ct: &CreateTrigger, cx: &mut Context) -> Result<Vec<String>, 
 fn perform(query: sqlparser::ast::Query) -> Result<String, Error> {
     let text = query.to_string();
     match query.body.as_ref() {
-        SetExpr::Select(_) if query.with.is_none() => Ok(format!("PERFORM {}", text.trim_start_matches("SELECT "))),
+        SetExpr::Select(_) if query.with.is_none() => {
+            Ok(format!("PERFORM {}", text.trim_start_matches("SELECT ")))
+        }
         _ => Ok(format!("PERFORM * FROM ({text}) AS sqlite_body")),
     }
 }
 
 /// The `WHEN` condition, names resolved against `new`/`old`.
-fn condition_sql(condition: Expr, outer: Vec<ScopeTable>, cx: &mut Context) -> Result<String, Error> {
+fn condition_sql(
+    condition: Expr,
+    outer: Vec<ScopeTable>,
+    cx: &mut Context,
+) -> Result<String, Error> {
     let source = super::dialect::Source::new("SELECT 1")?;
-    let Statement::Query(mut q) = source.parse()? else { unreachable!("a SELECT") };
+    let Statement::Query(mut q) = source.parse()? else {
+        unreachable!("a SELECT")
+    };
     if let SetExpr::Select(s) = q.body.as_mut() {
         s.projection = vec![SelectItem::UnnamedExpr(condition)];
     }
     let mut st = Statement::Query(q);
     rewrite_statement(&mut st, outer, cx)?;
-    let Statement::Query(q) = st else { unreachable!("a SELECT") };
-    let SetExpr::Select(s) = *q.body else { unreachable!("a SELECT") };
+    let Statement::Query(q) = st else {
+        unreachable!("a SELECT")
+    };
+    let SetExpr::Select(s) = *q.body else {
+        unreachable!("a SELECT")
+    };
     match s.projection.into_iter().next() {
         Some(SelectItem::UnnamedExpr(e)) => Ok(super::truth::truth(upper_row_names(e)).to_string()),
         _ => Err(Error::new("bad trigger condition")),
@@ -168,7 +225,14 @@ fn drop(name: &str, if_exists: bool, cx: &mut Context) -> Result<Plan, Error> {
         return Err(Error::new(format!("no such trigger: {name}")));
     };
     Ok(Plan::schema_change(vec![
-        Output::text(format!("DROP TRIGGER {} ON {}", quote_ident(name), quote_ident(&table))),
-        Output::text(format!("DROP FUNCTION IF EXISTS {}()", quote_ident(&function_name(name)))),
+        Output::text(format!(
+            "DROP TRIGGER {} ON {}",
+            quote_ident(name),
+            quote_ident(&table)
+        )),
+        Output::text(format!(
+            "DROP FUNCTION IF EXISTS {}()",
+            quote_ident(&function_name(name))
+        )),
     ]))
 }

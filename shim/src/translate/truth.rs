@@ -37,7 +37,11 @@ mod tests {
 
     #[test]
     fn comparisons_stay_and_values_are_wrapped() {
-        let cmp = Expr::BinaryOp { left: Box::new(column("a")), op: BinaryOperator::Eq, right: Box::new(int_literal(1)) };
+        let cmp = Expr::BinaryOp {
+            left: Box::new(column("a")),
+            op: BinaryOperator::Eq,
+            right: Box::new(int_literal(1)),
+        };
         assert_eq!(truth(cmp.clone()).to_string(), cmp.to_string());
         assert_eq!(truth(column("flag")).to_string(), "sqlite_truth(\"flag\")");
     }

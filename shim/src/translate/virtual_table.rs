@@ -16,8 +16,8 @@
 
 use sqlparser::tokenizer::Token;
 
-use super::dialect::Source;
 use super::construct::{quote_ident, quote_literal};
+use super::dialect::Source;
 use super::fts;
 use super::names::normalized;
 use super::{catalog::Schema, Error, Output, Plan, Sql};
@@ -50,7 +50,9 @@ pub fn parse(source: &Source) -> Result<VirtualTable, Error> {
         }
         i = 6;
     }
-    let name_token = t.get(i).ok_or_else(|| Error::new("CREATE VIRTUAL TABLE needs a name"))?;
+    let name_token = t
+        .get(i)
+        .ok_or_else(|| Error::new("CREATE VIRTUAL TABLE needs a name"))?;
     let name = match &name_token.token {
         Token::Word(w) => w.value.clone(),
         Token::SingleQuotedString(s) => normalized(s),
@@ -58,7 +60,9 @@ pub fn parse(source: &Source) -> Result<VirtualTable, Error> {
     };
     let mut j = i + 1;
     if matches!(t.get(j).map(|x| &x.token), Some(Token::Period)) {
-        return Err(Error::new("a virtual table in another database is not supported"));
+        return Err(Error::new(
+            "a virtual table in another database is not supported",
+        ));
     }
     if source.word_at(j) != "USING" {
         return Err(Error::new("CREATE VIRTUAL TABLE needs USING module"));
@@ -70,8 +74,20 @@ pub fn parse(source: &Source) -> Result<VirtualTable, Error> {
     };
     let args = module_args(source, j + 1)?;
     let sql_start = source.offset(name_token.span.start);
-    let sql = format!("CREATE VIRTUAL TABLE {}", source.text[sql_start..].trim_end().trim_end_matches(';').trim_end());
-    Ok(VirtualTable { name, if_not_exists, module, args, sql })
+    let sql = format!(
+        "CREATE VIRTUAL TABLE {}",
+        source.text[sql_start..]
+            .trim_end()
+            .trim_end_matches(';')
+            .trim_end()
+    );
+    Ok(VirtualTable {
+        name,
+        if_not_exists,
+        module,
+        args,
+        sql,
+    })
 }
 
 /// The arguments between the parentheses at token `open`, as written.
@@ -102,7 +118,9 @@ fn module_args(source: &Source, open: usize) -> Result<Vec<String>, Error> {
             _ => {}
         }
     }
-    Err(Error::new("unterminated module arguments in CREATE VIRTUAL TABLE"))
+    Err(Error::new(
+        "unterminated module arguments in CREATE VIRTUAL TABLE",
+    ))
 }
 
 /// Translate `CREATE VIRTUAL TABLE`.
@@ -143,16 +161,36 @@ fn rtree(vt: &VirtualTable) -> Result<Vec<Output>, Error> {
     }
     let table = quote_ident(&vt.name);
     let mut cols = vec![format!("{} bigint PRIMARY KEY", quote_ident(&names[0]))];
-    let (bound_type, bound_declared) = if vt.module == "rtree_i32" { ("integer", "INT") } else { ("real", "REAL") };
-    cols.extend(names[1..].iter().map(|n| format!("{} {bound_type}", quote_ident(n))));
-    let mut out = vec![Output::text(format!("CREATE TABLE {table} ({})", cols.join(", ")))];
+    let (bound_type, bound_declared) = if vt.module == "rtree_i32" {
+        ("integer", "INT")
+    } else {
+        ("real", "REAL")
+    };
+    cols.extend(
+        names[1..]
+            .iter()
+            .map(|n| format!("{} {bound_type}", quote_ident(n))),
+    );
+    let mut out = vec![Output::text(format!(
+        "CREATE TABLE {table} ({})",
+        cols.join(", ")
+    ))];
     // SQLite's rtree declares its columns INT and REAL (the rowid INT).
     for (i, n) in names.iter().enumerate() {
         let declared = if i == 0 { "INT" } else { bound_declared };
-        out.push(Output::text(format!("COMMENT ON COLUMN {table}.{} IS {}", quote_ident(n), quote_literal(declared))));
+        out.push(Output::text(format!(
+            "COMMENT ON COLUMN {table}.{} IS {}",
+            quote_ident(n),
+            quote_literal(declared)
+        )));
     }
     // Creating an rtree writes its root node: one change, rowid 1.
-    out.push(Output { sql: Sql::Text("SELECT 1::bigint".into()), yields_rows: false, counts_changes: true, rowid_column: true });
+    out.push(Output {
+        sql: Sql::Text("SELECT 1::bigint".into()),
+        yields_rows: false,
+        counts_changes: true,
+        rowid_column: true,
+    });
     Ok(out)
 }
 
@@ -178,7 +216,14 @@ mod tests {
         let vt = parse(&s).unwrap();
         assert_eq!(vt.name, "fts4_tag_titles_icu");
         assert_eq!(vt.module, "fts4");
-        assert_eq!(vt.args, vec!["content=\"tags\"", "tag", "tokenize=collating 'root@colStrength=primary;colAlternate=shifted'"]);
+        assert_eq!(
+            vt.args,
+            vec![
+                "content=\"tags\"",
+                "tag",
+                "tokenize=collating 'root@colStrength=primary;colAlternate=shifted'"
+            ]
+        );
         assert_eq!(vt.sql, sql);
     }
 

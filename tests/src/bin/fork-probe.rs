@@ -82,10 +82,14 @@ struct Session {
 impl Session {
     fn connect() -> Session {
         let path = format!("{}/.s.PGSQL.{}", env("PLEX_PG_HOST"), env("PLEX_PG_PORT"));
-        let mut stream = UnixStream::connect(&path).unwrap_or_else(|e| panic!("connect {path}: {e}"));
+        let mut stream =
+            UnixStream::connect(&path).unwrap_or_else(|e| panic!("connect {path}: {e}"));
         let mut body = Vec::new();
         body.extend_from_slice(&196608u32.to_be_bytes()); // protocol 3.0
-        for (k, v) in [("user", env("PLEX_PG_USER")), ("database", env("PLEX_PG_DATABASE"))] {
+        for (k, v) in [
+            ("user", env("PLEX_PG_USER")),
+            ("database", env("PLEX_PG_DATABASE")),
+        ] {
             body.extend_from_slice(k.as_bytes());
             body.push(0);
             body.extend_from_slice(v.as_bytes());
@@ -95,7 +99,9 @@ impl Session {
         let mut msg = ((body.len() + 4) as u32).to_be_bytes().to_vec();
         msg.extend_from_slice(&body);
         stream.write_all(&msg).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let mut s = Session { stream };
         loop {
             let (tag, payload) = s.read_message().expect("startup reply");
@@ -131,7 +137,13 @@ impl Session {
             match tag {
                 b'D' => got_one = payload.ends_with(b"1"),
                 b'E' => return Err(String::from_utf8_lossy(&payload).into_owned()),
-                b'Z' => return if got_one { Ok(()) } else { Err("no row".into()) },
+                b'Z' => {
+                    return if got_one {
+                        Ok(())
+                    } else {
+                        Err("no row".into())
+                    }
+                }
                 _ => {}
             }
         }
@@ -139,7 +151,9 @@ impl Session {
 
     fn inode(&self) -> u64 {
         use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(format!("/proc/self/fd/{}", self.stream.as_raw_fd())).map(|m| m.ino()).unwrap_or(0)
+        std::fs::metadata(format!("/proc/self/fd/{}", self.stream.as_raw_fd()))
+            .map(|m| m.ino())
+            .unwrap_or(0)
     }
 }
 
@@ -152,7 +166,8 @@ impl Reporter {
     fn new() -> Reporter {
         let socket = std::env::var_os(report::SUPERVISOR_ENV).map(|path| {
             let s = UnixDatagram::unbound().expect("datagram socket");
-            s.connect(&path).unwrap_or_else(|e| panic!("connect to the supervisor socket: {e}"));
+            s.connect(&path)
+                .unwrap_or_else(|e| panic!("connect to the supervisor socket: {e}"));
             s
         });
         Reporter { socket }
@@ -175,8 +190,17 @@ impl Reporter {
     fn connected(&self, slot: u32, session: &Session) {
         let mut buf = [0u8; MAX_DATAGRAM];
         let (pid, ppid) = ids();
-        let n = report::encode_connection(&mut buf, Kind::Connected, pid, ppid, slot, session.stream.as_raw_fd(), session.inode(), 1)
-            .unwrap();
+        let n = report::encode_connection(
+            &mut buf,
+            Kind::Connected,
+            pid,
+            ppid,
+            slot,
+            session.stream.as_raw_fd(),
+            session.inode(),
+            1,
+        )
+        .unwrap();
         self.send(&buf[..n]);
     }
 }
@@ -186,7 +210,9 @@ fn ids() -> (i32, i32) {
 }
 
 fn handler_enabled() -> bool {
-    std::env::var("PLEX_PG_FORK_HANDLER").map(|v| v != "0").unwrap_or(true)
+    std::env::var("PLEX_PG_FORK_HANDLER")
+        .map(|v| v != "0")
+        .unwrap_or(true)
 }
 
 fn connect_and_report(n: u32) -> (Vec<Session>, Reporter) {
@@ -221,12 +247,28 @@ struct Reset {
 
 impl Reset {
     fn prepare(sessions: &[Session]) -> Reset {
-        let fds: Vec<(i32, u64)> = sessions.iter().map(|s| (s.stream.as_raw_fd(), s.inode())).collect();
-        let mut harmless = [HarmlessFd { fd: 0, role: FdRole::Socket, inode: 0 }; 2];
+        let fds: Vec<(i32, u64)> = sessions
+            .iter()
+            .map(|s| (s.stream.as_raw_fd(), s.inode()))
+            .collect();
+        let mut harmless = [HarmlessFd {
+            fd: 0,
+            role: FdRole::Socket,
+            inode: 0,
+        }; 2];
         for (h, &(fd, inode)) in harmless.iter_mut().zip(&fds) {
-            *h = HarmlessFd { fd, role: FdRole::Socket, inode };
+            *h = HarmlessFd {
+                fd,
+                role: FdRole::Socket,
+                inode,
+            };
         }
-        Reset { fds, harmless, devnull: CString::new("/dev/null").unwrap(), buf: [0u8; MAX_DATAGRAM] }
+        Reset {
+            fds,
+            harmless,
+            devnull: CString::new("/dev/null").unwrap(),
+            buf: [0u8; MAX_DATAGRAM],
+        }
     }
 
     /// In the child, right after fork.
@@ -238,7 +280,15 @@ impl Reset {
             }
             libc::close(null);
             let used = &self.harmless[..self.fds.len().min(2)];
-            let n = report::encode_after_fork(&mut self.buf, libc::getpid(), libc::getppid(), 2, 0, used).unwrap_or(0);
+            let n = report::encode_after_fork(
+                &mut self.buf,
+                libc::getpid(),
+                libc::getppid(),
+                2,
+                0,
+                used,
+            )
+            .unwrap_or(0);
             reporter.send(&self.buf[..n]);
         }
     }
@@ -246,7 +296,12 @@ impl Reset {
 
 fn fork(args: &[String]) -> i32 {
     let touch = args.iter().any(|a| a == "--touch");
-    let hold_ms: u64 = args.iter().position(|a| a == "--hold").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let hold_ms: u64 = args
+        .iter()
+        .position(|a| a == "--hold")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let handler = handler_enabled();
     let (mut sessions, reporter) = connect_and_report(2);
     let first_fd = sessions[0].stream.as_raw_fd();
@@ -263,7 +318,13 @@ fn fork(args: &[String]) -> i32 {
                 let sync = [b'S', 0, 0, 0, 4];
                 let r = libc::write(first_fd, sync.as_ptr().cast(), sync.len());
                 let e = *libc::__errno_location();
-                let text: &[u8] = if r == 5 { b"child touch: ok\n" } else if e == libc::EBADF { b"child touch: EBADF\n" } else { b"child touch: error\n" };
+                let text: &[u8] = if r == 5 {
+                    b"child touch: ok\n"
+                } else if e == libc::EBADF {
+                    b"child touch: EBADF\n"
+                } else {
+                    b"child touch: error\n"
+                };
                 line[..text.len()].copy_from_slice(text);
                 libc::write(1, line.as_ptr().cast(), text.len());
             }
@@ -320,14 +381,26 @@ fn start_true(how: Start) -> i32 {
                 let mut stack = vec![0u8; 256 * 1024];
                 let top = stack.as_mut_ptr().add(stack.len() - 64);
                 let top = (top as usize & !15) as *mut libc::c_void;
-                libc::clone(child, top, libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD, argv.as_ptr() as *mut libc::c_void)
+                libc::clone(
+                    child,
+                    top,
+                    libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                    argv.as_ptr() as *mut libc::c_void,
+                )
             }
             Start::PosixSpawn => {
                 let mut pid = 0;
                 extern "C" {
                     static environ: *const *const libc::c_char;
                 }
-                let rc = libc::posix_spawn(&mut pid, path.as_ptr(), std::ptr::null(), std::ptr::null(), argv.as_ptr() as _, environ as _);
+                let rc = libc::posix_spawn(
+                    &mut pid,
+                    path.as_ptr(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    argv.as_ptr() as _,
+                    environ as _,
+                );
                 assert_eq!(rc, 0, "posix_spawn failed");
                 pid
             }
@@ -349,13 +422,24 @@ fn start_true(how: Start) -> i32 {
     };
     say("child", pid);
     say("child status", wait_child(pid));
-    say("parent session 0", if sessions[0].select_one().is_ok() { "ok" } else { "broken" });
+    say(
+        "parent session 0",
+        if sessions[0].select_one().is_ok() {
+            "ok"
+        } else {
+            "broken"
+        },
+    );
     0
 }
 
 fn reexec(args: &[String]) -> i32 {
     let me = std::env::current_exe().expect("current_exe");
-    let child = std::process::Command::new(me).arg("server").args(args).spawn().expect("spawn the server");
+    let child = std::process::Command::new(me)
+        .arg("server")
+        .args(args)
+        .spawn()
+        .expect("spawn the server");
     say("server", child.id());
     // Exit without waiting: the server is orphaned, as Plex's first process does.
     std::mem::forget(child);
@@ -406,7 +490,10 @@ fn orphan() -> i32 {
 }
 
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
@@ -414,7 +501,11 @@ fn now_ns() -> u64 {
 fn bench_fork(args: &[String]) -> i32 {
     let n: usize = args.first().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let connect = args.iter().any(|a| a == "--connect");
-    let (sessions, reporter) = if connect { connect_and_report(2) } else { (Vec::new(), Reporter::new()) };
+    let (sessions, reporter) = if connect {
+        connect_and_report(2)
+    } else {
+        (Vec::new(), Reporter::new())
+    };
     let mut reset = Reset::prepare(&sessions);
     let mut pipe = [0; 2];
     unsafe { libc::pipe(pipe.as_mut_ptr()) };
@@ -444,19 +535,39 @@ fn bench_fork(args: &[String]) -> i32 {
         v[(v.len() * p / 100).min(v.len() - 1)] as f64 / 1000.0
     };
     say("forks", n);
-    say("fork to child (us, median)", format!("{:.1}", pct(&mut first, 50)));
-    say("fork to child (us, p90)", format!("{:.1}", pct(&mut first, 90)));
-    say("fork to child (us, p99)", format!("{:.1}", pct(&mut first, 99)));
-    say("fork to reaped (us, median)", format!("{:.1}", pct(&mut reaped, 50)));
-    say("fork to reaped (us, p90)", format!("{:.1}", pct(&mut reaped, 90)));
-    say("fork to reaped (us, p99)", format!("{:.1}", pct(&mut reaped, 99)));
+    say(
+        "fork to child (us, median)",
+        format!("{:.1}", pct(&mut first, 50)),
+    );
+    say(
+        "fork to child (us, p90)",
+        format!("{:.1}", pct(&mut first, 90)),
+    );
+    say(
+        "fork to child (us, p99)",
+        format!("{:.1}", pct(&mut first, 99)),
+    );
+    say(
+        "fork to reaped (us, median)",
+        format!("{:.1}", pct(&mut reaped, 50)),
+    );
+    say(
+        "fork to reaped (us, p90)",
+        format!("{:.1}", pct(&mut reaped, 90)),
+    );
+    say(
+        "fork to reaped (us, p99)",
+        format!("{:.1}", pct(&mut reaped, 99)),
+    );
     0
 }
 
 fn thread_exec() -> i32 {
     let path = CString::new("/bin/true").unwrap();
     std::thread::spawn(move || {
-        say("exec from thread", unsafe { libc::syscall(libc::SYS_gettid) });
+        say("exec from thread", unsafe {
+            libc::syscall(libc::SYS_gettid)
+        });
         let argv = [path.as_ptr(), std::ptr::null()];
         unsafe { libc::execv(path.as_ptr(), argv.as_ptr()) };
         std::process::exit(127);

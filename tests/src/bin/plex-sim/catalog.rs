@@ -72,7 +72,9 @@ impl Catalog {
     /// The thumbnail: 64 to 1087 bytes, every byte drawn from the item number.
     pub fn blob(i: i64) -> Vec<u8> {
         let len = 64 + (mix(i ^ 0xB10B) % 1024) as usize;
-        (0..len).map(|k| (mix(i * 4096 + k as i64) & 0xFF) as u8).collect()
+        (0..len)
+            .map(|k| (mix(i * 4096 + k as i64) & 0xFF) as u8)
+            .collect()
     }
 }
 

@@ -10,7 +10,11 @@ use crate::stats::Stats;
 pub fn rows(stats: &Stats, what: &str, got: &[Vec<Value>], expected: &[Vec<Value>]) -> bool {
     Stats::add(&stats.rows_checked, got.len().min(expected.len()) as u64);
     if got.len() != expected.len() {
-        stats.mismatch(format!("{what}: expected {} rows, got {}", expected.len(), got.len()));
+        stats.mismatch(format!(
+            "{what}: expected {} rows, got {}",
+            expected.len(),
+            got.len()
+        ));
         return false;
     }
     for (r, (g, e)) in got.iter().zip(expected).enumerate() {
@@ -25,7 +29,11 @@ pub fn rows(stats: &Stats, what: &str, got: &[Vec<Value>], expected: &[Vec<Value
 /// The first difference between two rows, described; `None` when equal.
 pub fn row_difference(got: &[Value], expected: &[Value]) -> Option<String> {
     if got.len() != expected.len() {
-        return Some(format!("expected {} columns, got {}", expected.len(), got.len()));
+        return Some(format!(
+            "expected {} columns, got {}",
+            expected.len(),
+            got.len()
+        ));
     }
     got.iter()
         .zip(expected)
@@ -36,7 +44,9 @@ pub fn row_difference(got: &[Value], expected: &[Value]) -> Option<String> {
 
 /// The statement's column names must be exactly `names` (SOCI's `'t_col'` aliases).
 pub fn column_names(stats: &Stats, what: &str, stmt: &Statement<'_>, names: &[&str]) -> bool {
-    let got: Vec<String> = (0..stmt.column_count()).map(|c| stmt.column_name(c)).collect();
+    let got: Vec<String> = (0..stmt.column_count())
+        .map(|c| stmt.column_name(c))
+        .collect();
     if got != names {
         stats.mismatch(format!("{what}: expected columns {names:?}, got {got:?}"));
         return false;

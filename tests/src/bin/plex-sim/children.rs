@@ -123,11 +123,16 @@ impl CStrings {
     pub fn new<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(items: I) -> CStrings {
         let strings: Vec<CString> = items
             .into_iter()
-            .map(|s| CString::new(s.as_ref().as_bytes()).unwrap_or_else(|_| CString::new("?").unwrap()))
+            .map(|s| {
+                CString::new(s.as_ref().as_bytes()).unwrap_or_else(|_| CString::new("?").unwrap())
+            })
             .collect();
         let mut ptrs: Vec<*const c_char> = strings.iter().map(|s| s.as_ptr()).collect();
         ptrs.push(std::ptr::null());
-        CStrings { _strings: strings, ptrs }
+        CStrings {
+            _strings: strings,
+            ptrs,
+        }
     }
 
     pub fn as_ptr(&self) -> *const *const c_char {
@@ -157,7 +162,8 @@ impl ExecImage {
             kv
         }));
         ExecImage {
-            path: CString::new(path.as_os_str().as_bytes()).unwrap_or_else(|_| CString::new("/").unwrap()),
+            path: CString::new(path.as_os_str().as_bytes())
+                .unwrap_or_else(|_| CString::new("/").unwrap()),
             env,
             reset: ChildReset::new(),
         }
@@ -234,7 +240,10 @@ pub fn fork_exec(image: &ExecImage, argv: &CStrings) -> io::Result<Started> {
         return Err(io::Error::last_os_error());
     }
     drop(write);
-    Ok(Started { pid, exec_error: exec_outcome(read) })
+    Ok(Started {
+        pid,
+        exec_error: exec_outcome(read),
+    })
 }
 
 /// `vfork()`, then `execve`: the parent thread is suspended until the child
@@ -264,13 +273,22 @@ pub fn vfork_exec(image: &ExecImage, argv: &CStrings) -> io::Result<Started> {
     let (read, write) = cloexec_pipe()?;
     // SAFETY: all arguments are prepared; see vfork_and_exec.
     let pid = unsafe {
-        vfork_and_exec(image.path.as_ptr(), argv.as_ptr(), image.env.as_ptr(), &image.reset, write.as_raw_fd())
+        vfork_and_exec(
+            image.path.as_ptr(),
+            argv.as_ptr(),
+            image.env.as_ptr(),
+            &image.reset,
+            write.as_raw_fd(),
+        )
     };
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
     drop(write);
-    Ok(Started { pid, exec_error: exec_outcome(read) })
+    Ok(Started {
+        pid,
+        exec_error: exec_outcome(read),
+    })
 }
 
 /// `posix_spawn` with the child's signal state of [`ChildReset`].
@@ -283,7 +301,10 @@ pub fn posix_spawn(image: &ExecImage, argv: &CStrings) -> io::Result<Started> {
         }
         libc::posix_spawnattr_setsigmask(&mut attr, &image.reset.mask);
         libc::posix_spawnattr_setsigdefault(&mut attr, &image.reset.defaults);
-        libc::posix_spawnattr_setflags(&mut attr, (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as _);
+        libc::posix_spawnattr_setflags(
+            &mut attr,
+            (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as _,
+        );
         let mut pid = 0;
         let rc = libc::posix_spawn(
             &mut pid,
@@ -297,7 +318,10 @@ pub fn posix_spawn(image: &ExecImage, argv: &CStrings) -> io::Result<Started> {
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc));
         }
-        Ok(Started { pid, exec_error: None })
+        Ok(Started {
+            pid,
+            exec_error: None,
+        })
     }
 }
 
@@ -314,7 +338,10 @@ pub fn spawn_exec(method: Method, image: &ExecImage, argv: &CStrings) -> io::Res
 /// pipe the parent keeps, and leaves with `_exit` (no atexit handler, no
 /// destructor). `alarm` bounds the child. Returns the pid and the report pipe.
 /// `body` gets the report pipe's fd, for a child that leaves by itself.
-pub fn fork_call(alarm_secs: u32, body: &mut dyn FnMut(i32) -> (i32, String)) -> io::Result<(i32, OwnedFd)> {
+pub fn fork_call(
+    alarm_secs: u32,
+    body: &mut dyn FnMut(i32) -> (i32, String),
+) -> io::Result<(i32, OwnedFd)> {
     let (read, write) = cloexec_pipe()?;
     let gate = gate_for_fork();
     // SAFETY: the child is single-threaded; see the module docs on what it may do.
@@ -444,13 +471,22 @@ impl Registry {
             if pid <= 0 {
                 break;
             }
-            let record = self.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+            let record = self
+                .live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&pid);
             let Some(record) = record else {
-                log::warning!("reaped pid {pid}, which plex-sim did not start (status {status:#x})");
+                log::warning!(
+                    "reaped pid {pid}, which plex-sim did not start (status {status:#x})"
+                );
                 continue;
             };
             let killed_overdue = {
-                let mut killed = self.overdue_killed.lock().unwrap_or_else(|e| e.into_inner());
+                let mut killed = self
+                    .overdue_killed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 let was = killed.contains(&pid);
                 killed.retain(|p| *p != pid);
                 was
@@ -476,7 +512,10 @@ impl Registry {
     pub fn kill_overdue(&self) -> Vec<(i32, String)> {
         let now = Instant::now();
         let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        let mut killed = self.overdue_killed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut killed = self
+            .overdue_killed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let out: Vec<(i32, String)> = live
             .iter()
             .filter(|(p, r)| r.deadline <= now && !killed.contains(p))

@@ -137,7 +137,9 @@ pub struct SpawnSpec {
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if v.is_finite() && v > 0.0 && v <= 86_400.0 {
         Ok(v)
     } else {
@@ -151,9 +153,13 @@ fn parse_spawn(s: &str) -> Result<SpawnArg, String> {
     }
     let (head, rate) = match s.split_once('=') {
         Some((h, r)) => {
-            let rate: f64 = r.parse().map_err(|_| format!("rate {r:?} is not a number (starts per second)"))?;
+            let rate: f64 = r
+                .parse()
+                .map_err(|_| format!("rate {r:?} is not a number (starts per second)"))?;
             if !(rate.is_finite() && rate > 0.0 && rate <= 50.0) {
-                return Err(format!("rate {r} must be more than 0 and at most 50 per second"));
+                return Err(format!(
+                    "rate {r} must be more than 0 and at most 50 per second"
+                ));
             }
             (h, rate)
         }
@@ -168,9 +174,8 @@ fn parse_spawn(s: &str) -> Result<SpawnArg, String> {
     })?;
     let method = match method_name {
         None => kind.default_method(),
-        Some(m) => {
-            Method::from_str(m, false).map_err(|_| format!("unknown method {m:?}: one of fork, vfork, posix-spawn"))?
-        }
+        Some(m) => Method::from_str(m, false)
+            .map_err(|_| format!("unknown method {m:?}: one of fork, vfork, posix-spawn"))?,
     };
     if kind == ChildKind::ForkQuery && method != Method::Fork {
         return Err("fork-query is a fork without exec: its method can only be fork".into());
@@ -186,15 +191,27 @@ mod tests {
     fn spawn_values_parse() {
         assert_eq!(
             parse_spawn("tuner:vfork=2").unwrap(),
-            SpawnArg::Spec(SpawnSpec { kind: ChildKind::Tuner, method: Method::Vfork, rate: 2.0 })
+            SpawnArg::Spec(SpawnSpec {
+                kind: ChildKind::Tuner,
+                method: Method::Vfork,
+                rate: 2.0
+            })
         );
         assert_eq!(
             parse_spawn("scanner").unwrap(),
-            SpawnArg::Spec(SpawnSpec { kind: ChildKind::Scanner, method: Method::Fork, rate: 1.0 })
+            SpawnArg::Spec(SpawnSpec {
+                kind: ChildKind::Scanner,
+                method: Method::Fork,
+                rate: 1.0
+            })
         );
         assert_eq!(parse_spawn("none").unwrap(), SpawnArg::None);
-        assert!(parse_spawn("tunr").unwrap_err().contains("unknown child kind"));
-        assert!(parse_spawn("tuner:clone").unwrap_err().contains("unknown method"));
+        assert!(parse_spawn("tunr")
+            .unwrap_err()
+            .contains("unknown child kind"));
+        assert!(parse_spawn("tuner:clone")
+            .unwrap_err()
+            .contains("unknown method"));
         assert!(parse_spawn("tuner=0").unwrap_err().contains("more than 0"));
         assert!(parse_spawn("fork-query:vfork").is_err());
     }

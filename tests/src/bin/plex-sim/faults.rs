@@ -68,14 +68,25 @@ pub fn was_injected(report: &str) -> bool {
 /// `stale-handle`, in the child: a query on the inherited handle. Whatever
 /// the answer, the fault was injected; the report says what happened.
 pub fn stale_handle_child(handle: *mut sqlite3, report_fd: i32) -> (i32, String) {
-    announce(report_fd, &format!("a query on the parent's handle {handle:p}, whose hash query is half-read"));
+    announce(
+        report_fd,
+        &format!("a query on the parent's handle {handle:p}, whose hash query is half-read"),
+    );
     // SAFETY: `handle` was opened by the parent before the fork; it is used,
     // never closed, here.
     let conn = unsafe { Connection::inherited(handle) };
-    let outcome = conn.prepare("select count(*) from metadata_items").and_then(|mut s| s.all_rows());
+    let outcome = conn
+        .prepare("select count(*) from metadata_items")
+        .and_then(|mut s| s.all_rows());
     match outcome {
-        Ok(rows) => (0, format!("outcome: the query on the inherited handle answered {rows:?}")),
-        Err(e) => (0, format!("outcome: the query on the inherited handle failed: {e}")),
+        Ok(rows) => (
+            0,
+            format!("outcome: the query on the inherited handle answered {rows:?}"),
+        ),
+        Err(e) => (
+            0,
+            format!("outcome: the query on the inherited handle failed: {e}"),
+        ),
     }
 }
 
@@ -89,15 +100,23 @@ pub struct Peer {
 
 /// This process's open fds, in order.
 pub fn open_fds() -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return Vec::new() };
-    let mut fds: Vec<i32> = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
     fds.sort_unstable();
     fds
 }
 
 /// Every socket among this process's open fds, with its peer.
 pub fn sockets() -> Vec<Peer> {
-    open_fds().into_iter().filter(|&fd| is_socket(fd)).map(peer_of).collect()
+    open_fds()
+        .into_iter()
+        .filter(|&fd| is_socket(fd))
+        .map(peer_of)
+        .collect()
 }
 
 /// Fds opened since start-up that now point to `/dev/null`: where the shim's
@@ -106,7 +125,10 @@ fn neutralized(startup: &[i32]) -> Vec<i32> {
     open_fds()
         .into_iter()
         .filter(|fd| !startup.contains(fd))
-        .filter(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok_and(|t| t == Path::new("/dev/null")))
+        .filter(|fd| {
+            std::fs::read_link(format!("/proc/self/fd/{fd}"))
+                .is_ok_and(|t| t == Path::new("/dev/null"))
+        })
         .collect()
 }
 
@@ -119,7 +141,10 @@ fn is_socket(fd: i32) -> bool {
 }
 
 fn postgres_port() -> u16 {
-    std::env::var("PLEX_PG_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(5432)
+    std::env::var("PLEX_PG_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(5432)
 }
 
 fn peer_of(fd: i32) -> Peer {
@@ -127,19 +152,40 @@ fn peer_of(fd: i32) -> Peer {
     let (family, addr) = unsafe {
         let mut addr: libc::sockaddr_storage = std::mem::zeroed();
         let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        if libc::getpeername(fd, (&mut addr as *mut libc::sockaddr_storage).cast(), &mut len) != 0 {
-            return Peer { fd, description: "no peer (not connected)".into(), postgres: false };
+        if libc::getpeername(
+            fd,
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        ) != 0
+        {
+            return Peer {
+                fd,
+                description: "no peer (not connected)".into(),
+                postgres: false,
+            };
         }
         (i32::from(addr.ss_family), addr)
     };
     match family {
         libc::AF_UNIX => {
             // SAFETY: the family says this is a sockaddr_un.
-            let un = unsafe { &*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_un>() };
-            let bytes: Vec<u8> = un.sun_path.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+            let un =
+                unsafe { &*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_un>() };
+            let bytes: Vec<u8> = un
+                .sun_path
+                .iter()
+                .take_while(|&&c| c != 0)
+                .map(|&c| c as u8)
+                .collect();
             let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&bytes));
-            let postgres = path.file_name().is_some_and(|n| n.as_bytes().starts_with(b".s.PGSQL."));
-            Peer { fd, description: format!("unix socket {}", path.display()), postgres }
+            let postgres = path
+                .file_name()
+                .is_some_and(|n| n.as_bytes().starts_with(b".s.PGSQL."));
+            Peer {
+                fd,
+                description: format!("unix socket {}", path.display()),
+                postgres,
+            }
         }
         libc::AF_INET | libc::AF_INET6 => {
             let port = if family == libc::AF_INET {
@@ -150,12 +196,21 @@ fn peer_of(fd: i32) -> Peer {
             } else {
                 // SAFETY: the family says this is a sockaddr_in6.
                 u16::from_be(unsafe {
-                    (*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()).sin6_port
+                    (*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>())
+                        .sin6_port
                 })
             };
-            Peer { fd, description: format!("TCP port {port}"), postgres: port == postgres_port() }
+            Peer {
+                fd,
+                description: format!("TCP port {port}"),
+                postgres: port == postgres_port(),
+            }
         }
-        other => Peer { fd, description: format!("socket of family {other}"), postgres: false },
+        other => Peer {
+            fd,
+            description: format!("socket of family {other}"),
+            postgres: false,
+        },
     }
 }
 
@@ -179,7 +234,11 @@ pub const PREVENTED: i32 = 3;
 /// `startup` lists the fds the process had before it opened anything.
 pub fn raw_write_child(startup: &[i32], report_fd: i32) -> (i32, String) {
     let socks = sockets();
-    let target = socks.iter().find(|p| p.postgres).or_else(|| socks.iter().find(|p| !startup.contains(&p.fd))).cloned();
+    let target = socks
+        .iter()
+        .find(|p| p.postgres)
+        .or_else(|| socks.iter().find(|p| !startup.contains(&p.fd)))
+        .cloned();
     let Some(target) = target else {
         let nulls = neutralized(startup);
         if !nulls.is_empty() {
@@ -201,7 +260,15 @@ pub fn raw_write_child(startup: &[i32], report_fd: i32) -> (i32, String) {
         );
     };
     let msg = query_message(RAW_WRITE_SQL);
-    let peer = format!("{}{}", target.description, if target.postgres { ", a PostgreSQL server" } else { "" });
+    let peer = format!(
+        "{}{}",
+        target.description,
+        if target.postgres {
+            ", a PostgreSQL server"
+        } else {
+            ""
+        }
+    );
     // SAFETY: writing a valid buffer to an fd this process holds.
     let n = unsafe { libc::write(target.fd, msg.as_ptr().cast(), msg.len()) };
     if n < 0 {
@@ -216,20 +283,36 @@ pub fn raw_write_child(startup: &[i32], report_fd: i32) -> (i32, String) {
     }
     announce(
         report_fd,
-        &format!("wrote {n} bytes (a PostgreSQL Query message) on inherited fd {} ({peer})", target.fd),
+        &format!(
+            "wrote {n} bytes (a PostgreSQL Query message) on inherited fd {} ({peer})",
+            target.fd
+        ),
     );
-    (0, "outcome: the child leaves without reading the answer".into())
+    (
+        0,
+        "outcome: the child leaves without reading the answer".into(),
+    )
 }
 
 /// `exit-after-failed-exec`, in the child: `execve` of a missing program
 /// fails; the report is written, then `exit(127)` runs the exit handlers.
-pub fn exit_after_failed_exec_child(image: &ExecImage, missing: &CStr, argv: &CStrings, report_fd: i32) -> ! {
-    announce(report_fd, &format!("execve of the missing {missing:?}, then exit() instead of _exit()"));
+pub fn exit_after_failed_exec_child(
+    image: &ExecImage,
+    missing: &CStr,
+    argv: &CStrings,
+    report_fd: i32,
+) -> ! {
+    announce(
+        report_fd,
+        &format!("execve of the missing {missing:?}, then exit() instead of _exit()"),
+    );
     // SAFETY: in a forked child; exit() is the fault being injected.
     unsafe {
         libc::execve(missing.as_ptr(), argv.as_ptr(), image.env.as_ptr());
         let e = std::io::Error::last_os_error();
-        let report = format!("outcome: execve failed: {e}; leaving through exit(), which runs the exit handlers\n");
+        let report = format!(
+            "outcome: execve failed: {e}; leaving through exit(), which runs the exit handlers\n"
+        );
         children::write_all_fd(report_fd, report.as_bytes());
         libc::exit(127)
     }
@@ -243,7 +326,10 @@ mod tests {
     fn query_message_is_framed() {
         let m = query_message("SELECT 1");
         assert_eq!(m[0], b'Q');
-        assert_eq!(u32::from_be_bytes([m[1], m[2], m[3], m[4]]) as usize, m.len() - 1);
+        assert_eq!(
+            u32::from_be_bytes([m[1], m[2], m[3], m[4]]) as usize,
+            m.len() - 1
+        );
         assert_eq!(*m.last().unwrap(), 0);
     }
 
@@ -251,7 +337,10 @@ mod tests {
     fn a_socketpair_is_seen_with_no_postgres_peer() {
         let mut fds = [0; 2];
         // SAFETY: valid array.
-        assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) }, 0);
+        assert_eq!(
+            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) },
+            0
+        );
         let socks = sockets();
         let mine: Vec<&Peer> = socks.iter().filter(|p| fds.contains(&p.fd)).collect();
         assert_eq!(mine.len(), 2, "{socks:?}");

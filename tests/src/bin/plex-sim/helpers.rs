@@ -29,7 +29,9 @@ pub fn start_helper(kind: &str, opts: &Options) -> Result<Journal, i32> {
         return Err(2);
     };
     if std::env::var_os(PARENT_MARKER).is_none() {
-        log::error!("{PARENT_MARKER} is not set: this helper did not inherit the server's environment");
+        log::error!(
+            "{PARENT_MARKER} is not set: this helper did not inherit the server's environment"
+        );
         return Err(EXIT_NO_ENVIRONMENT);
     }
     let journal = Journal::open(path, kind).map_err(|e| {
@@ -58,14 +60,20 @@ pub fn serve_until(deadline: Instant) -> Option<i32> {
 
 pub fn run(kind: ChildKind, opts: &Options) -> i32 {
     if matches!(kind, ChildKind::Scanner | ChildKind::ForkQuery) {
-        log::error!("--child {} is not a helper role (the scanner runs with --scanner)", kind.name());
+        log::error!(
+            "--child {} is not a helper role (the scanner runs with --scanner)",
+            kind.name()
+        );
         return 2;
     }
     let started = Instant::now();
     if let Err(code) = start_helper(kind.name(), opts) {
         return code;
     }
-    let lifetime = opts.helper_ms.map(Duration::from_millis).unwrap_or_else(|| kind.default_lifetime());
+    let lifetime = opts
+        .helper_ms
+        .map(Duration::from_millis)
+        .unwrap_or_else(|| kind.default_lifetime());
     match serve_until(started + lifetime) {
         Some(sig) => log::info!(
             "{}: stopped by {} after {:.2} s",
@@ -73,7 +81,11 @@ pub fn run(kind: ChildKind, opts: &Options) -> i32 {
             signals::name(sig),
             started.elapsed().as_secs_f64()
         ),
-        None => log::info!("{}: done after {:.2} s", kind.program_name(), started.elapsed().as_secs_f64()),
+        None => log::info!(
+            "{}: done after {:.2} s",
+            kind.program_name(),
+            started.elapsed().as_secs_f64()
+        ),
     }
     0
 }

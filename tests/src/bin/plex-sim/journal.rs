@@ -28,7 +28,11 @@ impl Journal {
             .append(true)
             .open(path)
             .map_err(|e| format!("cannot open the journal {}: {e}", path.display()))?;
-        Ok(Journal { file, path: path.to_path_buf(), role: role.to_string() })
+        Ok(Journal {
+            file,
+            path: path.to_path_buf(),
+            role: role.to_string(),
+        })
     }
 
     pub fn path(&self) -> &Path {

@@ -41,8 +41,12 @@ impl Layout {
     }
 
     pub fn create(&self) -> Result<(), String> {
-        std::fs::create_dir_all(&self.databases)
-            .map_err(|e| format!("cannot create the databases directory {}: {e}", self.databases.display()))
+        std::fs::create_dir_all(&self.databases).map_err(|e| {
+            format!(
+                "cannot create the databases directory {}: {e}",
+                self.databases.display()
+            )
+        })
     }
 }
 
@@ -69,21 +73,28 @@ pub struct SchemaReport {
 
 /// The statements of the fixture, with their line numbers.
 pub fn schema_statements() -> impl Iterator<Item = (usize, &'static str)> {
-    SCHEMA.lines().enumerate().map(|(n, l)| (n + 1, l.trim())).filter(|(_, l)| !l.is_empty())
+    SCHEMA
+        .lines()
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty())
 }
 
 /// The part of the schema that lives in the blobs database: `schema_migrations`,
 /// the `blobs` table and its indexes.
 fn blobs_statements() -> impl Iterator<Item = (usize, &'static str)> {
     schema_statements().filter(|(_, s)| {
-        s.contains("\"schema_migrations\"") || s.contains("EXISTS \"blobs\"") || s.contains("ON \"blobs\"")
+        s.contains("\"schema_migrations\"")
+            || s.contains("EXISTS \"blobs\"")
+            || s.contains("ON \"blobs\"")
     })
 }
 
 /// A failure of a virtual table for want of its module: tolerated, listed.
 fn is_missing_module(statement: &str, error: &sqlite::Error) -> bool {
     statement.starts_with("CREATE VIRTUAL TABLE")
-        && (error.message.starts_with("no such module") || error.message.starts_with("unknown tokenizer"))
+        && (error.message.starts_with("no such module")
+            || error.message.starts_with("unknown tokenizer"))
 }
 
 fn schema_complete(conn: &Connection) -> Result<bool, String> {
@@ -96,9 +107,12 @@ fn schema_complete(conn: &Connection) -> Result<bool, String> {
     if tables == 0 {
         return Ok(false);
     }
-    let marks =
-        count(conn, "select count(*) from schema_migrations where version=:C1", &[(":C1", SCHEMA_VERSION.into())])
-            .map_err(|e| format!("cannot read schema_migrations: {e}"))?;
+    let marks = count(
+        conn,
+        "select count(*) from schema_migrations where version=:C1",
+        &[(":C1", SCHEMA_VERSION.into())],
+    )
+    .map_err(|e| format!("cannot read schema_migrations: {e}"))?;
     if marks == 1 {
         Ok(true)
     } else {
@@ -146,8 +160,10 @@ fn ensure_schema(
     let mut mark = conn
         .prepare("insert into schema_migrations (version) values (:C1)")
         .map_err(|e| format!("{database}: cannot mark the schema complete: {e}"))?;
-    mark.bind(":C1", SCHEMA_VERSION).map_err(|e| e.to_string())?;
-    mark.step().map_err(|e| format!("{database}: cannot mark the schema complete: {e}"))?;
+    mark.bind(":C1", SCHEMA_VERSION)
+        .map_err(|e| e.to_string())?;
+    mark.step()
+        .map_err(|e| format!("{database}: cannot mark the schema complete: {e}"))?;
     log::info!(
         "{database}: schema created: {} statements applied, {} unsupported by this SQLite",
         report.applied,
@@ -198,7 +214,8 @@ fn ensure_sections(conn: &Connection) -> Result<(), String> {
         "insert into directories (\"id\",\"library_section_id\",\"path\") values (1,1,'')",
         "insert into directories (\"id\",\"library_section_id\",\"path\") values (2,2,'')",
     ];
-    conn.transaction(|c| setup.iter().try_for_each(|sql| c.execute(sql))).map_err(|e| format!("fill: {e}"))
+    conn.transaction(|c| setup.iter().try_for_each(|sql| c.execute(sql)))
+        .map_err(|e| format!("fill: {e}"))
 }
 
 /// A table the fill writes: its columns, and each item's values in that order.
@@ -284,7 +301,15 @@ const MEDIA_ITEMS: FillTable = FillTable {
 
 const MEDIA_PARTS: FillTable = FillTable {
     table: "media_parts",
-    columns: &["media_item_id", "directory_id", "file", "size", "duration", "created_at", "updated_at"],
+    columns: &[
+        "media_item_id",
+        "directory_id",
+        "file",
+        "size",
+        "duration",
+        "created_at",
+        "updated_at",
+    ],
     values: |i| {
         let at = Catalog::added_at(i);
         vec![
@@ -301,7 +326,14 @@ const MEDIA_PARTS: FillTable = FillTable {
 
 const BLOBS: FillTable = FillTable {
     table: "blobs",
-    columns: &["blob", "linked_type", "linked_id", "linked_guid", "created_at", "blob_type"],
+    columns: &[
+        "blob",
+        "linked_type",
+        "linked_id",
+        "linked_guid",
+        "created_at",
+        "blob_type",
+    ],
     values: |i| {
         vec![
             Catalog::blob(i).into(),
@@ -316,10 +348,23 @@ const BLOBS: FillTable = FillTable {
 
 /// `insert into T ("a","b") values (:C1,:C2),(:C3,:C4)…` for `rows` rows.
 fn insert_sql(t: &FillTable, rows: usize) -> String {
-    let columns = t.columns.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(",");
+    let columns = t
+        .columns
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(",");
     let n = t.columns.len();
     let tuples = (0..rows)
-        .map(|r| format!("({})", (1..=n).map(|c| format!(":C{}", r * n + c)).collect::<Vec<_>>().join(",")))
+        .map(|r| {
+            format!(
+                "({})",
+                (1..=n)
+                    .map(|c| format!(":C{}", r * n + c))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        })
         .collect::<Vec<_>>()
         .join(",");
     format!("insert into {} ({columns}) values {tuples}", t.table)
@@ -433,7 +478,14 @@ pub fn fill(
         ));
     }
     let blobs_last = if interrupted.is_none() {
-        fill_range(blobs, "thumbnails", (blobs_found + 1, blob_target), &[&BLOBS], rows_per_insert, &mut interrupted)?
+        fill_range(
+            blobs,
+            "thumbnails",
+            (blobs_found + 1, blob_target),
+            &[&BLOBS],
+            rows_per_insert,
+            &mut interrupted,
+        )?
     } else {
         blobs_found
     };
@@ -454,11 +506,21 @@ pub fn prepare(
     rows_per_insert: i64,
 ) -> Result<(Vec<SchemaReport>, FillReport), String> {
     layout.create()?;
-    let library = Connection::open(&layout.library_db, crate::pool::BUSY_TIMEOUT_MS).map_err(|e| e.to_string())?;
-    let blobs = Connection::open(&layout.blobs_db, crate::pool::BUSY_TIMEOUT_MS).map_err(|e| e.to_string())?;
+    let library = Connection::open(&layout.library_db, crate::pool::BUSY_TIMEOUT_MS)
+        .map_err(|e| e.to_string())?;
+    let blobs = Connection::open(&layout.blobs_db, crate::pool::BUSY_TIMEOUT_MS)
+        .map_err(|e| e.to_string())?;
     let reports = vec![
-        ensure_schema(&library, "com.plexapp.plugins.library.db", schema_statements())?,
-        ensure_schema(&blobs, "com.plexapp.plugins.library.blobs.db", blobs_statements())?,
+        ensure_schema(
+            &library,
+            "com.plexapp.plugins.library.db",
+            schema_statements(),
+        )?,
+        ensure_schema(
+            &blobs,
+            "com.plexapp.plugins.library.blobs.db",
+            blobs_statements(),
+        )?,
     ];
     let fill = fill(&library, &blobs, catalog, rows_per_insert)?;
     library.close().map_err(|e| e.to_string())?;

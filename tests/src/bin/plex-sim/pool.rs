@@ -36,7 +36,12 @@ impl Pool {
             exit_table::register(conn.raw());
             conns.push(conn);
         }
-        Ok(Pool { name, free: Mutex::new(conns), returned: Condvar::new(), size })
+        Ok(Pool {
+            name,
+            free: Mutex::new(conns),
+            returned: Condvar::new(),
+            size,
+        })
     }
 
     /// Borrow a session, waiting at most `wait` for one to be returned.
@@ -46,7 +51,10 @@ impl Pool {
         loop {
             if let Some(conn) = free.pop() {
                 exit_table::set_leased(conn.raw(), true);
-                return Ok(Lease { pool: self, conn: Some(conn) });
+                return Ok(Lease {
+                    pool: self,
+                    conn: Some(conn),
+                });
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -57,7 +65,11 @@ impl Pool {
                     wait.as_secs_f64()
                 ));
             }
-            free = self.returned.wait_timeout(free, left).unwrap_or_else(|e| e.into_inner()).0;
+            free = self
+                .returned
+                .wait_timeout(free, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -84,7 +96,9 @@ pub struct Lease<'p> {
 impl Deref for Lease<'_> {
     type Target = Connection;
     fn deref(&self) -> &Connection {
-        self.conn.as_ref().expect("lease holds a connection until dropped")
+        self.conn
+            .as_ref()
+            .expect("lease holds a connection until dropped")
     }
 }
 
@@ -92,7 +106,11 @@ impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             exit_table::set_leased(conn.raw(), false);
-            self.pool.free.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+            self.pool
+                .free
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(conn);
             self.pool.returned.notify_one();
         }
     }
@@ -117,16 +135,24 @@ pub mod exit_table {
     }
 
     fn untagged(p: *mut sqlite3) -> (*mut sqlite3, bool) {
-        ((p as usize & !LEASED) as *mut sqlite3, p as usize & LEASED != 0)
+        (
+            (p as usize & !LEASED) as *mut sqlite3,
+            p as usize & LEASED != 0,
+        )
     }
 
     fn find(db: *mut sqlite3) -> Option<&'static AtomicPtr<sqlite3>> {
-        HANDLES.iter().find(|s| untagged(s.load(Ordering::Acquire)).0 == db)
+        HANDLES
+            .iter()
+            .find(|s| untagged(s.load(Ordering::Acquire)).0 == db)
     }
 
     pub fn register(db: *mut sqlite3) {
         for slot in &HANDLES {
-            if slot.compare_exchange(ptr::null_mut(), db, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            if slot
+                .compare_exchange(ptr::null_mut(), db, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
                 return;
             }
         }
@@ -170,12 +196,18 @@ pub mod exit_table {
         if idle.is_empty() && leased == 0 {
             return;
         }
-        log::warning!("exit handler: closing {} idle database sessions ({leased} lent out, left alone)", idle.len());
+        log::warning!(
+            "exit handler: closing {} idle database sessions ({leased} lent out, left alone)",
+            idle.len()
+        );
         let failed = idle
             .iter()
             // SAFETY: each pointer was registered by Pool::open and not closed since.
             .filter(|&&db| unsafe { sqlite::close_raw(db) } != sqlite::SQLITE_OK)
             .count();
-        log::warning!("exit handler: closed {} sessions ({failed} reported an error)", idle.len());
+        log::warning!(
+            "exit handler: closed {} sessions ({failed} reported an error)",
+            idle.len()
+        );
     }
 }

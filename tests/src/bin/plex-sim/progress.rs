@@ -35,15 +35,29 @@ impl Progress {
         if self.terminal {
             let width = 30;
             let filled = (self.done * width / self.total) as usize;
-            let bar = format!("{}{}", "#".repeat(filled), "-".repeat(width as usize - filled));
+            let bar = format!(
+                "{}{}",
+                "#".repeat(filled),
+                "-".repeat(width as usize - filled)
+            );
             log::write_stderr(
-                format!("\r{}: [{bar}] {}/{} ({rate:.0}/s)  ", self.what, self.done, self.total).as_bytes(),
+                format!(
+                    "\r{}: [{bar}] {}/{} ({rate:.0}/s)  ",
+                    self.what, self.done, self.total
+                )
+                .as_bytes(),
             );
         } else {
             let tenth = self.done * 10 / self.total;
             if tenth > self.last_tenth {
                 self.last_tenth = tenth;
-                log::info!("{}: {}/{} ({}%, {rate:.0}/s)", self.what, self.done, self.total, tenth * 10);
+                log::info!(
+                    "{}: {}/{} ({}%, {rate:.0}/s)",
+                    self.what,
+                    self.done,
+                    self.total,
+                    tenth * 10
+                );
             }
         }
     }
@@ -52,6 +66,11 @@ impl Progress {
         if self.terminal {
             log::write_stderr(b"\n");
         }
-        log::info!("{}: {} written in {:.1} s", self.what, self.done, self.started.elapsed().as_secs_f64());
+        log::info!(
+            "{}: {} written in {:.1} s",
+            self.what,
+            self.done,
+            self.started.elapsed().as_secs_f64()
+        );
     }
 }

@@ -49,14 +49,22 @@ impl Rendezvous {
         loop {
             if let Some(parked) = st.parked {
                 st.requested = false;
-                return Some(Catch { rendezvous: self, parked, generation: st.generation });
+                return Some(Catch {
+                    rendezvous: self,
+                    parked,
+                    generation: st.generation,
+                });
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if st.closed || left.is_zero() {
                 st.requested = false;
                 return None;
             }
-            st = self.changed.wait_timeout(st, left).unwrap_or_else(|e| e.into_inner()).0;
+            st = self
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -66,7 +74,11 @@ impl Rendezvous {
         if !st.requested || st.parked.is_some() || st.closed {
             return;
         }
-        st.parked = Some(Parked { worker, handle, rows_read });
+        st.parked = Some(Parked {
+            worker,
+            handle,
+            rows_read,
+        });
         st.generation += 1;
         let generation = st.generation;
         self.changed.notify_all();
@@ -82,7 +94,11 @@ impl Rendezvous {
                 st.generation += 1;
                 return;
             }
-            st = self.changed.wait_timeout(st, left).unwrap_or_else(|e| e.into_inner()).0;
+            st = self
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -102,7 +118,11 @@ pub struct Catch<'r> {
 
 impl Drop for Catch<'_> {
     fn drop(&mut self) {
-        let mut st = self.rendezvous.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self
+            .rendezvous
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if st.generation == self.generation {
             st.parked = None;
             st.generation += 1;

@@ -114,7 +114,8 @@ impl Scan<'_> {
                 return;
             }
             if let Err(e) = self.write_part(thread, k) {
-                self.stats.error(format!("scanner thread {thread}, part {k}: {e}"));
+                self.stats
+                    .error(format!("scanner thread {thread}, part {k}: {e}"));
             }
         }
     }
@@ -141,14 +142,20 @@ pub fn run(opts: &Options) -> i32 {
     let stats = Stats::default();
     let stop = AtomicBool::new(false);
     let finished = AtomicUsize::new(0);
-    let scan = Scan { pool: &pool, journal: &journal, stats: &stats, stop: &stop };
+    let scan = Scan {
+        pool: &pool,
+        journal: &journal,
+        stats: &stats,
+        stop: &stop,
+    };
     let per_thread = opts.scanner_parts.div_ceil(THREADS);
     let deadline = started + Duration::from_secs_f64(opts.timeout);
     let mut stopped_by = None;
     std::thread::scope(|s| {
         for t in 0..THREADS {
             let (scan, finished) = (&scan, &finished);
-            let parts = per_thread.min(opts.scanner_parts - (t * per_thread).min(opts.scanner_parts));
+            let parts =
+                per_thread.min(opts.scanner_parts - (t * per_thread).min(opts.scanner_parts));
             std::thread::Builder::new()
                 .name(format!("scanner-{t}"))
                 .stack_size(WORKER_STACK)
@@ -164,7 +171,10 @@ pub fn run(opts: &Options) -> i32 {
                 stop.store(true, Ordering::Release);
             }
             if Instant::now() > deadline {
-                log::error!("scanner: still writing after --timeout {} s: a hang", opts.timeout);
+                log::error!(
+                    "scanner: still writing after --timeout {} s: a hang",
+                    opts.timeout
+                );
                 // SAFETY: leaving at once; threads may be stuck in a query.
                 unsafe { libc::_exit(3) };
             }
@@ -180,7 +190,9 @@ pub fn run(opts: &Options) -> i32 {
         Stats::get(&stats.mismatches),
         stats.error_count(),
         started.elapsed().as_secs_f64(),
-        stopped_by.map(|s| format!(" (stopped by {s})")).unwrap_or_default()
+        stopped_by
+            .map(|s| format!(" (stopped by {s})"))
+            .unwrap_or_default()
     );
     i32::from(stats.error_count() > 0)
 }

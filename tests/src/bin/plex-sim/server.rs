@@ -65,11 +65,17 @@ fn reexec() -> i32 {
     args.extend(["--reexeced-from".into(), pid.to_string().into()]);
     match children::fork_exec(&image, &CStrings::new(args)) {
         Ok(s) if s.exec_error.is_none() => {
-            log::info!("re-executed as pid {}; this process exits now while it serves on", s.pid);
+            log::info!(
+                "re-executed as pid {}; this process exits now while it serves on",
+                s.pid
+            );
             0
         }
         Ok(s) => {
-            log::error!("--self-reexec: execve failed: {}", s.exec_error.map(|e| e.to_string()).unwrap_or_default());
+            log::error!(
+                "--self-reexec: execve failed: {}",
+                s.exec_error.map(|e| e.to_string()).unwrap_or_default()
+            );
             1
         }
         Err(e) => {
@@ -118,22 +124,46 @@ impl Supervisor<'_> {
     fn finished(&mut self, f: Finished) {
         let took = format!("{:.2} s", f.seconds);
         if f.ok() {
-            log::info!("child {} ({}) pid {} {} after {took}", f.kind, f.method, f.pid, f.status());
+            log::info!(
+                "child {} ({}) pid {} {} after {took}",
+                f.kind,
+                f.method,
+                f.pid,
+                f.status()
+            );
         }
         if let Some(e) = &f.exec_error {
-            self.stats.error(format!("{} pid {}: execve failed: {e}", f.kind, f.pid));
+            self.stats
+                .error(format!("{} pid {}: execve failed: {e}", f.kind, f.pid));
         }
-        let fault = self.opts.faults.iter().find(|x| x.name() == f.kind).copied();
+        let fault = self
+            .opts
+            .faults
+            .iter()
+            .find(|x| x.name() == f.kind)
+            .copied();
         if let Some(fault) = fault {
             let report = f.report.clone().unwrap_or_default();
             let injected = faults::was_injected(&report);
             let prevented = !injected && f.exit_code == Some(faults::PREVENTED);
-            *self.summary.faults_injected.entry(fault.name().into()).or_default() += u64::from(injected);
-            let outcome = format!("{}; the child {}", report.lines().collect::<Vec<_>>().join("; "), f.status());
+            *self
+                .summary
+                .faults_injected
+                .entry(fault.name().into())
+                .or_default() += u64::from(injected);
+            let outcome = format!(
+                "{}; the child {}",
+                report.lines().collect::<Vec<_>>().join("; "),
+                f.status()
+            );
             if injected || prevented {
                 log::info!("fault {} (pid {}): {outcome}", fault.name(), f.pid);
             } else {
-                self.stats.error(format!("fault {} was not injected (child pid {}): {outcome}", fault.name(), f.pid));
+                self.stats.error(format!(
+                    "fault {} was not injected (child pid {}): {outcome}",
+                    fault.name(),
+                    f.pid
+                ));
             }
             self.summary.faults.push(FaultOutcome {
                 fault: fault.name().into(),
@@ -146,7 +176,11 @@ impl Supervisor<'_> {
             self.fold_fork_query_report(&f);
         }
         if !f.ok() && fault.is_none() {
-            let why = if f.killed_overdue { " (killed: it ran past its deadline)" } else { "" };
+            let why = if f.killed_overdue {
+                " (killed: it ran past its deadline)"
+            } else {
+                ""
+            };
             self.stats.error(format!(
                 "child {} ({}) pid {} {} after {took}, expected exit code {}{why}",
                 f.kind,
@@ -171,14 +205,30 @@ impl Supervisor<'_> {
             .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
             .collect();
         if figures.is_empty() && f.ok() {
-            self.stats.error(format!("fork-query pid {} exited 0 without a report", f.pid));
+            self.stats.error(format!(
+                "fork-query pid {} exited 0 without a report",
+                f.pid
+            ));
         }
-        Stats::add(&self.stats.queries, figures.get("queries").copied().unwrap_or(0));
-        Stats::add(&self.stats.hash_queries, figures.get("queries").copied().unwrap_or(0));
-        Stats::add(&self.stats.rows_checked, figures.get("rows").copied().unwrap_or(0));
-        Stats::add(&self.stats.mismatches, figures.get("mismatches").copied().unwrap_or(0));
+        Stats::add(
+            &self.stats.queries,
+            figures.get("queries").copied().unwrap_or(0),
+        );
+        Stats::add(
+            &self.stats.hash_queries,
+            figures.get("queries").copied().unwrap_or(0),
+        );
+        Stats::add(
+            &self.stats.rows_checked,
+            figures.get("rows").copied().unwrap_or(0),
+        );
+        Stats::add(
+            &self.stats.mismatches,
+            figures.get("mismatches").copied().unwrap_or(0),
+        );
         for message in lines {
-            self.stats.error(format!("fork-query pid {}: {message}", f.pid));
+            self.stats
+                .error(format!("fork-query pid {}: {message}", f.pid));
         }
     }
 
@@ -221,7 +271,10 @@ impl Supervisor<'_> {
             }
         }
         if process_start.elapsed().as_secs_f64() > self.opts.timeout {
-            self.hang(format!("the run exceeded --timeout {} s", self.opts.timeout));
+            self.hang(format!(
+                "the run exceeded --timeout {} s",
+                self.opts.timeout
+            ));
         }
     }
 
@@ -242,7 +295,8 @@ impl Supervisor<'_> {
             }
             if termed && !killed && start.elapsed() > DRAIN_NATURAL + DRAIN_AFTER_TERM {
                 let n = self.registry.signal_all(libc::SIGKILL);
-                self.stats.error(format!("{n} children did not stop after SIGTERM: killed"));
+                self.stats
+                    .error(format!("{n} children did not stop after SIGTERM: killed"));
                 killed = true;
             }
         }
@@ -276,7 +330,11 @@ fn base_summary(opts: &Options, layout: &Layout, journal: &Journal) -> Summary {
         mismatches: 0,
         writes_committed: 0,
         children: ChildrenSummary::default(),
-        faults_injected: opts.faults.iter().map(|f| (f.name().to_string(), 0)).collect(),
+        faults_injected: opts
+            .faults
+            .iter()
+            .map(|f| (f.name().to_string(), 0))
+            .collect(),
         faults: Vec::new(),
         errors: Vec::new(),
         hang: None,
@@ -291,7 +349,9 @@ fn setup_watchdog(opts: &Options, base: Summary, done: &'static AtomicBool) {
         while !done.load(Ordering::Acquire) {
             if start.elapsed().as_secs_f64() > timeout {
                 let mut summary = base;
-                summary.hang = Some(format!("setting up the library (schema, fill) exceeded --timeout {timeout} s"));
+                summary.hang = Some(format!(
+                    "setting up the library (schema, fill) exceeded --timeout {timeout} s"
+                ));
                 summary.stopped_by = "hang".into();
                 summary.exit_code = 3;
                 log::error!("hang: {}", summary.hang.as_deref().unwrap_or(""));
@@ -336,7 +396,10 @@ pub fn run(opts: &Options) -> i32 {
         log::error!("{e}");
         return 1;
     }
-    let journal_path = opts.journal.clone().unwrap_or_else(|| data_dir.join("plex-sim-journal.jsonl"));
+    let journal_path = opts
+        .journal
+        .clone()
+        .unwrap_or_else(|| data_dir.join("plex-sim-journal.jsonl"));
     let journal = match Journal::open(&journal_path, "server") {
         Ok(j) => j,
         Err(e) => {
@@ -394,13 +457,24 @@ pub fn run(opts: &Options) -> i32 {
 
     // ---- sessions, workers, spawner
     let library_pool = Pool::open("library", &layout.library_db, usize::from(opts.sessions));
-    let blobs_pool = Pool::open("blobs", &layout.blobs_db, usize::from(opts.sessions / 4).max(2));
+    let blobs_pool = Pool::open(
+        "blobs",
+        &layout.blobs_db,
+        usize::from(opts.sessions / 4).max(2),
+    );
     let image = ExecImage::current();
     let (library_pool, blobs_pool, image) = match (library_pool, blobs_pool, image) {
         (Ok(l), Ok(b), Ok(i)) => (l, b, i),
         (l, b, i) => {
-            let why = [l.err().map(|e| e.to_string()), b.err().map(|e| e.to_string()), i.err().map(|e| e.to_string())];
-            stats.error(format!("opening the sessions: {}", why.into_iter().flatten().collect::<Vec<_>>().join("; ")));
+            let why = [
+                l.err().map(|e| e.to_string()),
+                b.err().map(|e| e.to_string()),
+                i.err().map(|e| e.to_string()),
+            ];
+            stats.error(format!(
+                "opening the sessions: {}",
+                why.into_iter().flatten().collect::<Vec<_>>().join("; ")
+            ));
             sup.summary.stopped_by = "setup error".into();
             sup.summary.settle(&stats);
             publish(&sup.summary, opts);
@@ -446,7 +520,11 @@ pub fn run(opts: &Options) -> i32 {
         workers_done: &workers_done,
         started: &children_started,
     };
-    let duration = opts.duration.or(if opts.iterations.is_none() { Some(DEFAULT_DURATION_SECS) } else { None });
+    let duration = opts.duration.or(if opts.iterations.is_none() {
+        Some(DEFAULT_DURATION_SECS)
+    } else {
+        None
+    });
     let run_start = Instant::now();
     sup.run_start = Some(run_start);
     let mut stopped_by: Option<String> = None;
@@ -476,7 +554,10 @@ pub fn run(opts: &Options) -> i32 {
         loop {
             if let Wake::Stop(sig) = signals::wait(Duration::from_millis(100)) {
                 if stopped_by.is_none() {
-                    log::info!("{}: stopping; current transactions finish, children get SIGTERM", signals::name(sig));
+                    log::info!(
+                        "{}: stopping; current transactions finish, children get SIGTERM",
+                        signals::name(sig)
+                    );
                     stopped_by = Some(signals::name(sig));
                 }
                 stop.store(true, Ordering::Release);
@@ -484,7 +565,8 @@ pub fn run(opts: &Options) -> i32 {
             }
             sup.reap();
             // The run lasts at least until every kind and fault has started once.
-            let first_round = first_round_done.load(Ordering::Acquire) || spawner_finished.load(Ordering::Acquire);
+            let first_round = first_round_done.load(Ordering::Acquire)
+                || spawner_finished.load(Ordering::Acquire);
             if duration.is_some_and(|d| run_start.elapsed().as_secs_f64() >= d)
                 && first_round
                 && !stop.load(Ordering::Acquire)
@@ -492,7 +574,9 @@ pub fn run(opts: &Options) -> i32 {
                 stopped_by.get_or_insert_with(|| "duration".into());
                 stop.store(true, Ordering::Release);
             }
-            if workers_finished.load(Ordering::Acquire) == threads && !workers_done.load(Ordering::Acquire) {
+            if workers_finished.load(Ordering::Acquire) == threads
+                && !workers_done.load(Ordering::Acquire)
+            {
                 workers_done.store(true, Ordering::Release);
                 rendezvous.close();
                 stopped_by.get_or_insert_with(|| "iterations".into());
@@ -513,7 +597,9 @@ pub fn run(opts: &Options) -> i32 {
     if wrong_result.load(Ordering::Acquire) {
         stats.error("--fault wrong-result was not injected: no hash query ran".into());
     } else if opts.faults.contains(&Fault::WrongResult) {
-        sup.summary.faults_injected.insert(Fault::WrongResult.name().into(), 1);
+        sup.summary
+            .faults_injected
+            .insert(Fault::WrongResult.name().into(), 1);
         sup.summary.faults.push(FaultOutcome {
             fault: Fault::WrongResult.name().into(),
             pid: None,

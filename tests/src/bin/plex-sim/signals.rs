@@ -45,7 +45,10 @@ pub fn block() {
 /// Wait up to `timeout` for one of the blocked signals.
 pub fn wait(timeout: Duration) -> Wake {
     let set = handled();
-    let ts = libc::timespec { tv_sec: timeout.as_secs() as _, tv_nsec: timeout.subsec_nanos() as libc::c_long };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as _,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
     // SAFETY: valid set and timespec; info may be null.
     let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
     match sig {
@@ -58,7 +61,10 @@ pub fn wait(timeout: Duration) -> Wake {
 /// A stop signal that is pending, taken (for loops that do not wait, like the fill).
 pub fn take_pending_stop() -> Option<i32> {
     let set = set_of(&STOP_SIGNALS);
-    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid set and timespec.
     let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) };
     (sig > 0).then_some(sig)
@@ -76,7 +82,10 @@ pub struct ChildReset {
 
 impl ChildReset {
     pub fn new() -> ChildReset {
-        ChildReset { mask: set_of(&STOP_SIGNALS), defaults: set_of(&[libc::SIGPIPE]) }
+        ChildReset {
+            mask: set_of(&STOP_SIGNALS),
+            defaults: set_of(&[libc::SIGPIPE]),
+        }
     }
 
     /// In a child before `execve`. Async-signal-safe, legal after vfork.

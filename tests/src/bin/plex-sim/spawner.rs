@@ -34,7 +34,11 @@ pub fn default_mix() -> Vec<SpawnSpec> {
         (ChildKind::ForkQuery, 0.5),
     ]
     .into_iter()
-    .map(|(kind, rate)| SpawnSpec { kind, method: kind.default_method(), rate })
+    .map(|(kind, rate)| SpawnSpec {
+        kind,
+        method: kind.default_method(),
+        rate,
+    })
     .collect()
 }
 
@@ -68,7 +72,12 @@ impl Spawner<'_> {
             }
             self.start_kind(spec);
         }
-        for &fault in self.opts.faults.iter().filter(|f| **f != Fault::WrongResult) {
+        for &fault in self
+            .opts
+            .faults
+            .iter()
+            .filter(|f| **f != Fault::WrongResult)
+        {
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
@@ -78,11 +87,19 @@ impl Spawner<'_> {
         let now = Instant::now();
         let mut due: Vec<Instant> = self.specs.iter().map(|s| now + period(s.rate)).collect();
         while !self.stop.load(Ordering::Acquire) && !self.workers_done.load(Ordering::Acquire) {
-            let Some((next, at)) = due.iter().enumerate().min_by_key(|(_, t)| **t).map(|(i, t)| (i, *t)) else {
+            let Some((next, at)) = due
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, t)| **t)
+                .map(|(i, t)| (i, *t))
+            else {
                 return;
             };
             if Instant::now() < at {
-                std::thread::sleep(at.saturating_duration_since(Instant::now()).min(Duration::from_millis(50)));
+                std::thread::sleep(
+                    at.saturating_duration_since(Instant::now())
+                        .min(Duration::from_millis(50)),
+                );
                 continue;
             }
             self.start_kind(&self.specs[next]);
@@ -118,8 +135,15 @@ impl Spawner<'_> {
         let journal = self.journal_path.as_os_str().to_os_string();
         let mut args: Vec<std::ffi::OsString> = vec![kind.program_name().into()];
         if kind == ChildKind::Scanner {
-            args.extend(["--scanner".into(), "--data-dir".into(), self.layout.data_dir.as_os_str().to_os_string()]);
-            args.extend(["--scanner-parts".into(), self.opts.scanner_parts.to_string().into()]);
+            args.extend([
+                "--scanner".into(),
+                "--data-dir".into(),
+                self.layout.data_dir.as_os_str().to_os_string(),
+            ]);
+            args.extend([
+                "--scanner-parts".into(),
+                self.opts.scanner_parts.to_string().into(),
+            ]);
             args.extend(["--sessions".into(), SCANNER_SESSIONS.into()]);
             args.extend(["--timeout".into(), self.opts.timeout.to_string().into()]);
         } else {
@@ -141,7 +165,11 @@ impl Spawner<'_> {
     fn deadline_of(&self, kind: ChildKind) -> Instant {
         let life = match kind {
             ChildKind::Scanner => Duration::from_secs_f64(self.opts.timeout),
-            _ => self.opts.helper_ms.map(Duration::from_millis).unwrap_or_else(|| kind.default_lifetime()),
+            _ => self
+                .opts
+                .helper_ms
+                .map(Duration::from_millis)
+                .unwrap_or_else(|| kind.default_lifetime()),
         };
         Instant::now() + life + CHILD_GRACE
     }
@@ -186,24 +214,39 @@ impl Spawner<'_> {
         let rows = parked.map(|p| p.rows_read);
         let outcome = self.registry.start(|| {
             let started = children::spawn_exec(spec.method, self.image, &argv)?;
-            let mut record = self.record(spec.kind.name(), method, rows, 0, self.deadline_of(spec.kind));
+            let mut record = self.record(
+                spec.kind.name(),
+                method,
+                rows,
+                0,
+                self.deadline_of(spec.kind),
+            );
             record.exec_error = started.exec_error.map(|e| e.to_string());
             Ok((started.pid, record))
         });
         drop(catch);
         match outcome {
             Ok(pid) => self.started_log(spec.kind.program_name(), method, pid, parked),
-            Err(e) => self.stats.error(format!("cannot start {} by {method}: {e}", spec.kind.program_name())),
+            Err(e) => self.stats.error(format!(
+                "cannot start {} by {method}: {e}",
+                spec.kind.program_name()
+            )),
         }
     }
 
     /// Fork without exec and run `body` in the child, during the hash query if possible.
-    fn start_forked(&self, what: &str, expect_exit: i32, body: &mut dyn FnMut(i32, Option<&Parked>) -> (i32, String)) {
+    fn start_forked(
+        &self,
+        what: &str,
+        expect_exit: i32,
+        body: &mut dyn FnMut(i32, Option<&Parked>) -> (i32, String),
+    ) {
         let method = Method::Fork.label(false);
         let catch = self.rendezvous.catch(self.mid_query_wait());
         let parked = catch.as_ref().map(|c| c.parked);
         let rows = parked.map(|p| p.rows_read);
-        let deadline = Instant::now() + Duration::from_secs(u64::from(FORKED_CHILD_LIMIT_SECS)) + CHILD_GRACE;
+        let deadline =
+            Instant::now() + Duration::from_secs(u64::from(FORKED_CHILD_LIMIT_SECS)) + CHILD_GRACE;
         let outcome = self.registry.start(|| {
             let mut child_body = |report_fd: i32| body(report_fd, parked.as_ref());
             let (pid, report) = children::fork_call(FORKED_CHILD_LIMIT_SECS, &mut child_body)?;
@@ -220,7 +263,9 @@ impl Spawner<'_> {
 
     fn start_fork_query(&self) {
         let (library_db, expected) = (&self.layout.library_db, self.expected);
-        self.start_forked(ChildKind::ForkQuery.name(), 0, &mut |_, _| workload::fork_query_child(library_db, expected));
+        self.start_forked(ChildKind::ForkQuery.name(), 0, &mut |_, _| {
+            workload::fork_query_child(library_db, expected)
+        });
     }
 
     fn inject(&self, fault: Fault) {

@@ -49,7 +49,12 @@ const SQLITE_TRANSIENT: isize = -1;
 #[link(name = "sqlite3")]
 extern "C" {
     fn sqlite3_libversion() -> *const c_char;
-    fn sqlite3_open_v2(filename: *const c_char, db: *mut *mut sqlite3, flags: c_int, vfs: *const c_char) -> c_int;
+    fn sqlite3_open_v2(
+        filename: *const c_char,
+        db: *mut *mut sqlite3,
+        flags: c_int,
+        vfs: *const c_char,
+    ) -> c_int;
     fn sqlite3_close_v2(db: *mut sqlite3) -> c_int;
     fn sqlite3_errmsg(db: *mut sqlite3) -> *const c_char;
     fn sqlite3_errstr(rc: c_int) -> *const c_char;
@@ -155,7 +160,11 @@ pub fn gate_for_fork(wait: Duration) -> Option<ForkGate> {
         std::thread::sleep(Duration::from_micros(50));
         inside = INSIDE.load(Ordering::SeqCst);
     }
-    Some(ForkGate { _forker: forker, quiesced: inside == 0, inside })
+    Some(ForkGate {
+        _forker: forker,
+        quiesced: inside == 0,
+        inside,
+    })
 }
 
 /// `--fork-gate off`: forks may happen while another thread is inside SQLite.
@@ -205,21 +214,40 @@ pub fn shorten(text: &str, max: usize) -> String {
 
 /// The message for `rc` on `db`; call with the gate held, right after the failing call.
 unsafe fn error_of(db: *mut sqlite3, rc: c_int, sql: Option<&str>) -> Error {
-    let msg = if db.is_null() { sqlite3_errstr(rc) } else { sqlite3_errmsg(db) };
-    let message =
-        if msg.is_null() { format!("SQLite error {rc}") } else { CStr::from_ptr(msg).to_string_lossy().into_owned() };
-    Error { code: rc, message, sql: sql.map(str::to_string) }
+    let msg = if db.is_null() {
+        sqlite3_errstr(rc)
+    } else {
+        sqlite3_errmsg(db)
+    };
+    let message = if msg.is_null() {
+        format!("SQLite error {rc}")
+    } else {
+        CStr::from_ptr(msg).to_string_lossy().into_owned()
+    };
+    Error {
+        code: rc,
+        message,
+        sql: sql.map(str::to_string),
+    }
 }
 
 fn misuse(message: String, sql: &str) -> Error {
-    Error { code: SQLITE_MISUSE, message, sql: Some(sql.to_string()) }
+    Error {
+        code: SQLITE_MISUSE,
+        message,
+        sql: Some(sql.to_string()),
+    }
 }
 
 /// The SQLite library's version, as `sqlite3_libversion` reports it.
 pub fn library_version() -> String {
     let _g = enter();
     // SAFETY: returns a static NUL-terminated string.
-    unsafe { CStr::from_ptr(sqlite3_libversion()).to_string_lossy().into_owned() }
+    unsafe {
+        CStr::from_ptr(sqlite3_libversion())
+            .to_string_lossy()
+            .into_owned()
+    }
 }
 
 // ---------------------------------------------------------------- values
@@ -286,8 +314,11 @@ unsafe impl Send for Connection {}
 impl Connection {
     /// Open (and create) the database at `path`, serialized, with a busy timeout.
     pub fn open(path: &Path, busy_timeout_ms: i32) -> Result<Connection> {
-        let name = path.to_str().ok_or_else(|| misuse(format!("path is not UTF-8: {}", path.display()), ""))?;
-        let c_name = CString::new(name).map_err(|_| misuse(format!("path contains NUL: {name}"), ""))?;
+        let name = path
+            .to_str()
+            .ok_or_else(|| misuse(format!("path is not UTF-8: {}", path.display()), ""))?;
+        let c_name =
+            CString::new(name).map_err(|_| misuse(format!("path contains NUL: {name}"), ""))?;
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
         let mut db = std::ptr::null_mut();
         let _g = enter();
@@ -335,7 +366,8 @@ impl Connection {
         let _g = enter();
         // SAFETY: valid handle and C string; the statement is owned by the result.
         unsafe {
-            let rc = sqlite3_prepare_v2(self.db, c_sql.as_ptr(), -1, &mut stmt, std::ptr::null_mut());
+            let rc =
+                sqlite3_prepare_v2(self.db, c_sql.as_ptr(), -1, &mut stmt, std::ptr::null_mut());
             if rc != SQLITE_OK {
                 return Err(error_of(self.db, rc, Some(sql)));
             }
@@ -343,7 +375,11 @@ impl Connection {
         if stmt.is_null() {
             return Err(misuse("statement is empty".into(), sql));
         }
-        Ok(Statement { stmt, conn: self, sql: sql.to_string() })
+        Ok(Statement {
+            stmt,
+            conn: self,
+            sql: sql.to_string(),
+        })
     }
 
     /// Run `body` in a write transaction (`BEGIN IMMEDIATE` … `COMMIT`),
@@ -424,8 +460,8 @@ impl Statement<'_> {
 
     /// Bind `value` to the named parameter (`:C1`, SOCI's style).
     pub fn bind(&mut self, name: &str, value: impl Into<Value>) -> Result<()> {
-        let c_name =
-            CString::new(name).map_err(|_| misuse(format!("parameter name {name:?} contains NUL"), &self.sql))?;
+        let c_name = CString::new(name)
+            .map_err(|_| misuse(format!("parameter name {name:?} contains NUL"), &self.sql))?;
         let idx = {
             let _g = enter();
             // SAFETY: valid statement and C string.
@@ -448,12 +484,20 @@ impl Statement<'_> {
                 Value::Null => sqlite3_bind_null(self.stmt, idx),
                 Value::Integer(v) => sqlite3_bind_int64(self.stmt, idx, *v),
                 Value::Real(v) => sqlite3_bind_double(self.stmt, idx, *v),
-                Value::Text(v) => {
-                    sqlite3_bind_text(self.stmt, idx, v.as_ptr().cast(), len_c(v.len()), SQLITE_TRANSIENT)
-                }
-                Value::Blob(v) => {
-                    sqlite3_bind_blob(self.stmt, idx, v.as_ptr().cast(), len_c(v.len()), SQLITE_TRANSIENT)
-                }
+                Value::Text(v) => sqlite3_bind_text(
+                    self.stmt,
+                    idx,
+                    v.as_ptr().cast(),
+                    len_c(v.len()),
+                    SQLITE_TRANSIENT,
+                ),
+                Value::Blob(v) => sqlite3_bind_blob(
+                    self.stmt,
+                    idx,
+                    v.as_ptr().cast(),
+                    len_c(v.len()),
+                    SQLITE_TRANSIENT,
+                ),
             }
         };
         if rc != SQLITE_OK {
@@ -517,7 +561,9 @@ impl Statement<'_> {
                     if p.is_null() {
                         Value::Text(String::new())
                     } else {
-                        Value::Text(String::from_utf8_lossy(std::slice::from_raw_parts(p, n)).into_owned())
+                        Value::Text(
+                            String::from_utf8_lossy(std::slice::from_raw_parts(p, n)).into_owned(),
+                        )
                     }
                 }
                 SQLITE_BLOB => {

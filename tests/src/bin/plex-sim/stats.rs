@@ -54,11 +54,20 @@ impl Stats {
     }
 
     pub fn error_count(&self) -> u64 {
-        self.errors.lock().unwrap_or_else(|e| e.into_inner()).values().sum()
+        self.errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .sum()
     }
 
     /// Every distinct message with how often it happened.
     pub fn errors(&self) -> Vec<(String, u64)> {
-        self.errors.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(m, c)| (m.clone(), *c)).collect()
+        self.errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(m, c)| (m.clone(), *c))
+            .collect()
     }
 }

@@ -140,14 +140,19 @@ impl Summary {
         self.rows_checked = Stats::get(&stats.rows_checked);
         self.mismatches = Stats::get(&stats.mismatches);
         self.writes_committed = Stats::get(&stats.writes_committed);
-        self.errors = stats.errors().into_iter().map(|(message, count)| ErrorCount { message, count }).collect();
+        self.errors = stats
+            .errors()
+            .into_iter()
+            .map(|(message, count)| ErrorCount { message, count })
+            .collect();
         self.exit_code = exit_code(stats, self.hang.is_some());
         self.ok = self.exit_code == 0;
     }
 
     /// Write to `dest` (`-` for stdout).
     pub fn write(&self, dest: &str) -> Result<(), String> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| format!("cannot encode the summary: {e}"))?;
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| format!("cannot encode the summary: {e}"))?;
         if dest == "-" {
             crate::children::write_all_fd(1, format!("{text}\n").as_bytes());
             return Ok(());

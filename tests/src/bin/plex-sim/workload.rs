@@ -34,7 +34,9 @@ pub struct Expected {
 
 impl Expected {
     pub fn new(catalog: Catalog) -> Expected {
-        let hash_rows = (1..=catalog.items).map(|i| vec![Value::Integer(i), Value::Text(Catalog::guid(i))]).collect();
+        let hash_rows = (1..=catalog.items)
+            .map(|i| vec![Value::Integer(i), Value::Text(Catalog::guid(i))])
+            .collect();
         Expected { catalog, hash_rows }
     }
 }
@@ -58,7 +60,12 @@ pub fn read_hash_rows(
 }
 
 /// The hash query's rows must be exactly every movie's `(id, guid)`, in any order.
-pub fn check_hash_rows(stats: &Stats, what: &str, mut rows: Vec<Vec<Value>>, expected: &Expected) -> bool {
+pub fn check_hash_rows(
+    stats: &Stats,
+    what: &str,
+    mut rows: Vec<Vec<Value>>,
+    expected: &Expected,
+) -> bool {
     rows.sort_by_key(|r| match r.first() {
         Some(Value::Integer(id)) => *id,
         _ => i64::MIN,
@@ -73,14 +80,24 @@ pub fn fork_query_child(library_db: &std::path::Path, expected: &Expected) -> (i
     let stats = Stats::default();
     let outcome = Connection::open(library_db, crate::pool::BUSY_TIMEOUT_MS).and_then(|conn| {
         let rows = read_hash_rows(&conn, 0, |_| {})?;
-        check_hash_rows(&stats, "hash fix-up query in a child forked without exec", rows, expected);
+        check_hash_rows(
+            &stats,
+            "hash fix-up query in a child forked without exec",
+            rows,
+            expected,
+        );
         conn.close()
     });
     if let Err(e) = outcome {
-        stats.error(format!("hash fix-up query in a child forked without exec: {e}"));
+        stats.error(format!(
+            "hash fix-up query in a child forked without exec: {e}"
+        ));
     }
-    let mut report =
-        format!("queries=1 rows={} mismatches={}", Stats::get(&stats.rows_checked), Stats::get(&stats.mismatches));
+    let mut report = format!(
+        "queries=1 rows={} mismatches={}",
+        Stats::get(&stats.rows_checked),
+        Stats::get(&stats.mismatches)
+    );
     for (message, _) in stats.errors() {
         report.push('\n');
         report.push_str(&message);
@@ -156,7 +173,10 @@ impl Activity {
     }
 
     fn begin(&self, worker: usize, op: Op) {
-        self.op[worker].store(Op::ALL.iter().position(|o| *o == op).unwrap_or(0), Ordering::Relaxed);
+        self.op[worker].store(
+            Op::ALL.iter().position(|o| *o == op).unwrap_or(0),
+            Ordering::Relaxed,
+        );
         self.since_ms[worker].store(self.now_ms(), Ordering::Release);
     }
 
@@ -170,8 +190,13 @@ impl Activity {
         (0..self.since_ms.len())
             .filter_map(|w| {
                 let since = self.since_ms[w].load(Ordering::Acquire);
-                (since != 0)
-                    .then(|| (w, Op::ALL[self.op[w].load(Ordering::Relaxed)].name(), (now - since) as f64 / 1000.0))
+                (since != 0).then(|| {
+                    (
+                        w,
+                        Op::ALL[self.op[w].load(Ordering::Relaxed)].name(),
+                        (now - since) as f64 / 1000.0,
+                    )
+                })
             })
             .max_by(|a, b| a.2.total_cmp(&b.2))
     }
@@ -213,7 +238,12 @@ struct Worker<'w, 'a> {
 pub fn run_worker(load: &Workload<'_>, id: usize) -> u64 {
     // SAFETY: getpid has no preconditions.
     let seed = (unsafe { libc::getpid() } as u64) << 16 | id as u64;
-    let mut worker = Worker { id, load, rng: seed, own: Vec::new() };
+    let mut worker = Worker {
+        id,
+        load,
+        rng: seed,
+        own: Vec::new(),
+    };
     let mut n = 0u64;
     while !load.stop.load(Ordering::Acquire) && load.iterations.is_none_or(|it| n < it) {
         let op = SCHEDULE[(n as usize + id) % SCHEDULE.len()];
@@ -261,8 +291,10 @@ impl Worker<'_, '_> {
         let session = load.library.checkout(load.checkout_wait)?;
         let midpoint = (load.expected.catalog.items as usize / 2).max(1);
         let handle = session.raw();
-        let mut rows = read_hash_rows(&session, midpoint, |read| load.rendezvous.offer(self.id, handle, read))
-            .map_err(|e| e.to_string())?;
+        let mut rows = read_hash_rows(&session, midpoint, |read| {
+            load.rendezvous.offer(self.id, handle, read)
+        })
+        .map_err(|e| e.to_string())?;
         drop(session);
         Stats::add(&load.stats.queries, 1);
         Stats::add(&load.stats.hash_queries, 1);
@@ -316,8 +348,9 @@ impl Worker<'_, '_> {
         let items = self.load.expected.catalog.items;
         let start = self.random_item();
         let end = (start + 50).min(items + 1);
-        let expected: Vec<Vec<Value>> =
-            (start..end).map(|i| vec![i.into(), Catalog::title(i).into(), Value::Null]).collect();
+        let expected: Vec<Vec<Value>> = (start..end)
+            .map(|i| vec![i.into(), Catalog::title(i).into(), Value::Null])
+            .collect();
         self.read(
             self.load.library,
             &Expect {
@@ -341,7 +374,10 @@ impl Worker<'_, '_> {
                 what: "section count",
                 sql: "select count(*) as 'count' from metadata_items \
              where metadata_items.library_section_id=:C1 and metadata_items.metadata_type=:C2",
-                params: &[(":C1", catalog::MOVIES_SECTION.into()), (":C2", catalog::MOVIE_TYPE.into())],
+                params: &[
+                    (":C1", catalog::MOVIES_SECTION.into()),
+                    (":C2", catalog::MOVIE_TYPE.into()),
+                ],
                 names: &["count"],
                 rows: &[vec![self.load.expected.catalog.items.into()]],
             },
@@ -371,11 +407,18 @@ impl Worker<'_, '_> {
             "account_id": row.account_id, "guid": row.guid,
             "view_offset": row.view_offset, "view_count": row.view_count,
         });
-        if let Err(e) = load.journal.committed("library", "metadata_item_settings", row.id, values) {
+        if let Err(e) = load
+            .journal
+            .committed("library", "metadata_item_settings", row.id, values)
+        {
             load.stats.error(e);
         }
-        let expected =
-            vec![vec![row.account_id.into(), row.guid.clone().into(), row.view_offset.into(), row.view_count.into()]];
+        let expected = vec![vec![
+            row.account_id.into(),
+            row.guid.clone().into(),
+            row.view_offset.into(),
+            row.view_count.into(),
+        ]];
         let outcome = check::query(
             load.stats,
             session,
@@ -430,7 +473,16 @@ impl Worker<'_, '_> {
                 Ok(c.last_insert_rowid())
             })
             .map_err(|e| e.to_string())?;
-        self.committed(&session, OwnRow { id, account_id, guid, view_offset, view_count: 1 })
+        self.committed(
+            &session,
+            OwnRow {
+                id,
+                account_id,
+                guid,
+                view_offset,
+                view_count: 1,
+            },
+        )
     }
 
     fn progress_update(&mut self) -> Result<(), String> {
@@ -457,10 +509,19 @@ impl Worker<'_, '_> {
             })
             .map_err(|e| e.to_string())?;
         if changed != 1 {
-            self.load
-                .stats
-                .mismatch(format!("playback progress update of row {id}: expected 1 row changed, got {changed}"));
+            self.load.stats.mismatch(format!(
+                "playback progress update of row {id}: expected 1 row changed, got {changed}"
+            ));
         }
-        self.committed(&session, OwnRow { id, account_id, guid, view_offset, view_count: count + 1 })
+        self.committed(
+            &session,
+            OwnRow {
+                id,
+                account_id,
+                guid,
+                view_offset,
+                view_count: count + 1,
+            },
+        )
     }
 }
