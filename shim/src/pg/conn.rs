@@ -3,14 +3,15 @@
 //! prepared statements.
 
 use super::drive::{block_on, block_on_alone, Flag, Pump, Stop};
-use super::socket::{Readiness, Socket, SocketRecord};
+use super::socket::{Readiness, Socket, SocketFd, SocketRecord};
 use super::types::{widen, Column, Param};
 use crate::error::{self, Error, Result};
 use crate::sys::{SQLITE_CANTOPEN, SQLITE_IOERR};
 use plex_pg_config::settings::Postgres;
+use socket2::{SockAddr, SockRef};
 use std::collections::HashMap;
 use std::future::Future;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -127,17 +128,18 @@ impl PgConn {
     /// path and the session in `timezone` (the process's, so SQLite's
     /// `'localtime'` means the same). The whole attempt (socket, start-up,
     /// authentication) is bounded by `cfg.connect_timeout`. The socket is
-    /// published in `record` (a pool slot) from the moment it exists.
+    /// published in `record` (a pool slot) from the moment it exists (see
+    /// [`super::socket`]).
     pub fn connect(
         cfg: &Postgres,
         schema: &str,
         timezone: &str,
-        record: Option<&'static SocketRecord>,
+        record: &'static SocketRecord,
     ) -> std::result::Result<PgConn, ConnectError> {
         let deadline = Instant::now() + cfg.connect_timeout;
-        let fd = open_socket(cfg, deadline)?;
-        let inode = socket_inode(fd.as_raw_fd());
-        let (socket, readiness) = Socket::new(fd, inode, record);
+        let fd = open_socket(cfg, record, deadline)?;
+        let inode = fd.inode();
+        let (socket, readiness) = Socket::new(fd);
         let raw = socket.raw();
         let mut config = tokio_postgres::Config::new();
         config
@@ -363,8 +365,14 @@ fn classify(cfg: &Postgres, e: &tokio_postgres::Error) -> ConnectError {
     ))
 }
 
-/// A connected, non-blocking, close-on-exec socket to the server.
-fn open_socket(cfg: &Postgres, deadline: Instant) -> std::result::Result<OwnedFd, ConnectError> {
+/// A connected, non-blocking, close-on-exec socket to the server,
+/// published in `record` from `socket(2)` on (a failed attempt's socket is
+/// closed and withdrawn before the next is made).
+fn open_socket(
+    cfg: &Postgres,
+    record: &'static SocketRecord,
+    deadline: Instant,
+) -> std::result::Result<SocketFd, ConnectError> {
     let at = cfg.endpoint();
     let retry = |what: String| {
         ConnectError::Retry(Error::new(
@@ -372,72 +380,55 @@ fn open_socket(cfg: &Postgres, deadline: Instant) -> std::result::Result<OwnedFd
             format!("cannot connect to PostgreSQL at {at}: {what}; check that the server is running and that postgres.host and postgres.port point at it"),
         ))
     };
-    let fd: OwnedFd = if let Some(path) = cfg.socket_path() {
-        let s = std::os::unix::net::UnixStream::connect(&path).map_err(|e| retry(e.to_string()))?;
-        s.set_nonblocking(true).map_err(|e| retry(e.to_string()))?;
-        s.into()
-    } else {
-        use std::net::ToSocketAddrs;
-        let addrs = (cfg.host.as_str(), cfg.port)
-            .to_socket_addrs()
-            .map_err(|e| retry(format!("cannot resolve {}: {e}", cfg.host)))?;
-        let mut last = String::from("no address");
-        let mut found = None;
-        for addr in addrs {
-            let left = deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1));
-            match std::net::TcpStream::connect_timeout(&addr, left) {
-                Ok(s) => {
-                    found = Some(s);
-                    break;
-                }
-                Err(e) => last = e.to_string(),
-            }
-        }
-        let s = found.ok_or_else(|| retry(last))?;
-        let _ = s.set_nodelay(true);
-        s.set_nonblocking(true).map_err(|e| retry(e.to_string()))?;
-        let fd: OwnedFd = s.into();
-        let one: libc::c_int = 1;
-        // SAFETY: setting an int option on our socket.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_KEEPALIVE,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-        fd
+    let left = || {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
     };
-    ensure_cloexec(fd.as_raw_fd());
-    Ok(fd)
-}
-
-/// Every PostgreSQL socket is close-on-exec, whatever made it.
-fn ensure_cloexec(fd: RawFd) {
-    // SAFETY: fcntl on our own fd.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFD);
-        if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
-            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-        }
+    if let Some(path) = cfg.socket_path() {
+        let addr = SockAddr::unix(&path).map_err(|e| retry(e.to_string()))?;
+        let fd = record
+            .open(libc::AF_UNIX, libc::SOCK_STREAM)
+            .map_err(|e| retry(e.to_string()))?;
+        let sock = SockRef::from(&fd);
+        // A Unix connect waits only while the server's accept queue is
+        // full, bounded by the send timeout.
+        sock.set_write_timeout(Some(left()))
+            .map_err(|e| retry(e.to_string()))?;
+        sock.connect(&addr).map_err(|e| retry(e.to_string()))?;
+        sock.set_write_timeout(None)
+            .map_err(|e| retry(e.to_string()))?;
+        sock.set_nonblocking(true)
+            .map_err(|e| retry(e.to_string()))?;
+        return Ok(fd);
     }
-}
-
-/// The inode the kernel shows for this socket (`socket:[inode]`).
-pub fn socket_inode(fd: RawFd) -> u64 {
-    // SAFETY: fstat into a zeroed stat buffer.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd, &mut st) == 0 {
-            st.st_ino
+    use std::net::ToSocketAddrs;
+    let addrs = (cfg.host.as_str(), cfg.port)
+        .to_socket_addrs()
+        .map_err(|e| retry(format!("cannot resolve {}: {e}", cfg.host)))?;
+    let mut last = String::from("no address");
+    for addr in addrs {
+        let domain = if addr.is_ipv4() {
+            libc::AF_INET
         } else {
-            0
+            libc::AF_INET6
+        };
+        let fd = record
+            .open(domain, libc::SOCK_STREAM)
+            .map_err(|e| retry(e.to_string()))?;
+        let sock = SockRef::from(&fd);
+        match sock.connect_timeout(&addr.into(), left()) {
+            Ok(()) => {
+                let _ = sock.set_tcp_nodelay(true);
+                let _ = sock.set_keepalive(true);
+                sock.set_nonblocking(true)
+                    .map_err(|e| retry(e.to_string()))?;
+                return Ok(fd);
+            }
+            Err(e) => last = e.to_string(), // fd closes and is withdrawn here
         }
     }
+    Err(retry(last))
 }
 
 /// Prepared statements by text, least recently used evicted first.
