@@ -301,8 +301,7 @@ fn exec_start(unit: &str) -> String {
     joined
         .lines()
         .filter_map(|l| l.strip_prefix("ExecStart="))
-        .filter(|v| !v.is_empty())
-        .last()
+        .rfind(|v| !v.is_empty())
         .unwrap_or_else(|| panic!("no ExecStart in:\n{unit}"))
         .replace('\u{1}', "\\\n")
 }
