@@ -33,6 +33,18 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
 
+# rustfmt and clippy: tests/run.sh checks formatting and lints first.
+for component in rustfmt clippy; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        if ! command -v rustup >/dev/null; then
+            echo "plex-pg: cargo $component is missing and rustup is not there to add it; install it with your Rust toolchain" >&2
+            exit 1
+        fi
+        echo "plex-pg: adding the Rust component $component" >&2
+        rustup component add "$component"
+    fi
+done
+
 # The shim ships as a musl library: the Rust standard library for musl.
 musl_target="$(uname -m)-unknown-linux-musl"
 if [ ! -d "$(rustc --print sysroot)/lib/rustlib/$musl_target/lib" ]; then

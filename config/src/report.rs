@@ -206,22 +206,28 @@ pub fn encode_hello(
     w.finish()
 }
 
+/// A pool slot's socket, as a Connected or Closed report names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotSocket {
+    pub slot: u32,
+    pub fd: i32,
+    pub inode: u64,
+}
+
 /// Connected or Closed.
 pub fn encode_connection(
     buf: &mut [u8],
     kind: Kind,
     pid: i32,
     ppid: i32,
-    slot: u32,
-    fd: i32,
-    inode: u64,
+    socket: SlotSocket,
     generation: u64,
 ) -> Option<usize> {
     debug_assert!(matches!(kind, Kind::Connected | Kind::Closed));
     let mut w = Writer::new(buf, kind, pid, ppid);
-    w.u32(slot);
-    w.i32(fd);
-    w.u64(inode);
+    w.u32(socket.slot);
+    w.i32(socket.fd);
+    w.u64(socket.inode);
     w.u64(generation);
     w.finish()
 }
@@ -379,7 +385,19 @@ mod tests {
                 fork_handler: true
             }
         );
-        let n = encode_connection(&mut buf, Kind::Connected, 10, 1, 3, 17, 99_999, 2).unwrap();
+        let n = encode_connection(
+            &mut buf,
+            Kind::Connected,
+            10,
+            1,
+            SlotSocket {
+                slot: 3,
+                fd: 17,
+                inode: 99_999,
+            },
+            2,
+        )
+        .unwrap();
         assert_eq!(
             decode(&buf[..n]).unwrap(),
             Message::Connected {
@@ -391,7 +409,19 @@ mod tests {
                 generation: 2
             }
         );
-        let n = encode_connection(&mut buf, Kind::Closed, 10, 1, 3, 17, 99_999, 2).unwrap();
+        let n = encode_connection(
+            &mut buf,
+            Kind::Closed,
+            10,
+            1,
+            SlotSocket {
+                slot: 3,
+                fd: 17,
+                inode: 99_999,
+            },
+            2,
+        )
+        .unwrap();
         assert!(matches!(
             decode(&buf[..n]).unwrap(),
             Message::Closed { slot: 3, .. }
@@ -440,7 +470,19 @@ mod tests {
         assert_eq!(decode(b"short"), Err(DecodeError::TooShort(5)));
         assert_eq!(decode(&[0u8; 16]), Err(DecodeError::BadMagic));
         let mut buf = [0u8; 64];
-        let n = encode_connection(&mut buf, Kind::Connected, 1, 1, 1, 1, 1, 1).unwrap();
+        let n = encode_connection(
+            &mut buf,
+            Kind::Connected,
+            1,
+            1,
+            SlotSocket {
+                slot: 1,
+                fd: 1,
+                inode: 1,
+            },
+            1,
+        )
+        .unwrap();
         buf[5] = 9;
         assert_eq!(decode(&buf[..n]), Err(DecodeError::UnknownKind(9)));
         buf[5] = 2;

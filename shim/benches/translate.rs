@@ -66,10 +66,14 @@ fn text_value(row: &postgres::Row, i: usize) -> Option<String> {
         .map(|n| n.to_string())
 }
 
+/// A catalog query's rows, every value as text.
+type Rows = Vec<Vec<Option<String>>>;
+
 /// Answers recorded from a live catalog, replayed without a server.
 #[derive(Default)]
 struct MemoCatalog {
-    answers: HashMap<(String, Vec<String>), Vec<Vec<Option<String>>>>,
+    /// By query text and parameters.
+    answers: HashMap<(String, Vec<String>), Rows>,
 }
 
 impl Catalog for MemoCatalog {

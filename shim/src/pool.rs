@@ -12,8 +12,10 @@
 //!
 //! Other threads change slots under [`Pool::lock`], which the fork
 //! handlers take before `fork()` so no slot is half-changed in the child.
-//! Connecting happens outside the lock; its socket's fd is recorded in the
-//! slot as soon as it exists.
+//! Connecting and closing happen outside it; a slot's socket is published
+//! in the slot from its `socket(2)` to its `close(2)`, atomically with both
+//! as far as a fork can tell (see `pg::socket`), so the child's handler
+//! finds every socket by its record alone, whatever the slot's state.
 
 use crate::error::{Error, Result};
 use crate::lock::{futex_wait, futex_wake, RawLock};
@@ -315,7 +317,7 @@ impl Pool {
         let mut delay = Duration::from_millis(50);
         let mut warned = false;
         loop {
-            match PgConn::connect(&self.postgres, schema, &self.timezone, Some(record)) {
+            match PgConn::connect(&self.postgres, schema, &self.timezone, record) {
                 Ok(c) => {
                     if warned {
                         tracing::warn!(
@@ -437,16 +439,21 @@ impl Pool {
     ) -> usize {
         let mut n = 0;
         for s in self.slots.iter() {
-            if s.state.load(Ordering::Acquire) == FREE {
-                continue;
-            }
-            // Forget, never drop: the parent still uses this connection.
-            s.conn.store(std::ptr::null_mut(), Ordering::Release);
+            // Every published fd, whatever the slot's state: a socket is
+            // published from its `socket(2)` to its `close(2)` (see
+            // `pg::socket`), also while it connects or says goodbye.
             let fd = s.socket.fd.swap(-1, Ordering::AcqRel);
             let inode = s.socket.inode.swap(0, Ordering::AcqRel);
             if fd >= 0 {
-                // SAFETY: dup3 is async-signal-safe; both fds are ours.
-                unsafe { libc::dup3(harmless_fd, fd, libc::O_CLOEXEC) };
+                // SAFETY: dup3 and close are async-signal-safe; both fds
+                // are ours. Without a harmless fd to copy (none could be
+                // opened), closing frees the number but still leaves the
+                // child without the parent's socket.
+                unsafe {
+                    if libc::dup3(harmless_fd, fd, libc::O_CLOEXEC) < 0 {
+                        libc::close(fd);
+                    }
+                }
                 if n < out.len() {
                     out[n].write(HarmlessFd {
                         fd,
@@ -456,7 +463,11 @@ impl Pool {
                     n += 1;
                 }
             }
-            s.state.store(FREE, Ordering::Release);
+            if s.state.load(Ordering::Acquire) != FREE {
+                // Forget, never drop: the parent still uses this connection.
+                s.conn.store(std::ptr::null_mut(), Ordering::Release);
+                s.state.store(FREE, Ordering::Release);
+            }
         }
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.released.store(0, Ordering::Release);

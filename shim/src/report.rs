@@ -11,7 +11,7 @@
 //! stalled for longer would stall the processes it traces anyway.)
 //! [`Reporter::after_fork`] allocates nothing: it runs in the fork handler.
 
-use plex_pg_config::report::{self, HarmlessFd, Kind, MAX_DATAGRAM};
+use plex_pg_config::report::{self, HarmlessFd, Kind, SlotSocket, MAX_DATAGRAM};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -80,9 +80,14 @@ impl Reporter {
     pub fn connection(&self, kind: Kind, slot: u32, fd: RawFd, inode: u64, generation: u64) {
         let mut buf = [0u8; 48];
         let (pid, ppid) = ids();
-        if let Some(n) =
-            report::encode_connection(&mut buf, kind, pid, ppid, slot, fd, inode, generation)
-        {
+        if let Some(n) = report::encode_connection(
+            &mut buf,
+            kind,
+            pid,
+            ppid,
+            SlotSocket { slot, fd, inode },
+            generation,
+        ) {
             self.send(&buf[..n]);
         }
     }

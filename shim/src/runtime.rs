@@ -200,13 +200,14 @@ fn secret() -> u64 {
 impl Runtime {
     /// The locks the fork handlers hold across `fork()`, in the order they
     /// are taken. No code holds two of them at once.
-    pub fn fork_locks(&self) -> [&RawLock; 5] {
+    pub fn fork_locks(&self) -> [&RawLock; 6] {
         [
             INIT.raw(),
             self.dbs.raw(),
             self.schemas.raw(),
             self.decltypes.raw(),
             self.pool.lock(),
+            crate::pg::socket::fork_lock(),
         ]
     }
 

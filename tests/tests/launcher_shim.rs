@@ -34,11 +34,17 @@ fn launcher(schema: &str) -> Launcher {
 }
 
 fn last_json(run: &Run) -> Value {
+    result_line(run, "rows")
+}
+
+/// The last line of the script's output holding `key`, parsed.
+fn result_line(run: &Run, key: &str) -> Value {
+    let key = format!("\"{key}\"");
     let line = run
         .stdout
         .lines()
         .rev()
-        .find(|l| l.contains("\"rows\""))
+        .find(|l| l.contains(&key))
         .unwrap_or_else(|| panic!("no result line\n{}", run.dump()));
     plex_pg_launcher::events::parse_line(line).unwrap()
 }
@@ -148,4 +154,82 @@ fn enforce_saves_the_parents_query() {
         "the child's query failed instead\n{}",
         run.dump()
     );
+}
+
+/// Issue 11: sockets being opened and closed at the instant of `fork()`.
+/// Three threads churn connections (`pool.size = 0`: every release closes
+/// one, every acquire opens one) while the main thread forks children that
+/// never exec and linger; the launcher reads every child's fd table after
+/// its fork handler ran. Every socket of the shim must be known to the
+/// handler from the moment it exists until after it is closed, so no child
+/// keeps one. With the old ordering (the fd published only after
+/// `connect`, withdrawn before `close`) this run failed 111 of its 1,041
+/// pool checks: children still holding one or two `unreported` parent
+/// sockets after their handler ran.
+#[test]
+fn connection_churn_at_fork_leaves_no_child_a_parent_socket() {
+    const FORKS: usize = 1_000;
+    let (schema, _dir, db) = library();
+    let script = python_script("fork_churn.py").display().to_string();
+    let sessions = || -> i64 {
+        let out =
+            pg().psql("SELECT sessions FROM pg_stat_database WHERE datname = current_database()");
+        out.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("sessions: {out:?}"))
+    };
+    let before = sessions();
+    let mut l = launcher(&schema);
+    l.cmd.env("PLEX_PG_POOL_SIZE", "0");
+    let run = l.run(
+        &["python3", &script, &db, &FORKS.to_string(), "3"],
+        Duration::from_secs(240),
+    );
+    // Statistics reach the view within PostgreSQL's stats flush interval.
+    std::thread::sleep(Duration::from_millis(1500));
+    let opened = sessions() - before;
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let result = result_line(&run, "children");
+    assert_eq!(result["errors"].as_array().unwrap().len(), 0, "{result}");
+    let children = result["children"].as_array().unwrap();
+    assert_eq!(children.len(), FORKS);
+    // The churn really ran: about as many PostgreSQL sessions opened and
+    // closed as children forked (other tests of this binary may add some).
+    let queries = result["queries"].as_i64().unwrap();
+    assert!(
+        opened >= FORKS as i64 / 2,
+        "only {opened} sessions opened ({queries} queries) while forking {FORKS} children"
+    );
+    let checks = run.events("pool_check");
+    eprintln!(
+        "churn: {FORKS} children in {} s, {opened} PostgreSQL sessions opened and closed, {queries} queries, {} pool checks",
+        result["seconds"],
+        checks.len()
+    );
+    let bad: Vec<&&Value> = checks.iter().filter(|c| c["verdict"] != "ok").collect();
+    assert!(
+        bad.is_empty(),
+        "{} of {} pool checks failed, e.g. {}",
+        bad.len(),
+        checks.len(),
+        bad[0]
+    );
+    let mut reported = 0;
+    for child in children {
+        let check = run.event_for("pool_check", child.as_i64().unwrap());
+        assert_eq!(check["verdict"], "ok", "{check}");
+        if check["trigger"] == "after_fork" {
+            // Born holding sockets: the handler's report decided it.
+            reported += 1;
+            assert_eq!(check["slots_in_use"], 0, "{check}");
+            assert_eq!(check["unreported"].as_array().unwrap().len(), 0, "{check}");
+        }
+    }
+    // Most children are born while a connection is open.
+    assert!(
+        reported >= FORKS / 2,
+        "only {reported} of {FORKS} children were born holding a socket"
+    );
+    assert_eq!(run.summary()["pool_check_violations"], 0);
+    assert!(run.events("inherited_fd_use").is_empty(), "{}", run.dump());
 }

@@ -81,6 +81,12 @@ pub struct Launcher {
     pub shim: PathBuf,
 }
 
+impl Default for Launcher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Launcher {
     pub fn new() -> Launcher {
         let dir = TempDir::new("launcher-test");

@@ -160,7 +160,7 @@ fn worker() {
     let index: i64 = cli::opt("index", 0);
     let writers: i64 = cli::opt("writers", 1);
     let (from, until): (u64, u64) = (cli::opt("from-ms", 0), cli::opt("until-ms", 0));
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (index as u64 + 1) * 0x1000_0001);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((index as u64 + 1) * 0x1000_0001));
     while now_ms() < from {
         std::thread::sleep(Duration::from_millis(1));
     }

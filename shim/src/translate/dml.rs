@@ -55,7 +55,7 @@ fn insert_plan(mut insert: Insert, cx: &mut Context) -> Result<Plan, Error> {
     if let Some(plan) = fts_command(&insert, &info, cx)? {
         return Ok(plan);
     }
-    let columns: Vec<String> = insert.columns.iter().map(|c| last_part(c)).collect();
+    let columns: Vec<String> = insert.columns.iter().map(last_part).collect();
     let mut before = Vec::new();
     match (insert.or.take(), insert.replace_into) {
         (Some(SqliteOnConflict::Replace), _) | (_, true) => {

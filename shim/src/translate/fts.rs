@@ -144,7 +144,7 @@ pub fn match_expr(
     let only = match column {
         None => super::construct::null(),
         Some(c) if cols.iter().any(|x| x == c) => text_literal(c),
-        Some(c) if c == "docid" => return Err(Error::new("MATCH on docid is not supported")),
+        Some("docid") => return Err(Error::new("MATCH on docid is not supported")),
         Some(c) => return Err(Error::new(format!("no such column: {c}"))),
     };
     let query = call(

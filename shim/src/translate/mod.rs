@@ -236,6 +236,9 @@ pub(crate) struct Output {
 }
 
 /// A statement as a syntax tree (parameters to number) or as finished text.
+// Built once per translation and moved a few times: boxing the tree would
+// add an allocation per statement for nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Sql {
     Tree(Statement),
     Text(String),

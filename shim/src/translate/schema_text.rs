@@ -67,8 +67,7 @@ pub fn add_column(sql: &str, definition: &str) -> Result<String, Error> {
     let items = items(&source)?;
     let last = items
         .iter()
-        .filter(|i| !i.is_constraint)
-        .last()
+        .rfind(|i| !i.is_constraint)
         .ok_or_else(|| Error::new("no columns in the table's SQL"))?;
     let at = source.offset(last.end);
     Ok(splice(sql, at, at, &format!(", {definition}")))
@@ -123,7 +122,7 @@ fn item_name(source: &Source, item: &Item) -> Option<String> {
     }
 }
 
-fn column_item<'s>(source: &Source, name: &str) -> Result<Item, Error> {
+fn column_item(source: &Source, name: &str) -> Result<Item, Error> {
     items(source)?
         .into_iter()
         .find(|i| !i.is_constraint && item_name(source, i).as_deref() == Some(name))

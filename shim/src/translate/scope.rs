@@ -643,11 +643,10 @@ impl BareColumns<'_> {
             return;
         }
         match e {
-            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
-                if !self.dependent(e) {
-                    *e = self.pick_one(e.clone());
-                }
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) if !self.dependent(e) => {
+                *e = self.pick_one(e.clone());
             }
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {}
             Expr::Function(f) => {
                 let name = function_name(f);
                 let is_aggregate = AGGREGATES.contains(&name.as_str())

@@ -78,7 +78,7 @@ fn create(ct: CreateTrigger, cx: &mut Context) -> Result<Plan, Error> {
             info: Some(info.clone()),
         },
     ];
-    let saved = std::mem::replace(&mut cx.trigger_scope, Some(outer.clone()));
+    let saved = cx.trigger_scope.replace(outer.clone());
     let body = body_statements(&ct, cx);
     let condition = ct.condition.clone().map(|c| condition_sql(c, outer, cx));
     cx.trigger_scope = saved;

@@ -195,9 +195,11 @@ impl Reporter {
             Kind::Connected,
             pid,
             ppid,
-            slot,
-            session.stream.as_raw_fd(),
-            session.inode(),
+            report::SlotSocket {
+                slot,
+                fd: session.stream.as_raw_fd(),
+                inode: session.inode(),
+            },
             1,
         )
         .unwrap();

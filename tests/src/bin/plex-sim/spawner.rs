@@ -14,6 +14,10 @@ use crate::faults::{self, Fault};
 use crate::library::Layout;
 use crate::log;
 use crate::rendezvous::{Parked, Rendezvous};
+
+/// What a child forked without exec runs: given its pid and the parked
+/// hash query (if it was forked during one), its exit code and a note.
+type ForkedBody<'a> = dyn FnMut(i32, Option<&Parked>) -> (i32, String) + 'a;
 use crate::stats::Stats;
 use crate::workload::{self, Expected};
 
@@ -235,12 +239,7 @@ impl Spawner<'_> {
     }
 
     /// Fork without exec and run `body` in the child, during the hash query if possible.
-    fn start_forked(
-        &self,
-        what: &str,
-        expect_exit: i32,
-        body: &mut dyn FnMut(i32, Option<&Parked>) -> (i32, String),
-    ) {
+    fn start_forked(&self, what: &str, expect_exit: i32, body: &mut ForkedBody<'_>) {
         let method = Method::Fork.label(false);
         let catch = self.rendezvous.catch(self.mid_query_wait());
         let parked = catch.as_ref().map(|c| c.parked);
