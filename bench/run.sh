@@ -6,7 +6,7 @@
 # round, so machine noise falls on all of them alike: read the ratios,
 # not the absolute times. What each figure means: docs/benchmarks.md.
 #
-#   bash bench/run.sh            # everything, about 12 minutes on 2 cores
+#   bash bench/run.sh            # everything, about 20 minutes on 2 cores
 #   QUICK=1 bash bench/run.sh    # fewer rounds, shorter windows (a smoke run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,10 +17,12 @@ if [ "${QUICK:-}" = 1 ]; then
   window=(--warm-up-time 1 --measurement-time 3)
   supervision=(--rounds 2 --iterations 60 --fork-rounds 2 --forks 500)
   concurrency=(--rounds 2 --seconds 5)
+  writes=(--rounds 3 --seconds 4 --scenario-rounds 1)
 else
   window=(--warm-up-time 2 --measurement-time 8)
   supervision=(--rounds 5 --iterations 200 --fork-rounds 5 --forks 1000)
   concurrency=(--rounds 3 --seconds 10)
+  writes=(--rounds 15 --seconds 10 --scenario-rounds 3)
 fi
 
 echo "== build (release)" >&2
@@ -47,6 +49,9 @@ echo "== supervision: plex-sim and fork latency under every launcher mode" >&2
 
 echo "== SQLite against the shim under concurrency" >&2
 "$target/release/concurrency-bench" "${concurrency[@]}"
+
+echo "== writes: bulk loads, a scan during playback, two scanners, subtransactions" >&2
+"$target/release/writes-bench" "${writes[@]}" >&2
 
 echo "== done in $(( $(date +%s) - started )) s (build not counted)" >&2
 "$target/release/bench-table" | tee "$out/table.md"

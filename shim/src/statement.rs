@@ -246,6 +246,10 @@ impl RoutedStmt {
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
+                if stmts.iter().any(|s| s.counts_changes) {
+                    // SQLite's changes() after a failed INSERT/UPDATE/DELETE.
+                    st.changes = 0;
+                }
                 if in_tx && !guarded {
                     // A failed read: PostgreSQL aborted the transaction.
                     if let Some(tx) = st.tx.as_mut() {

@@ -184,5 +184,6 @@ suite! {
     case_schema_catalog => "schema_catalog.test",
     case_ddl => "ddl.test",
     case_transactions => "transactions.test",
+    case_sequences => "sequences.test",
     case_fulltext => "fulltext.test",
 }

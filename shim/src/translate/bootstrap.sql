@@ -22,7 +22,9 @@ $$
 -- that text writes them (PostgreSQL's are lowercased, long ones shortened).
 CREATE OR REPLACE VIEW sqlite_master AS
 SELECT o.type, o.name, o.tbl_name, o.rootpage, o.sql FROM (
-  SELECT CASE c.relkind WHEN 'i' THEN 'index' WHEN 'v' THEN 'view' ELSE 'table' END::text AS type,
+  SELECT CASE WHEN c.relkind = 'i' THEN 'index'
+              WHEN c.relkind = 'v' AND d.description NOT LIKE 'CREATE TABLE %' THEN 'view'
+              ELSE 'table' END::text AS type,
          sqlite_object_name(d.description) AS name,
          coalesce(sqlite_object_name(obj_description(t.oid, 'pg_class')), sqlite_object_name(d.description)) AS tbl_name,
          c.oid::bigint AS rootpage,
@@ -768,5 +770,178 @@ BEGIN
     i := i + char_length(m[1]) + char_length(m[2]) + coalesce(char_length(m[3]) + 1, 0) + 2;
   END LOOP;
   RETURN out;
+END
+$$
+;;
+-- Rowids (see ddl.rs, "The rowid"). Each table with an INTEGER PRIMARY KEY
+-- has a sequence, named like its trigger function (`hidden`), owned by the
+-- rowid column and its default: `nextval` never waits for another
+-- transaction and costs the same at any table size. A BEFORE trigger,
+-- fired only when its WHEN clause sees a NULL rowid or one above the
+-- sequence's last value, gives the NULL a rowid and moves the sequence up
+-- past an explicit one (under an advisory lock held for that check only,
+-- so two such moves cannot undo each other; never to commit). AUTOINCREMENT
+-- tables' sequences are commented 'AUTOINCREMENT' and shown by the
+-- sqlite_sequence view; they may hand out 2^63-1 and then fail (SQLITE_FULL),
+-- a plain table's sequence stops below it so an explicit 2^63-1 never stops
+-- later inserts.
+CREATE OR REPLACE FUNCTION sqlite_rowid_install(tbl text, col text, autoinc boolean, hidden text) RETURNS void
+LANGUAGE plpgsql AS $i$
+DECLARE
+  top bigint := CASE WHEN autoinc THEN 9223372036854775807 ELSE 9223372036854775806 END;
+  seq text;
+BEGIN
+  EXECUTE format('CREATE SEQUENCE IF NOT EXISTS %I AS bigint MINVALUE -9223372036854775808 MAXVALUE %s START 1',
+                 hidden, top);
+  seq := quote_ident(hidden);
+  EXECUTE format('ALTER SEQUENCE %s OWNED BY %I.%I', seq, tbl, col);
+  EXECUTE format('COMMENT ON SEQUENCE %s IS %L', seq, CASE WHEN autoinc THEN 'AUTOINCREMENT' END);
+  EXECUTE format('ALTER TABLE %I ALTER COLUMN %I SET DEFAULT nextval(%L::regclass)', tbl, col, seq);
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION %1$I() RETURNS trigger LANGUAGE plpgsql AS $b$
+    DECLARE
+      last bigint;
+      called boolean;
+    BEGIN
+      IF NEW.%2$I IS NULL THEN
+        NEW.%2$I := nextval(%3$L::regclass);
+      ELSIF NEW.%2$I <= %4$s THEN
+        PERFORM pg_advisory_lock(TG_RELID::bigint);
+        SELECT last_value, is_called INTO last, called FROM %3$s;
+        IF NOT called OR NEW.%2$I > last THEN
+          PERFORM setval(%3$L::regclass, greatest(NEW.%2$I, %5$s));
+        END IF;
+        PERFORM pg_advisory_unlock(TG_RELID::bigint);
+      END IF;
+      RETURN NEW;
+    END $b$$f$, hidden, col, seq, top, CASE WHEN autoinc THEN '0' ELSE '-9223372036854775808' END);
+  EXECUTE format('CREATE OR REPLACE TRIGGER sqlite__rowid BEFORE INSERT OR UPDATE OF %1$I ON %2$I FOR EACH ROW '
+                 'WHEN (NEW.%1$I IS NULL OR NEW.%1$I > coalesce(pg_sequence_last_value(%3$L::regclass), -9223372036854775808)) '
+                 'EXECUTE FUNCTION %4$I()', col, tbl, seq, hidden);
+END
+$i$
+;;
+-- The rowid machinery again after the table (its sequence and function
+-- renamed from `old_hidden`) or its rowid column was renamed: the function
+-- names both.
+CREATE OR REPLACE FUNCTION sqlite_rowid_refresh(tbl text, old_hidden text, hidden text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  col text;
+  autoinc boolean;
+BEGIN
+  IF to_regclass(quote_ident(old_hidden)) IS NULL THEN
+    RETURN;
+  END IF;
+  IF old_hidden <> hidden THEN
+    EXECUTE format('ALTER SEQUENCE %I RENAME TO %I', old_hidden, hidden);
+    EXECUTE format('ALTER FUNCTION %I() RENAME TO %I', old_hidden, hidden);
+  END IF;
+  SELECT a.attname, coalesce(obj_description(s.oid, 'pg_class') = 'AUTOINCREMENT', false) INTO col, autoinc
+  FROM pg_class s
+  JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a'
+  JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+  WHERE s.oid = to_regclass(quote_ident(hidden));
+  PERFORM sqlite_rowid_install(tbl, col, autoinc, hidden);
+END
+$$
+;;
+-- sqlite_sequence: one row per AUTOINCREMENT table that was ever given a
+-- rowid (SQLite adds the row at the first insert), its sequence's value.
+CREATE OR REPLACE FUNCTION sqlite_sequence_rows()
+RETURNS TABLE (name text, seq bigint, tbl regclass, col text, seq_oid regclass)
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce(sqlite_object_name(obj_description(t.oid, 'pg_class')), t.relname::text),
+         pg_sequence_last_value(s.oid), t.oid::regclass, a.attname::text, s.oid::regclass
+  FROM pg_class s
+  JOIN pg_namespace n ON n.oid = s.relnamespace AND n.nspname = current_schema()
+  JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a'
+  JOIN pg_class t ON t.oid = d.refobjid
+  JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+  WHERE s.relkind = 'S' AND obj_description(s.oid, 'pg_class') = 'AUTOINCREMENT'
+  ORDER BY s.oid
+$$
+;;
+-- Writes to sqlite_sequence move the table's sequence, never below the
+-- table's largest rowid (below it, SQLite would hand out that rowid plus
+-- one anyway): UPDATE and INSERT set it, DELETE sets it to the largest
+-- rowid (or back to its start on an empty table). A row naming no
+-- AUTOINCREMENT table is accepted and kept nowhere.
+CREATE OR REPLACE FUNCTION sqlite_sequence_write() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  r record;
+  top bigint;
+BEGIN
+  SELECT * INTO r FROM sqlite_sequence_rows() s
+  WHERE lower(s.name) = lower(CASE WHEN TG_OP = 'DELETE' THEN OLD.name ELSE NEW.name END);
+  IF r.seq_oid IS NOT NULL THEN
+    EXECUTE format('SELECT max(%I) FROM %s', r.col, r.tbl) INTO top;
+    PERFORM pg_advisory_lock(r.tbl::oid::bigint);
+    IF TG_OP = 'DELETE' AND top IS NULL THEN
+      PERFORM setval(r.seq_oid, 1, false);
+    ELSIF TG_OP = 'DELETE' THEN
+      PERFORM setval(r.seq_oid, top);
+    ELSE
+      PERFORM setval(r.seq_oid, coalesce(greatest(NEW.seq, top), 0));
+    END IF;
+    PERFORM pg_advisory_unlock(r.tbl::oid::bigint);
+  END IF;
+  RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$
+;;
+-- Created with the schema's first AUTOINCREMENT table, as SQLite does.
+CREATE OR REPLACE FUNCTION sqlite_sequence_create() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF to_regclass(format('%I.sqlite_sequence', current_schema())) IS NOT NULL THEN
+    RETURN;
+  END IF;
+  CREATE VIEW sqlite_sequence AS
+    SELECT s.name, s.seq FROM sqlite_sequence_rows() s WHERE s.seq IS NOT NULL;
+  COMMENT ON VIEW sqlite_sequence IS 'CREATE TABLE sqlite_sequence(name,seq)';
+  CREATE TRIGGER sqlite__write INSTEAD OF INSERT OR UPDATE OR DELETE ON sqlite_sequence
+    FOR EACH ROW EXECUTE FUNCTION sqlite_sequence_write();
+END
+$$
+;;
+-- Schemas made before rowids had sequences: each table's trigger took a
+-- table lock and read max(rowid), and AUTOINCREMENT tables' values were
+-- rows of a table sqlite_sequence. Give each such table its sequence,
+-- started past its largest rowid and its sqlite_sequence value, then
+-- replace that table by the view.
+DO $$
+DECLARE
+  t record;
+  old_sequence boolean := EXISTS (
+    SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+    WHERE c.relname = 'sqlite_sequence' AND c.relkind = 'r');
+BEGIN
+  FOR t IN
+    SELECT c.relname::text AS tbl, a.attname::text AS col, p.proname::text AS hidden,
+           p.prosrc LIKE '%sqlite_sequence%' AS autoinc
+    FROM pg_trigger tg
+    JOIN pg_class c ON c.oid = tg.tgrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+    JOIN pg_proc p ON p.oid = tg.tgfoid
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = tg.tgattr[0]
+    WHERE tg.tgname = 'sqlite__rowid' AND p.prosrc LIKE '%pg_advisory_xact_lock%'
+  LOOP
+    PERFORM sqlite_rowid_install(t.tbl, t.col, t.autoinc, t.hidden);
+    EXECUTE format('SELECT setval(%L::regclass, max(%I)) FROM %I HAVING max(%I) IS NOT NULL',
+                   quote_ident(t.hidden), t.col, t.tbl, t.col);
+    IF t.autoinc AND old_sequence THEN
+      EXECUTE format('SELECT setval(%1$L::regclass, greatest(s.seq, pg_sequence_last_value(%1$L::regclass))) '
+                     'FROM sqlite_sequence s WHERE s.name = %2$L AND s.seq IS NOT NULL',
+                     quote_ident(t.hidden), t.tbl);
+    END IF;
+  END LOOP;
+  IF old_sequence THEN
+    DROP TABLE sqlite_sequence;
+    IF EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+               WHERE c.relkind = 'S' AND obj_description(c.oid, 'pg_class') = 'AUTOINCREMENT') THEN
+      PERFORM sqlite_sequence_create();
+    END IF;
+  END IF;
 END
 $$

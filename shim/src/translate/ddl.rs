@@ -15,10 +15,11 @@
 //! with another collation; `varchar(255)` keeps no length (SQLite never
 //! truncates); `DEFAULT "t"` is the string `'t'`, as SQLite reads it.
 //!
-//! The rowid: an `INTEGER PRIMARY KEY` column is a `bigint` primary key; a
-//! `BEFORE INSERT` trigger gives rows inserted without one SQLite's next
-//! rowid (see `rowid_machinery`), keeping `sqlite_sequence` for
-//! `AUTOINCREMENT` tables.
+//! The rowid: an `INTEGER PRIMARY KEY` column is a `bigint` primary key
+//! whose default is the next value of a sequence of its own; a trigger
+//! gives a NULL rowid one too and moves the sequence past explicit rowids
+//! (see `rowid_machinery`). The sequences of `AUTOINCREMENT` tables are
+//! what the `sqlite_sequence` view shows.
 //!
 //! Foreign keys are kept in the text but not enforced, as in SQLite with
 //! `PRAGMA foreign_keys` off (its default).
@@ -183,54 +184,29 @@ fn comments(table: &str, sql: &str, columns: &[ColumnPlan]) -> Vec<Output> {
     out
 }
 
-/// The trigger function giving rows their rowid.
-fn rowid_function(table: &str) -> String {
-    format!("{HIDDEN_PREFIX}rowid_{table}")
+/// The name of a rowid table's hidden sequence and trigger function (one
+/// name for both: they live in different catalogs).
+fn rowid_hidden_name(table: &str) -> String {
+    super::names::pg_name(&format!("{HIDDEN_PREFIX}rowid_{table}"))
 }
 
-/// The trigger keeping rowids SQLite's: a row inserted without one (or
-/// with NULL) gets the largest rowid plus one — with `AUTOINCREMENT`, also
-/// above any rowid the table ever had (`sqlite_sequence`, updated as in
-/// SQLite). Rowids are assigned one insert at a time per table (an advisory
-/// lock for the transaction), as SQLite's single writer does.
+/// The machinery keeping rowids SQLite's, installed by the bootstrap's
+/// `sqlite_rowid_install`: a sequence per table, the column's default,
+/// and a trigger that gives a NULL rowid the next value and moves the
+/// sequence past an explicit one. `nextval` costs the same at any table
+/// size and never waits for another transaction; rowids a rolled-back or
+/// failed insert took are not handed out again (`docs/sql-support.md`).
+/// With `AUTOINCREMENT` the sequence is what `sqlite_sequence` shows.
 fn rowid_machinery(table: &str, column: &str, autoincrement: bool) -> Vec<Output> {
-    let function = quote_ident(&rowid_function(table));
-    let col = quote_ident(column);
-    let col_literal = quote_literal(column);
     let mut out = Vec::new();
-    let (next_from_sequence, record_sequence) = if autoincrement {
-        out.push(Output::text("CREATE TABLE IF NOT EXISTS sqlite_sequence (name text COLLATE \"C\" PRIMARY KEY, seq bigint)"));
-        out.push(Output::text(
-            "COMMENT ON TABLE sqlite_sequence IS 'CREATE TABLE sqlite_sequence(name,seq)'",
-        ));
-        (
-            format!("NEW.{col} := greatest(NEW.{col}, coalesce((SELECT seq FROM sqlite_sequence WHERE name = TG_TABLE_NAME), 0) + 1);"),
-            format!(
-                "INSERT INTO sqlite_sequence AS s (name, seq) VALUES (TG_TABLE_NAME, NEW.{col}) \
-                 ON CONFLICT (name) DO UPDATE SET seq = EXCLUDED.seq WHERE s.seq < EXCLUDED.seq;"
-            ),
-        )
-    } else {
-        (String::new(), String::new())
-    };
+    if autoincrement {
+        out.push(Output::text("SELECT sqlite_sequence_create()"));
+    }
     out.push(Output::text(format!(
-        "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $f$ \
-         DECLARE top bigint; \
-         BEGIN \
-           IF NEW.{col} IS NULL THEN \
-             PERFORM pg_advisory_xact_lock(TG_RELID::bigint); \
-             EXECUTE format('SELECT max(%I) FROM %I.%I', {col_literal}, TG_TABLE_SCHEMA, TG_TABLE_NAME) INTO top; \
-             NEW.{col} := coalesce(top, 0) + 1; \
-             {next_from_sequence} \
-           END IF; \
-           {record_sequence} \
-           RETURN NEW; \
-         END $f$"
-    )));
-    out.push(Output::text(format!(
-        "CREATE OR REPLACE TRIGGER {} BEFORE INSERT OR UPDATE OF {col} ON {} FOR EACH ROW EXECUTE FUNCTION {function}()",
-        quote_ident(&format!("{HIDDEN_PREFIX}rowid")),
-        quote_ident(table)
+        "SELECT sqlite_rowid_install({}, {}, {autoincrement}, {})",
+        quote_literal(table),
+        quote_literal(column),
+        quote_literal(&rowid_hidden_name(table))
     )));
     out
 }
@@ -688,7 +664,7 @@ fn drop(
     if kind == "TABLE" {
         outputs.push(Output::text(format!(
             "DROP FUNCTION IF EXISTS {}()",
-            quote_ident(&rowid_function(&name))
+            quote_ident(&rowid_hidden_name(&name))
         )));
     }
     Ok(Plan::schema_change(outputs))
@@ -779,5 +755,22 @@ fn alter_table(at: AlterTable, cx: &mut Context) -> Result<Plan, Error> {
         quote_ident(&renamed),
         quote_literal(&new_sql)
     )));
+    let renames_rowid = match operation {
+        AlterTableOperation::RenameTable { .. } => true,
+        AlterTableOperation::RenameColumn {
+            old_column_name, ..
+        } => info.rowid_column.as_deref() == Some(old_column_name.value.as_str()),
+        _ => false,
+    };
+    if renames_rowid && info.rowid_column.is_some() {
+        // The rowid's sequence and trigger function are named after the
+        // table, and the function names the column.
+        outputs.push(Output::text(format!(
+            "SELECT sqlite_rowid_refresh({}, {}, {})",
+            quote_literal(&renamed),
+            quote_literal(&rowid_hidden_name(&table)),
+            quote_literal(&rowid_hidden_name(&renamed))
+        )));
+    }
     Ok(Plan::schema_change(outputs))
 }

@@ -1,0 +1,184 @@
+//! Writes at PostgreSQL's scale, through Python's `sqlite3` module on a
+//! library routed to PostgreSQL: a transaction's inserts cost the same per
+//! row however many it holds (rowids come from a sequence, not from a row
+//! every insert updates), and two processes inserting into one table do
+//! not wait for each other (no lock is held to commit).
+
+use plex_pg_tests::{pg, python_with_shim, run, unique_name, TempDir};
+use serde_json::Value;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(240);
+
+fn json_out(stdout: &str) -> Value {
+    let line = stdout.lines().last().unwrap_or_else(|| panic!("no output"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}"))
+}
+
+/// One transaction of `rows` AUTOINCREMENT inserts in a fresh schema:
+/// the seconds it took, per row.
+fn per_row_seconds(rows: usize) -> f64 {
+    let schema = unique_name("linear");
+    let dir = TempDir::new("linear");
+    let out = run(
+        &mut python_with_shim(
+            "writes.py",
+            &schema,
+            &[&dir.library_db(), "load", &rows.to_string()],
+        ),
+        LIMIT,
+    );
+    out.assert_ok();
+    let got = json_out(&out.stdout);
+    assert_eq!(got["rows"], rows, "executemany's rowcount");
+    let stored = pg().psql(&format!(
+        "SELECT count(*), min(id), max(id) FROM {schema}.loaded"
+    ));
+    assert_eq!(stored, format!("{rows}|1|{rows}\n"));
+    got["seconds"].as_f64().expect("seconds") / rows as f64
+}
+
+/// Quadratic inserts (every insert walking what the earlier ones left)
+/// cost 4× per row at four times the rows; linear ones the same. The
+/// factor is generous for a shared machine, and the runs alternate so a
+/// slow moment falls on both sizes.
+#[test]
+fn inserts_in_one_transaction_cost_the_same_per_row_at_any_size() {
+    let mut small = Vec::new();
+    let mut large = Vec::new();
+    for _ in 0..2 {
+        small.push(per_row_seconds(10_000));
+        large.push(per_row_seconds(40_000));
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let (small, large) = (best(&small), best(&large));
+    let ratio = large / small;
+    assert!(
+        ratio < 2.0,
+        "per-row cost at 40,000 rows is {ratio:.2}× the cost at 10,000 ({:.1} µs against {:.1} µs)",
+        large * 1e6,
+        small * 1e6
+    );
+}
+
+/// A transaction that inserted into a table and stays open does not stop
+/// another process inserting into the same table and committing: the
+/// holder waits (up to 60 s) for the other to finish before it commits,
+/// so if the other waited for the holder, both would stall until then.
+#[test]
+fn two_inserters_of_one_table_do_not_wait_for_each_other() {
+    let schema = unique_name("inserters");
+    let dir = TempDir::new("inserters");
+    let db = dir.library_db();
+    run(
+        &mut python_with_shim("writes.py", &schema, &[&db, "load", "1"]),
+        LIMIT,
+    )
+    .assert_ok();
+    let ready = dir.path().join("ready").display().to_string();
+    let go = dir.path().join("go").display().to_string();
+    let holder = {
+        let mut cmd = python_with_shim("writes.py", &schema, &[&db, "hold", &ready, &go]);
+        std::thread::spawn(move || run(&mut cmd, LIMIT))
+    };
+    let joiner = run(
+        &mut python_with_shim("writes.py", &schema, &[&db, "join", &ready, &go]),
+        LIMIT,
+    );
+    let holder = holder.join().expect("holder thread");
+    holder.assert_ok();
+    joiner.assert_ok();
+    let held = json_out(&holder.stdout);
+    let joined = json_out(&joiner.stdout);
+    assert_eq!(
+        held["released_by_other"], true,
+        "the second inserter committed while the first's transaction was open"
+    );
+    let seconds = joined["seconds"].as_f64().expect("seconds");
+    assert!(
+        seconds < 10.0,
+        "the second inserter's transaction took {seconds:.1} s"
+    );
+    assert_ne!(held["rowid"], joined["rowid"], "distinct rowids");
+    let stored = pg().psql(&format!("SELECT guid FROM {schema}.loaded ORDER BY id"));
+    assert_eq!(
+        stored, "guid-0\nheld\njoined\n",
+        "both rows, in the order their rowids were taken"
+    );
+    let seq = pg().psql(&format!(
+        "SET search_path = {schema}; SELECT name, seq FROM sqlite_sequence"
+    ));
+    assert_eq!(
+        seq, "loaded|3\n",
+        "sqlite_sequence: the largest rowid handed out"
+    );
+}
+
+/// What a schema held before rowids had sequences: a trigger per rowid
+/// table that locked the table and read its largest rowid, and a table
+/// `sqlite_sequence` for AUTOINCREMENT tables.
+const OLD_ROWIDS: &str = r#"
+CREATE TABLE items (id bigint PRIMARY KEY, title text COLLATE "C");
+COMMENT ON TABLE items IS 'CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT)';
+COMMENT ON COLUMN items.id IS 'INTEGER';
+COMMENT ON COLUMN items.title IS 'TEXT';
+CREATE TABLE sqlite_sequence (name text COLLATE "C" PRIMARY KEY, seq bigint);
+COMMENT ON TABLE sqlite_sequence IS 'CREATE TABLE sqlite_sequence(name,seq)';
+CREATE FUNCTION sqlite__rowid_items() RETURNS trigger LANGUAGE plpgsql AS $f$
+DECLARE top bigint;
+BEGIN
+  IF NEW.id IS NULL THEN
+    PERFORM pg_advisory_xact_lock(TG_RELID::bigint);
+    EXECUTE format('SELECT max(%I) FROM %I.%I', 'id', TG_TABLE_SCHEMA, TG_TABLE_NAME) INTO top;
+    NEW.id := coalesce(top, 0) + 1;
+    NEW.id := greatest(NEW.id, coalesce((SELECT seq FROM sqlite_sequence WHERE name = TG_TABLE_NAME), 0) + 1);
+  END IF;
+  INSERT INTO sqlite_sequence AS s (name, seq) VALUES (TG_TABLE_NAME, NEW.id)
+    ON CONFLICT (name) DO UPDATE SET seq = EXCLUDED.seq WHERE s.seq < EXCLUDED.seq;
+  RETURN NEW;
+END $f$;
+CREATE TRIGGER sqlite__rowid BEFORE INSERT OR UPDATE OF id ON items FOR EACH ROW EXECUTE FUNCTION sqlite__rowid_items();
+CREATE TABLE plain (id bigint PRIMARY KEY, v text COLLATE "C");
+COMMENT ON TABLE plain IS 'CREATE TABLE plain (id INTEGER PRIMARY KEY, v TEXT)';
+COMMENT ON COLUMN plain.id IS 'INTEGER';
+COMMENT ON COLUMN plain.v IS 'TEXT';
+CREATE FUNCTION sqlite__rowid_plain() RETURNS trigger LANGUAGE plpgsql AS $f$
+DECLARE top bigint;
+BEGIN
+  IF NEW.id IS NULL THEN
+    PERFORM pg_advisory_xact_lock(TG_RELID::bigint);
+    EXECUTE format('SELECT max(%I) FROM %I.%I', 'id', TG_TABLE_SCHEMA, TG_TABLE_NAME) INTO top;
+    NEW.id := coalesce(top, 0) + 1;
+  END IF;
+  RETURN NEW;
+END $f$;
+CREATE TRIGGER sqlite__rowid BEFORE INSERT OR UPDATE OF id ON plain FOR EACH ROW EXECUTE FUNCTION sqlite__rowid_plain();
+INSERT INTO items (title) VALUES ('one'), ('two'), ('three');
+DELETE FROM items WHERE id = 3;
+INSERT INTO plain (v) VALUES ('a'), ('b');
+"#;
+
+/// A schema made before rowids had sequences is upgraded when the shim
+/// first prepares it: rowids go on past the largest one and past what
+/// `sqlite_sequence` held, and `sqlite_sequence` becomes the view.
+#[test]
+fn a_schema_from_before_sequences_is_upgraded() {
+    let schema = plex_pg_tests::schema_with("upgrade", OLD_ROWIDS);
+    let dir = TempDir::new("upgrade");
+    let mut cli = std::process::Command::new("sqlite3");
+    cli.arg(dir.library_db())
+        .arg(
+            "INSERT INTO items (title) VALUES ('four'); INSERT INTO plain (v) VALUES ('c'); \
+             SELECT id FROM items ORDER BY id; SELECT id FROM plain ORDER BY id; SELECT name, seq FROM sqlite_sequence;",
+        )
+        .envs(pg().env(&schema))
+        .env("LD_PRELOAD", plex_pg_tests::shim());
+    let out = run(&mut cli, LIMIT);
+    out.assert_ok();
+    // AUTOINCREMENT: 3 was deleted and is not reused.
+    assert_eq!(out.stdout, "1\n2\n4\n1\n2\n3\nitems|4\n");
+    let kind = pg().psql(&format!(
+        "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '{schema}' AND c.relname = 'sqlite_sequence'"
+    ));
+    assert_eq!(kind, "v\n", "sqlite_sequence is the view now");
+}
