@@ -31,6 +31,7 @@ use crate::privileges;
 use crate::reports::{self, ReportSocket};
 use crate::sockets::Kernel;
 use crate::spawn::{self, Spawn};
+use crate::trust;
 use crate::verdict::Judge;
 use crate::watch::procfs::Poller;
 use crate::watch::ptrace::Tracer;
@@ -110,7 +111,22 @@ impl Supervisor {
                 ))
             }
         }
-        let log = EventLog::open(l.events.as_deref()).map_err(|e| {
+        trust::check_file(&l.shim).map_err(|e| {
+            fail(
+                2,
+                format!(
+                    "refusing the shim {} (launcher.shim, from {}): {e}. Nothing was started",
+                    l.shim.display(),
+                    settings.origin("launcher.shim")
+                ),
+            )
+        })?;
+        let target = match &l.user {
+            Some(user) => Some(privileges::lookup(user).map_err(|e| fail(2, e))?),
+            None => None,
+        };
+        let service_uid = target.as_ref().map(|t| t.uid.as_raw());
+        let log = EventLog::open(l.events.as_deref(), service_uid).map_err(|e| {
             fail(
                 2,
                 format!(
@@ -119,9 +135,8 @@ impl Supervisor {
                 ),
             )
         })?;
-        if let Some(user) = &l.user {
-            let target = privileges::lookup(user).map_err(|e| fail(2, e))?;
-            privileges::become_user(&target).map_err(|e| fail(1, e))?;
+        if let Some(target) = &target {
+            privileges::become_user(target).map_err(|e| fail(1, e))?;
         }
         let me = std::process::id() as i32;
         if me != 1 && unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {

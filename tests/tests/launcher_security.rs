@@ -1,0 +1,322 @@
+//! The launcher runs as root in front of Plex: each test here is one of the
+//! attacks of `docs/security.md`, made for real (planted links, loose
+//! permissions, another user's directory), and asserts it fails. Most need
+//! root, as CI runs them, to create the service user's view (`chown
+//! nobody`); as anyone else they say so and return.
+
+#[path = "launcher_support.rs"]
+mod support;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use support::Launcher;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn is_root() -> bool {
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    eprintln!("skipped: this attack needs the tests to run as root (CI does)");
+    false
+}
+
+fn uid_of(user: &str) -> u32 {
+    let out = Command::new("id").args(["-u", user]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A directory owned by `nobody`, as Plex's user owns its log directory.
+fn service_user_dir(parent: &Path, name: &str) -> PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(uid_of("nobody")), None).unwrap();
+    chmod(&dir, 0o755);
+    dir
+}
+
+/// A shared library whose constructor creates `marker`: it shows whether
+/// an untrusted shim ever ran.
+fn evil_library(dir: &Path, marker: &Path) -> PathBuf {
+    let src = dir.join("evil.c");
+    std::fs::write(
+        &src,
+        format!(
+            "#include <fcntl.h>\n#include <unistd.h>\n__attribute__((constructor)) static void evil(void) {{ int fd = open(\"{}\", O_CREAT | O_WRONLY, 0644); if (fd >= 0) close(fd); }}\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let lib = dir.join("libevil.so");
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .status()
+        .expect("cc");
+    assert!(status.success(), "compiling the evil library failed");
+    lib
+}
+
+fn check(args: &[&str], config: Option<&Path>) -> (Option<i32>, String) {
+    let mut cmd = Command::new(plex_pg_tests::artifact("plex-pg-launcher"));
+    cmd.arg("check")
+        .args(args)
+        .env("PLEX_PG_PORT", "1")
+        .env("PLEX_PG_CONNECT_TIMEOUT_MS", "200");
+    match config {
+        Some(c) => cmd.env("PLEX_PG_CONFIG", c),
+        None => cmd.env("PLEX_PG_CONFIG", "/dev/null"),
+    };
+    let out = cmd.output().expect("run check");
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Attack 1: Plex's user owns the log directory and plants `events.jsonl`
+/// as a link to a root-owned file (existing, and one root would create).
+#[test]
+fn a_planted_symlink_for_the_event_log_is_refused_not_followed() {
+    if !is_root() {
+        return;
+    }
+    let mut l = Launcher::new();
+    let logs = service_user_dir(l.dir.path(), "logs");
+    let root_dir = l.dir.path().join("root-only");
+    std::fs::create_dir(&root_dir).unwrap();
+    chmod(&root_dir, 0o755);
+    let victim = root_dir.join("victim");
+    std::fs::write(&victim, "root's\n").unwrap();
+    let planted = logs.join("events.jsonl");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    std::os::unix::fs::lchown(&planted, Some(uid_of("nobody")), None).unwrap();
+    let marker = l.dir.path().join("started");
+    l.cmd.arg("--user").arg("nobody");
+    l.events = planted.clone();
+    let run = l.run(&["sh", "-c", &format!("touch {}", marker.display())], LIMIT);
+    assert_eq!(run.code, Some(2), "{}", run.dump());
+    assert!(
+        run.stderr.contains("symbolic link") && run.stderr.contains("events.jsonl"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "root's\n",
+        "root wrote through the planted link"
+    );
+    assert!(
+        !marker.exists(),
+        "Plex started despite the refused event log"
+    );
+
+    // A link to a file that does not exist yet: root must not create it.
+    let mut l = Launcher::new();
+    let logs = service_user_dir(l.dir.path(), "logs");
+    let created = root_dir.join("new-file");
+    let planted = logs.join("events.jsonl");
+    std::os::unix::fs::symlink(&created, &planted).unwrap();
+    std::os::unix::fs::lchown(&planted, Some(uid_of("nobody")), None).unwrap();
+    l.cmd.arg("--user").arg("nobody");
+    l.events = planted.clone();
+    let run = l.run(&["true"], LIMIT);
+    assert_eq!(run.code, Some(2), "{}", run.dump());
+    assert!(
+        !created.exists(),
+        "root created a file through the planted link"
+    );
+}
+
+/// Attack 1, by hard link: a second name for a root-owned file in the
+/// service user's directory (possible where protected_hardlinks is off).
+#[test]
+fn a_planted_hard_link_for_the_event_log_is_refused() {
+    if !is_root() {
+        return;
+    }
+    let mut l = Launcher::new();
+    let logs = service_user_dir(l.dir.path(), "logs");
+    let victim = l.dir.path().join("victim");
+    std::fs::write(&victim, "root's\n").unwrap();
+    let planted = logs.join("events.jsonl");
+    std::fs::hard_link(&victim, &planted).unwrap();
+    l.cmd.arg("--user").arg("nobody");
+    l.events = planted.clone();
+    let run = l.run(&["true"], LIMIT);
+    assert_eq!(run.code, Some(2), "{}", run.dump());
+    assert!(run.stderr.contains("hard links"), "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's\n");
+}
+
+/// Attack 1 for `log.file`: the launcher logs to standard error instead of
+/// following the link; the event log in the same directory works, owned by
+/// root and appendable.
+#[test]
+fn a_planted_symlink_for_the_log_file_is_not_followed() {
+    if !is_root() {
+        return;
+    }
+    let mut l = Launcher::new();
+    let logs = service_user_dir(l.dir.path(), "logs");
+    let victim = l.dir.path().join("victim");
+    std::fs::write(&victim, "root's\n").unwrap();
+    let planted = logs.join("plex-pg.log");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    std::os::unix::fs::lchown(&planted, Some(uid_of("nobody")), None).unwrap();
+    let events = logs.join("events.jsonl");
+    l.cmd
+        .arg("--user")
+        .arg("nobody")
+        .env("PLEX_PG_LOG_FILE", &planted);
+    l.events = events.clone();
+    let run = l.run(&["true"], LIMIT);
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    assert!(
+        run.stderr.contains("symbolic link") && run.stderr.contains("logging to standard error"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's\n");
+    let text = std::fs::read_to_string(&events).unwrap();
+    assert!(text.lines().count() >= 2 && text.ends_with('\n'), "{text}");
+}
+
+/// Attack 2: a config anyone may write (it names the shim, the alert
+/// command and the user), and one whose password anyone may read.
+#[test]
+fn a_config_others_can_write_or_read_a_password_in_is_refused() {
+    let mut l = Launcher::new();
+    let config = l.dir.path().join("config.toml");
+    std::fs::write(&config, "[launcher]\nmode = \"off\"\n").unwrap();
+    chmod(&config, 0o666);
+    let marker = l.dir.path().join("started");
+    l.cmd.arg("--config").arg(&config);
+    let first = l.run(&["sh", "-c", &format!("touch {}", marker.display())], LIMIT);
+    assert_eq!(first.code, Some(2), "{}", first.dump());
+    assert!(
+        first.stderr.contains("config.toml") && first.stderr.contains("chmod go-w"),
+        "{}",
+        first.stderr
+    );
+    assert!(!marker.exists());
+    let (code, out) = check(&[], Some(&config));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("FAIL config:") && l.contains("chmod go-w")),
+        "{out}"
+    );
+
+    chmod(&config, 0o644);
+    std::fs::write(
+        &config,
+        "[postgres]\npassword = \"s3cret-pw\"\n[launcher]\nmode = \"off\"\n",
+    )
+    .unwrap();
+    let mut l2 = Launcher::new();
+    l2.cmd.arg("--config").arg(&config);
+    let run = l2.run(&["sh", "-c", &format!("touch {}", marker.display())], LIMIT);
+    assert_eq!(run.code, Some(2), "{}", run.dump());
+    assert!(
+        run.stderr.contains("readable by every user") && run.stderr.contains("chmod o-r"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("s3cret-pw"), "{}", run.stderr);
+    let (code, out) = check(&[], Some(&config));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("FAIL config:") && l.contains("chmod o-r")),
+        "{out}"
+    );
+
+    // 0640, as the package installs it: accepted.
+    chmod(&config, 0o640);
+    let mut l3 = Launcher::new();
+    l3.cmd.arg("--config").arg(&config);
+    let run = l3.run(&["true"], LIMIT);
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    drop(first);
+}
+
+/// Attack 3: a shim anyone may write; nothing starts, and `check` neither
+/// passes it nor loads it.
+#[test]
+fn a_world_writable_shim_is_refused_and_never_loaded() {
+    let mut l = Launcher::new();
+    let marker = l.dir.path().join("constructor-ran");
+    let lib = evil_library(l.dir.path(), &marker);
+    chmod(&lib, 0o777);
+    l.shim = lib.clone();
+    let run = l.run(&["true"], LIMIT);
+    assert_eq!(run.code, Some(2), "{}", run.dump());
+    assert!(
+        run.stderr.contains("refusing the shim") && run.stderr.contains("chmod go-w"),
+        "{}",
+        run.stderr
+    );
+    let (code, out) = check(&["--shim", lib.to_str().unwrap()], None);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("FAIL shim:") && l.contains("chmod go-w")),
+        "{out}"
+    );
+    assert!(!marker.exists(), "the untrusted shim's constructor ran");
+}
+
+/// Attack 3: a root-owned shim in a directory another user owns (who could
+/// rename their own library over it): refused at start and by `check`, and
+/// its constructor never runs as root.
+#[test]
+fn a_shim_in_another_users_directory_is_refused_and_never_loaded() {
+    if !is_root() {
+        return;
+    }
+    let mut l = Launcher::new();
+    let theirs = service_user_dir(l.dir.path(), "their-lib");
+    let marker = l.dir.path().join("constructor-ran");
+    let lib = evil_library(l.dir.path(), &marker);
+    let shim = theirs.join("libplex_pg_shim.so");
+    std::fs::rename(&lib, &shim).unwrap();
+    assert_eq!(std::fs::metadata(&shim).unwrap().uid(), 0);
+    l.shim = shim.clone();
+    let run = l.run(&["true"], LIMIT);
+    assert_eq!(run.code, Some(2), "{}", run.dump());
+    assert!(
+        run.stderr.contains("their-lib")
+            && run.stderr.contains("nobody")
+            && run.stderr.contains("chown root"),
+        "{}",
+        run.stderr
+    );
+    let (code, out) = check(&["--shim", shim.to_str().unwrap()], None);
+    assert_eq!(code, Some(1), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("FAIL shim:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("their-lib") && line.contains("does not load it"),
+        "{line}"
+    );
+    assert!(!out.contains("ok   shim"), "{out}");
+    assert!(
+        !marker.exists(),
+        "the untrusted shim's constructor ran as root"
+    );
+}
