@@ -320,3 +320,40 @@ fn a_shim_in_another_users_directory_is_refused_and_never_loaded() {
         "the untrusted shim's constructor ran as root"
     );
 }
+
+/// Attack 4: a password that is not a string, or an unterminated one, must
+/// not be printed back by the launcher or `check` (the error names the key,
+/// the file and the line instead).
+#[test]
+fn a_malformed_password_is_never_printed() {
+    for (doc, secret) in [
+        ("[postgres]\npassword = 424242\n", "424242"),
+        (
+            "[postgres]\npassword = \"s3cret-unterminated\n[launcher]\nmode = \"off\"\n",
+            "s3cret-unterminated",
+        ),
+        ("[postgres]\npassword = 's3cret-literal\n", "s3cret-literal"),
+    ] {
+        let mut l = Launcher::new();
+        let config = l.dir.path().join("config.toml");
+        std::fs::write(&config, doc).unwrap();
+        chmod(&config, 0o600);
+        l.cmd.arg("--config").arg(&config);
+        let run = l.run(&["true"], LIMIT);
+        assert_eq!(run.code, Some(2), "{}", run.dump());
+        assert!(run.stderr.contains("config.toml"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("postgres.password") || run.stderr.contains("line 2"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains(secret) && !run.stdout.contains(secret),
+            "{doc:?} printed:\n{}",
+            run.dump()
+        );
+        let (code, out) = check(&[], Some(&config));
+        assert_eq!(code, Some(2), "{out}");
+        assert!(!out.contains(secret), "check printed the password:\n{out}");
+    }
+}
