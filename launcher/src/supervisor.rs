@@ -26,7 +26,7 @@ use serde_json::json;
 
 use crate::alert::Alerts;
 use crate::events::EventLog;
-use crate::init::{ExitStatus, Init, FORWARDED};
+use crate::init::{self, ExitStatus, Fate, Init};
 use crate::privileges;
 use crate::reports::{self, ReportSocket};
 use crate::sockets::Kernel;
@@ -282,7 +282,8 @@ impl Supervisor {
                 Watching::Off => {}
             }
             self.judge.tick(now);
-            self.init.tick(now);
+            let helpers = self.judge.alerts.running().clone();
+            self.init.tick(now, &helpers);
             if let Some(code) = self.init.finished(self.judge.alerts.running()) {
                 if self.judge.alerts.running().is_empty() {
                     break code;
@@ -361,11 +362,13 @@ impl Supervisor {
             }
         }
         while let Ok(Some(info)) = self.signals.read_signal() {
-            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
-                continue;
-            };
-            if sig != Signal::SIGCHLD {
-                self.init.forward(sig);
+            let sig = info.ssi_signo as i32;
+            match init::fate(sig) {
+                Fate::Forward => {
+                    let helpers = self.judge.alerts.running().clone();
+                    self.init.forward(sig, &helpers);
+                }
+                Fate::Reap | Fate::Ignore | Fate::Kernel => {}
             }
         }
     }
@@ -415,22 +418,28 @@ impl Supervisor {
     }
 }
 
-/// Block the forwarded signals and SIGCHLD into a signalfd; ignore the
-/// ones that would stop or kill the launcher by accident.
+/// Give every signal its fate ([`init::fate`]): the forwarded ones and
+/// SIGCHLD are blocked into a signalfd (realtime signals included, so none
+/// takes its default action on the launcher); the ignored ones are ignored.
+/// What the launcher's parent gave it is recorded first, for its children
+/// ([`spawn::record_inherited_signals`]).
 fn block_signals() -> nix::Result<SignalFd> {
-    let mut set = SigSet::empty();
-    for &s in FORWARDED {
-        set.add(s);
-    }
-    set.add(Signal::SIGCHLD);
+    spawn::record_inherited_signals();
+    // SAFETY: sigset_t manipulation on a local, then sigprocmask/signal.
+    let set = unsafe {
+        let mut raw: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut raw);
+        for sig in init::all_signals() {
+            if matches!(init::fate(sig), Fate::Forward | Fate::Reap) {
+                libc::sigaddset(&mut raw, sig);
+            }
+        }
+        SigSet::from_sigset_t_unchecked(raw)
+    };
     set.thread_block()?;
-    for s in [
-        Signal::SIGPIPE,
-        Signal::SIGTTIN,
-        Signal::SIGTTOU,
-        Signal::SIGTSTP,
-    ] {
-        unsafe { nix::sys::signal::signal(s, nix::sys::signal::SigHandler::SigIgn)? };
+    for &s in init::IGNORED {
+        // SAFETY: SIG_IGN for a signal number.
+        unsafe { libc::signal(s, libc::SIG_IGN) };
     }
     SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
 }

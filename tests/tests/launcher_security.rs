@@ -357,3 +357,119 @@ fn a_malformed_password_is_never_printed() {
         assert!(!out.contains(secret), "check printed the password:\n{out}");
     }
 }
+
+fn signal(pid: u32, sig: i32) {
+    assert_eq!(
+        unsafe { libc::kill(pid as i32, sig) },
+        0,
+        "kill({pid}, {sig})"
+    );
+}
+
+/// Attack 7: a graceful stop. The main process exits 0 on TERM while a
+/// well-behaved helper (which also exits on TERM) is still running: the
+/// helper must get TERM too, and the launcher must exit 0 at once — not
+/// KILL the helper at the end of the grace period and exit 137.
+#[test]
+fn a_term_with_a_surviving_helper_ends_with_exit_0_promptly_and_the_helper_got_term() {
+    let mut l = Launcher::new();
+    let ready = l.dir.path().join("ready");
+    let got_term = l.dir.path().join("helper-got-term");
+    l.cmd.args(["--grace-period-ms", "10000", "--mode", "off"]);
+    let helper = format!(
+        "trap 'echo yes > {}; exit 0' TERM; while :; do sleep 0.05; done",
+        got_term.display()
+    );
+    let script = format!(
+        "sh -c \"{helper}\" & trap 'exit 0' TERM; touch {}; wait",
+        ready.display()
+    );
+    let mut termed_at = None;
+    let run = l.run_with(&["sh", "-c", &script], LIMIT, |pid| {
+        assert!(
+            support::wait_for_file(&ready, Duration::from_secs(10)),
+            "the command did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        termed_at = Some(std::time::Instant::now());
+        signal(pid, libc::SIGTERM);
+    });
+    let stop_took = termed_at.unwrap().elapsed();
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    assert!(
+        got_term.exists(),
+        "the adopted helper never got TERM\n{}",
+        run.dump()
+    );
+    assert!(
+        stop_took < Duration::from_secs(5),
+        "the stop took {stop_took:?}: waited for the grace period\n{}",
+        run.dump()
+    );
+}
+
+/// Attack 9: a signal the launcher does not list (SIGALRM) must not take
+/// its default action on the launcher (ending it, and Plex with it): it is
+/// forwarded like the others.
+#[test]
+fn an_unlisted_signal_is_forwarded_not_fatal_to_the_launcher() {
+    let mut l = Launcher::new();
+    let ready = l.dir.path().join("ready");
+    l.cmd.args(["--mode", "off"]);
+    let script = format!(
+        "trap 'exit 3' ALRM; touch {}; while :; do sleep 0.05; done",
+        ready.display()
+    );
+    let run = l.run_with(&["sh", "-c", &script], LIMIT, |pid| {
+        assert!(
+            support::wait_for_file(&ready, Duration::from_secs(10)),
+            "the command did not start"
+        );
+        signal(pid, libc::SIGALRM);
+    });
+    assert_eq!(
+        run.code,
+        Some(3),
+        "the launcher did not forward SIGALRM\n{}",
+        run.dump()
+    );
+}
+
+/// Attack 9: the command starts with the signal state a plain exec from
+/// the launcher's parent would give it: the launcher's own blocked and
+/// ignored signals (TERM, CHLD, PIPE, TTOU…) are not passed on; what the
+/// parent ignored (here USR1, as `nohup` does for HUP) stays ignored.
+#[test]
+fn the_command_starts_with_the_signal_state_its_parent_gave_the_launcher() {
+    let dir = plex_pg_tests::TempDir::new("signal-state");
+    let show = ["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"];
+    let parent = |launcher: bool| {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg("trap '' USR1; exec \"$@\"").arg("sh");
+        if launcher {
+            cmd.arg(plex_pg_tests::artifact("plex-pg-launcher"))
+                .args(["--mode", "off", "--events"])
+                .arg(dir.path().join("events.jsonl"))
+                .arg("--shim")
+                .arg(plex_pg_tests::shim())
+                .arg("--");
+        }
+        cmd.args(show).env("PLEX_PG_CONFIG", "/dev/null");
+        let out = plex_pg_tests::run(&mut cmd, LIMIT);
+        out.assert_ok();
+        out.stdout.clone()
+    };
+    let plain = parent(false);
+    let usr1 = 1u64 << (libc::SIGUSR1 - 1);
+    let ignored = plain
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:\t"))
+        .map(|v| u64::from_str_radix(v, 16).unwrap())
+        .unwrap();
+    assert!(ignored & usr1 != 0, "{plain}");
+    assert_eq!(
+        parent(true),
+        plain,
+        "under the launcher the command's signal state differs from a plain exec's"
+    );
+}
