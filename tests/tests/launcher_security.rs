@@ -473,3 +473,69 @@ fn the_command_starts_with_the_signal_state_its_parent_gave_the_launcher() {
         "under the launcher the command's signal state differs from a plain exec's"
     );
 }
+
+/// Attack 8: three launchers appending to one event log at once (each line
+/// one `write(2)` on `O_APPEND`): every line of the shared file parses.
+#[test]
+fn three_launchers_sharing_one_event_log_never_corrupt_a_line() {
+    let shared = plex_pg_tests::TempDir::new("shared-events");
+    let path = shared.path().join("events.jsonl");
+    let script = "for i in $(seq 300); do /bin/true; done";
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..3)
+            .map(|_| {
+                let path = path.clone();
+                s.spawn(move || {
+                    let mut l = Launcher::new();
+                    l.events = path;
+                    l.run(&["sh", "-c", script], Duration::from_secs(120))
+                })
+            })
+            .collect();
+        for r in runs {
+            let run = r.join().unwrap();
+            assert_eq!(run.code, Some(0), "{}", run.dump());
+        }
+    });
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut starts = 0;
+    for (n, line) in text.lines().enumerate() {
+        let v = plex_pg_launcher::events::parse_line(line)
+            .unwrap_or_else(|e| panic!("line {} is corrupt: {e}", n + 1));
+        starts += (v["event"] == "start") as usize;
+    }
+    assert_eq!(starts, 3, "{text}");
+    assert!(
+        text.lines().count() > 3000,
+        "too few lines to have raced: {}",
+        text.lines().count()
+    );
+    assert!(text.ends_with('\n'));
+}
+
+/// Attack 8: a run killed in the middle of a line leaves it unterminated;
+/// the next run ends it before appending, so its own first line is whole.
+#[test]
+fn a_partial_last_line_is_terminated_before_the_next_run_appends() {
+    let dir = plex_pg_tests::TempDir::new("partial-line");
+    let path = dir.path().join("events.jsonl");
+    std::fs::write(
+        &path,
+        "{\"time\":1.0,\"event\":\"summary\"}\n{\"time\":2.0,\"event\":\"fo",
+    )
+    .unwrap();
+    let mut cmd = Command::new(plex_pg_tests::artifact("plex-pg-launcher"));
+    cmd.args(["--mode", "off", "--events"])
+        .arg(&path)
+        .arg("--shim")
+        .arg(plex_pg_tests::shim())
+        .args(["--", "true"])
+        .env("PLEX_PG_CONFIG", "/dev/null");
+    plex_pg_tests::run(&mut cmd, LIMIT).assert_ok();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[1], "{\"time\":2.0,\"event\":\"fo", "{text}");
+    let next =
+        plex_pg_launcher::events::parse_line(lines[2]).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(next["event"], "start", "{text}");
+}
