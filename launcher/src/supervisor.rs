@@ -224,6 +224,7 @@ impl Supervisor {
             log,
             Alerts::new(l.alert_command.clone(), l.alert_limit_per_minute),
         );
+        judge.pool_max = settings.pool.max;
         judge.log.emit(
             "start",
             json!({

@@ -539,3 +539,109 @@ fn a_partial_last_line_is_terminated_before_the_next_run_appends() {
         plex_pg_launcher::events::parse_line(lines[2]).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(next["event"], "start", "{text}");
 }
+
+/// Attack 5: a process in Plex's tree sends `Connected` reports with
+/// ever-new slot numbers. Slots beyond `pool.max` are rejected and counted,
+/// so the launcher (PID 1 in Docker) stays small however many arrive.
+#[test]
+fn two_million_reports_with_ever_new_slots_leave_the_launcher_small() {
+    let n: u64 = 2_000_000;
+    let l = Launcher::new();
+    let run = l.run(
+        &[&support::probe(), "flood", &n.to_string(), "connected"],
+        Duration::from_secs(300),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    assert_eq!(
+        run.said("sent"),
+        Some(n.to_string().as_str()),
+        "{}",
+        run.dump()
+    );
+    let hwm: u64 = run
+        .said("parent_vm_hwm_kb")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{}", run.dump()));
+    assert!(hwm < 40_000, "the launcher grew to {hwm} kB on {n} reports");
+    let summary = run.summary();
+    let rejected = summary["reports_rejected"].as_u64().unwrap();
+    assert!(
+        rejected >= n - 32,
+        "only {rejected} of {n} reports beyond pool.max were rejected\n{summary}"
+    );
+    assert_rate_limited(&run);
+}
+
+/// Attack 6: a process outside Plex's tree (of the same user, which may
+/// send to the socket) floods reports, trying to fill the buffer kept for
+/// processes a procfs scan has not seen yet; the reports of Plex's later
+/// children must still decide their pool checks.
+#[test]
+fn an_outsider_cannot_fill_the_early_report_buffer() {
+    let mut l = Launcher::new();
+    l.cmd
+        .envs(plex_pg_tests::pg().env(&plex_pg_tests::unique_name("early")));
+    l.cmd
+        .args(["--watcher", "procfs", "--poll-interval-ms", "400"]);
+    let sock_file = l.dir.path().join("sock");
+    let go = l.dir.path().join("go");
+    let probe = support::probe();
+    let script = format!(
+        "echo \"$PLEX_PG_SUPERVISOR\" > {sock}; while [ ! -e {go} ]; do sleep 0.02; done; for i in 1 2 3 4; do {probe} fork --hold 1200 || exit 1; done",
+        sock = sock_file.display(),
+        go = go.display()
+    );
+    let run = l.run_with(&["sh", "-c", &script], Duration::from_secs(120), |_| {
+        assert!(
+            support::wait_for_file(&sock_file, Duration::from_secs(10)),
+            "the command did not start"
+        );
+        let sock = std::fs::read_to_string(&sock_file)
+            .unwrap()
+            .trim()
+            .to_string();
+        let out = plex_pg_tests::run(
+            Command::new(support::probe())
+                .args(["flood", "3000", "hello"])
+                .env("PLEX_PG_SUPERVISOR", &sock),
+            Duration::from_secs(60),
+        );
+        out.assert_ok();
+        std::fs::write(&go, "").unwrap();
+    });
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let children: Vec<i64> = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("child: "))
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(children.len(), 4, "{}", run.dump());
+    for child in children {
+        let check = run.event_for("pool_check", child);
+        assert_eq!(
+            check["report"],
+            true,
+            "child {child}'s AfterFork report was dropped\n{}",
+            run.dump()
+        );
+        assert_eq!(check["verdict"], "ok", "{}", run.dump());
+    }
+    assert!(
+        run.summary()["reports_rejected"].as_u64().unwrap() >= 3000,
+        "{}",
+        run.dump()
+    );
+    assert_rate_limited(&run);
+}
+
+/// At most 5 full lines per 10 s about rejected reports.
+fn assert_rate_limited(run: &support::Run) {
+    let warnings = run.stderr.matches("rejected a report:").count() as u64;
+    let intervals = run.elapsed.as_secs() / 10 + 1;
+    assert!(
+        warnings <= 5 * intervals,
+        "{warnings} warnings for rejected reports in {:?}: logging is not rate-limited",
+        run.elapsed
+    );
+}

@@ -90,7 +90,6 @@ impl Default for Launcher {
 }
 
 impl Launcher {
-    #[allow(clippy::new_without_default)] // a fresh directory each call: not a default value
     pub fn new() -> Launcher {
         let dir = TempDir::new("launcher-test");
         let mut cmd = Command::new(artifact("plex-pg-launcher"));
