@@ -32,7 +32,7 @@ install -m 0644 "$shim" "$dest/usr/lib/plex-pg/libplex_pg_shim.so"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$dest/usr/lib/plex-pg/libplex_pg_shim.so"
 
 install -m 0644 README.md "$dest/usr/share/doc/plex-pg/README.md"
-for doc in install configuration troubleshooting launcher events architecture; do
-    [ -f "docs/$doc.md" ] || die "docs/$doc.md is missing"
-    install -m 0644 "docs/$doc.md" "$dest/usr/share/doc/plex-pg/$doc.md"
+# Every document: install.md promises them all (and links between them).
+for doc in docs/*.md; do
+    install -m 0644 "$doc" "$dest/usr/share/doc/plex-pg/$(basename "$doc")"
 done

@@ -26,14 +26,19 @@ pub const CONFIG_ENV: &str = "PLEX_PG_CONFIG";
 /// overrides it (if any), and one line on what it means. `docs/configuration.md`
 /// is checked against this table by a test.
 pub const KEYS: &[(&str, Option<&str>, &str)] = &[
-    ("postgres.host", Some("PLEX_PG_HOST"), "host name, IP address, or Unix-socket directory of the PostgreSQL server"),
-    ("postgres.port", Some("PLEX_PG_PORT"), "TCP port, or the number in the socket name .s.PGSQL.<port>"),
+    ("postgres.host", Some("PLEX_PG_HOST"), "host name, IP address, or Unix-socket directory of the PostgreSQL server; several, comma-separated (or a TOML list), are tried in order"),
+    ("postgres.port", Some("PLEX_PG_PORT"), "TCP port, or the number in the socket name .s.PGSQL.<port>; one for every host, or one per host"),
     ("postgres.database", Some("PLEX_PG_DATABASE"), "database that holds Plex's library"),
     ("postgres.user", Some("PLEX_PG_USER"), "role to connect as"),
     ("postgres.password", Some("PLEX_PG_PASSWORD"), "password for that role (never logged)"),
     ("postgres.schema", Some("PLEX_PG_SCHEMA"), "schema of the main library database; other routed databases get <schema>_<name>"),
     ("postgres.connect_timeout_ms", Some("PLEX_PG_CONNECT_TIMEOUT_MS"), "timeout of one connection attempt"),
-    ("postgres.retry_for_ms", Some("PLEX_PG_RETRY_FOR_MS"), "how long a dead server is retried, with backoff, before a call fails"),
+    ("postgres.retry_for_ms", Some("PLEX_PG_RETRY_FOR_MS"), "how long a dead server is retried, with backoff, before a call fails (long enough for a failover)"),
+    ("postgres.target_session_attrs", Some("PLEX_PG_TARGET_SESSION_ATTRS"), "read-write: only a server that accepts writes (the primary); any: the first that answers"),
+    ("postgres.keepalives_idle_s", Some("PLEX_PG_KEEPALIVES_IDLE"), "TCP keepalive: seconds idle before the first probe"),
+    ("postgres.keepalives_interval_s", Some("PLEX_PG_KEEPALIVES_INTERVAL"), "TCP keepalive: seconds between probes"),
+    ("postgres.keepalives_count", Some("PLEX_PG_KEEPALIVES_COUNT"), "TCP keepalive: probes lost before the connection is dead"),
+    ("postgres.tcp_user_timeout_ms", Some("PLEX_PG_TCP_USER_TIMEOUT_MS"), "how long sent data may stay unacknowledged before the connection is dead; 0: the kernel's default"),
     ("pool.size", Some("PLEX_PG_POOL_SIZE"), "connections kept open while idle"),
     ("pool.max", Some("PLEX_PG_POOL_MAX"), "most connections open at once (the pool's slots)"),
     ("pool.acquire_timeout_ms", Some("PLEX_PG_POOL_TIMEOUT_MS"), "how long a call waits for a free connection before SQLITE_BUSY"),
@@ -131,17 +136,46 @@ impl fmt::Debug for Secret {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Postgres {
-    pub host: String,
-    pub port: u16,
+    /// The servers, tried in this order (libpq's comma-separated list):
+    /// host names, IP addresses or Unix-socket directories.
+    pub hosts: Vec<String>,
+    /// One port for every host, or one per host, in the same order.
+    pub ports: Vec<u16>,
     pub database: String,
     pub user: String,
     pub password: Secret,
     pub schema: String,
     pub connect_timeout: Duration,
     pub retry_for: Duration,
+    /// Which server a connection may stay on (libpq's `target_session_attrs`).
+    pub target_session_attrs: SessionAttrs,
+    /// TCP keepalive: idle time before the first probe, time between
+    /// probes, probes lost before the connection is dead.
+    pub keepalives_idle: Duration,
+    pub keepalives_interval: Duration,
+    pub keepalives_count: u32,
+    /// How long sent data may stay unacknowledged (`TCP_USER_TIMEOUT`).
+    pub tcp_user_timeout: Duration,
 }
 
-impl Postgres {
+/// libpq's `target_session_attrs`, the two values the library can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionAttrs {
+    /// The first server that accepts the connection.
+    Any,
+    /// The first server that accepts writes (`transaction_read_only` off):
+    /// the primary, never a standby.
+    ReadWrite,
+}
+
+/// One server: a host (or Unix-socket directory) and its port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Endpoint {
     /// True when `host` names a Unix-socket directory rather than a host.
     pub fn is_unix_socket(&self) -> bool {
         self.host.starts_with('/')
@@ -152,13 +186,40 @@ impl Postgres {
         self.is_unix_socket()
             .then(|| Path::new(&self.host).join(format!(".s.PGSQL.{}", self.port)))
     }
+}
 
-    /// Where the server is, for messages: `host:port` or the socket path.
-    pub fn endpoint(&self) -> String {
+impl fmt::Display for Endpoint {
+    /// `host:port` (`[addr]:port` for IPv6), or the socket path.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.socket_path() {
-            Some(p) => p.display().to_string(),
-            None => format!("{}:{}", self.host, self.port),
+            Some(p) => write!(f, "{}", p.display()),
+            None if self.host.contains(':') => write!(f, "[{}]:{}", self.host, self.port),
+            None => write!(f, "{}:{}", self.host, self.port),
         }
+    }
+}
+
+impl Postgres {
+    /// The servers in the order they are tried.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        self.hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| Endpoint {
+                host: host.clone(),
+                port: *self.ports.get(i).or(self.ports.first()).unwrap_or(&5432),
+            })
+            .collect()
+    }
+
+    /// Where the servers are, for messages: `host:port` or the socket path,
+    /// comma-separated when there are several.
+    pub fn endpoint(&self) -> String {
+        self.endpoints()
+            .iter()
+            .map(Endpoint::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -249,14 +310,19 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             postgres: Postgres {
-                host: "/var/run/postgresql".into(),
-                port: 5432,
+                hosts: vec!["/var/run/postgresql".into()],
+                ports: vec![5432],
                 database: "plex".into(),
                 user: "plex".into(),
                 password: Secret::default(),
                 schema: "plex".into(),
                 connect_timeout: Duration::from_secs(5),
-                retry_for: Duration::from_secs(10),
+                retry_for: Duration::from_secs(30),
+                target_session_attrs: SessionAttrs::ReadWrite,
+                keepalives_idle: Duration::from_secs(30),
+                keepalives_interval: Duration::from_secs(10),
+                keepalives_count: 3,
+                tcp_user_timeout: Duration::from_secs(30),
             },
             pool: Pool {
                 size: 8,
@@ -457,8 +523,47 @@ impl Settings {
 
     fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), String> {
         match key {
-            "postgres.host" => self.postgres.host = raw.nonempty()?,
-            "postgres.port" => self.postgres.port = raw.int(1, 65535)? as u16,
+            "postgres.host" => {
+                let hosts = raw.list()?;
+                if hosts.is_empty() {
+                    return Err("must not be empty".into());
+                }
+                self.postgres.hosts = hosts;
+            }
+            "postgres.port" => {
+                let port = |r: Raw<'_>| r.int(1, 65535).map(|n| n as u16);
+                self.postgres.ports = match raw {
+                    Raw::Toml(toml::Value::Integer(_)) => vec![port(raw)?],
+                    Raw::Toml(toml::Value::Array(items)) => items
+                        .iter()
+                        .map(|v| port(Raw::Toml(v)))
+                        .collect::<Result<_, _>>()?,
+                    _ => raw
+                        .list()?
+                        .iter()
+                        .map(|p| port(Raw::Text(p)))
+                        .collect::<Result<_, _>>()?,
+                };
+                if self.postgres.ports.is_empty() {
+                    return Err("must not be empty".into());
+                }
+            }
+            "postgres.target_session_attrs" => {
+                self.postgres.target_session_attrs = raw.choice(&[
+                    ("read-write", SessionAttrs::ReadWrite),
+                    ("any", SessionAttrs::Any),
+                ])?
+            }
+            "postgres.keepalives_idle_s" => {
+                self.postgres.keepalives_idle = Duration::from_secs(raw.int(1, 7200)? as u64)
+            }
+            "postgres.keepalives_interval_s" => {
+                self.postgres.keepalives_interval = Duration::from_secs(raw.int(1, 600)? as u64)
+            }
+            "postgres.keepalives_count" => self.postgres.keepalives_count = raw.int(1, 100)? as u32,
+            "postgres.tcp_user_timeout_ms" => {
+                self.postgres.tcp_user_timeout = raw.millis(0, MAX_MS)?
+            }
             "postgres.database" => self.postgres.database = raw.nonempty()?,
             "postgres.user" => self.postgres.user = raw.nonempty()?,
             "postgres.password" => self.postgres.password = Secret(raw.string()?),
@@ -567,6 +672,17 @@ impl Settings {
 
     /// Checks that involve more than one key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let (hosts, ports) = (self.postgres.hosts.len(), self.postgres.ports.len());
+        if ports != 1 && ports != hosts {
+            return Err(ConfigError {
+                key: "postgres.port".into(),
+                source: self.origin("postgres.port"),
+                message: format!(
+                    "{ports} ports for {hosts} hosts (postgres.host, from {}): give one port for every host, or one per host",
+                    self.origin("postgres.host")
+                ),
+            });
+        }
         if self.pool.size > self.pool.max {
             return Err(ConfigError {
                 key: "pool.size".into(),
@@ -768,8 +884,8 @@ mod tests {
             &env_of(&[("PLEX_PG_PORT", "7000"), ("PLEX_PG_POOL_MAX", "20")]),
         )
         .unwrap();
-        assert_eq!(s.postgres.host, "db.example");
-        assert_eq!(s.postgres.port, 7000);
+        assert_eq!(s.postgres.hosts, ["db.example"]);
+        assert_eq!(s.postgres.ports, [7000]);
         assert_eq!(s.pool.size, 4);
         assert_eq!(s.pool.max, 20);
         assert_eq!(
@@ -935,7 +1051,53 @@ mod tests {
     fn socket_directory_endpoint() {
         let mut s = Settings::default();
         assert_eq!(s.postgres.endpoint(), "/var/run/postgresql/.s.PGSQL.5432");
-        s.postgres.host = "10.0.0.2".into();
+        s.postgres.hosts = vec!["10.0.0.2".into()];
         assert_eq!(s.postgres.endpoint(), "10.0.0.2:5432");
+    }
+
+    #[test]
+    fn several_hosts_in_libpq_syntax() {
+        let env = env_of(&[
+            ("PLEX_PG_HOST", "db1, db2,::1"),
+            ("PLEX_PG_PORT", "5432,5433,5434"),
+        ]);
+        let s = Settings::load_file(None, &env).unwrap();
+        let e = s.postgres.endpoints();
+        assert_eq!(e.len(), 3);
+        assert_eq!((e[1].host.as_str(), e[1].port), ("db2", 5433));
+        assert_eq!(s.postgres.endpoint(), "db1:5432, db2:5433, [::1]:5434");
+        // One port serves every host.
+        let s = Settings::load_file(
+            None,
+            &env_of(&[("PLEX_PG_HOST", "a,b"), ("PLEX_PG_PORT", "6000")]),
+        )
+        .unwrap();
+        assert!(s.postgres.endpoints().iter().all(|e| e.port == 6000));
+        // Two ports for three hosts is an error naming the key.
+        let err = Settings::load_file(
+            None,
+            &env_of(&[("PLEX_PG_HOST", "a,b,c"), ("PLEX_PG_PORT", "1,2")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "postgres.port");
+        assert!(err.to_string().contains("2 ports for 3 hosts"), "{err}");
+        let err = Settings::load_file(None, &env_of(&[("PLEX_PG_PORT", "5432,x")])).unwrap_err();
+        assert_eq!(err.key, "postgres.port");
+    }
+
+    #[test]
+    fn failover_and_keepalive_defaults() {
+        let s = Settings::default();
+        assert_eq!(s.postgres.target_session_attrs, SessionAttrs::ReadWrite);
+        assert!(
+            s.postgres.retry_for >= Duration::from_secs(30),
+            "a failover takes longer than 10 s"
+        );
+        let dead_after = s.postgres.keepalives_idle
+            + s.postgres.keepalives_interval * s.postgres.keepalives_count;
+        assert!(dead_after <= Duration::from_secs(60), "{dead_after:?}");
+        let env = env_of(&[("PLEX_PG_TARGET_SESSION_ATTRS", "primary")]);
+        let err = Settings::load_file(None, &env).unwrap_err();
+        assert_eq!(err.key, "postgres.target_session_attrs");
     }
 }

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use caps::{CapSet, Capability};
-use plex_pg_config::settings::Mode;
+use plex_pg_config::settings::{Mode, SessionAttrs};
 use plex_pg_config::Settings;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -326,9 +326,13 @@ fn check_user(r: &mut Report, settings: &Settings) {
 fn check_postgres(r: &mut Report, settings: &Settings) {
     let pg = &settings.postgres;
     let mut config = postgres::Config::new();
+    for endpoint in pg.endpoints() {
+        config.host(&endpoint.host).port(endpoint.port);
+    }
+    if pg.target_session_attrs == SessionAttrs::ReadWrite {
+        config.target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
+    }
     config
-        .host(&pg.host)
-        .port(pg.port)
         .dbname(&pg.database)
         .user(&pg.user)
         .connect_timeout(pg.connect_timeout.min(Duration::from_secs(10)));

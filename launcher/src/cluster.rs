@@ -3,7 +3,8 @@
 //! a free loopback TCP port.
 //!
 //! Used by `plex-pg-launcher demo` when no server is configured, and by the
-//! tests. `initdb` and `postgres` refuse to run as root, so when we are root
+//! tests, which can also make a streaming standby of a cluster
+//! ([`Cluster::standby_of`]) and promote it (failover tests). `initdb` and `postgres` refuse to run as root, so when we are root
 //! the cluster is owned by, and run as, the `postgres` user (`runuser`).
 //!
 //! Authentication: the socket trusts every local user; TCP asks for a
@@ -34,34 +35,7 @@ impl Cluster {
 
     /// Start a new cluster. Takes a few seconds (initdb).
     pub fn start() -> io::Result<Cluster> {
-        let bin = find_pg_bin()?;
-        let base = std::env::var_os("TMPDIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "/tmp".into());
-        let dir = base.join(format!(
-            "plex-pg-cluster-{}-{}",
-            std::process::id(),
-            nanos()
-        ));
-        fs::create_dir_all(&dir)?;
-        let run_as = if nix::unistd::geteuid().is_root() {
-            Some("postgres".to_string())
-        } else {
-            None
-        };
-        let mut cluster = Cluster {
-            dir,
-            bin,
-            run_as,
-            port: free_port()?,
-            stopped: true,
-        };
-        if let Some(user) = &cluster.run_as {
-            let u = nix::unistd::User::from_name(user)
-                .map_err(io::Error::other)?
-                .ok_or_else(|| io::Error::other(format!("running as root, but there is no `{user}` user to run PostgreSQL as (install Debian's postgresql package)")))?;
-            nix::unistd::chown(&cluster.dir, Some(u.uid), Some(u.gid)).map_err(io::Error::other)?;
-        }
+        let mut cluster = Cluster::empty()?;
         let pwfile = cluster.dir.join("pwfile");
         fs::write(&pwfile, "postgres\n")?;
         cluster.chown(&pwfile)?;
@@ -86,7 +60,7 @@ impl Cluster {
         )?;
         fs::write(
             data.join("pg_hba.conf"),
-            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n",
+            "local all all trust\nlocal replication all trust\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n",
         )?;
         cluster.start_server()?;
         cluster.psql_as_postgres(&format!(
@@ -99,6 +73,76 @@ impl Cluster {
             Self::DATABASE,
             Self::USER
         ))?;
+        Ok(cluster)
+    }
+
+    /// A streaming standby of `primary` (`pg_basebackup -R` over its
+    /// socket), started on a port of its own: read-only until
+    /// [`Cluster::promote`].
+    pub fn standby_of(primary: &Cluster) -> io::Result<Cluster> {
+        let mut standby = Cluster::empty()?;
+        let data = standby.data_dir();
+        let port = primary.port.to_string();
+        standby.run(
+            "pg_basebackup",
+            &[
+                "-D",
+                path_str(&data)?,
+                "-R",
+                "-X",
+                "stream",
+                "-h",
+                path_str(&primary.dir)?,
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+            ],
+        )?;
+        standby.start_server()?;
+        Ok(standby)
+    }
+
+    /// Promote a standby to primary (`pg_ctl promote`, waiting for it).
+    pub fn promote(&self) -> io::Result<()> {
+        let data = self.data_dir();
+        self.run(
+            "pg_ctl",
+            &["-D", path_str(&data)?, "-w", "-t", "60", "promote"],
+        )
+    }
+
+    /// A fresh directory (owned by the `postgres` user when we are root)
+    /// and a free port; no server yet.
+    fn empty() -> io::Result<Cluster> {
+        let bin = find_pg_bin()?;
+        let base = std::env::var_os("TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/tmp".into());
+        let dir = base.join(format!(
+            "plex-pg-cluster-{}-{}",
+            std::process::id(),
+            nanos()
+        ));
+        fs::create_dir_all(&dir)?;
+        let run_as = if nix::unistd::geteuid().is_root() {
+            Some("postgres".to_string())
+        } else {
+            None
+        };
+        let cluster = Cluster {
+            dir,
+            bin,
+            run_as,
+            port: free_port()?,
+            stopped: true,
+        };
+        if let Some(user) = &cluster.run_as {
+            let u = nix::unistd::User::from_name(user)
+                .map_err(io::Error::other)?
+                .ok_or_else(|| io::Error::other(format!("running as root, but there is no `{user}` user to run PostgreSQL as (install Debian's postgresql package)")))?;
+            nix::unistd::chown(&cluster.dir, Some(u.uid), Some(u.gid)).map_err(io::Error::other)?;
+        }
         Ok(cluster)
     }
 

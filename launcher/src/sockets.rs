@@ -20,6 +20,8 @@ use std::mem::size_of;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use plex_pg_config::settings::Postgres;
 use serde_json::{json, Value};
@@ -44,12 +46,25 @@ pub fn fds_json(fds: &[PgFd]) -> Value {
     Value::Array(fds.iter().map(PgFd::to_json).collect())
 }
 
-/// Where the server is.
-#[derive(Clone, Debug)]
-enum Server {
-    Unix(PathBuf),
-    Tcp(Vec<SocketAddr>),
+/// Where the servers are: every Unix socket path and every TCP address of
+/// the configured hosts. Host names are resolved at start and again every
+/// [`RESOLVE_EVERY`] by a thread of their own (never on the fork path,
+/// where a slow DNS server would keep Plex stopped); an address once seen
+/// stays known (connections to a former primary are still PostgreSQL's).
+#[derive(Debug)]
+struct Servers {
+    unix: Vec<PathBuf>,
+    tcp: Arc<RwLock<Vec<SocketAddr>>>,
+    /// Host names (not literal addresses) to resolve again.
+    names: Vec<(String, u16)>,
 }
+
+/// How often host names are resolved again (a DNS-based failover moves
+/// the name to another address).
+pub const RESOLVE_EVERY: Duration = Duration::from_secs(30);
+
+/// The most TCP addresses kept (a runaway DNS answer cannot grow it).
+const ADDRESS_LIMIT: usize = 256;
 
 /// What an inode is, as far as we care.
 #[derive(Clone, Debug)]
@@ -60,7 +75,7 @@ enum Kind {
 
 /// The classifier: asks the kernel, remembers the answers.
 pub struct Kernel {
-    server: Server,
+    servers: Servers,
     cache: HashMap<u64, Kind>,
     diag: Option<OwnedFd>,
     seq: u32,
@@ -69,38 +84,59 @@ pub struct Kernel {
 const CACHE_LIMIT: usize = 50_000;
 
 impl Kernel {
-    /// A classifier for the configured server. A host name is resolved now.
+    /// A classifier for the configured servers. Host names are resolved
+    /// now, and again every [`RESOLVE_EVERY`] in the background.
     pub fn new(pg: &Postgres) -> Kernel {
-        let server = match pg.socket_path() {
-            Some(p) => Server::Unix(p),
-            None => {
-                let addrs: Vec<SocketAddr> = (pg.host.as_str(), pg.port)
-                    .to_socket_addrs()
-                    .map(|it| it.collect())
-                    .unwrap_or_else(|e| {
-                        tracing::warn!(
-                            "cannot resolve the PostgreSQL host {:?} ({e}): TCP connections to it will not be recognised",
-                            pg.host
-                        );
-                        Vec::new()
-                    });
-                Server::Tcp(addrs)
+        let mut unix = Vec::new();
+        let mut tcp = Vec::new();
+        let mut names = Vec::new();
+        for endpoint in pg.endpoints() {
+            if let Some(path) = endpoint.socket_path() {
+                unix.push(path);
+            } else if let Ok(ip) = endpoint.host.parse::<IpAddr>() {
+                tcp.push(SocketAddr::new(ip, endpoint.port));
+            } else {
+                names.push((endpoint.host.clone(), endpoint.port));
             }
-        };
+        }
+        let tcp = Arc::new(RwLock::new(tcp));
+        resolve_into(&names, &tcp);
+        if !names.is_empty() {
+            let (names, tcp) = (names.clone(), tcp.clone());
+            let spawned = std::thread::Builder::new()
+                .name("resolve".into())
+                .spawn(move || loop {
+                    std::thread::sleep(RESOLVE_EVERY);
+                    resolve_into(&names, &tcp);
+                });
+            if let Err(e) = spawned {
+                tracing::warn!("cannot start the thread that resolves PostgreSQL's host names again ({e}): a name that moves to another address will not be followed");
+            }
+        }
         Kernel {
-            server,
+            servers: Servers { unix, tcp, names },
             cache: HashMap::new(),
             diag: None,
             seq: 0,
         }
     }
 
-    /// The server, for messages.
+    /// The servers, for messages.
     pub fn describe_server(&self) -> String {
-        match &self.server {
-            Server::Unix(p) => format!("unix:{}", p.display()),
-            Server::Tcp(a) => format!("tcp:{a:?}"),
+        let mut parts: Vec<String> = self
+            .servers
+            .unix
+            .iter()
+            .map(|p| format!("unix:{}", p.display()))
+            .collect();
+        let tcp = self.servers.tcp.read().unwrap_or_else(|e| e.into_inner());
+        parts.extend(tcp.iter().map(|a| format!("tcp:{a}")));
+        for (name, port) in &self.servers.names {
+            if tcp.is_empty() {
+                parts.push(format!("tcp:{name}:{port} (unresolved)"));
+            }
         }
+        parts.join(", ")
     }
 
     /// Every socket fd of `pid`: (fd, inode).
@@ -169,49 +205,7 @@ impl Kernel {
         if let Some(k) = self.cache.get(&inode) {
             return Some(k.clone());
         }
-        let (kind, final_answer) = match &self.server {
-            Server::Unix(path) => {
-                let path = path.clone();
-                match self.unix_peer_name(inode) {
-                    Ok(Some(Some(name))) => {
-                        let is_pg = same_socket_path(&name, &path);
-                        (
-                            if is_pg {
-                                Kind::Postgres(format!("unix:{}", name.display()))
-                            } else {
-                                Kind::Other
-                            },
-                            true,
-                        )
-                    }
-                    // A unix socket without a peer: not connected (yet).
-                    Ok(Some(None)) => (Kind::Other, false),
-                    // Not a unix socket.
-                    Ok(None) => (Kind::Other, true),
-                    Err(e) => {
-                        tracing::debug!("unix_diag lookup of inode {inode} failed: {e}");
-                        (Kind::Other, false)
-                    }
-                }
-            }
-            Server::Tcp(addrs) => {
-                let table = tcp.get_or_insert_with(|| tcp_table(pid));
-                match table.get(&inode) {
-                    Some((remote, connected)) => {
-                        let is_pg = addrs.iter().any(|a| same_endpoint(a, remote));
-                        (
-                            if is_pg {
-                                Kind::Postgres(format!("tcp:{remote}"))
-                            } else {
-                                Kind::Other
-                            },
-                            *connected || is_pg,
-                        )
-                    }
-                    None => (Kind::Other, false),
-                }
-            }
-        };
+        let (kind, final_answer) = self.classify_uncached(pid, inode, tcp);
         if final_answer {
             if self.cache.len() >= CACHE_LIMIT {
                 self.cache.clear();
@@ -219,6 +213,56 @@ impl Kernel {
             self.cache.insert(inode, kind.clone());
         }
         Some(kind)
+    }
+
+    /// What `inode` is, and whether that answer is final (a socket not
+    /// connected yet may still connect to the server).
+    fn classify_uncached(
+        &mut self,
+        pid: i32,
+        inode: u64,
+        tcp: &mut Option<HashMap<u64, (SocketAddr, bool)>>,
+    ) -> (Kind, bool) {
+        if !self.servers.unix.is_empty() {
+            match self.unix_peer_name(inode) {
+                Ok(Some(Some(name))) => {
+                    let is_pg = self.servers.unix.iter().any(|p| same_socket_path(&name, p));
+                    let kind = if is_pg {
+                        Kind::Postgres(format!("unix:{}", name.display()))
+                    } else {
+                        Kind::Other
+                    };
+                    return (kind, true);
+                }
+                // A unix socket without a peer: not connected (yet).
+                Ok(Some(None)) => return (Kind::Other, false),
+                // Not a unix socket: maybe a TCP one.
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!("unix_diag lookup of inode {inode} failed: {e}");
+                    return (Kind::Other, false);
+                }
+            }
+        }
+        let addrs = self.servers.tcp.read().unwrap_or_else(|e| e.into_inner());
+        if addrs.is_empty() && self.servers.names.is_empty() {
+            return (Kind::Other, true);
+        }
+        let table = tcp.get_or_insert_with(|| tcp_table(pid));
+        match table.get(&inode) {
+            Some((remote, connected)) => {
+                let is_pg = addrs.iter().any(|a| same_endpoint(a, remote));
+                let kind = if is_pg {
+                    Kind::Postgres(format!("tcp:{remote}"))
+                } else {
+                    Kind::Other
+                };
+                // Not PostgreSQL's now, but a name may resolve to this
+                // address later: only a positive answer is final.
+                (kind, is_pg || (*connected && self.servers.names.is_empty()))
+            }
+            None => (Kind::Other, false),
+        }
     }
 
     /// `Ok(None)`: `inode` is not a unix socket. `Ok(Some(None))`: it has no
@@ -447,6 +491,26 @@ fn parse_unix_diag(body: &[u8]) -> UnixInfo {
     info
 }
 
+/// Resolve `names` and add every new address to `known`.
+fn resolve_into(names: &[(String, u16)], known: &RwLock<Vec<SocketAddr>>) {
+    for (name, port) in names {
+        match (name.as_str(), *port).to_socket_addrs() {
+            Ok(addrs) => {
+                let mut known = known.write().unwrap_or_else(|e| e.into_inner());
+                for addr in addrs {
+                    if !known.contains(&addr) && known.len() < ADDRESS_LIMIT {
+                        tracing::info!("PostgreSQL host {name} is at {addr}");
+                        known.push(addr);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(
+                "cannot resolve the PostgreSQL host {name:?} ({e}): TCP connections to it are recognised only at the addresses it had before"
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,8 +527,8 @@ mod tests {
         let (_accepted, _) = listener.accept().unwrap();
         let (other_a, _other_b) = UnixStream::pair().unwrap();
         let pg = Postgres {
-            host: dir.display().to_string(),
-            port: 5999,
+            hosts: vec![dir.display().to_string()],
+            ports: vec![5999],
             ..plex_pg_config::Settings::default().postgres
         };
         let mut kernel = Kernel::new(&pg);
@@ -492,8 +556,8 @@ mod tests {
         let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let _accepted = listener.accept().unwrap();
         let pg = Postgres {
-            host: "127.0.0.1".into(),
-            port,
+            hosts: vec!["127.0.0.1".into()],
+            ports: vec![port],
             ..plex_pg_config::Settings::default().postgres
         };
         let mut kernel = Kernel::new(&pg);
@@ -503,5 +567,42 @@ mod tests {
             vec![client.as_raw_fd()]
         );
         assert_eq!(found[0].peer, format!("tcp:127.0.0.1:{port}"));
+    }
+
+    #[test]
+    fn every_configured_server_is_recognised_unix_and_tcp_by_name() {
+        let dir = std::env::temp_dir().join(format!("plex-pg-sockets-many-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(".s.PGSQL.5998");
+        let _ = std::fs::remove_file(&path);
+        let unix_listener = UnixListener::bind(&path).unwrap();
+        let unix_client = UnixStream::connect(&path).unwrap();
+        let _unix_accepted = unix_listener.accept().unwrap();
+        let tcp_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp_listener.local_addr().unwrap().port();
+        let tcp_client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let _tcp_accepted = tcp_listener.accept().unwrap();
+        // Another TCP connection, to a port that is not configured.
+        let other_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let other = std::net::TcpStream::connect(other_listener.local_addr().unwrap()).unwrap();
+        let pg = Postgres {
+            // A socket directory, then a host name (resolved, not literal).
+            hosts: vec![dir.display().to_string(), "localhost".into()],
+            ports: vec![5998, port],
+            ..plex_pg_config::Settings::default().postgres
+        };
+        let mut kernel = Kernel::new(&pg);
+        let mut found: Vec<i32> = kernel
+            .pg_fds(std::process::id() as i32)
+            .unwrap()
+            .iter()
+            .map(|f| f.fd)
+            .collect();
+        found.sort_unstable();
+        let mut want = vec![unix_client.as_raw_fd(), tcp_client.as_raw_fd()];
+        want.sort_unstable();
+        assert_eq!(found, want, "{}", kernel.describe_server());
+        assert!(!found.contains(&other.as_raw_fd()));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

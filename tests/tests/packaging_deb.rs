@@ -172,15 +172,24 @@ fn contents_modes_dependencies_and_the_musl_shim() {
     );
     assert_eq!(find(DROP_IN).0, "-rw-r--r--");
     find("usr/share/man/man1/plex-pg-launcher.1.gz");
-    for doc in [
-        "install.md",
-        "configuration.md",
-        "troubleshooting.md",
-        "events.md",
-        "launcher.md",
-        "copyright",
-        "changelog.gz",
-    ] {
+    // Every document of docs/ (install.md says they are all there).
+    let docs = std::fs::read_dir(workspace_root().join("docs")).expect("read docs/");
+    let mut names: Vec<String> = docs
+        .map(|e| {
+            e.expect("docs/ entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|n| n.ends_with(".md"))
+        .collect();
+    assert!(names.len() >= 10, "docs/ has its documents: {names:?}");
+    names.extend([
+        "README.md".into(),
+        "copyright".into(),
+        "changelog.gz".into(),
+    ]);
+    for doc in names {
         find(&format!("usr/share/doc/plex-pg/{doc}"));
     }
     assert!(

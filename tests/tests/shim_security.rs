@@ -66,7 +66,12 @@ fn a_malformed_password_is_never_repeated_by_the_shim() {
 /// the socket trusts), at `port`.
 fn tcp_env(port: u16, password: &str, retry_for_ms: u64) -> Vec<(String, String)> {
     let mut env = pg().env("security");
-    env.retain(|(k, _)| !matches!(k.as_str(), "PLEX_PG_HOST" | "PLEX_PG_PORT" | "PLEX_PG_PASSWORD"));
+    env.retain(|(k, _)| {
+        !matches!(
+            k.as_str(),
+            "PLEX_PG_HOST" | "PLEX_PG_PORT" | "PLEX_PG_PASSWORD"
+        )
+    });
     env.push(("PLEX_PG_HOST".into(), "127.0.0.1".into()));
     env.push(("PLEX_PG_PORT".into(), port.to_string()));
     env.push(("PLEX_PG_PASSWORD".into(), password.into()));
@@ -84,10 +89,13 @@ fn server_port() -> u16 {
 fn server_back_on(port: u16, after: Duration) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         std::thread::sleep(after);
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the proxy port");
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the proxy port");
         for client in listener.incoming().take(8) {
             let Ok(client) = client else { continue };
-            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", server_port())) else { continue };
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", server_port())) else {
+                continue;
+            };
             for (mut from, mut to) in [
                 (client.try_clone().unwrap(), server.try_clone().unwrap()),
                 (server.try_clone().unwrap(), client.try_clone().unwrap()),
@@ -106,7 +114,11 @@ fn server_back_on(port: u16, after: Duration) -> std::thread::JoinHandle<()> {
 /// being longer than what was left).
 #[test]
 fn the_retry_window_lasts_as_long_as_configured() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let _proxy = server_back_on(port, Duration::from_millis(2300));
     let (v, stderr, took) = attempt(&tcp_env(port, plex_pg_tests::PG_PASSWORD, 3000));
     assert_eq!(v["opened"], true, "gave up after {took:?}: {v}\n{stderr}");
@@ -123,8 +135,14 @@ fn a_missing_password_fails_at_once_with_the_real_cause() {
     let (v, stderr, took) = attempt(&tcp_env(server_port(), "", 20_000));
     assert_eq!(v["opened"], false, "{v}");
     let msg = v["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("postgres.password") && msg.contains("none is configured"), "{msg}");
-    assert!(took < Duration::from_secs(10), "retried a missing password for {took:?}\n{stderr}");
+    assert!(
+        msg.contains("postgres.password") && msg.contains("none is configured"),
+        "{msg}"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "retried a missing password for {took:?}\n{stderr}"
+    );
     assert!(!stderr.contains("retrying"), "{stderr}");
 }
 
@@ -139,5 +157,8 @@ fn an_unknown_database_fails_at_once() {
     assert_eq!(v["opened"], false, "{v}");
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(msg.contains("postgres.database"), "{msg}");
-    assert!(took < Duration::from_secs(10), "retried an unknown database for {took:?}\n{stderr}");
+    assert!(
+        took < Duration::from_secs(10),
+        "retried an unknown database for {took:?}\n{stderr}"
+    );
 }

@@ -144,9 +144,11 @@ impl DemoServer {
     /// The configured server, with a schema nobody else uses.
     pub fn configured_server(settings: &Settings) -> Result<DemoServer, String> {
         let pg = &settings.postgres;
+        // The demo uses the first server of the list.
+        let first = pg.endpoints().swap_remove(0);
         let coords = Coords {
-            host: pg.host.clone(),
-            port: pg.port,
+            host: first.host,
+            port: first.port,
             database: pg.database.clone(),
             user: pg.user.clone(),
             password: pg.password.expose().to_string(),

@@ -7,8 +7,8 @@ use super::socket::{Readiness, Socket, SocketFd, SocketRecord};
 use super::types::{widen, Column, Param};
 use crate::error::{self, Error, Result};
 use crate::sys::{SQLITE_CANTOPEN, SQLITE_IOERR};
-use plex_pg_config::settings::Postgres;
-use socket2::{SockAddr, SockRef};
+use plex_pg_config::settings::{Endpoint, Postgres, SessionAttrs};
+use socket2::{SockAddr, SockRef, TcpKeepalive};
 use std::collections::HashMap;
 use std::future::Future;
 use std::os::fd::RawFd;
@@ -124,20 +124,62 @@ impl Driver<'_> {
 }
 
 impl PgConn {
-    /// Connect to the server in `cfg`, with `schema` first on the search
+    /// Connect to the first server in `cfg` that accepts the connection
+    /// and fits `postgres.target_session_attrs` (libpq's rules: hosts in
+    /// order, every address of each), with `schema` first on the search
     /// path and the session in `timezone` (the process's, so SQLite's
-    /// `'localtime'` means the same). The whole attempt (socket, start-up,
-    /// authentication) is bounded by `cfg.connect_timeout`. The socket is
-    /// published in `record` (a pool slot) from the moment it exists (see
-    /// [`super::socket`]).
+    /// `'localtime'` means the same). Each server's attempt (socket,
+    /// start-up, authentication) is bounded by `cfg.connect_timeout`. The
+    /// socket is published in `record` (a pool slot) from the moment it
+    /// exists (see [`super::socket`]).
     pub fn connect(
         cfg: &Postgres,
         schema: &str,
         timezone: &str,
         record: &'static SocketRecord,
     ) -> std::result::Result<PgConn, ConnectError> {
+        let mut failures = Vec::new();
+        let mut retry = false;
+        for endpoint in cfg.endpoints() {
+            match Self::connect_to(cfg, &endpoint, schema, timezone, record) {
+                Ok(conn) => return Ok(conn),
+                Err(e) => {
+                    retry |= matches!(e, ConnectError::Retry(_));
+                    failures.push(e);
+                }
+            }
+        }
+        if failures.len() == 1 {
+            return Err(failures.remove(0));
+        }
+        // Several servers: the next round may find one (a standby being
+        // promoted, a primary restarting) unless every one refused for
+        // good.
+        let first = failures[0].error().code;
+        let message = failures
+            .iter()
+            .map(|f| f.error().message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let e = Error::new(first, message);
+        Err(if retry {
+            ConnectError::Retry(e)
+        } else {
+            ConnectError::Fatal(e)
+        })
+    }
+
+    /// One server of `cfg`'s list.
+    fn connect_to(
+        cfg: &Postgres,
+        endpoint: &Endpoint,
+        schema: &str,
+        timezone: &str,
+        record: &'static SocketRecord,
+    ) -> std::result::Result<PgConn, ConnectError> {
+        let at = endpoint.to_string();
         let deadline = Instant::now() + cfg.connect_timeout;
-        let fd = open_socket(cfg, record, deadline)?;
+        let fd = open_socket(cfg, endpoint, record, deadline)?;
         let inode = fd.inode();
         let (socket, readiness) = Socket::new(fd);
         let raw = socket.raw();
@@ -158,13 +200,12 @@ impl PgConn {
         );
         let (client, connection) = match startup {
             Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => return Err(classify(cfg, &e)),
+            Ok(Err(e)) => return Err(classify(cfg, &at, &e)),
             Err(Stop::TimedOut) => {
                 return Err(ConnectError::Retry(Error::new(
                     SQLITE_CANTOPEN,
                     format!(
-                        "PostgreSQL at {} did not complete the start-up within {} ms",
-                        cfg.endpoint(),
+                        "PostgreSQL at {at} did not complete the start-up within {} ms",
                         cfg.connect_timeout.as_millis()
                     ),
                 )))
@@ -172,14 +213,11 @@ impl PgConn {
             Err(other) => {
                 return Err(ConnectError::Retry(Error::new(
                     SQLITE_CANTOPEN,
-                    format!(
-                        "connecting to PostgreSQL at {} failed: {other:?}",
-                        cfg.endpoint()
-                    ),
+                    format!("connecting to PostgreSQL at {at} failed: {other:?}"),
                 )))
             }
         };
-        Ok(PgConn {
+        let mut conn = PgConn {
             client,
             connection: Box::pin(connection),
             fd: raw,
@@ -188,7 +226,39 @@ impl PgConn {
             flag: Arc::new(Flag::default()),
             statements: StatementCache::default(),
             broken: false,
-        })
+        };
+        if cfg.target_session_attrs == SessionAttrs::ReadWrite && conn.read_only()? {
+            conn.close();
+            return Err(ConnectError::Retry(Error::new(
+                SQLITE_CANTOPEN,
+                format!(
+                    "PostgreSQL at {at} accepts no writes (a standby, or default_transaction_read_only is on); postgres.target_session_attrs is read-write"
+                ),
+            )));
+        }
+        Ok(conn)
+    }
+
+    /// Whether the server is read-only for this session: from what it
+    /// reported at start-up (PostgreSQL 14 and later report
+    /// `in_hot_standby` and `default_transaction_read_only`), else by
+    /// asking (`SHOW transaction_read_only`, as libpq does).
+    fn read_only(&mut self) -> std::result::Result<bool, ConnectError> {
+        let reported = |name| self.connection.parameter(name).map(|v| v == "on");
+        if let (Some(standby), Some(read_only)) = (
+            reported("in_hot_standby"),
+            reported("default_transaction_read_only"),
+        ) {
+            return Ok(standby || read_only);
+        }
+        let (client, mut d) = self.parts();
+        let rows = d
+            .run(client.simple_query("SHOW transaction_read_only"))
+            .map_err(ConnectError::Retry)?;
+        Ok(rows.iter().any(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0) == Some("on"),
+            _ => false,
+        }))
     }
 
     /// The socket's fd and inode (for reports and the fork handler).
@@ -335,8 +405,7 @@ pub fn cell_text(row: &tokio_postgres::Row, i: usize) -> Result<Option<String>> 
     Ok(v.blob().map(|b| String::from_utf8_lossy(b).into_owned()))
 }
 
-fn classify(cfg: &Postgres, e: &tokio_postgres::Error) -> ConnectError {
-    let at = cfg.endpoint();
+fn classify(cfg: &Postgres, at: &str, e: &tokio_postgres::Error) -> ConnectError {
     if let Some(db) = e.as_db_error() {
         let code = db.code().code();
         let msg = |what: &str| {
@@ -381,19 +450,22 @@ fn classify(cfg: &Postgres, e: &tokio_postgres::Error) -> ConnectError {
     ))
 }
 
-/// A connected, non-blocking, close-on-exec socket to the server,
+/// A connected, non-blocking, close-on-exec socket to `endpoint`,
 /// published in `record` from `socket(2)` on (a failed attempt's socket is
-/// closed and withdrawn before the next is made).
+/// closed and withdrawn before the next is made). TCP sockets get
+/// `TCP_NODELAY`, the configured keepalive and `TCP_USER_TIMEOUT`, so a
+/// server that vanished (a failover, a cut network) is noticed in under a
+/// minute instead of the kernel's two hours.
 fn open_socket(
     cfg: &Postgres,
+    endpoint: &Endpoint,
     record: &'static SocketRecord,
     deadline: Instant,
 ) -> std::result::Result<SocketFd, ConnectError> {
-    let at = cfg.endpoint();
     let retry = |what: String| {
         ConnectError::Retry(Error::new(
             SQLITE_CANTOPEN,
-            format!("cannot connect to PostgreSQL at {at}: {what}; check that the server is running and that postgres.host and postgres.port point at it"),
+            format!("cannot connect to PostgreSQL at {endpoint}: {what}; check that the server is running and that postgres.host and postgres.port point at it"),
         ))
     };
     let left = || {
@@ -401,7 +473,7 @@ fn open_socket(
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1))
     };
-    if let Some(path) = cfg.socket_path() {
+    if let Some(path) = endpoint.socket_path() {
         let addr = SockAddr::unix(&path).map_err(|e| retry(e.to_string()))?;
         let fd = record
             .open(libc::AF_UNIX, libc::SOCK_STREAM)
@@ -419,9 +491,13 @@ fn open_socket(
         return Ok(fd);
     }
     use std::net::ToSocketAddrs;
-    let addrs = (cfg.host.as_str(), cfg.port)
+    let addrs = (endpoint.host.as_str(), endpoint.port)
         .to_socket_addrs()
-        .map_err(|e| retry(format!("cannot resolve {}: {e}", cfg.host)))?;
+        .map_err(|e| retry(format!("cannot resolve {}: {e}", endpoint.host)))?;
+    let keepalive = TcpKeepalive::new()
+        .with_time(cfg.keepalives_idle)
+        .with_interval(cfg.keepalives_interval)
+        .with_retries(cfg.keepalives_count);
     let mut last = String::from("no address");
     for addr in addrs {
         let domain = if addr.is_ipv4() {
@@ -436,12 +512,15 @@ fn open_socket(
         match sock.connect_timeout(&addr.into(), left()) {
             Ok(()) => {
                 let _ = sock.set_tcp_nodelay(true);
-                let _ = sock.set_keepalive(true);
+                let _ = sock.set_tcp_keepalive(&keepalive);
+                if !cfg.tcp_user_timeout.is_zero() {
+                    let _ = sock.set_tcp_user_timeout(Some(cfg.tcp_user_timeout));
+                }
                 sock.set_nonblocking(true)
                     .map_err(|e| retry(e.to_string()))?;
                 return Ok(fd);
             }
-            Err(e) => last = e.to_string(), // fd closes and is withdrawn here
+            Err(e) => last = format!("{addr}: {e}"), // fd closes and is withdrawn here
         }
     }
     Err(retry(last))
