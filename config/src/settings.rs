@@ -6,6 +6,11 @@
 //! command line, and a bad one is reported with the key and where it came
 //! from ([`ConfigError`]). Unknown keys in the file are errors, not silently
 //! ignored typos.
+//!
+//! Secrets never reach a message: the value of a secret key
+//! ([`is_secret`]) is never quoted in an error, and a syntax error in the
+//! file gives its line and column, never the source line (which may hold a
+//! password), with anything that looks like a secret's value blanked out.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -54,6 +59,13 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
     ("launcher.alert_limit_per_minute", None, "most alert_command runs a minute"),
     ("launcher.kill_offender", None, "in enforce mode, also kill a process that used an inherited socket"),
 ];
+
+/// Whether `key`'s value is secret: never shown in an error or a log line.
+pub fn is_secret(key: &str) -> bool {
+    key.rsplit('.')
+        .next()
+        .is_some_and(|name| name.contains("password"))
+}
 
 /// Where a value came from, for error messages and `check`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -364,6 +376,19 @@ impl<'a> Raw<'a> {
         }
     }
 
+    /// What kind of value this is, without the value: for secret keys.
+    fn kind(&self) -> &'static str {
+        match self {
+            Raw::Text(_) | Raw::Toml(toml::Value::String(_)) => "a string",
+            Raw::Toml(toml::Value::Integer(_)) => "a number",
+            Raw::Toml(toml::Value::Float(_)) => "a number",
+            Raw::Toml(toml::Value::Boolean(_)) => "a boolean",
+            Raw::Toml(toml::Value::Datetime(_)) => "a date",
+            Raw::Toml(toml::Value::Array(_)) => "a list",
+            Raw::Toml(toml::Value::Table(_)) => "a table",
+        }
+    }
+
     fn string(&self) -> Result<String, String> {
         match self {
             Raw::Toml(toml::Value::String(s)) => Ok(s.clone()),
@@ -478,14 +503,15 @@ impl Settings {
             message,
         };
         let (static_key, result) = match KEYS.iter().find(|(k, _, _)| *k == key) {
+            // A secret's value is never quoted: say only what kind it was.
+            Some((k, _, _)) if is_secret(k) => {
+                (*k, self.set(k, raw).map_err(|_| format!("expected a string, got {} (the value is not shown: it is secret; quote it)", raw.kind())))
+            }
             Some((k, _, _)) => (*k, self.set(k, raw)),
             None => {
                 return Err(fail(format!(
                     "unknown key (known keys: {})",
-                    KEYS.iter()
-                        .map(|(k, _, _)| *k)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    KEYS.iter().map(|(k, _, _)| *k).collect::<Vec<_>>().join(", ")
                 )))
             }
         };
@@ -619,7 +645,7 @@ impl Settings {
         };
         let doc: toml::Table = text
             .parse()
-            .map_err(|e: toml::de::Error| whole(e.to_string()))?;
+            .map_err(|e: toml::de::Error| whole(syntax_error(&e, text)))?;
         for (section, value) in &doc {
             let table = value.as_table().ok_or_else(|| ConfigError {
                 key: section.clone(),
@@ -756,6 +782,49 @@ impl Settings {
             .iter()
             .any(|p| glob_match(p.as_bytes(), name.as_bytes()))
     }
+}
+
+/// A TOML syntax error without the source line `toml` would quote (it may
+/// hold a password): line, column and the parser's message, with anything
+/// that looks like the value of a secret key blanked out.
+fn syntax_error(e: &toml::de::Error, text: &str) -> String {
+    let mut message = e.message().trim().replace('\n', "; ");
+    for secret in secret_looking_values(text) {
+        message = message.replace(&secret, "***");
+    }
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("TOML syntax error at line {line}, column {column}: {message} (the line is not quoted: it may hold a secret)")
+        }
+        None => format!("TOML syntax error: {message}"),
+    }
+}
+
+/// The text after `=` on lines whose key is secret, with and without
+/// quotes, for blanking out of messages (whatever the parser made of them).
+fn secret_looking_values(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
+        if !is_secret(key) {
+            continue;
+        }
+        let value = value.trim();
+        for v in [value, value.trim_matches(|c| c == '"' || c == '\'')] {
+            if v.len() >= 3 && !out.iter().any(|o| o == v) {
+                out.push(v.to_string());
+            }
+        }
+    }
+    // Longest first, so a quoted form is blanked before its inner text.
+    out.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    out
 }
 
 /// `*` and `?` matching, as a shell does for file names.
@@ -895,6 +964,42 @@ mod tests {
         let s = Settings::load_file(None, &env_of(&[("PLEX_PG_PASSWORD", "hunter2")])).unwrap();
         assert_eq!(s.postgres.password.expose(), "hunter2");
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_password_of_the_wrong_type_is_not_quoted() {
+        let path = write_temp("[postgres]\npassword = 424242\n");
+        let err = Settings::load_file(Some(&path), &env_of(&[])).unwrap_err();
+        assert_eq!(err.key, "postgres.password");
+        let text = err.to_string();
+        assert!(!text.contains("424242"), "{text}");
+        assert!(
+            text.contains("a number") && text.contains("not shown"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_never_quotes_the_line_holding_a_password() {
+        for doc in [
+            "[postgres]\npassword = \"hunter2-unterminated\n",
+            "[postgres]\npassword = 'hunter2-unterminated\n",
+            "[postgres]\npassword = hunter2-bare\n",
+            "[postgres]\npassword = \"hunter2-x\" junk\n",
+        ] {
+            let path = write_temp(doc);
+            let err = Settings::load_file(Some(&path), &env_of(&[])).unwrap_err();
+            let text = err.to_string();
+            assert!(!text.contains("hunter2"), "{doc:?} gave {text}");
+            assert!(text.contains("line 2"), "{text}");
+            assert!(text.contains(&path.display().to_string()), "{text}");
+        }
+    }
+
+    #[test]
+    fn secret_keys() {
+        assert!(is_secret("postgres.password"));
+        assert!(!is_secret("postgres.user"));
     }
 
     #[test]

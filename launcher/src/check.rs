@@ -5,10 +5,10 @@
 //! Checks: the configuration; capabilities (the caps crate); ptrace
 //! permission (Yama scope, another tracer, seccomp mode and no_new_privs
 //! from `/proc/self/status`, then by trying `PTRACE_SEIZE` on a child,
-//! `clone3` and `seccomp(2)`); the shim file (exists, owned by root, not
-//! writable by others, loads); the user; PostgreSQL reachability.
+//! `clone3` and `seccomp(2)`); the shim file (exists, its trust chain as
+//! [`crate::trust`] checks it, and only then: loads); the user; PostgreSQL
+//! reachability.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -58,6 +58,13 @@ pub fn run(settings: &Settings) -> i32 {
             format!("{:?}", settings.launcher.watcher).to_lowercase()
         ),
     );
+    if let Err(e) = crate::trust::check_config(settings) {
+        r.line(
+            Level::Fail,
+            "config",
+            format!("{e}; the launcher refuses to start with this file"),
+        );
+    }
     check_caps(&mut r, settings);
     check_ptrace(&mut r, settings);
     check_shim(&mut r, &settings.launcher.shim);
@@ -258,14 +265,16 @@ fn check_shim(r: &mut Report, path: &Path) {
             format!("{} is not a regular file", path.display()),
         );
     }
-    if meta.uid() != 0 {
-        r.line(Level::Warn, "shim", format!("{} is owned by uid {}, not root: whoever owns it can run code inside Plex; chown root:root it", path.display(), meta.uid()));
-    }
-    if meta.mode() & 0o022 != 0 {
-        r.line(Level::Fail, "shim", format!("{} is writable by group or others (mode {:o}): anyone could inject code into Plex; chmod go-w it", path.display(), meta.mode() & 0o7777));
+    // Never load (run the constructors of) a shim someone else could have swapped.
+    if let Err(e) = crate::trust::check_file(path) {
+        return r.line(
+            Level::Fail,
+            "shim",
+            format!("{e}; the launcher refuses to start with it, and check does not load it"),
+        );
     }
     match load_in_child(path) {
-        Ok(()) => r.line(Level::Ok, "shim", format!("{} loads", path.display())),
+        Ok(()) => r.line(Level::Ok, "shim", format!("{} loads; it and the directories above it are owned by root and writable only by it", path.display())),
         Err(e) if e.contains("libc.so:") || e.contains("invalid ELF header") => r.line(
             Level::Warn,
             "shim",

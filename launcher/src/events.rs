@@ -2,11 +2,15 @@
 //! alerting and people (schema in `docs/events.md`).
 //!
 //! Every line has `time` (seconds since the epoch, millisecond precision) and
-//! `event`; the other fields depend on the event. The log is flushed after
-//! every line, so a reader tailing it sees each event as it happens.
+//! `event`; the other fields depend on the event. Each line, newline
+//! included, is one `write(2)` on an `O_APPEND` descriptor: several writers
+//! sharing the file (two launchers, a launcher and a script) never
+//! interleave inside a line, and a reader tailing it sees each event whole.
+//! The file is opened by [`crate::log_files`], which refuses planted links
+//! and ends a previous run's unterminated last line.
 
-use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,28 +19,29 @@ pub use serde_json::Value;
 
 /// Where events go.
 pub struct EventLog {
-    out: Option<Box<dyn Write>>,
+    out: Option<Out>,
     /// Set after the first failed write, so a full disk is reported once.
     failed: bool,
 }
 
+enum Out {
+    Stdout,
+    File(std::fs::File),
+}
+
 impl EventLog {
     /// `None`: no event log. `Some("-")`: standard output. Otherwise a file,
-    /// appended to (created with mode 0640 when missing).
-    pub fn open(target: Option<&str>) -> io::Result<EventLog> {
-        let out: Option<Box<dyn Write>> = match target {
+    /// appended to (created with mode 0640 when missing), opened as
+    /// [`crate::log_files::open_append`] does; `service_uid` is Plex's user
+    /// when the launcher will drop to it.
+    pub fn open(target: Option<&str>, service_uid: Option<u32>) -> io::Result<EventLog> {
+        let out = match target {
             None => None,
-            Some("-") => Some(Box::new(io::stdout())),
-            Some(path) => {
-                use std::os::unix::fs::OpenOptionsExt;
-                let file: File = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .mode(0o640)
-                    .custom_flags(libc::O_CLOEXEC)
-                    .open(Path::new(path))?;
-                Some(Box::new(file))
-            }
+            Some("-") => Some(Out::Stdout),
+            Some(path) => Some(Out::File(crate::log_files::open_append(
+                Path::new(path),
+                service_uid,
+            )?)),
         };
         Ok(EventLog { out, failed: false })
     }
@@ -66,7 +71,16 @@ impl EventLog {
             if rest == "}" { "" } else { "," }
         );
         if let Some(out) = self.out.as_mut() {
-            let result = writeln!(out, "{line}").and_then(|_| out.flush());
+            let mut whole = Vec::with_capacity(line.len() + 1);
+            whole.extend_from_slice(line.as_bytes());
+            whole.push(b'\n');
+            let result = match out {
+                Out::Stdout => {
+                    let mut stdout = io::stdout().lock();
+                    stdout.flush().and_then(|_| write_once(&stdout, &whole))
+                }
+                Out::File(f) => write_once(f, &whole),
+            };
             if let Err(e) = result {
                 if !self.failed {
                     tracing::error!("cannot write to the event log: {e}; further events are lost until it works again");
@@ -78,6 +92,29 @@ impl EventLog {
         }
         line
     }
+}
+
+/// Write `bytes` with one `write(2)` (retried on EINTR). A short write
+/// (a full disk) writes the rest with further calls, and is the only case
+/// with more than one.
+pub fn write_once(fd: &impl AsRawFd, bytes: &[u8]) -> io::Result<()> {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: a write of a live buffer to an fd we hold.
+        let n = unsafe { libc::write(fd.as_raw_fd(), rest.as_ptr().cast(), rest.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0"));
+        }
+        rest = &rest[n as usize..];
+    }
+    Ok(())
 }
 
 /// Seconds since the epoch, rounded to the millisecond.

@@ -11,6 +11,9 @@
 //! [`sockets`] (the kernel's view of PostgreSQL connections), [`reports`]
 //! (the shim's datagrams), [`verdict`] (pool checks and inherited-fd use),
 //! [`events`] (the JSON event log) and [`alert`] (the alert command).
+//! [`trust`] decides which files root may trust (the configuration, the
+//! shim, the directories above them) and [`log_files`] opens the files the
+//! launcher appends to without following planted links (`docs/security.md`).
 //! [`demo`] is the `demo` subcommand: plex-sim on a throwaway PostgreSQL
 //! under the launcher, with live progress and a closing table.
 
@@ -21,10 +24,12 @@ pub mod cluster;
 pub mod demo;
 pub mod events;
 pub mod init;
+pub mod log_files;
 pub mod privileges;
 pub mod reports;
 pub mod sockets;
 pub mod spawn;
 pub mod supervisor;
+pub mod trust;
 pub mod verdict;
 pub mod watch;

@@ -17,6 +17,14 @@ fn main() {
             exit(2);
         }
     };
+    if cli.command.is_none() {
+        // `check` reports an untrusted file as FAIL itself; a run refuses it.
+        if let Err(e) = plex_pg_launcher::trust::check_config(&settings) {
+            eprintln!("plex-pg-launcher: refusing the configuration file: {e}");
+            eprintln!("plex-pg-launcher: nothing was started (the file decides the shim, the alert command and the user Plex runs as)");
+            exit(2);
+        }
+    }
     init_logging(&settings);
     match cli.command {
         Some(Command::Check) => exit(check::run(&settings)),
@@ -42,11 +50,15 @@ fn init_logging(settings: &plex_pg_config::Settings) {
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_target(false);
+    // Opened as root, maybe in Plex's user's directory: no planted link is followed.
+    let service_uid = settings
+        .launcher
+        .user
+        .as_deref()
+        .and_then(|u| plex_pg_launcher::privileges::lookup(u).ok())
+        .map(|t| t.uid.as_raw());
     let file = settings.log.file.as_ref().and_then(|path| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
+        plex_pg_launcher::log_files::open_append(path, service_uid)
             .map_err(|e| {
                 eprintln!(
                     "plex-pg-launcher: cannot open log.file {}: {e}; logging to standard error",

@@ -5,6 +5,11 @@
 //! user, which is Plex's user once [`crate::privileges`] ran); its path is
 //! passed to Plex in `PLEX_PG_SUPERVISOR`. The directory is removed when the
 //! [`ReportSocket`] is dropped.
+//!
+//! Any process of Plex's user can send datagrams here, so rejections are
+//! logged through [`RejectedLog`]: the first few of an interval in full,
+//! the rest as one count when the interval ends — a flood costs a line per
+//! interval, not a line per datagram.
 
 use std::io;
 use std::io::IoSliceMut;
@@ -17,6 +22,66 @@ use nix::sys::socket::{
     SockFlag, SockType, UnixAddr,
 };
 use plex_pg_config::report::{self, Message, MAX_DATAGRAM};
+
+/// How long a logging interval of rejected reports lasts.
+pub const REJECTED_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Rejections logged in full per interval; the rest are counted.
+pub const REJECTED_LOG_BURST: u32 = 5;
+
+/// Rate-limited logging of rejected reports.
+#[derive(Debug)]
+pub struct RejectedLog {
+    interval_start: std::time::Instant,
+    in_interval: u32,
+}
+
+impl Default for RejectedLog {
+    fn default() -> Self {
+        RejectedLog {
+            interval_start: std::time::Instant::now(),
+            in_interval: 0,
+        }
+    }
+}
+
+impl RejectedLog {
+    /// A report was rejected, for `why`.
+    pub fn rejected(&mut self, now: std::time::Instant, why: impl FnOnce() -> String) {
+        self.flush(now);
+        self.in_interval += 1;
+        if self.in_interval <= REJECTED_LOG_BURST {
+            tracing::warn!("rejected a report: {}", why());
+            if self.in_interval == REJECTED_LOG_BURST {
+                tracing::warn!(
+                    "further rejected reports in the next {} s are counted, not logged one by one",
+                    REJECTED_LOG_INTERVAL.as_secs()
+                );
+            }
+        }
+    }
+
+    /// End the interval when it is over, logging how many were not shown.
+    pub fn flush(&mut self, now: std::time::Instant) {
+        if now.duration_since(self.interval_start) < REJECTED_LOG_INTERVAL {
+            return;
+        }
+        if self.in_interval > REJECTED_LOG_BURST {
+            tracing::warn!(
+                "rejected {} more report(s) in the last {} s (counted in the summary's reports_rejected)",
+                self.in_interval - REJECTED_LOG_BURST,
+                REJECTED_LOG_INTERVAL.as_secs()
+            );
+        }
+        self.interval_start = now;
+        self.in_interval = 0;
+    }
+
+    /// When [`RejectedLog::flush`] has a count to log.
+    pub fn next_deadline(&self) -> Option<std::time::Instant> {
+        (self.in_interval > REJECTED_LOG_BURST).then(|| self.interval_start + REJECTED_LOG_INTERVAL)
+    }
+}
 
 /// One datagram, decoded.
 #[derive(Debug)]

@@ -2,8 +2,10 @@
 //! `fork`, so the child only makes async-signal-safe system calls before
 //! `execve` (no allocation, no lock).
 //!
-//! The child resets the signal mask and dispositions the launcher changed,
-//! optionally gets its own process group (and the terminal), asks to be
+//! The child gets back the signal mask and dispositions the launcher itself
+//! was started with (a plain exec from the launcher's parent would have
+//! given it those): every signal at its default except those the parent
+//! had ignored, and the parent's mask. Optionally it gets its own process group (and the terminal), asks to be
 //! killed if the launcher dies, and can wait on a *gate* pipe before it
 //! execs, so the launcher can `PTRACE_SEIZE` it first. A failed `execve` is
 //! reported through a close-on-exec pipe as the errno, then `_exit(127)`.
@@ -14,28 +16,55 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-/// The signals the launcher blocks or ignores, which a child gets back at
-/// their defaults.
-pub const RESET_SIGNALS: &[libc::c_int] = &[
-    libc::SIGTERM,
-    libc::SIGINT,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
-    libc::SIGCHLD,
-    libc::SIGPIPE,
-    libc::SIGTTIN,
-    libc::SIGTTOU,
-    libc::SIGTSTP,
-];
+/// The highest signal number there can be (glibc's `SIGRTMAX` is 64).
+const MAX_SIGNAL: usize = 64;
+
+/// What the launcher's parent gave it: the signal mask, and which signals
+/// were ignored. Recorded once, before the launcher changes either.
+#[derive(Clone, Copy)]
+struct Inherited {
+    mask: libc::sigset_t,
+    ignored: [bool; MAX_SIGNAL + 1],
+}
+
+static INHERITED: std::sync::OnceLock<Inherited> = std::sync::OnceLock::new();
+
+/// Record the signal mask and ignored signals the launcher was started
+/// with; called before it blocks or ignores anything. Later calls do
+/// nothing.
+pub fn record_inherited_signals() {
+    INHERITED.get_or_init(current_signals);
+}
+
+fn current_signals() -> Inherited {
+    // SAFETY: queries of this thread's mask and of dispositions, into locals.
+    unsafe {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut mask);
+        let mut ignored = [false; MAX_SIGNAL + 1];
+        for (sig, slot) in ignored.iter_mut().enumerate().skip(1) {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            // SIGPIPE: Rust's runtime ignores it before main, so its state
+            // here says nothing about the parent's; a child gets the default.
+            if sig as libc::c_int != libc::SIGPIPE
+                && libc::sigaction(sig as libc::c_int, std::ptr::null(), &mut old) == 0
+            {
+                *slot = old.sa_sigaction == libc::SIG_IGN;
+            }
+        }
+        Inherited { mask, ignored }
+    }
+}
 
 /// A program ready to start.
 pub struct Spawn {
     path: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    /// The child's signal mask and ignored signals (the launcher's own, as
+    /// its parent gave them).
+    signals: Inherited,
+    max_signal: libc::c_int,
     /// New process group (and the terminal when stdin is one).
     pub own_process_group: bool,
     /// `PR_SET_PDEATHSIG(SIGKILL)`: the child dies with the launcher.
@@ -105,6 +134,8 @@ impl Spawn {
             path: cstring(path.as_os_str().as_bytes(), "the program path")?,
             argv,
             envp,
+            signals: *INHERITED.get_or_init(current_signals),
+            max_signal: libc::SIGRTMAX().min(MAX_SIGNAL as libc::c_int),
             own_process_group: false,
             die_with_parent: false,
             stdin: None,
@@ -185,12 +216,23 @@ impl Spawn {
                 libc::tcsetpgrp(0, libc::getpid());
             }
         }
-        for &sig in RESET_SIGNALS {
-            libc::signal(sig, libc::SIG_DFL);
+        // Every disposition as the launcher's parent gave it (handlers
+        // would be reset by exec anyway; ignored ones would not).
+        for sig in 1..=self.max_signal {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let ignored = self.signals.ignored[sig as usize];
+            libc::signal(
+                sig,
+                if ignored {
+                    libc::SIG_IGN
+                } else {
+                    libc::SIG_DFL
+                },
+            );
         }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::sigprocmask(libc::SIG_SETMASK, &self.signals.mask, std::ptr::null_mut());
         if self.die_with_parent {
             libc::prctl(
                 libc::PR_SET_PDEATHSIG,

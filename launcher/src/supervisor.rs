@@ -26,11 +26,12 @@ use serde_json::json;
 
 use crate::alert::Alerts;
 use crate::events::EventLog;
-use crate::init::{ExitStatus, Init, FORWARDED};
+use crate::init::{self, ExitStatus, Fate, Init};
 use crate::privileges;
 use crate::reports::{self, ReportSocket};
 use crate::sockets::Kernel;
 use crate::spawn::{self, Spawn};
+use crate::trust;
 use crate::verdict::Judge;
 use crate::watch::procfs::Poller;
 use crate::watch::ptrace::Tracer;
@@ -110,7 +111,22 @@ impl Supervisor {
                 ))
             }
         }
-        let log = EventLog::open(l.events.as_deref()).map_err(|e| {
+        trust::check_file(&l.shim).map_err(|e| {
+            fail(
+                2,
+                format!(
+                    "refusing the shim {} (launcher.shim, from {}): {e}. Nothing was started",
+                    l.shim.display(),
+                    settings.origin("launcher.shim")
+                ),
+            )
+        })?;
+        let target = match &l.user {
+            Some(user) => Some(privileges::lookup(user).map_err(|e| fail(2, e))?),
+            None => None,
+        };
+        let service_uid = target.as_ref().map(|t| t.uid.as_raw());
+        let log = EventLog::open(l.events.as_deref(), service_uid).map_err(|e| {
             fail(
                 2,
                 format!(
@@ -119,9 +135,8 @@ impl Supervisor {
                 ),
             )
         })?;
-        if let Some(user) = &l.user {
-            let target = privileges::lookup(user).map_err(|e| fail(2, e))?;
-            privileges::become_user(&target).map_err(|e| fail(1, e))?;
+        if let Some(target) = &target {
+            privileges::become_user(target).map_err(|e| fail(1, e))?;
         }
         let me = std::process::id() as i32;
         if me != 1 && unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
@@ -209,6 +224,7 @@ impl Supervisor {
             log,
             Alerts::new(l.alert_command.clone(), l.alert_limit_per_minute),
         );
+        judge.pool_max = settings.pool.max;
         judge.log.emit(
             "start",
             json!({
@@ -267,7 +283,8 @@ impl Supervisor {
                 Watching::Off => {}
             }
             self.judge.tick(now);
-            self.init.tick(now);
+            let helpers = self.judge.alerts.running().clone();
+            self.init.tick(now, &helpers);
             if let Some(code) = self.init.finished(self.judge.alerts.running()) {
                 if self.judge.alerts.running().is_empty() {
                     break code;
@@ -346,11 +363,13 @@ impl Supervisor {
             }
         }
         while let Ok(Some(info)) = self.signals.read_signal() {
-            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
-                continue;
-            };
-            if sig != Signal::SIGCHLD {
-                self.init.forward(sig);
+            let sig = info.ssi_signo as i32;
+            match init::fate(sig) {
+                Fate::Forward => {
+                    let helpers = self.judge.alerts.running().clone();
+                    self.init.forward(sig, &helpers);
+                }
+                Fate::Reap | Fate::Ignore | Fate::Kernel => {}
             }
         }
     }
@@ -400,22 +419,28 @@ impl Supervisor {
     }
 }
 
-/// Block the forwarded signals and SIGCHLD into a signalfd; ignore the
-/// ones that would stop or kill the launcher by accident.
+/// Give every signal its fate ([`init::fate`]): the forwarded ones and
+/// SIGCHLD are blocked into a signalfd (realtime signals included, so none
+/// takes its default action on the launcher); the ignored ones are ignored.
+/// What the launcher's parent gave it is recorded first, for its children
+/// ([`spawn::record_inherited_signals`]).
 fn block_signals() -> nix::Result<SignalFd> {
-    let mut set = SigSet::empty();
-    for &s in FORWARDED {
-        set.add(s);
-    }
-    set.add(Signal::SIGCHLD);
+    spawn::record_inherited_signals();
+    // SAFETY: sigset_t manipulation on a local, then sigprocmask/signal.
+    let set = unsafe {
+        let mut raw: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut raw);
+        for sig in init::all_signals() {
+            if matches!(init::fate(sig), Fate::Forward | Fate::Reap) {
+                libc::sigaddset(&mut raw, sig);
+            }
+        }
+        SigSet::from_sigset_t_unchecked(raw)
+    };
     set.thread_block()?;
-    for s in [
-        Signal::SIGPIPE,
-        Signal::SIGTTIN,
-        Signal::SIGTTOU,
-        Signal::SIGTSTP,
-    ] {
-        unsafe { nix::sys::signal::signal(s, nix::sys::signal::SigHandler::SigIgn)? };
+    for &s in init::IGNORED {
+        // SAFETY: SIG_IGN for a signal number.
+        unsafe { libc::signal(s, libc::SIG_IGN) };
     }
     SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
 }

@@ -17,6 +17,12 @@
 //! its AfterFork report arrived before it was seen (procfs). An
 //! AfterFork report that arrives after the decision is still checked: a
 //! non-empty pool is reported as a violation of its own.
+//!
+//! State kept for reports is bounded, whoever sends them: a process's
+//! connections by the pool's maximum (a slot number beyond it is rejected
+//! and counted); reports from processes not seen yet only from descendants
+//! of the launcher, at most [`EARLY_REPORTS_PER_PID`] per pid and
+//! [`EARLY_REPORTS_LIMIT`] in all, each dropped after [`EARLY_REPORT_TTL`].
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -34,7 +40,22 @@ use crate::watch::{Action, Birth, Event};
 pub const POOL_CHECK_DEADLINE: Duration = Duration::from_secs(1);
 
 /// Most reports kept for processes not seen yet (procfs watcher lag).
-const EARLY_REPORTS_LIMIT: usize = 1024;
+pub const EARLY_REPORTS_LIMIT: usize = 1024;
+
+/// Most of those from one pid (a forked child sends a Hello, a few
+/// Connected and one AfterFork before a watcher can be a scan late).
+pub const EARLY_REPORTS_PER_PID: usize = 16;
+
+/// How long a report from a process not seen yet is kept: far longer than
+/// a procfs scan, far shorter than a flood can wait.
+pub const EARLY_REPORT_TTL: Duration = Duration::from_secs(3);
+
+/// Reports from a process not seen yet, since `first`.
+#[derive(Debug)]
+struct Early {
+    first: Instant,
+    messages: Vec<Message>,
+}
 
 #[derive(Debug)]
 struct Proc {
@@ -71,7 +92,12 @@ pub struct Counts {
 
 pub struct Judge {
     procs: HashMap<i32, Proc>,
-    early: HashMap<i32, Vec<Message>>,
+    early: HashMap<i32, Early>,
+    early_total: usize,
+    /// The pool's most slots (`pool.max`): a slot number must be below it.
+    pub pool_max: u32,
+    rejected: crate::reports::RejectedLog,
+    me: i32,
     pub counts: Counts,
     pub log: EventLog,
     pub alerts: Alerts,
@@ -103,6 +129,10 @@ impl Judge {
         Judge {
             procs: HashMap::new(),
             early: HashMap::new(),
+            early_total: 0,
+            pool_max: plex_pg_config::settings::POOL_MAX_LIMIT,
+            rejected: crate::reports::RejectedLog::default(),
+            me: std::process::id() as i32,
             counts: Counts::default(),
             log,
             alerts,
@@ -202,8 +232,11 @@ impl Judge {
         // sees a child up to a scan late; its fork handler reported at once)
         // decide first: the shim's own word is worth more than "nothing
         // inherited" when the handler has already put the sockets away.
-        for msg in self.early.remove(&pid).unwrap_or_default() {
-            self.apply_report(pid, msg);
+        if let Some(early) = self.early.remove(&pid) {
+            self.early_total -= early.messages.len();
+            for msg in early.messages {
+                self.apply_report(pid, msg);
+            }
         }
         if nothing {
             // (A no-op when a report above has decided it already.)
@@ -317,49 +350,97 @@ impl Judge {
         self.alerts.raise(&line);
     }
 
+    /// Count and log (rate-limited) a rejected report.
+    fn reject(&mut self, why: impl FnOnce() -> String) {
+        self.counts.reports_rejected += 1;
+        self.rejected.rejected(Instant::now(), why);
+    }
+
     /// A datagram from the shim. `sender` is the pid the kernel attested.
     pub fn report(&mut self, sender: Option<i32>, message: Result<Message, String>) {
         self.counts.reports += 1;
         let message = match message {
             Ok(m) => m,
             Err(e) => {
-                self.counts.reports_rejected += 1;
-                tracing::warn!(
-                    "rejected a report from pid {}: {e}",
-                    sender.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
-                );
-                return;
+                return self.reject(|| {
+                    format!(
+                        "from pid {}: {e}",
+                        sender.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
+                    )
+                });
             }
         };
         let Some(sender) = sender else {
-            self.counts.reports_rejected += 1;
-            tracing::warn!("rejected a report without sender credentials (SO_PASSCRED)");
-            return;
+            return self.reject(|| "no sender credentials (SO_PASSCRED)".into());
         };
         if message.pid() != sender {
-            self.counts.reports_rejected += 1;
-            tracing::warn!(
-                "rejected a report claiming pid {} but sent by pid {sender}",
-                message.pid()
-            );
-            return;
+            return self.reject(|| {
+                format!(
+                    "it claims pid {} but was sent by pid {sender}",
+                    message.pid()
+                )
+            });
         }
         if self.procs.contains_key(&sender) {
-            self.apply_report(sender, message);
-        } else {
-            let total: usize = self.early.values().map(Vec::len).sum();
-            if total < EARLY_REPORTS_LIMIT {
-                self.early.entry(sender).or_default().push(message);
-            } else {
-                self.counts.reports_rejected += 1;
-                tracing::warn!(
-                    "dropped a report from pid {sender}, a process not (yet) seen in Plex's tree"
-                );
+            return self.apply_report(sender, message);
+        }
+        // Not seen yet: kept a few seconds for a watcher a scan late, and
+        // only from a descendant of the launcher.
+        let now = Instant::now();
+        self.expire_early(now);
+        if !is_descendant(sender, self.me) {
+            return self.reject(|| format!("from pid {sender}, which is not in Plex's tree"));
+        }
+        let held = self.early.get(&sender).map_or(0, |e| e.messages.len());
+        if held >= EARLY_REPORTS_PER_PID {
+            return self.reject(|| {
+                format!("from pid {sender}, not seen yet, which already has {held} reports waiting")
+            });
+        }
+        if self.early_total >= EARLY_REPORTS_LIMIT {
+            return self.reject(|| format!("from pid {sender}, not seen yet: {EARLY_REPORTS_LIMIT} reports are already waiting"));
+        }
+        self.early
+            .entry(sender)
+            .or_insert_with(|| Early {
+                first: now,
+                messages: Vec::new(),
+            })
+            .messages
+            .push(message);
+        self.early_total += 1;
+    }
+
+    /// Drop reports from processes still not seen after [`EARLY_REPORT_TTL`].
+    fn expire_early(&mut self, now: Instant) {
+        let before = self.early.len();
+        let mut dropped = 0;
+        self.early.retain(|_, e| {
+            let keep = now.duration_since(e.first) < EARLY_REPORT_TTL;
+            if !keep {
+                dropped += e.messages.len();
             }
+            keep
+        });
+        if self.early.len() != before {
+            self.early_total -= dropped;
+            self.counts.reports_rejected += dropped as u64;
+            tracing::debug!(
+                "dropped {dropped} report(s) from {} process(es) never seen in Plex's tree",
+                before - self.early.len()
+            );
         }
     }
 
     fn apply_report(&mut self, pid: i32, message: Message) {
+        if let Message::Connected { slot, .. } | Message::Closed { slot, .. } = &message {
+            if *slot >= self.pool_max {
+                let (slot, max) = (*slot, self.pool_max);
+                return self.reject(|| {
+                    format!("from pid {pid}: slot {slot} is beyond the pool's {max} (pool.max)")
+                });
+            }
+        }
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
@@ -427,8 +508,11 @@ impl Judge {
         }
     }
 
-    /// Deadlines of undecided pool checks.
+    /// Deadlines of undecided pool checks; expiry of early reports; the
+    /// count of rejected reports at the end of a logging interval.
     pub fn tick(&mut self, now: Instant) {
+        self.expire_early(now);
+        self.rejected.flush(now);
         let due: Vec<i32> = self
             .procs
             .iter()
@@ -443,10 +527,15 @@ impl Judge {
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.procs
+        let checks = self
+            .procs
             .values()
             .filter(|p| !p.decided)
-            .map(|p| p.born_at + POOL_CHECK_DEADLINE)
+            .map(|p| p.born_at + POOL_CHECK_DEADLINE);
+        let early = self.early.values().map(|e| e.first + EARLY_REPORT_TTL);
+        checks
+            .chain(early)
+            .chain(self.rejected.next_deadline())
             .min()
     }
 
@@ -466,4 +555,24 @@ impl Judge {
         }
         self.log.emit("summary", fields);
     }
+}
+
+/// Whether `pid` descends from `ancestor` (its parent chain in `/proc`
+/// reaches it). A process that vanished meanwhile is not.
+fn is_descendant(pid: i32, ancestor: i32) -> bool {
+    let mut current = pid;
+    // Deep enough for any real tree; bounded against a loop of stale reads.
+    for _ in 0..256 {
+        let Ok(stat) = procfs::process::Process::new(current).and_then(|p| p.stat()) else {
+            return false;
+        };
+        if stat.ppid == ancestor {
+            return true;
+        }
+        if stat.ppid <= 1 {
+            return false;
+        }
+        current = stat.ppid;
+    }
+    false
 }

@@ -332,8 +332,10 @@ impl Pool {
                     return Err(e);
                 }
                 Err(ConnectError::Retry(e)) => {
+                    // The window lasts as long as configured: the last wait
+                    // is cut to what is left, and one more attempt follows.
                     let waited = start.elapsed();
-                    if waited + delay > self.postgres.retry_for {
+                    if waited >= self.postgres.retry_for {
                         let msg = format!(
                             "{} (retried for {} ms, postgres.retry_for_ms)",
                             e.message,
@@ -350,7 +352,7 @@ impl Pool {
                         );
                         warned = true;
                     }
-                    std::thread::sleep(delay);
+                    std::thread::sleep(delay.min(self.postgres.retry_for - waited));
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }
             }

@@ -79,6 +79,8 @@ pub struct Launcher {
     pub dir: TempDir,
     /// Passed as `--shim`; the release shim unless a test changes it.
     pub shim: PathBuf,
+    /// Passed as `--events`; `events.jsonl` in `dir` unless a test changes it.
+    pub events: PathBuf,
 }
 
 impl Default for Launcher {
@@ -91,7 +93,7 @@ impl Launcher {
     pub fn new() -> Launcher {
         let dir = TempDir::new("launcher-test");
         let mut cmd = Command::new(artifact("plex-pg-launcher"));
-        cmd.arg("--events").arg(dir.path().join("events.jsonl"));
+        let events = dir.path().join("events.jsonl");
         // No configuration file of the machine may leak in.
         cmd.env("PLEX_PG_CONFIG", "/dev/null");
         cmd.env_remove("PLEX_PG_SUPERVISOR");
@@ -99,16 +101,19 @@ impl Launcher {
             cmd,
             dir,
             shim: plex_pg_tests::shim(),
+            events,
         }
     }
 
     pub fn events_path(&self) -> PathBuf {
-        self.dir.path().join("events.jsonl")
+        self.events.clone()
     }
 
     /// Start it; `between` runs while it is running (to send signals).
     pub fn run_with(mut self, command: &[&str], limit: Duration, between: impl FnOnce(u32)) -> Run {
         self.cmd
+            .arg("--events")
+            .arg(&self.events)
             .arg("--shim")
             .arg(&self.shim)
             .arg("--")
@@ -137,10 +142,10 @@ impl Launcher {
             std::thread::sleep(Duration::from_millis(10));
         };
         let elapsed = start.elapsed();
-        let events = if self.events_path().exists() {
-            events::read(&self.events_path()).unwrap()
-        } else {
-            Vec::new()
+        let events = match std::fs::symlink_metadata(self.events_path()) {
+            // A run refused before start (exit 2) may leave a planted, non-JSON file there.
+            Ok(m) if m.is_file() && code != Some(2) => events::read(&self.events_path()).unwrap(),
+            _ => Vec::new(),
         };
         Run {
             code,

@@ -200,7 +200,7 @@ impl PgConn {
         );
         let (client, connection) = match startup {
             Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => return Err(classify(&at, &e)),
+            Ok(Err(e)) => return Err(classify(cfg, &at, &e)),
             Err(Stop::TimedOut) => {
                 return Err(ConnectError::Retry(Error::new(
                     SQLITE_CANTOPEN,
@@ -405,7 +405,7 @@ pub fn cell_text(row: &tokio_postgres::Row, i: usize) -> Result<Option<String>> 
     Ok(v.blob().map(|b| String::from_utf8_lossy(b).into_owned()))
 }
 
-fn classify(at: &str, e: &tokio_postgres::Error) -> ConnectError {
+fn classify(cfg: &Postgres, at: &str, e: &tokio_postgres::Error) -> ConnectError {
     if let Some(db) = e.as_db_error() {
         let code = db.code().code();
         let msg = |what: &str| {
@@ -428,9 +428,25 @@ fn classify(at: &str, e: &tokio_postgres::Error) -> ConnectError {
             _ => ConnectError::Fatal(msg("see the server's log")),
         };
     }
-    ConnectError::Retry(Error::new(
+    // Not the server's word: an I/O failure or a closed connection may pass
+    // (retry); anything else happened in the start-up itself (a password
+    // asked for and none configured, an authentication exchange that
+    // failed, a protocol error) and fails the same way on every attempt.
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    if io || e.is_closed() {
+        return ConnectError::Retry(Error::new(
+            SQLITE_CANTOPEN,
+            format!("connecting to PostgreSQL at {at} failed: {e}"),
+        ));
+    }
+    let hint = if cfg.password.is_empty() {
+        "if the server asks for a password, set postgres.password (PLEX_PG_PASSWORD): none is configured"
+    } else {
+        "check postgres.user and postgres.password"
+    };
+    ConnectError::Fatal(Error::new(
         SQLITE_CANTOPEN,
-        format!("connecting to PostgreSQL at {at} failed: {e}"),
+        format!("PostgreSQL at {at} refused the start-up: {e} ({hint})"),
     ))
 }
 

@@ -27,6 +27,10 @@
 //! - `orphan`: leave a grandchild orphaned, then check that it was reaped.
 //! - `thread-exec`: a thread that is not the main one execs `/bin/true`
 //!   (the kernel gives it the main thread's id).
+//! - `flood N connected|hello`: send N reports as fast as the launcher
+//!   takes them: `Connected` with ever-new slot numbers (a hostile process
+//!   in the tree), or `Hello` (from outside the tree, by a test); then print
+//!   the parent's (the launcher's) peak memory, `parent_vm_hwm_kb`.
 //! - `bench-fork N [--connect]`: fork N children one after the other, each
 //!   `_exit`ing at once (with `--connect`, after the handler-like reset of
 //!   two real sessions, so a watcher escalates them); prints the median and
@@ -56,6 +60,7 @@ fn main() {
         "orphan" => orphan(),
         "thread-exec" => thread_exec(),
         "bench-fork" => bench_fork(&args[1..]),
+        "flood" => flood(&args[1..]),
         other => {
             eprintln!("fork-probe: unknown scenario {other:?}; see the module documentation");
             2
@@ -205,6 +210,41 @@ impl Reporter {
         .unwrap();
         self.send(&buf[..n]);
     }
+}
+
+/// `flood N connected|hello`: see the module's documentation.
+fn flood(args: &[String]) -> i32 {
+    let n: u64 = args
+        .first()
+        .and_then(|v| v.parse().ok())
+        .expect("flood N connected|hello");
+    let connected = args.get(1).is_some_and(|k| k == "connected");
+    let reporter = Reporter::new();
+    let mut buf = [0u8; MAX_DATAGRAM];
+    let (pid, ppid) = ids();
+    for i in 0..n {
+        let len = if connected {
+            let socket = report::SlotSocket {
+                slot: i as u32,
+                fd: 3,
+                inode: 1000 + i,
+            };
+            report::encode_connection(&mut buf, Kind::Connected, pid, ppid, socket, 1).unwrap()
+        } else {
+            report::encode_hello(&mut buf, pid, ppid, "flood", 2, true).unwrap()
+        };
+        reporter.send(&buf[..len]);
+    }
+    // Let the launcher drain its queue before its peak is read.
+    std::thread::sleep(Duration::from_millis(500));
+    let status = std::fs::read_to_string(format!("/proc/{ppid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .map(|v| v.trim().trim_end_matches(" kB").to_string());
+    say("sent", n);
+    say("parent_vm_hwm_kb", hwm.unwrap_or_else(|| "?".into()));
+    0
 }
 
 fn ids() -> (i32, i32) {

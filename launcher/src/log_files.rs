@@ -1,0 +1,140 @@
+//! Opening the files the launcher appends to — the event log and
+//! `log.file` — while it may still be root, without letting Plex's user
+//! (or anyone else) redirect the writes.
+//!
+//! Plex's user may own the log directory (it writes there after the
+//! launcher drops to it), so it could plant a symbolic link or a hard link
+//! named like the log, pointing at a root-owned file. The rules:
+//!
+//! - every directory above the log's directory passes the trust chain
+//!   ([`crate::trust::check_parent_dir`]): nobody but root can swap them;
+//! - the log's directory is opened once, and the file is opened relative to
+//!   it (`openat`) with `O_NOFOLLOW` (a link is refused, not followed) and
+//!   `O_NONBLOCK` (a FIFO does not hang the start);
+//! - what was opened must be a regular file with one link (a hard link to
+//!   another file would have two), owned by root, the launcher, or Plex's
+//!   user. Anything else is refused with a message that says why.
+//!
+//! A new file is created with mode 0640. Before the first append, a last
+//! line left unterminated by a killed run is ended with a newline, so the
+//! next line does not glue onto it.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use crate::trust;
+
+/// Open `path` for appending (creating it 0640 when missing). `service_uid`:
+/// Plex's user when the launcher will drop to it; that user may own the
+/// file and its directory.
+pub fn open_append(path: &Path, service_uid: Option<u32>) -> io::Result<File> {
+    let refuse = |why: String| io::Error::new(io::ErrorKind::PermissionDenied, why);
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} does not name a file", path.display()),
+        )
+    })?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    trust::check_parent_dir(dir, service_uid)
+        .map_err(|e| refuse(format!("{e} (the directory of {})", path.display())))?;
+    let cdir = CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let cname =
+        CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: plain syscalls on NUL-terminated strings; the fds returned are
+    // owned right away.
+    let dirfd = unsafe {
+        libc::open(
+            cdir.as_ptr(),
+            libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if dirfd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let dirfd = unsafe { OwnedFd::from_raw_fd(dirfd) };
+    let flags = libc::O_RDWR
+        | libc::O_APPEND
+        | libc::O_CREAT
+        | libc::O_NOFOLLOW
+        | libc::O_NONBLOCK
+        | libc::O_CLOEXEC
+        | libc::O_NOCTTY;
+    let fd = unsafe {
+        libc::openat(
+            dirfd.as_raw_fd(),
+            cname.as_ptr(),
+            flags,
+            0o640 as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            return Err(refuse(format!(
+                "{} is a symbolic link; the launcher never follows a link there (whoever can write {} could point it at any file). Remove it",
+                path.display(),
+                dir.display()
+            )));
+        }
+        if e.raw_os_error() == Some(libc::ENXIO) {
+            return Err(refuse(format!(
+                "{} is a FIFO or a socket, not a file; remove it",
+                path.display()
+            )));
+        }
+        return Err(e);
+    }
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(refuse(format!(
+            "{} is not a regular file; remove it",
+            path.display()
+        )));
+    }
+    if meta.nlink() != 1 {
+        return Err(refuse(format!(
+            "{} has {} hard links: it may be another file under a planted name; remove it and let the launcher create it",
+            path.display(),
+            meta.nlink()
+        )));
+    }
+    let [root, me] = trust::trusted_uids();
+    let owner = meta.uid();
+    if owner != root && owner != me && Some(owner) != service_uid {
+        return Err(refuse(format!(
+            "{} is owned by {}, neither root nor Plex's user; remove it or `chown` it",
+            path.display(),
+            trust::describe_uid(owner)
+        )));
+    }
+    // The fd was opened non-blocking only so a FIFO could not hang us.
+    unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, libc::O_APPEND) };
+    terminate_last_line(&mut file)?;
+    Ok(file)
+}
+
+/// End an unterminated last line (a run killed mid-line) with a newline.
+fn terminate_last_line(file: &mut File) -> io::Result<()> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    file.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    if last[0] != b'\n' {
+        crate::events::write_once(file, b"\n")?;
+    }
+    Ok(())
+}
