@@ -7,13 +7,14 @@
 #   - musl-tools and the x86_64/aarch64-unknown-linux-musl Rust target: the
 #     musl shim (packaging/build-musl.sh) and the Plex-like musl stand-in;
 #   - dpkg-dev, help2man, lintian, debootstrap, systemd (systemd-analyze):
-#     building the .deb and checking it (tests/tests/packaging_deb.rs).
+#     building the .deb and checking it (tests/tests/packaging_deb.rs);
+#   - openssl: the certificates of the TLS tests (tests/tests/shim_tls.rs).
 # Does nothing, quickly, when all is present.
 set -euo pipefail
 
 need=()
 for pkg in postgresql libsqlite3-dev sqlite3 python3 python3-yaml \
-    musl-tools binutils dpkg-dev help2man lintian debootstrap systemd; do
+    musl-tools binutils dpkg-dev help2man lintian debootstrap systemd openssl; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -35,6 +35,10 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
     ("postgres.connect_timeout_ms", Some("PLEX_PG_CONNECT_TIMEOUT_MS"), "timeout of one connection attempt"),
     ("postgres.retry_for_ms", Some("PLEX_PG_RETRY_FOR_MS"), "how long a dead server is retried, with backoff, before a call fails (long enough for a failover)"),
     ("postgres.target_session_attrs", Some("PLEX_PG_TARGET_SESSION_ATTRS"), "read-write: only a server that accepts writes (the primary); any: the first that answers"),
+    ("postgres.sslmode", Some("PLEX_PG_SSLMODE"), "TLS, libpq's names: disable, allow, prefer, require, verify-ca or verify-full; never over a Unix socket"),
+    ("postgres.sslrootcert", Some("PLEX_PG_SSLROOTCERT"), "certificates (PEM file) of the authorities trusted to sign the server's, or system for the system's store; verify-ca and verify-full need it"),
+    ("postgres.sslcert", Some("PLEX_PG_SSLCERT"), "client certificate (PEM file, its chain after it) for servers that ask for one; empty: none"),
+    ("postgres.sslkey", Some("PLEX_PG_SSLKEY"), "the client certificate's private key (PEM file, readable by its owner only)"),
     ("postgres.keepalives_idle_s", Some("PLEX_PG_KEEPALIVES_IDLE"), "TCP keepalive: seconds idle before the first probe"),
     ("postgres.keepalives_interval_s", Some("PLEX_PG_KEEPALIVES_INTERVAL"), "TCP keepalive: seconds between probes"),
     ("postgres.keepalives_count", Some("PLEX_PG_KEEPALIVES_COUNT"), "TCP keepalive: probes lost before the connection is dead"),
@@ -149,6 +153,13 @@ pub struct Postgres {
     pub retry_for: Duration,
     /// Which server a connection may stay on (libpq's `target_session_attrs`).
     pub target_session_attrs: SessionAttrs,
+    /// TLS (libpq's `sslmode`), the authorities trusted to sign the
+    /// server's certificate (a PEM file, `system`, or empty), and the
+    /// client's certificate and key (PEM files, or empty).
+    pub sslmode: SslMode,
+    pub sslrootcert: String,
+    pub sslcert: String,
+    pub sslkey: String,
     /// TCP keepalive: idle time before the first probe, time between
     /// probes, probes lost before the connection is dead.
     pub keepalives_idle: Duration,
@@ -166,6 +177,40 @@ pub enum SessionAttrs {
     /// The first server that accepts writes (`transaction_read_only` off):
     /// the primary, never a standby.
     ReadWrite,
+}
+
+/// libpq's `sslmode`, with libpq's meanings. TLS is never used over a
+/// Unix socket (libpq does not either).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain TCP only.
+    Disable,
+    /// Plain first; TLS if the server refuses a plain connection.
+    Allow,
+    /// TLS if the server offers it, plain otherwise; the certificate is
+    /// not checked.
+    Prefer,
+    /// TLS or nothing; the certificate is not checked (unless
+    /// `sslrootcert` is set: then as `VerifyCa`, as libpq does).
+    Require,
+    /// TLS, the certificate signed by an authority of `sslrootcert`.
+    VerifyCa,
+    /// As `VerifyCa`, and the certificate names the host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// libpq's name of the mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
 }
 
 /// One server: a host (or Unix-socket directory) and its port.
@@ -319,6 +364,10 @@ impl Default for Settings {
                 connect_timeout: Duration::from_secs(5),
                 retry_for: Duration::from_secs(30),
                 target_session_attrs: SessionAttrs::ReadWrite,
+                sslmode: SslMode::Prefer,
+                sslrootcert: String::new(),
+                sslcert: String::new(),
+                sslkey: String::new(),
                 keepalives_idle: Duration::from_secs(30),
                 keepalives_interval: Duration::from_secs(10),
                 keepalives_count: 3,
@@ -554,6 +603,19 @@ impl Settings {
                     ("any", SessionAttrs::Any),
                 ])?
             }
+            "postgres.sslmode" => {
+                self.postgres.sslmode = raw.choice(&[
+                    ("disable", SslMode::Disable),
+                    ("allow", SslMode::Allow),
+                    ("prefer", SslMode::Prefer),
+                    ("require", SslMode::Require),
+                    ("verify-ca", SslMode::VerifyCa),
+                    ("verify-full", SslMode::VerifyFull),
+                ])?
+            }
+            "postgres.sslrootcert" => self.postgres.sslrootcert = raw.string()?,
+            "postgres.sslcert" => self.postgres.sslcert = raw.string()?,
+            "postgres.sslkey" => self.postgres.sslkey = raw.string()?,
             "postgres.keepalives_idle_s" => {
                 self.postgres.keepalives_idle = Duration::from_secs(raw.int(1, 7200)? as u64)
             }
@@ -680,6 +742,33 @@ impl Settings {
                 message: format!(
                     "{ports} ports for {hosts} hosts (postgres.host, from {}): give one port for every host, or one per host",
                     self.origin("postgres.host")
+                ),
+            });
+        }
+        let pg = &self.postgres;
+        if matches!(pg.sslmode, SslMode::VerifyCa | SslMode::VerifyFull)
+            && pg.sslrootcert.is_empty()
+        {
+            return Err(ConfigError {
+                key: "postgres.sslrootcert".into(),
+                source: self.origin("postgres.sslmode"),
+                message: format!(
+                    "postgres.sslmode = {} checks the server's certificate, but no authority is trusted: set postgres.sslrootcert to a PEM file of the authority that signed it, or to system",
+                    pg.sslmode.name()
+                ),
+            });
+        }
+        if pg.sslcert.is_empty() != pg.sslkey.is_empty() {
+            let (set, unset) = if pg.sslkey.is_empty() {
+                ("postgres.sslcert", "postgres.sslkey")
+            } else {
+                ("postgres.sslkey", "postgres.sslcert")
+            };
+            return Err(ConfigError {
+                key: unset.into(),
+                source: self.origin(set),
+                message: format!(
+                    "{set} is set but {unset} is not: a client certificate needs both"
                 ),
             });
         }
@@ -1099,5 +1188,36 @@ mod tests {
         let env = env_of(&[("PLEX_PG_TARGET_SESSION_ATTRS", "primary")]);
         let err = Settings::load_file(None, &env).unwrap_err();
         assert_eq!(err.key, "postgres.target_session_attrs");
+    }
+
+    #[test]
+    fn tls_settings_in_libpq_terms_and_their_mistakes_named() {
+        assert_eq!(
+            Settings::default().postgres.sslmode,
+            SslMode::Prefer,
+            "libpq's default"
+        );
+        let env = env_of(&[
+            ("PLEX_PG_SSLMODE", "Verify-Full"),
+            ("PLEX_PG_SSLROOTCERT", "system"),
+        ]);
+        let s = Settings::load_file(None, &env).unwrap();
+        assert_eq!(s.postgres.sslmode, SslMode::VerifyFull);
+        assert_eq!(s.postgres.sslrootcert, "system");
+        let env = env_of(&[("PLEX_PG_SSLMODE", "verify-ca")]);
+        let err = Settings::load_file(None, &env).unwrap_err();
+        assert_eq!(err.key, "postgres.sslrootcert");
+        assert!(
+            err.message.contains("no authority is trusted"),
+            "{}",
+            err.message
+        );
+        let env = env_of(&[("PLEX_PG_SSLCERT", "/etc/plex-pg/client.crt")]);
+        let err = Settings::load_file(None, &env).unwrap_err();
+        assert_eq!(err.key, "postgres.sslkey");
+        let env = env_of(&[("PLEX_PG_SSLMODE", "on")]);
+        let err = Settings::load_file(None, &env).unwrap_err();
+        assert_eq!(err.key, "postgres.sslmode");
+        assert!(err.message.contains("verify-full"), "{}", err.message);
     }
 }

@@ -339,11 +339,33 @@ fn check_postgres(r: &mut Report, settings: &Settings) {
     if !pg.password.is_empty() {
         config.password(pg.password.expose());
     }
-    match config.connect(postgres::NoTls) {
-        Ok(mut client) => match client.query_one("SELECT current_setting('server_version')", &[]) {
+    let tls = match plex_pg_tls::Tls::new(pg) {
+        Ok(tls) => tls,
+        Err(e) => return r.line(Level::Fail, "postgres", e),
+    };
+    // libpq never uses TLS over a Unix socket; `allow` (plain, then TLS
+    // after a refusal) is checked as `prefer` (TLS, then plain).
+    let ssl = if pg.endpoints().iter().all(|e| e.is_unix_socket()) {
+        postgres::config::SslMode::Disable
+    } else if tls.mode() == plex_pg_config::settings::SslMode::Allow {
+        postgres::config::SslMode::Prefer
+    } else {
+        tls.first_attempt()
+    };
+    config.ssl_mode(ssl);
+    match config.connect(tls.make()) {
+        Ok(mut client) => match client.query_one(
+            "SELECT current_setting('server_version'), \
+                    (SELECT CASE WHEN ssl THEN version || ' ' || cipher END FROM pg_stat_ssl WHERE pid = pg_backend_pid())",
+            &[],
+        ) {
             Ok(row) => {
                 let v: String = row.get(0);
-                r.line(Level::Ok, "postgres", format!("{} answers (PostgreSQL {v}), database {:?} as {:?}", pg.endpoint(), pg.database, pg.user))
+                let encrypted = match row.get::<_, Option<String>>(1) {
+                    Some(tls) => format!("encrypted: {tls}"),
+                    None => "not encrypted".to_string(),
+                };
+                r.line(Level::Ok, "postgres", format!("{} answers (PostgreSQL {v}, {encrypted}, postgres.sslmode = {}), database {:?} as {:?}", pg.endpoint(), pg.sslmode.name(), pg.database, pg.user))
             }
             Err(e) => r.line(Level::Fail, "postgres", format!("{} connected but a query failed: {}", pg.endpoint(), error_chain(&e))),
         },

@@ -15,6 +15,7 @@
 use std::fs;
 use std::io;
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -228,6 +229,39 @@ impl Cluster {
     pub fn restart(&mut self) -> io::Result<()> {
         self.stop_server()?;
         self.start_server()
+    }
+
+    /// Serve TLS with `cert` and `key` (PEM; copied into the cluster and
+    /// given to its server's user), clients' certificates checked against
+    /// `client_ca` when given; `hba` replaces `pg_hba.conf`; every
+    /// connection is logged (with its TLS protocol). Restarts the server.
+    pub fn serve_tls(
+        &mut self,
+        cert: &Path,
+        key: &Path,
+        client_ca: Option<&Path>,
+        hba: &str,
+    ) -> io::Result<()> {
+        let data = self.data_dir();
+        let mut conf = String::from("\nssl = on\nlog_connections = on\n");
+        for (name, from, setting) in [
+            ("server.crt", Some(cert), "ssl_cert_file"),
+            ("server.key", Some(key), "ssl_key_file"),
+            ("client_ca.crt", client_ca, "ssl_ca_file"),
+        ] {
+            let Some(from) = from else { continue };
+            let to = data.join(name);
+            fs::copy(from, &to)?;
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o600))?;
+            self.chown(&to)?;
+            conf.push_str(&format!("{setting} = '{name}'\n"));
+        }
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))?;
+        io::Write::write_all(&mut file, conf.as_bytes())?;
+        fs::write(data.join("pg_hba.conf"), hba)?;
+        self.restart()
     }
 
     /// Run SQL with `psql` as the `plex` role over the socket; returns stdout

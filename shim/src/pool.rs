@@ -22,9 +22,10 @@ use crate::lock::{futex_wait, futex_wake, RawLock};
 use crate::pg::socket::SocketRecord;
 use crate::pg::{ConnectError, PgConn};
 use crate::report::Reporter;
-use crate::sys::SQLITE_BUSY;
+use crate::sys::{SQLITE_BUSY, SQLITE_CANTOPEN};
 use plex_pg_config::report::{FdRole, HarmlessFd, Kind};
 use plex_pg_config::settings::{Pool as PoolSettings, Postgres};
+use plex_pg_tls::Tls;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -65,6 +66,10 @@ pub struct Pool {
     waiters: AtomicU32,
     settings: PoolSettings,
     postgres: Postgres,
+    /// TLS, from `postgres.ssl*`: built once, with the runtime (under the
+    /// init lock, so no fork copies it half-made), read-only afterwards.
+    /// An error (an unreadable certificate file) fails every connect.
+    tls: std::result::Result<Tls, String>,
     /// The session time zone of every connection (the process's).
     timezone: String,
     reporter: &'static Reporter,
@@ -122,6 +127,7 @@ impl Pool {
             released: AtomicU32::new(0),
             waiters: AtomicU32::new(0),
             settings,
+            tls: Tls::new(&postgres),
             postgres,
             timezone,
             reporter,
@@ -317,7 +323,11 @@ impl Pool {
         let mut delay = Duration::from_millis(50);
         let mut warned = false;
         loop {
-            match PgConn::connect(&self.postgres, schema, &self.timezone, record) {
+            let tls = match &self.tls {
+                Ok(tls) => tls,
+                Err(e) => return Err(Error::new(SQLITE_CANTOPEN, e.clone())),
+            };
+            match PgConn::connect(&self.postgres, tls, schema, &self.timezone, record) {
                 Ok(c) => {
                     if warned {
                         tracing::warn!(

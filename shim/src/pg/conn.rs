@@ -7,7 +7,9 @@ use super::socket::{Readiness, Socket, SocketFd, SocketRecord};
 use super::types::{widen, Column, Param};
 use crate::error::{self, Error, Result};
 use crate::sys::{SQLITE_CANTOPEN, SQLITE_IOERR};
+use plex_pg_config::settings::SslMode;
 use plex_pg_config::settings::{Endpoint, Postgres, SessionAttrs};
+use plex_pg_tls::{HandshakeError, Tls};
 use socket2::{SockAddr, SockRef, TcpKeepalive};
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,9 +18,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio_postgres::tls::NoTlsStream;
+use tokio_postgres::config::SslMode as PgSslMode;
 use tokio_postgres::types::Type;
-use tokio_postgres::{Client, Connection, NoTls, RowStream, Statement};
+use tokio_postgres::{Client, Connection, RowStream, Statement};
+
+/// The stream under a connection: plain or TLS, decided at start-up.
+type Stream = plex_pg_tls::TlsStream<Socket>;
 
 /// Why a connection attempt failed, and whether trying again may help.
 #[derive(Debug)]
@@ -39,7 +44,7 @@ impl ConnectError {
 
 pub struct PgConn {
     client: Client,
-    connection: Pin<Box<Connection<Socket, NoTlsStream>>>,
+    connection: Pin<Box<Connection<Socket, Stream>>>,
     fd: RawFd,
     inode: u64,
     readiness: Arc<Readiness>,
@@ -51,14 +56,14 @@ pub struct PgConn {
 /// Borrows of a connection's parts, so a future can borrow the client
 /// while the driver polls the I/O future.
 pub struct Driver<'a> {
-    connection: &'a mut Pin<Box<Connection<Socket, NoTlsStream>>>,
+    connection: &'a mut Pin<Box<Connection<Socket, Stream>>>,
     fd: RawFd,
     readiness: &'a Readiness,
     flag: &'a Arc<Flag>,
     broken: &'a mut bool,
 }
 
-struct ConnectionPump<'a>(&'a mut Pin<Box<Connection<Socket, NoTlsStream>>>);
+struct ConnectionPump<'a>(&'a mut Pin<Box<Connection<Socket, Stream>>>);
 
 impl Pump for ConnectionPump<'_> {
     fn pump(
@@ -131,9 +136,11 @@ impl PgConn {
     /// `'localtime'` means the same). Each server's attempt (socket,
     /// start-up, authentication) is bounded by `cfg.connect_timeout`. The
     /// socket is published in `record` (a pool slot) from the moment it
-    /// exists (see [`super::socket`]).
+    /// exists (see [`super::socket`]). TLS as `tls` (the pool's, built from
+    /// `cfg` once) says.
     pub fn connect(
         cfg: &Postgres,
+        tls: &Tls,
         schema: &str,
         timezone: &str,
         record: &'static SocketRecord,
@@ -141,7 +148,29 @@ impl PgConn {
         let mut failures = Vec::new();
         let mut retry = false;
         for endpoint in cfg.endpoints() {
-            match Self::connect_to(cfg, &endpoint, schema, timezone, record) {
+            let first = if endpoint.is_unix_socket() {
+                PgSslMode::Disable // never TLS over a Unix socket (libpq's rule)
+            } else {
+                tls.first_attempt()
+            };
+            let mut attempt =
+                Self::connect_to(cfg, tls, first, &endpoint, schema, timezone, record);
+            // `allow`: plain first, TLS when the server refused plain.
+            if tls.mode() == SslMode::Allow
+                && !endpoint.is_unix_socket()
+                && matches!(attempt, Err(ConnectError::Fatal(_)))
+            {
+                attempt = Self::connect_to(
+                    cfg,
+                    tls,
+                    PgSslMode::Require,
+                    &endpoint,
+                    schema,
+                    timezone,
+                    record,
+                );
+            }
+            match attempt {
                 Ok(conn) => return Ok(conn),
                 Err(e) => {
                     retry |= matches!(e, ConnectError::Retry(_));
@@ -169,9 +198,12 @@ impl PgConn {
         })
     }
 
-    /// One server of `cfg`'s list.
+    /// One server of `cfg`'s list, with TLS as `ssl` says.
+    #[allow(clippy::too_many_arguments)]
     fn connect_to(
         cfg: &Postgres,
+        tls: &Tls,
+        ssl: PgSslMode,
         endpoint: &Endpoint,
         schema: &str,
         timezone: &str,
@@ -192,10 +224,19 @@ impl PgConn {
         if !cfg.password.is_empty() {
             config.password(cfg.password.expose());
         }
+        config.ssl_mode(ssl);
+        let name = if endpoint.is_unix_socket() {
+            "localhost"
+        } else {
+            endpoint.host.as_str()
+        };
+        let connector = tls
+            .connect_to(name)
+            .map_err(|e| ConnectError::Fatal(Error::new(SQLITE_CANTOPEN, e)))?;
         let startup = block_on_alone(
             raw,
             &readiness.want_write,
-            config.connect_raw(socket, NoTls),
+            config.connect_raw(socket, connector),
             Some(deadline),
         );
         let (client, connection) = match startup {
@@ -418,6 +459,9 @@ fn classify(cfg: &Postgres, at: &str, e: &tokio_postgres::Error) -> ConnectError
             )
         };
         return match code {
+            "28000" if db.message().contains("no encryption") => ConnectError::Fatal(msg(
+                "the server accepts this role only over TLS: set postgres.sslmode to prefer or stricter",
+            )),
             "28P01" | "28000" => {
                 ConnectError::Fatal(msg("check postgres.user and postgres.password"))
             }
@@ -426,6 +470,23 @@ fn classify(cfg: &Postgres, at: &str, e: &tokio_postgres::Error) -> ConnectError
                 ConnectError::Retry(msg("the server is starting, stopping or full"))
             }
             _ => ConnectError::Fatal(msg("see the server's log")),
+        };
+    }
+    // A TLS handshake that failed: a certificate that does not verify, or
+    // a server without TLS where TLS is required, fails the same way on
+    // every attempt; an I/O failure during the handshake may pass.
+    let handshake = std::error::Error::source(e).and_then(|s| s.downcast_ref::<HandshakeError>());
+    let text = e.to_string();
+    if handshake.is_some() || text.contains("TLS") {
+        let why = handshake.map_or(text.clone(), |h| h.message.clone());
+        let message = format!(
+            "TLS with PostgreSQL at {at} failed: {why} (postgres.sslmode = {}; check postgres.sslmode and postgres.sslrootcert)",
+            cfg.sslmode.name()
+        );
+        return if handshake.is_some_and(|h| h.retry) {
+            ConnectError::Retry(Error::new(SQLITE_CANTOPEN, message))
+        } else {
+            ConnectError::Fatal(Error::new(SQLITE_CANTOPEN, message))
         };
     }
     // Not the server's word: an I/O failure or a closed connection may pass
