@@ -5,7 +5,7 @@ use std::process::exit;
 use clap::Parser;
 use plex_pg_config::settings::LogLevel;
 use plex_pg_launcher::cli::{Cli, Command};
-use plex_pg_launcher::{check, demo, supervisor};
+use plex_pg_launcher::{check, demo, import, supervisor};
 
 fn main() {
     let cli = Cli::parse();
@@ -21,6 +21,7 @@ fn main() {
     match cli.command {
         Some(Command::Check) => exit(check::run(&settings)),
         Some(Command::Demo(args)) => exit(demo::run(&settings, &cli.options, &args)),
+        Some(Command::Import(args)) => exit(import::exec(&cli.options, &args)),
         None => {
             if cli.program.is_empty() {
                 eprintln!("plex-pg-launcher: no command to start; usage: plex-pg-launcher [OPTIONS] -- COMMAND [ARGS...]");

@@ -1,0 +1,59 @@
+//! `plex-pg-import --from DIR [--config FILE] [--replace]` (also run as
+//! `plex-pg-launcher import`).
+
+use std::path::PathBuf;
+use std::process::exit;
+
+use clap::Parser;
+use plex_pg_config::Settings;
+use plex_pg_import::import::{self, Failure, Options};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "plex-pg-import",
+    version,
+    about = "Bring an existing Plex SQLite library into PostgreSQL: schema through the shim's translator, rows by COPY, every value verified, switched in one transaction"
+)]
+struct Cli {
+    /// Plex's Databases folder (…/Plex Media Server/Plug-in Support/Databases).
+    #[arg(long, value_name = "DIR")]
+    from: PathBuf,
+    /// Configuration file (default: $PLEX_PG_CONFIG, else /etc/plex-pg/config.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Replace a target schema that already holds a library (it is kept aside under another name).
+    #[arg(long)]
+    replace: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let env = |k: &str| std::env::var(k).ok();
+    let settings = match &cli.config {
+        Some(path) => Settings::load_file(Some(path), &env),
+        None => Settings::load(&env),
+    };
+    let settings = match settings {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("plex-pg-import: {e}");
+            exit(2);
+        }
+    };
+    let options = Options {
+        from: cli.from,
+        replace: cli.replace,
+    };
+    match import::run(&settings, &options) {
+        Ok(()) => exit(0),
+        Err(Failure::Refused(m)) => {
+            eprintln!("plex-pg-import: refused: {m}");
+            exit(3);
+        }
+        Err(Failure::Failed(m)) => {
+            eprintln!("plex-pg-import: {m}");
+            eprintln!("plex-pg-import: nothing was switched; PostgreSQL is as it was, and the SQLite files were only read");
+            exit(1);
+        }
+    }
+}
