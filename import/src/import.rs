@@ -223,9 +223,19 @@ pub fn run(settings: &Settings, options: &Options) -> Result<(), Failure> {
     // Every value checked, on every file, before a row is loaded.
     let mut refused = Vec::new();
     let mut refused_count = 0u64;
+    let checking = Instant::now();
     for lib in &mut libraries {
         check_values(lib, &mut refused, &mut refused_count)?;
     }
+    let checked: u64 = libraries
+        .iter()
+        .flat_map(|l| l.tables.iter())
+        .map(|t| t.checksum.rows)
+        .sum();
+    say(&format!(
+        "checked {checked} rows against their PostgreSQL columns in {:.2} s",
+        checking.elapsed().as_secs_f64()
+    ));
     if refused_count > 0 {
         let mut msg = format!(
             "{refused_count} value(s) cannot be held by their PostgreSQL column; nothing was loaded:\n"
@@ -254,9 +264,14 @@ pub fn run(settings: &Settings, options: &Options) -> Result<(), Failure> {
         finish_schema(&mut tx, lib)?;
     }
     let mut all_ok = true;
+    let verifying = Instant::now();
     for lib in &mut libraries {
         all_ok &= verify(&mut tx, lib)?;
     }
+    say(&format!(
+        "read back and compared in {:.2} s",
+        verifying.elapsed().as_secs_f64()
+    ));
     if !all_ok {
         return Err(failed(
             "verification found differences (above); nothing was switched, PostgreSQL is as it was",
@@ -788,6 +803,7 @@ fn verify(tx: &mut Transaction<'_>, lib: &mut Library) -> Result<bool, Failure> 
         "table", "SQLite rows", "PG rows", "SQLite", "PG"
     ));
     let mut ok = true;
+    let mut empty = 0;
     for i in 0..lib.tables.len() {
         let t = &lib.tables[i];
         let mut got = Checksum::new(t.columns.len());
@@ -796,6 +812,10 @@ fn verify(tx: &mut Transaction<'_>, lib: &mut Library) -> Result<bool, Failure> 
             Ok(true)
         })?;
         let same = got == t.checksum;
+        if same && got.rows == 0 {
+            empty += 1;
+            continue;
+        }
         let note = if !same {
             "DIFFERS".to_string()
         } else if t.converted > 0 {
@@ -823,6 +843,9 @@ fn verify(tx: &mut Transaction<'_>, lib: &mut Library) -> Result<bool, Failure> 
             "  {fts:<40} {:>12} {:>12} {:>10} {:>10}  rebuilt from {content}",
             "-", "-", "-", "-"
         ));
+    }
+    if empty > 0 {
+        say(&format!("  and {empty} tables empty on both sides"));
     }
     Ok(ok)
 }

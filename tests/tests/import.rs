@@ -346,3 +346,48 @@ fn import_costs_the_same_per_row_at_ten_times_the_rows() {
         per_row_small * 1e6
     );
 }
+
+/// A value that changes on its way into PostgreSQL is found by the
+/// verification, named by table, rowid and column, and nothing is
+/// switched. The change is made by PostgreSQL itself: an event trigger
+/// (this test's schema only) puts a trigger on the staging table that
+/// alters one title (rowid 10) as `COPY` inserts it.
+#[test]
+fn a_difference_is_named_by_table_rowid_and_column_and_nothing_is_switched() {
+    let dir = TempDir::new("import_diff");
+    make_library(dir.path(), 20);
+    let schema = unique_name("differs");
+    let staging = format!("{schema}__plexpg_import");
+    let hook = unique_name("corrupt");
+    pg().psql(&format!(
+        r#"CREATE FUNCTION public.{hook}() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT * FROM pg_event_trigger_ddl_commands()
+           WHERE command_tag = 'CREATE TABLE' AND object_identity = '{staging}.metadata_items' LOOP
+    EXECUTE 'CREATE FUNCTION {staging}.{hook}() RETURNS trigger LANGUAGE plpgsql AS $b$ BEGIN IF NEW.id = 10 THEN NEW.title := NEW.title || ''!''; END IF; RETURN NEW; END $b$';
+    EXECUTE 'CREATE TRIGGER {hook} BEFORE INSERT ON {staging}.metadata_items FOR EACH ROW EXECUTE FUNCTION {staging}.{hook}()';
+  END LOOP;
+END $$;
+CREATE EVENT TRIGGER {hook} ON ddl_command_end EXECUTE FUNCTION public.{hook}();"#
+    ));
+    let out = import(dir.path(), &schema, &[]);
+    pg().psql(&format!(
+        "DROP EVENT TRIGGER {hook}; DROP FUNCTION public.{hook}()"
+    ));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stdout.contains("DIFFERS"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("table metadata_items, rowid 10, column title: SQLite TEXT 'plain 10' (8 bytes), PostgreSQL TEXT 'plain 10!' (9 bytes)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("nothing was switched"),
+        "{}",
+        out.stderr
+    );
+    assert!(!schema_exists(&schema));
+    assert!(!schema_exists(&staging));
+}
