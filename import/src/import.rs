@@ -635,6 +635,27 @@ fn load(tx: &mut Transaction<'_>, lib: &mut Library) -> Result<(), Failure> {
                 .map_err(|e| failed(format!("setting the rowid sequence of {}: {}", t.name, pg::chain(&e))))?;
             }
         }
+        // The rowid trigger only gives a NULL rowid a value (a SQLite rowid
+        // never is NULL) and moves the sequence (set above): off while
+        // copying, so no row pays for its WHEN clause.
+        let rowid_trigger = t.sequence.is_some()
+            && pg::scalar(
+                tx,
+                &format!(
+                    "SELECT count(*) FROM pg_trigger WHERE tgrelid = {}::regclass AND tgname = 'sqlite__rowid'",
+                    literal(&ident(&t.pg))
+                ),
+            )
+            .map_err(failed)?
+            .as_deref()
+                == Some("1");
+        if rowid_trigger {
+            tx.batch_execute(&format!(
+                "ALTER TABLE {} DISABLE TRIGGER sqlite__rowid",
+                ident(&t.pg)
+            ))
+            .map_err(|e| failed(pg::chain(&e)))?;
+        }
         let started = Instant::now();
         let cols: Vec<String> = t.columns.iter().map(|c| ident(&c.pg)).collect();
         let copy = format!("COPY {} ({}) FROM STDIN", ident(&t.pg), cols.join(", "));
@@ -685,6 +706,13 @@ fn load(tx: &mut Transaction<'_>, lib: &mut Library) -> Result<(), Failure> {
             .finish()
             .map_err(|e| failed(format!("loading {}: {}", t.name, pg::chain(&e))))?;
         let secs = started.elapsed().as_secs_f64().max(1e-6);
+        if rowid_trigger {
+            tx.batch_execute(&format!(
+                "ALTER TABLE {} ENABLE TRIGGER sqlite__rowid",
+                ident(&t.pg)
+            ))
+            .map_err(|e| failed(pg::chain(&e)))?;
+        }
         if rows > 0 {
             say(&format!(
                 "  loaded {}: {rows} rows, {:.1} MB in {secs:.2} s ({:.0} rows/s)",
