@@ -19,8 +19,8 @@ here=packaging
 need dpkg-deb dpkg
 need dpkg-shlibdeps dpkg-dev
 need help2man help2man
-echo "plex-pg build-deb: building the launcher" >&2
-cargo build --release -p plex-pg-launcher
+echo "plex-pg build-deb: building the launcher and the import" >&2
+cargo build --release -p plex-pg-launcher -p plex-pg-import
 bash "$here/build-musl.sh"
 
 launcher="$target_dir/release/plex-pg-launcher"
@@ -67,6 +67,9 @@ root_abs="$(cd "$root" && pwd)"
 depends="$(cd "$shlib_dir" && dpkg-shlibdeps -O -e"$root_abs/usr/bin/plex-pg-launcher" 2>/dev/null \
     | sed -n 's/^shlibs:Depends=//p')"
 [ -n "$depends" ] || die "dpkg-shlibdeps found no dependencies for the launcher"
+# plex-pg-import reads SQLite files with the system's libsqlite3, opened
+# with dlopen (dpkg-shlibdeps cannot see it).
+depends="$depends, libsqlite3-0"
 
 install -d -m 0755 "$root/DEBIAN"
 size="$(du -s -k --apparent-size --exclude=DEBIAN "$root" | cut -f1)"

@@ -161,7 +161,11 @@ def insert(db):
         "INSERT INTO metadata_items (library_section_id, metadata_type, guid, title) VALUES (1, 1, 'new', 'New movie')"
     )
     tag = conn.execute("INSERT INTO tags (tag, tag_type) VALUES ('new', 1)").lastrowid
-    print(json.dumps({"id": cur.lastrowid, "tag": tag}))
+    # An explicit id above the others moves the sequence (the rowid
+    # trigger is on again after the import's COPY).
+    conn.execute("INSERT INTO tags (id, tag, tag_type) VALUES (5000, 'explicit', 1)")
+    after = conn.execute("INSERT INTO tags (tag, tag_type) VALUES ('after', 1)").lastrowid
+    print(json.dumps({"id": cur.lastrowid, "tag": tag, "after_explicit": after}))
 
 
 def main():

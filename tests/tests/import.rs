@@ -130,6 +130,7 @@ fn an_imported_library_verifies_and_the_shim_reads_and_writes_it() {
     let got = json_out(&ins.stdout);
     assert_eq!(got["id"], 301, "{got}");
     assert_eq!(got["tag"], 101, "{got}");
+    assert_eq!(got["after_explicit"], 5001, "{got}");
 }
 
 #[test]
@@ -324,14 +325,32 @@ fn copy_seconds(stdout: &str, table: &str) -> (f64, f64) {
 
 /// One import of a library of `items` movies: the per-row seconds of the
 /// three large tables' COPY together.
-fn per_row_copy_seconds(items: usize, anchor: bool) -> f64 {
+/// Also the import's peak resident memory in KiB (GNU time's).
+fn per_row_copy_seconds(items: usize, anchor: bool) -> (f64, u64) {
     let dir = TempDir::new("import_size");
     make_library(dir.path(), items);
     let schema = unique_name("sized");
     let started = std::time::Instant::now();
-    let out = import(dir.path(), &schema, &[]);
+    let mut cmd = Command::new("/usr/bin/time");
+    cmd.arg("-v")
+        .arg(artifact("plex-pg-launcher"))
+        .arg("import")
+        .arg("--from")
+        .arg(dir.path())
+        .envs(pg().env(&schema));
+    let out = run(&mut cmd, LIMIT);
     let total = started.elapsed().as_secs_f64();
     out.assert_ok();
+    let rss: u64 = out
+        .stderr
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak memory from /usr/bin/time:\n{}", out.stderr));
+    eprintln!("import of {items} items: peak resident memory {rss} KiB");
     let (mut rows, mut secs) = (0.0, 0.0);
     for t in ["metadata_items", "media_items", "taggings"] {
         let (r, s) = copy_seconds(&out.stdout, t);
@@ -367,20 +386,31 @@ fn per_row_copy_seconds(items: usize, anchor: bool) -> f64 {
     pg().psql(&format!(
         "DROP SCHEMA {schema} CASCADE; DROP SCHEMA {schema}_blobs CASCADE"
     ));
-    secs / rows
+    (secs / rows, rss)
 }
 
 /// Importing costs the same per row at 100,000 items as at 10,000 (every
 /// pass streams; nothing grows with the table but the indexes), within a
 /// generous factor; the best of two runs of each size, alternating, so a
-/// slow moment of the shared machine falls on both.
+/// slow moment of the shared machine falls on both. Memory does not grow
+/// with the rows either (no table is ever held whole).
 #[test]
 fn import_costs_the_same_per_row_at_ten_times_the_rows() {
     let mut small = Vec::new();
     let mut large = Vec::new();
+    let mut memory = Vec::new();
     for round in 0..2 {
-        small.push(per_row_copy_seconds(10_000, false));
-        large.push(per_row_copy_seconds(100_000, round == 1));
+        let (s, m_small) = per_row_copy_seconds(10_000, false);
+        let (l, m_large) = per_row_copy_seconds(100_000, round == 1);
+        small.push(s);
+        large.push(l);
+        memory.push((m_small, m_large));
+    }
+    for (m_small, m_large) in &memory {
+        assert!(
+            *m_large < m_small * 2,
+            "peak memory grew with the rows: {m_small} KiB at 10,000 items, {m_large} KiB at 100,000"
+        );
     }
     let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
     let (small, large) = (best(&small), best(&large));
