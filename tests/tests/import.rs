@@ -467,3 +467,51 @@ CREATE EVENT TRIGGER {hook} ON ddl_command_end EXECUTE FUNCTION public.{hook}();
     assert!(!schema_exists(&schema));
     assert!(!schema_exists(&staging));
 }
+
+/// The backup the migration guide gives: `pg_dump -Fc` of both schemas,
+/// the schemas dropped, `pg_restore`; through the shim the library reads
+/// as it did (same rows, classes, sequences, FTS, user_version).
+#[test]
+fn a_pg_dump_of_an_imported_library_restores_to_the_same_library() {
+    let dir = TempDir::new("import_dump");
+    make_library(dir.path(), 50);
+    let db = library_db(dir.path());
+    let before = json_out(&library(&["rows", &db]).stdout);
+    let schema = unique_name("dumped");
+    import(dir.path(), &schema, &[]).assert_ok();
+    let bin = plex_pg_tests::cluster::find_pg_bin().expect("PostgreSQL's programs");
+    let p = pg();
+    let dump = dir.path().join("library.dump");
+    let conn = |cmd: &mut Command| {
+        cmd.arg("-h")
+            .arg(&p.socket_dir)
+            .args(["-p", &p.port.to_string(), "-U", plex_pg_tests::PG_USER])
+            .env("PGPASSWORD", plex_pg_tests::PG_PASSWORD);
+    };
+    let mut dump_cmd = Command::new(bin.join("pg_dump"));
+    conn(&mut dump_cmd);
+    dump_cmd
+        .args(["-Fc", "-n", &schema, "-n", &format!("{schema}_blobs"), "-f"])
+        .arg(&dump)
+        .arg(plex_pg_tests::PG_DATABASE);
+    run(&mut dump_cmd, LIMIT).assert_ok();
+    pg().psql(&format!(
+        "DROP SCHEMA {schema} CASCADE; DROP SCHEMA {schema}_blobs CASCADE"
+    ));
+    let mut restore = Command::new(bin.join("pg_restore"));
+    conn(&mut restore);
+    restore.args(["-d", plex_pg_tests::PG_DATABASE]).arg(&dump);
+    run(&mut restore, LIMIT).assert_ok();
+    let through = run(
+        &mut python_with_shim("library.py", &schema, &["rows", &db]),
+        LIMIT,
+    );
+    through.assert_ok();
+    assert_eq!(json_out(&through.stdout), before);
+    let ins = run(
+        &mut python_with_shim("library.py", &schema, &["insert", &db]),
+        LIMIT,
+    );
+    ins.assert_ok();
+    assert_eq!(json_out(&ins.stdout)["id"], 51);
+}
