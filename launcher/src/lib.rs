@@ -20,6 +20,7 @@ pub mod cli;
 pub mod cluster;
 pub mod demo;
 pub mod events;
+pub mod guard;
 pub mod import;
 pub mod init;
 pub mod privileges;

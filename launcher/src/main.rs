@@ -5,7 +5,7 @@ use std::process::exit;
 use clap::Parser;
 use plex_pg_config::settings::LogLevel;
 use plex_pg_launcher::cli::{Cli, Command};
-use plex_pg_launcher::{check, demo, import, supervisor};
+use plex_pg_launcher::{check, demo, guard, import, supervisor};
 
 fn main() {
     let cli = Cli::parse();
@@ -25,6 +25,10 @@ fn main() {
         None => {
             if cli.program.is_empty() {
                 eprintln!("plex-pg-launcher: no command to start; usage: plex-pg-launcher [OPTIONS] -- COMMAND [ARGS...]");
+                exit(2);
+            }
+            if let Some(why) = guard::refusal(&settings) {
+                eprintln!("plex-pg-launcher: {why}");
                 exit(2);
             }
             exit(supervisor::run(settings, cli.program));

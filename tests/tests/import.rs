@@ -515,3 +515,52 @@ fn a_pg_dump_of_an_imported_library_restores_to_the_same_library() {
     ins.assert_ok();
     assert_eq!(json_out(&ins.stdout)["id"], 51);
 }
+
+/// The launcher with Plex's application-support directory at `support`,
+/// library schema `schema`, starting `/bin/true` (mode off: no
+/// supervision needed to see whether it starts at all).
+fn launcher_start(support: &Path, schema: &str, env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(artifact("plex-pg-launcher"));
+    cmd.args(["--mode", "off", "--shim"])
+        .arg(plex_pg_tests::shim())
+        .args(["--", "/bin/true"])
+        .envs(pg().env(schema))
+        .env("PLEX_MEDIA_SERVER_APPLICATION_SUPPORT_DIR", support)
+        .env_remove("PLEX_PG_SUPERVISOR")
+        .envs(env.iter().copied());
+    run(&mut cmd, LIMIT)
+}
+
+/// The guard: an empty schema next to Plex's SQLite library stops the
+/// launcher before Plex starts, saying to import; the setting lets a fresh
+/// install start; after the import it starts.
+#[test]
+fn the_guard_refuses_an_empty_schema_next_to_a_sqlite_library() {
+    let support = TempDir::new("import_guard");
+    let databases = support
+        .path()
+        .join("Plex Media Server")
+        .join("Plug-in Support")
+        .join("Databases");
+    let schema = unique_name("guarded");
+    // No library file: nothing to protect.
+    launcher_start(support.path(), &schema, &[]).assert_ok();
+    make_library(&databases, 5);
+    let refused = launcher_start(support.path(), &schema, &[]);
+    assert_eq!(refused.code, Some(2), "{refused:?}");
+    assert!(
+        refused.stderr.contains("holds no library")
+            && refused.stderr.contains("plex-pg-launcher import --from")
+            && refused.stderr.contains("allow_empty_library"),
+        "{}",
+        refused.stderr
+    );
+    launcher_start(
+        support.path(),
+        &schema,
+        &[("PLEX_PG_ALLOW_EMPTY_LIBRARY", "1")],
+    )
+    .assert_ok();
+    import(&databases, &schema, &[]).assert_ok();
+    launcher_start(support.path(), &schema, &[]).assert_ok();
+}
