@@ -56,6 +56,12 @@ help2man --no-info --version-string="$version" \
     || die "help2man could not run $launcher --help"
 gzip -9n < "$out/plex-pg-launcher.1" > "$root/usr/share/man/man1/plex-pg-launcher.1.gz"
 chmod 0644 "$root/usr/share/man/man1/plex-pg-launcher.1.gz"
+help2man --no-info --version-string="$version" \
+    --name="bring an existing Plex SQLite library into PostgreSQL, or write it back to SQLite files (run by plex-pg-launcher import and export)" \
+    "$target_dir/release/plex-pg-import" > "$out/plex-pg-import.1" \
+    || die "help2man could not run plex-pg-import --help"
+gzip -9n < "$out/plex-pg-import.1" > "$root/usr/share/man/man1/plex-pg-import.1.gz"
+chmod 0644 "$root/usr/share/man/man1/plex-pg-import.1.gz"
 
 # Dependencies of the launcher, as Debian computes them (the shim needs
 # Plex's musl, which no Debian package provides).

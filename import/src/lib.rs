@@ -6,6 +6,7 @@
 //! and the result replaces the target schema in one transaction.
 //! `docs/migration.md` is the user's guide; `import` the steps.
 
+pub mod export;
 pub mod import;
 pub mod inuse;
 pub mod pg;

@@ -1,5 +1,6 @@
-//! `plex-pg-import --from DIR [--config FILE] [--replace]` (also run as
-//! `plex-pg-launcher import`).
+//! `plex-pg-import --from DIR [--config FILE] [--replace]` (run as
+//! `plex-pg-launcher import`), and `plex-pg-import --export-to DIR` (run
+//! as `plex-pg-launcher export --to DIR`).
 
 use std::path::PathBuf;
 use std::process::exit;
@@ -16,8 +17,16 @@ use plex_pg_import::import::{self, Failure, Options};
 )]
 struct Cli {
     /// Plex's Databases folder (…/Plex Media Server/Plug-in Support/Databases).
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "export_to",
+        conflicts_with = "export_to"
+    )]
+    from: Option<PathBuf>,
+    /// Write the library from PostgreSQL to SQLite files in DIR instead (the way back).
     #[arg(long, value_name = "DIR")]
-    from: PathBuf,
+    export_to: Option<PathBuf>,
     /// Configuration file (default: $PLEX_PG_CONFIG, else /etc/plex-pg/config.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -40,11 +49,21 @@ fn main() {
             exit(2);
         }
     };
-    let options = Options {
-        from: cli.from,
-        replace: cli.replace,
+    let result = match (cli.from, cli.export_to) {
+        (_, Some(dir)) => plex_pg_import::export::run(&settings, &dir),
+        (Some(from), None) => import::run(
+            &settings,
+            &Options {
+                from,
+                replace: cli.replace,
+            },
+        ),
+        (None, None) => {
+            eprintln!("plex-pg-import: give --from DIR or --export-to DIR");
+            exit(2);
+        }
     };
-    match import::run(&settings, &options) {
+    match result {
         Ok(()) => exit(0),
         Err(Failure::Refused(m)) => {
             eprintln!("plex-pg-import: refused: {m}");
@@ -52,7 +71,7 @@ fn main() {
         }
         Err(Failure::Failed(m)) => {
             eprintln!("plex-pg-import: {m}");
-            eprintln!("plex-pg-import: nothing was switched; PostgreSQL is as it was, and the SQLite files were only read");
+            eprintln!("plex-pg-import: nothing was switched or written; PostgreSQL is as it was");
             exit(1);
         }
     }

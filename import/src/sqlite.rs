@@ -10,7 +10,8 @@ use std::path::Path;
 
 use plex_pg_shim::real;
 use plex_pg_shim::sys::{
-    sqlite3, sqlite3_stmt, SQLITE_DONE, SQLITE_OK, SQLITE_OPEN_READONLY, SQLITE_ROW,
+    sqlite3, sqlite3_stmt, SQLITE_DONE, SQLITE_OK, SQLITE_OPEN_CREATE, SQLITE_OPEN_READONLY,
+    SQLITE_OPEN_READWRITE, SQLITE_ROW,
 };
 
 const SQLITE_INTEGER: c_int = 1;
@@ -53,6 +54,30 @@ impl Db {
                 path.display(),
                 db.errmsg()
             ));
+        }
+        Ok(db)
+    }
+
+    /// Create `path` (it must not exist) for writing.
+    pub fn create(path: &Path) -> Result<Db, String> {
+        if !real::available() {
+            return Err("the real SQLite (libsqlite3.so.0) was not found; install libsqlite3-0 or set PLEX_PG_REAL_SQLITE to its path".into());
+        }
+        let c = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| format!("{}: a NUL byte in the path", path.display()))?;
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: a NUL-terminated path and an out pointer.
+        let rc = unsafe {
+            real::sqlite3_open_v2(
+                c.as_ptr(),
+                &mut raw,
+                SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                std::ptr::null(),
+            )
+        };
+        let db = Db { raw };
+        if rc != SQLITE_OK {
+            return Err(format!("cannot create {}: {}", path.display(), db.errmsg()));
         }
         Ok(db)
     }
@@ -136,6 +161,48 @@ impl Stmt<'_> {
             SQLITE_DONE => Ok(false),
             _ => Err(self.db.errmsg()),
         }
+    }
+
+    /// Bind parameter `i` (1-based) to a copy of `v`.
+    pub fn bind(&mut self, i: usize, v: ValueRef<'_>) -> Result<(), String> {
+        // SQLITE_TRANSIENT: SQLite copies the bytes.
+        let transient: plex_pg_shim::sys::Destructor =
+            // SAFETY: SQLite's documented sentinel (-1) for "copy now".
+            unsafe { std::mem::transmute::<isize, plex_pg_shim::sys::Destructor>(-1) };
+        let i = i as c_int;
+        // SAFETY: a live statement; pointers valid for the call (copied).
+        let rc = unsafe {
+            match v {
+                ValueRef::Null => real::sqlite3_bind_null(self.raw, i),
+                ValueRef::Integer(x) => real::sqlite3_bind_int64(self.raw, i, x),
+                ValueRef::Real(x) => real::sqlite3_bind_double(self.raw, i, x),
+                ValueRef::Text(t) => real::sqlite3_bind_text64(
+                    self.raw,
+                    i,
+                    t.as_ptr().cast(),
+                    t.len() as u64,
+                    transient,
+                    1,
+                ),
+                ValueRef::Blob(b) => real::sqlite3_bind_blob64(
+                    self.raw,
+                    i,
+                    b.as_ptr().cast(),
+                    b.len() as u64,
+                    transient,
+                ),
+            }
+        };
+        if rc != SQLITE_OK {
+            return Err(self.db.errmsg());
+        }
+        Ok(())
+    }
+
+    /// Ready to run again.
+    pub fn reset(&mut self) {
+        // SAFETY: a live statement.
+        unsafe { real::sqlite3_reset(self.raw) };
     }
 
     pub fn column_count(&self) -> usize {

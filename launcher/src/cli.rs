@@ -43,6 +43,9 @@ pub enum Command {
     /// through the shim's translator, the rows by COPY, every value
     /// verified, switched in one transaction (runs plex-pg-import).
     Import(crate::import::ImportArgs),
+    /// Write the library from PostgreSQL back to SQLite files (the way
+    /// back), verified the same way (runs plex-pg-import).
+    Export(crate::import::ExportArgs),
 }
 
 /// Options shared by every subcommand; each overrides a `launcher.*` key.

@@ -25,6 +25,31 @@ pub struct ImportArgs {
     pub replace: bool,
 }
 
+/// `plex-pg-launcher export --to DIR`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// An existing folder to write com.plexapp.plugins.library.db (and blobs) into; no file there is overwritten.
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+}
+
+/// Replace this process by the export; returns an exit status only when
+/// it cannot be started.
+pub fn exec_export(options: &Options, args: &ExportArgs) -> i32 {
+    let program = program();
+    let mut cmd = std::process::Command::new(&program);
+    cmd.arg("--export-to").arg(&args.to);
+    if let Some(config) = &options.config {
+        cmd.arg("--config").arg(config);
+    }
+    let e = cmd.exec();
+    eprintln!(
+        "plex-pg-launcher: cannot run {}: {e}; it is installed beside plex-pg-launcher",
+        program.display()
+    );
+    2
+}
+
 /// The import program: beside this executable, else on `PATH`.
 fn program() -> PathBuf {
     std::env::current_exe()

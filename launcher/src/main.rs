@@ -22,6 +22,7 @@ fn main() {
         Some(Command::Check) => exit(check::run(&settings)),
         Some(Command::Demo(args)) => exit(demo::run(&settings, &cli.options, &args)),
         Some(Command::Import(args)) => exit(import::exec(&cli.options, &args)),
+        Some(Command::Export(args)) => exit(import::exec_export(&cli.options, &args)),
         None => {
             if cli.program.is_empty() {
                 eprintln!("plex-pg-launcher: no command to start; usage: plex-pg-launcher [OPTIONS] -- COMMAND [ARGS...]");

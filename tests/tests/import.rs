@@ -564,3 +564,70 @@ fn the_guard_refuses_an_empty_schema_next_to_a_sqlite_library() {
     import(&databases, &schema, &[]).assert_ok();
     launcher_start(support.path(), &schema, &[]).assert_ok();
 }
+
+/// The way back: after an import and writes through the shim, `export`
+/// writes SQLite files that the real SQLite reads as the same library
+/// (the rows, classes, sqlite_sequence, FTS, user_version the shim showed,
+/// and the new rows), passing SQLite's integrity check; it never
+/// overwrites a file.
+#[test]
+fn export_writes_back_what_postgresql_holds() {
+    let dir = TempDir::new("import_export");
+    make_library(dir.path(), 40);
+    let db = library_db(dir.path());
+    let schema = unique_name("exported");
+    import(dir.path(), &schema, &[]).assert_ok();
+    let ins = run(
+        &mut python_with_shim("library.py", &schema, &["insert", &db]),
+        LIMIT,
+    );
+    ins.assert_ok();
+    let on_pg = run(
+        &mut python_with_shim("library.py", &schema, &["rows", &db]),
+        LIMIT,
+    );
+    on_pg.assert_ok();
+    let on_pg = json_out(&on_pg.stdout);
+
+    let refused = run(
+        Command::new(artifact("plex-pg-launcher"))
+            .args(["export", "--to"])
+            .arg(dir.path())
+            .envs(pg().env(&schema)),
+        LIMIT,
+    );
+    assert_eq!(refused.code, Some(3), "{refused:?}");
+    assert!(
+        refused.stderr.contains("never overwrites"),
+        "{}",
+        refused.stderr
+    );
+
+    let back = TempDir::new("import_back");
+    let out = run(
+        Command::new(artifact("plex-pg-launcher"))
+            .args(["export", "--to"])
+            .arg(back.path())
+            .envs(pg().env(&schema)),
+        LIMIT,
+    );
+    eprintln!("{}", out.stdout);
+    out.assert_ok();
+    assert!(!out.stdout.contains("DIFFERS"), "{}", out.stdout);
+    let exported = library_db(back.path());
+    let from_file = json_out(&library(&["rows", &exported]).stdout);
+    assert_eq!(
+        from_file, on_pg,
+        "exported file:\n{from_file}\nthrough the shim:\n{on_pg}"
+    );
+    let check = run(
+        Command::new("python3").args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute('PRAGMA integrity_check').fetchone()[0], c.execute('PRAGMA journal_mode').fetchone()[0])",
+            &exported,
+        ]),
+        LIMIT,
+    );
+    check.assert_ok();
+    assert_eq!(check.stdout.trim(), "ok wal");
+}
