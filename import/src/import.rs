@@ -669,6 +669,7 @@ fn load(tx: &mut Transaction<'_>, lib: &mut Library) -> Result<(), Failure> {
         let mut buf = Vec::with_capacity(1 << 17);
         let mut rows = 0u64;
         let mut bytes = 0u64;
+        let mut last_line = Instant::now();
         while st
             .step()
             .map_err(|e| failed(format!("reading {}: {e}", t.name)))?
@@ -690,6 +691,15 @@ fn load(tx: &mut Transaction<'_>, lib: &mut Library) -> Result<(), Failure> {
             }
             buf.push(b'\n');
             rows += 1;
+            if rows % 65_536 == 0 && last_line.elapsed().as_secs() >= 5 {
+                // A large table: a line every 5 s or so while it loads.
+                last_line = Instant::now();
+                say(&format!(
+                    "  loading {}: {rows} rows so far ({:.0} rows/s)",
+                    t.name,
+                    rows as f64 / started.elapsed().as_secs_f64().max(1e-6)
+                ));
+            }
             if buf.len() >= 1 << 16 {
                 bytes += buf.len() as u64;
                 writer
