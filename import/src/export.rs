@@ -186,12 +186,13 @@ fn export_one(tx: &mut Transaction<'_>, schema: &str, path: &Path) -> Result<boo
             rebuild.push(name.clone());
             continue;
         }
-        if upper.starts_with("CREATE VIRTUAL TABLE") && !upper.contains("USING RTREE") {
+        let fts = upper.starts_with("CREATE VIRTUAL TABLE") && upper.contains("USING FTS");
+        if upper.starts_with("CREATE VIRTUAL TABLE") && !upper.contains("USING RTREE") && !fts {
             return Err(failed(format!(
                 "table {name}: exporting the rows of this virtual table is not supported yet ({sql})"
             )));
         }
-        tables.push(describe(tx, &db, &name)?);
+        tables.push(describe(tx, &db, &name, fts)?);
     }
     for t in &mut tables {
         copy_table(tx, &db, t)?;
@@ -267,7 +268,7 @@ fn export_one(tx: &mut Transaction<'_>, schema: &str, path: &Path) -> Result<boo
 }
 
 /// A table's PostgreSQL columns matched with the new SQLite table's.
-fn describe(tx: &mut Transaction<'_>, db: &Db, name: &str) -> Result<Table, Failure> {
+fn describe(tx: &mut Transaction<'_>, db: &Db, name: &str, fts: bool) -> Result<Table, Failure> {
     let pg_name = pg::scalar(
         tx,
         &format!(
@@ -287,12 +288,14 @@ fn describe(tx: &mut Transaction<'_>, db: &Db, name: &str) -> Result<Table, Fail
         ),
     )
     .map_err(failed)?;
-    let sqlite_columns: Vec<String> = db
-        .query_text(&format!("PRAGMA table_info({})", sqlite::quote(name)))
-        .map_err(failed)?
-        .into_iter()
-        .map(|r| r.get(1).cloned().flatten().unwrap_or_default())
-        .collect();
+    // An FTS table's rowid is its hidden docid, PostgreSQL's first column.
+    let mut sqlite_columns: Vec<String> = if fts { vec!["docid".into()] } else { vec![] };
+    sqlite_columns.extend(
+        db.query_text(&format!("PRAGMA table_info({})", sqlite::quote(name)))
+            .map_err(failed)?
+            .into_iter()
+            .map(|r| r.get(1).cloned().flatten().unwrap_or_default()),
+    );
     if sqlite_columns.len() != pg_columns.len() {
         return Err(failed(format!(
             "table {name}: {} columns in PostgreSQL, {} in its SQLite text",

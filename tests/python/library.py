@@ -105,6 +105,14 @@ def make(directory, schema_path, items):
     # Plex's own boolean default: the text 't'.
     lib.execute("INSERT INTO section_locations (library_section_id, root_path) VALUES (1, '/media/more')")
     lib.execute("COMMIT")
+    # A full-text table with its own content, and an rtree row (values a
+    # 4-byte float holds exactly).
+    lib.execute("CREATE VIRTUAL TABLE notes USING fts4(body, author)")
+    lib.executemany(
+        "INSERT INTO notes (docid, body, author) VALUES (?, ?, ?)",
+        [(7, "première note ünïcode", "ann"), (9, "second note", None), (12, "", "bob")],
+    )
+    lib.execute("INSERT INTO locations VALUES (3, 10.5, 11.5, -20.25, 21.75)")
     # Plex keeps its full-text tables in step with the items.
     lib.execute("INSERT INTO fts4_metadata_titles(fts4_metadata_titles) VALUES('rebuild')")
     lib.execute("INSERT INTO fts4_tag_titles(fts4_tag_titles) VALUES('rebuild')")
@@ -149,6 +157,8 @@ def rows(db):
     out["fts"] = conn.execute(
         "SELECT count(*) FROM fts4_metadata_titles WHERE fts4_metadata_titles MATCH 'plain'"
     ).fetchone()[0]
+    out["notes"] = [[typed(v) for v in r] for r in conn.execute("SELECT docid, body, author FROM notes WHERE notes MATCH 'note' ORDER BY docid")]
+    out["locations"] = [[typed(v) for v in r] for r in conn.execute("SELECT * FROM locations")]
     blobs_db = os.path.join(os.path.dirname(db), BLOBS)
     b = sqlite3.connect(blobs_db, isolation_level=None)
     out["blobs"] = [[typed(v) for v in r] for r in b.execute("SELECT id, blob FROM blobs WHERE id IN (1, 4, 5) ORDER BY id")]
