@@ -36,7 +36,12 @@ use crate::value::{self, Checksum, Fit, Kind, Value};
 pub struct Options {
     pub from: PathBuf,
     pub replace: bool,
+    /// Leave the SQLite files under their names after the import.
+    pub keep_files: bool,
 }
+
+/// What a library file is renamed to once its library lives in PostgreSQL.
+pub const ASIDE_SUFFIX: &str = ".in-postgresql";
 
 /// How the import ended, for the exit status.
 #[derive(Debug)]
@@ -341,7 +346,52 @@ pub fn run(settings: &Settings, options: &Options) -> Result<(), Failure> {
         "import complete: {rows} rows verified and switched in {:.1} s",
         started.elapsed().as_secs_f64()
     ));
+    let files: Vec<PathBuf> = libraries.iter().map(|l| l.file.clone()).collect();
+    // Close the files before they are renamed.
+    drop(libraries);
+    if !options.keep_files {
+        for f in &files {
+            set_aside(f);
+        }
+    }
     Ok(())
+}
+
+/// No split brain: the library now lives in PostgreSQL, so its SQLite
+/// files are renamed (with their `-wal` and `-shm`) to a name that says so
+/// and made read-only. A program started without the shim, Plex's SQLite
+/// tool or a repair script then does not find a stale library to write
+/// to. `export` writes real files back. A failure here is reported, not
+/// fatal: the import is committed.
+fn set_aside(file: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut from = file.as_os_str().to_owned();
+        from.push(suffix);
+        let from = PathBuf::from(from);
+        if !from.exists() {
+            continue;
+        }
+        let mut to = file.as_os_str().to_owned();
+        to.push(ASIDE_SUFFIX);
+        to.push(suffix);
+        let to = PathBuf::from(to);
+        let done = std::fs::rename(&from, &to)
+            .and_then(|_| std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o444)));
+        match done {
+            Ok(()) if suffix.is_empty() => say(&format!(
+                "{} renamed to {} (read-only): the library now lives in PostgreSQL",
+                from.display(),
+                to.display()
+            )),
+            Ok(()) => {}
+            Err(e) => say(&format!(
+                "warning: cannot rename {} to {} ({e}); rename it yourself, so that nothing started without the shim writes to a stale library",
+                from.display(),
+                to.display()
+            )),
+        }
+    }
 }
 
 /// Tables of a library in `schema` (the shim's helper table aside).

@@ -33,6 +33,9 @@ struct Cli {
     /// Replace a target schema that already holds a library (it is kept aside under another name).
     #[arg(long)]
     replace: bool,
+    /// Leave the SQLite files under their names (by default they are renamed to <name>.in-postgresql, read-only).
+    #[arg(long)]
+    keep_sqlite_files: bool,
 }
 
 fn main() {
@@ -56,6 +59,7 @@ fn main() {
             &Options {
                 from,
                 replace: cli.replace,
+                keep_files: cli.keep_sqlite_files,
             },
         ),
         (None, None) => {

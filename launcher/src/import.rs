@@ -23,6 +23,9 @@ pub struct ImportArgs {
     /// Replace a target schema that already holds a library (it is kept aside under another name).
     #[arg(long)]
     pub replace: bool,
+    /// Leave the SQLite files under their names (by default they are renamed to <name>.in-postgresql, read-only).
+    #[arg(long)]
+    pub keep_sqlite_files: bool,
 }
 
 /// `plex-pg-launcher export --to DIR`.
@@ -70,6 +73,9 @@ pub fn exec(options: &Options, args: &ImportArgs) -> i32 {
     }
     if args.replace {
         cmd.arg("--replace");
+    }
+    if args.keep_sqlite_files {
+        cmd.arg("--keep-sqlite-files");
     }
     let e = cmd.exec();
     eprintln!(

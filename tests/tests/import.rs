@@ -108,6 +108,12 @@ fn an_imported_library_verifies_and_the_shim_reads_and_writes_it() {
     );
     // No staging schema is left.
     assert!(!schema_exists(&format!("{schema}__plexpg_import")));
+    // No split brain: the SQLite files are renamed aside, read-only.
+    assert!(!Path::new(&db).exists());
+    let aside = format!("{db}.in-postgresql");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&aside).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o444, "{aside}");
 
     // Through the shim: the same rows, classes and bytes as on SQLite.
     let through = run(
@@ -138,8 +144,8 @@ fn a_non_empty_target_is_refused_and_replace_keeps_the_old_one_aside() {
     let dir = TempDir::new("import_twice");
     make_library(dir.path(), 20);
     let schema = unique_name("twice");
-    import(dir.path(), &schema, &[]).assert_ok();
-    let again = import(dir.path(), &schema, &[]);
+    import(dir.path(), &schema, &["--keep-sqlite-files"]).assert_ok();
+    let again = import(dir.path(), &schema, &["--keep-sqlite-files"]);
     assert_eq!(again.code, Some(3), "{again:?}");
     assert!(
         again.stderr.contains("already holds a library") && again.stderr.contains("--replace"),
@@ -589,20 +595,6 @@ fn export_writes_back_what_postgresql_holds() {
     on_pg.assert_ok();
     let on_pg = json_out(&on_pg.stdout);
 
-    let refused = run(
-        Command::new(artifact("plex-pg-launcher"))
-            .args(["export", "--to"])
-            .arg(dir.path())
-            .envs(pg().env(&schema)),
-        LIMIT,
-    );
-    assert_eq!(refused.code, Some(3), "{refused:?}");
-    assert!(
-        refused.stderr.contains("never overwrites"),
-        "{}",
-        refused.stderr
-    );
-
     let back = TempDir::new("import_back");
     let out = run(
         Command::new(artifact("plex-pg-launcher"))
@@ -614,6 +606,20 @@ fn export_writes_back_what_postgresql_holds() {
     eprintln!("{}", out.stdout);
     out.assert_ok();
     assert!(!out.stdout.contains("DIFFERS"), "{}", out.stdout);
+    let refused = run(
+        Command::new(artifact("plex-pg-launcher"))
+            .args(["export", "--to"])
+            .arg(back.path())
+            .envs(pg().env(&schema)),
+        LIMIT,
+    );
+    assert_eq!(refused.code, Some(3), "{refused:?}");
+    assert!(
+        refused.stderr.contains("never overwrites"),
+        "{}",
+        refused.stderr
+    );
+
     let exported = library_db(back.path());
     let from_file = json_out(&library(&["rows", &exported]).stdout);
     assert_eq!(
