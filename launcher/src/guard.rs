@@ -30,9 +30,15 @@ pub fn databases_dir() -> PathBuf {
         .join("Databases")
 }
 
-/// Tables of a library in `schema` (the shim's own helper tables aside);
-/// None when PostgreSQL cannot be asked.
-fn library_tables(settings: &Settings) -> Result<i64, String> {
+/// Tables of a library in `schema` (the shim's own helper tables aside),
+/// or why PostgreSQL could not be asked.
+pub fn library_tables(settings: &Settings) -> Result<i64, String> {
+    library_size(settings).map(|(tables, _)| tables)
+}
+
+/// Tables of the library in the schema, and about how many rows they hold
+/// (PostgreSQL's statistics).
+pub fn library_size(settings: &Settings) -> Result<(i64, i64), String> {
     let pg = &settings.postgres;
     let mut config = postgres::Config::new();
     for endpoint in pg.endpoints() {
@@ -52,12 +58,68 @@ fn library_tables(settings: &Settings) -> Result<i64, String> {
     let mut client = config.connect(postgres::NoTls).map_err(|e| e.to_string())?;
     let row = client
         .query_one(
-            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+            "SELECT count(*), coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname NOT LIKE 'sqlite\\_\\_%'",
             &[&pg.schema],
         )
         .map_err(|e| e.to_string())?;
-    Ok(row.get(0))
+    Ok((row.get(0), row.get(1)))
+}
+
+/// For `check`: where the library is. Lines of (is it a problem, text).
+pub fn state(settings: &Settings) -> Vec<(bool, String)> {
+    let dir = databases_dir();
+    let library = dir.join("com.plexapp.plugins.library.db");
+    let mut lines = Vec::new();
+    let sqlite = std::fs::metadata(&library).ok().filter(|m| m.len() > 0);
+    match &sqlite {
+        Some(m) => {
+            let age = m
+                .modified()
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .map(|d| format!(", last changed {} min ago", d.as_secs() / 60))
+                .unwrap_or_default();
+            lines.push((
+                false,
+                format!(
+                    "SQLite library {} ({} bytes{age})",
+                    library.display(),
+                    m.len()
+                ),
+            ));
+        }
+        None => {
+            let mut aside = library.clone().into_os_string();
+            aside.push(".in-postgresql");
+            if std::path::Path::new(&aside).exists() {
+                lines.push((
+                    false,
+                    format!(
+                        "no SQLite library in {}; {} was imported (renamed aside)",
+                        dir.display(),
+                        std::path::Path::new(&aside).display()
+                    ),
+                ));
+            } else {
+                lines.push((false, format!("no SQLite library in {}", dir.display())));
+            }
+        }
+    }
+    match library_size(settings) {
+        Ok((0, _)) if sqlite.is_some() && !settings.launcher.allow_empty_library => lines.push((
+            true,
+            format!(
+                "PostgreSQL schema {} holds no library while the SQLite library is there: the launcher would refuse to start Plex; run plex-pg-launcher import --from \"{}\" (docs/migration.md)",
+                settings.postgres.schema,
+                dir.display()
+            ),
+        )),
+        Ok((0, _)) => lines.push((false, format!("PostgreSQL schema {} holds no library (Plex would start on an empty one)", settings.postgres.schema))),
+        Ok((tables, rows)) => lines.push((false, format!("PostgreSQL schema {} holds a library: {tables} tables, about {rows} rows", settings.postgres.schema))),
+        Err(e) => lines.push((false, format!("PostgreSQL schema {}: not known ({e})", settings.postgres.schema))),
+    }
+    lines
 }
 
 /// Why Plex must not start, or None. PostgreSQL out of reach is not a

@@ -561,6 +561,11 @@ fn the_guard_refuses_an_empty_schema_next_to_a_sqlite_library() {
         "{}",
         refused.stderr
     );
+    assert!(
+        check(support.path(), &schema)
+            .contains("holds no library while the SQLite library is there"),
+        "check does not report the state"
+    );
     launcher_start(
         support.path(),
         &schema,
@@ -569,6 +574,23 @@ fn the_guard_refuses_an_empty_schema_next_to_a_sqlite_library() {
     .assert_ok();
     import(&databases, &schema, &[]).assert_ok();
     launcher_start(support.path(), &schema, &[]).assert_ok();
+    let after = check(support.path(), &schema);
+    eprintln!("{after}");
+    assert!(
+        after.contains(&format!("PostgreSQL schema {schema} holds a library:"))
+            && after.contains("was imported (renamed aside)"),
+        "{after}"
+    );
+}
+
+/// `plex-pg-launcher check`'s output (its other checks may fail here).
+fn check(support: &Path, schema: &str) -> String {
+    let mut cmd = Command::new(artifact("plex-pg-launcher"));
+    cmd.arg("check")
+        .envs(pg().env(schema))
+        .env("PLEX_MEDIA_SERVER_APPLICATION_SUPPORT_DIR", support);
+    let out = run(&mut cmd, LIMIT);
+    out.stdout
 }
 
 /// The way back: after an import and writes through the shim, `export`
