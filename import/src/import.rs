@@ -135,6 +135,14 @@ fn routed_files(settings: &Settings, dir: &Path) -> Result<Vec<PathBuf>, String>
         (name != "com.plexapp.plugins.library.db", name)
     });
     if files.is_empty() {
+        let aside = dir.join(format!("com.plexapp.plugins.library.db{ASIDE_SUFFIX}"));
+        if aside.exists() {
+            return Err(format!(
+                "{} was imported already (renamed to {}); to import it again, rename it (and its -wal, -shm) back and make it writable, then run the import with --replace",
+                dir.display(),
+                aside.display()
+            ));
+        }
         return Err(format!(
             "{} holds no library database (no file matches shim.route: {}); give Plex's \"Plug-in Support/Databases\" folder",
             dir.display(),

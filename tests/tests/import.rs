@@ -114,6 +114,13 @@ fn an_imported_library_verifies_and_the_shim_reads_and_writes_it() {
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&aside).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o444, "{aside}");
+    let again = import(dir.path(), &schema, &[]);
+    assert_eq!(again.code, Some(3), "{again:?}");
+    assert!(
+        again.stderr.contains("was imported already"),
+        "{}",
+        again.stderr
+    );
 
     // Through the shim: the same rows, classes and bytes as on SQLite.
     let through = run(
