@@ -19,8 +19,8 @@ here=packaging
 need dpkg-deb dpkg
 need dpkg-shlibdeps dpkg-dev
 need help2man help2man
-echo "plex-pg build-deb: building the launcher" >&2
-cargo build --release -p plex-pg-launcher
+echo "plex-pg build-deb: building the launcher and the import" >&2
+cargo build --release -p plex-pg-launcher -p plex-pg-import
 bash "$here/build-musl.sh"
 
 launcher="$target_dir/release/plex-pg-launcher"
@@ -56,6 +56,12 @@ help2man --no-info --version-string="$version" \
     || die "help2man could not run $launcher --help"
 gzip -9n < "$out/plex-pg-launcher.1" > "$root/usr/share/man/man1/plex-pg-launcher.1.gz"
 chmod 0644 "$root/usr/share/man/man1/plex-pg-launcher.1.gz"
+help2man --no-info --version-string="$version" \
+    --name="bring an existing Plex SQLite library into PostgreSQL, or write it back to SQLite files (run by plex-pg-launcher import and export)" \
+    "$target_dir/release/plex-pg-import" > "$out/plex-pg-import.1" \
+    || die "help2man could not run plex-pg-import --help"
+gzip -9n < "$out/plex-pg-import.1" > "$root/usr/share/man/man1/plex-pg-import.1.gz"
+chmod 0644 "$root/usr/share/man/man1/plex-pg-import.1.gz"
 
 # Dependencies of the launcher, as Debian computes them (the shim needs
 # Plex's musl, which no Debian package provides).
@@ -67,6 +73,9 @@ root_abs="$(cd "$root" && pwd)"
 depends="$(cd "$shlib_dir" && dpkg-shlibdeps -O -e"$root_abs/usr/bin/plex-pg-launcher" 2>/dev/null \
     | sed -n 's/^shlibs:Depends=//p')"
 [ -n "$depends" ] || die "dpkg-shlibdeps found no dependencies for the launcher"
+# plex-pg-import reads SQLite files with the system's libsqlite3, opened
+# with dlopen (dpkg-shlibdeps cannot see it).
+depends="$depends, libsqlite3-0"
 
 install -d -m 0755 "$root/DEBIAN"
 size="$(du -s -k --apparent-size --exclude=DEBIAN "$root" | cut -f1)"

@@ -62,6 +62,7 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
     ("launcher.alert_command", None, "command run with each violation as JSON on its standard input"),
     ("launcher.alert_limit_per_minute", None, "most alert_command runs a minute"),
     ("launcher.kill_offender", None, "in enforce mode, also kill a process that used an inherited socket"),
+    ("launcher.allow_empty_library", Some("PLEX_PG_ALLOW_EMPTY_LIBRARY"), "start Plex on a schema holding no library even though a SQLite library exists in Plex's Databases folder (a fresh install); false: refuse, and say to run the import"),
 ];
 
 /// Whether `key`'s value is secret: never shown in an error or a log line.
@@ -329,6 +330,7 @@ pub struct Launcher {
     pub alert_command: Option<String>,
     pub alert_limit_per_minute: u32,
     pub kill_offender: bool,
+    pub allow_empty_library: bool,
 }
 
 /// All of plex-pg's settings, with where each came from.
@@ -399,6 +401,7 @@ impl Default for Settings {
                 alert_command: None,
                 alert_limit_per_minute: 6,
                 kill_offender: false,
+                allow_empty_library: false,
             },
             file: None,
             origins: Vec::new(),
@@ -693,6 +696,7 @@ impl Settings {
                 self.launcher.alert_limit_per_minute = raw.int(0, 10_000)? as u32
             }
             "launcher.kill_offender" => self.launcher.kill_offender = raw.bool()?,
+            "launcher.allow_empty_library" => self.launcher.allow_empty_library = raw.bool()?,
             _ => unreachable!("key {key} is in KEYS but has no setter"),
         }
         Ok(())

@@ -70,6 +70,13 @@ pub fn run(settings: &Settings) -> i32 {
     check_shim(&mut r, &settings.launcher.shim);
     check_user(&mut r, settings);
     check_postgres(&mut r, settings);
+    for (problem, text) in crate::guard::state(settings) {
+        r.line(
+            if problem { Level::Fail } else { Level::Ok },
+            "library",
+            text,
+        );
+    }
     if r.failed {
         println!("some checks failed: Plex would not work as configured");
         1

@@ -1,6 +1,7 @@
 //! The command line: `plex-pg-launcher [OPTIONS] -- COMMAND [ARGS…]`,
-//! `plex-pg-launcher check`, and `plex-pg-launcher demo` (its own options
-//! are in [`crate::demo::DemoArgs`]). Every option is also a key of the TOML file
+//! `plex-pg-launcher check`, `plex-pg-launcher demo` (its own options
+//! are in [`crate::demo::DemoArgs`]) and `plex-pg-launcher import`
+//! ([`crate::import::ImportArgs`]). Every option is also a key of the TOML file
 //! (`launcher.*`); a value given here is applied through
 //! `Settings::apply`, so a bad one is reported with its key and "the
 //! command line" as its source, like a bad value in the file.
@@ -38,6 +39,13 @@ pub enum Command {
     /// launcher in verify mode, with live progress and a closing table of
     /// what was checked; about a minute, nothing left running.
     Demo(crate::demo::DemoArgs),
+    /// Bring an existing Plex SQLite library into PostgreSQL: the schema
+    /// through the shim's translator, the rows by COPY, every value
+    /// verified, switched in one transaction (runs plex-pg-import).
+    Import(crate::import::ImportArgs),
+    /// Write the library from PostgreSQL back to SQLite files (the way
+    /// back), verified the same way (runs plex-pg-import).
+    Export(crate::import::ExportArgs),
 }
 
 /// Options shared by every subcommand; each overrides a `launcher.*` key.

@@ -23,6 +23,8 @@ pub mod cli;
 pub mod cluster;
 pub mod demo;
 pub mod events;
+pub mod guard;
+pub mod import;
 pub mod init;
 pub mod log_files;
 pub mod privileges;

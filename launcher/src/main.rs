@@ -5,7 +5,7 @@ use std::process::exit;
 use clap::Parser;
 use plex_pg_config::settings::LogLevel;
 use plex_pg_launcher::cli::{Cli, Command};
-use plex_pg_launcher::{check, demo, supervisor};
+use plex_pg_launcher::{check, demo, guard, import, supervisor};
 
 fn main() {
     let cli = Cli::parse();
@@ -29,9 +29,15 @@ fn main() {
     match cli.command {
         Some(Command::Check) => exit(check::run(&settings)),
         Some(Command::Demo(args)) => exit(demo::run(&settings, &cli.options, &args)),
+        Some(Command::Import(args)) => exit(import::exec(&cli.options, &args)),
+        Some(Command::Export(args)) => exit(import::exec_export(&cli.options, &args)),
         None => {
             if cli.program.is_empty() {
                 eprintln!("plex-pg-launcher: no command to start; usage: plex-pg-launcher [OPTIONS] -- COMMAND [ARGS...]");
+                exit(2);
+            }
+            if let Some(why) = guard::refusal(&settings) {
+                eprintln!("plex-pg-launcher: {why}");
                 exit(2);
             }
             exit(supervisor::run(settings, cli.program));

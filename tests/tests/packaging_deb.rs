@@ -160,6 +160,7 @@ fn contents_modes_dependencies_and_the_musl_shim() {
             .clone()
     };
     assert_eq!(find("usr/bin/plex-pg-launcher").0, "-rwxr-xr-x");
+    assert_eq!(find("usr/bin/plex-pg-import").0, "-rwxr-xr-x");
     assert_eq!(find("usr/lib/plex-pg/libplex_pg_shim.so").0, "-rw-r--r--");
     assert_eq!(
         find(CONFIG),

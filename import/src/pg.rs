@@ -1,0 +1,147 @@
+//! PostgreSQL's side: the connection, the translator's catalog over it, and
+//! running a SQLite statement through the shim's translator.
+
+use std::time::Duration;
+
+use plex_pg_config::settings::SessionAttrs;
+use plex_pg_config::Settings;
+use plex_pg_shim::translate::{self, Action, Catalog};
+use postgres::{SimpleQueryMessage, Transaction};
+
+/// Connect as the shim would (`postgres.*` settings), without TLS.
+pub fn connect(settings: &Settings) -> Result<postgres::Client, String> {
+    let pg = &settings.postgres;
+    let mut config = postgres::Config::new();
+    for endpoint in pg.endpoints() {
+        config.host(&endpoint.host).port(endpoint.port);
+    }
+    if pg.target_session_attrs == SessionAttrs::ReadWrite {
+        config.target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
+    }
+    config
+        .dbname(&pg.database)
+        .user(&pg.user)
+        .application_name("plex-pg-import")
+        .connect_timeout(pg.connect_timeout.min(Duration::from_secs(30)));
+    if !pg.password.is_empty() {
+        config.password(pg.password.expose());
+    }
+    config.connect(postgres::NoTls).map_err(|e| {
+        format!(
+            "cannot connect to PostgreSQL at {} (database {:?}, user {:?}): {}",
+            pg.endpoint(),
+            pg.database,
+            pg.user,
+            chain(&e)
+        )
+    })
+}
+
+/// An error and its causes on one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// A SQL string literal.
+pub fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A quoted identifier.
+pub fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Rows of a simple query, every value as text.
+pub fn rows(tx: &mut Transaction<'_>, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
+    let messages = tx
+        .simple_query(sql)
+        .map_err(|e| format!("{} (in: {sql})", chain(&e)))?;
+    Ok(messages
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// The first value of the first row.
+pub fn scalar(tx: &mut Transaction<'_>, sql: &str) -> Result<Option<String>, String> {
+    Ok(rows(tx, sql)?
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten()))
+}
+
+/// The translator's view of the catalog: the staging schema, through the
+/// import's transaction (parameters inlined as literals, which PostgreSQL
+/// types as the shim's text parameters are typed).
+struct TxCatalog<'t, 'c> {
+    tx: &'t mut Transaction<'c>,
+    schema: String,
+}
+
+impl Catalog for TxCatalog<'_, '_> {
+    fn schema(&self) -> &str {
+        &self.schema
+    }
+    fn query(&mut self, sql: &str, params: &[&str]) -> Result<Vec<Vec<Option<String>>>, String> {
+        let mut text = sql.to_string();
+        for (i, p) in params.iter().enumerate().rev() {
+            text = text.replace(&format!("${}", i + 1), &literal(p));
+        }
+        rows(self.tx, &text)
+    }
+}
+
+/// Translate one SQLite statement with the shim's translator and run what
+/// it gives in the transaction (search_path is the schema being built).
+pub fn run_sqlite(tx: &mut Transaction<'_>, schema: &str, sql: &str) -> Result<(), String> {
+    let translation = {
+        let mut catalog = TxCatalog {
+            tx,
+            schema: schema.to_string(),
+        };
+        translate::translate(sql, &mut catalog).map_err(|e| e.message)?
+    };
+    match translation.action {
+        Action::Run(statements) => {
+            for s in statements {
+                if !s.args.is_empty() {
+                    return Err(format!("the translation needs parameters: {}", s.sql));
+                }
+                tx.batch_execute(&s.sql)
+                    .map_err(|e| format!("{} (running: {})", chain(&e), s.sql))?;
+            }
+            Ok(())
+        }
+        Action::Constant { .. } => Ok(()),
+        Action::Transaction(_) => Err("transaction control in a schema statement".into()),
+    }
+}
+
+/// What the shim runs once per schema before anything else, and the
+/// comment that tells it the schema is ready (as `runtime::bootstrap`).
+pub fn bootstrap(tx: &mut Transaction<'_>, schema: &str) -> Result<(), String> {
+    for sql in translate::bootstrap_sql(schema) {
+        tx.batch_execute(&sql)
+            .map_err(|e| format!("preparing schema {schema}: {}", chain(&e)))?;
+    }
+    let marker = format!("plex-pg bootstrap {}", translate::BOOTSTRAP_VERSION);
+    tx.batch_execute(&format!(
+        "COMMENT ON SCHEMA {} IS {}",
+        ident(schema),
+        literal(&marker)
+    ))
+    .map_err(|e| chain(&e))
+}
