@@ -3,51 +3,20 @@
 
 use std::time::Duration;
 
-use plex_pg_config::settings::SessionAttrs;
 use plex_pg_config::Settings;
 use plex_pg_shim::translate::{self, Action, Catalog};
 use postgres::{SimpleQueryMessage, Transaction};
 
-/// Connect as the shim would (`postgres.*` settings), without TLS.
+/// Connect as the shim would (`postgres.*` settings, TLS included).
 pub fn connect(settings: &Settings) -> Result<postgres::Client, String> {
-    let pg = &settings.postgres;
-    let mut config = postgres::Config::new();
-    for endpoint in pg.endpoints() {
-        config.host(&endpoint.host).port(endpoint.port);
-    }
-    if pg.target_session_attrs == SessionAttrs::ReadWrite {
-        config.target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
-    }
-    config
-        .dbname(&pg.database)
-        .user(&pg.user)
-        .application_name("plex-pg-import")
-        .connect_timeout(pg.connect_timeout.min(Duration::from_secs(30)));
-    if !pg.password.is_empty() {
-        config.password(pg.password.expose());
-    }
-    config.connect(postgres::NoTls).map_err(|e| {
-        format!(
-            "cannot connect to PostgreSQL at {} (database {:?}, user {:?}): {}",
-            pg.endpoint(),
-            pg.database,
-            pg.user,
-            chain(&e)
-        )
-    })
+    plex_pg_tls::client::connect(
+        &settings.postgres,
+        "plex-pg-import",
+        Duration::from_secs(30),
+    )
 }
 
-/// An error and its causes on one line.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+pub use plex_pg_tls::client::chain;
 
 /// A SQL string literal.
 pub fn literal(s: &str) -> String {

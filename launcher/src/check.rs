@@ -13,8 +13,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use caps::{CapSet, Capability};
-use plex_pg_config::settings::{Mode, SessionAttrs};
+use plex_pg_config::settings::Mode;
 use plex_pg_config::Settings;
+use plex_pg_tls::client::chain as error_chain;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Level {
@@ -332,35 +333,7 @@ fn check_user(r: &mut Report, settings: &Settings) {
 
 fn check_postgres(r: &mut Report, settings: &Settings) {
     let pg = &settings.postgres;
-    let mut config = postgres::Config::new();
-    for endpoint in pg.endpoints() {
-        config.host(&endpoint.host).port(endpoint.port);
-    }
-    if pg.target_session_attrs == SessionAttrs::ReadWrite {
-        config.target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
-    }
-    config
-        .dbname(&pg.database)
-        .user(&pg.user)
-        .connect_timeout(pg.connect_timeout.min(Duration::from_secs(10)));
-    if !pg.password.is_empty() {
-        config.password(pg.password.expose());
-    }
-    let tls = match plex_pg_tls::Tls::new(pg) {
-        Ok(tls) => tls,
-        Err(e) => return r.line(Level::Fail, "postgres", e),
-    };
-    // libpq never uses TLS over a Unix socket; `allow` (plain, then TLS
-    // after a refusal) is checked as `prefer` (TLS, then plain).
-    let ssl = if pg.endpoints().iter().all(|e| e.is_unix_socket()) {
-        postgres::config::SslMode::Disable
-    } else if tls.mode() == plex_pg_config::settings::SslMode::Allow {
-        postgres::config::SslMode::Prefer
-    } else {
-        tls.first_attempt()
-    };
-    config.ssl_mode(ssl);
-    match config.connect(tls.make()) {
+    match plex_pg_tls::client::connect(pg, "plex-pg-launcher check", Duration::from_secs(10)) {
         Ok(mut client) => match client.query_one(
             "SELECT current_setting('server_version'), \
                     (SELECT CASE WHEN ssl THEN version || ' ' || cipher END FROM pg_stat_ssl WHERE pid = pg_backend_pid())",
@@ -379,19 +352,7 @@ fn check_postgres(r: &mut Report, settings: &Settings) {
         Err(e) => r.line(
             Level::Fail,
             "postgres",
-            format!("cannot connect to {} (database {:?}, user {:?}): {}; check postgres.* in the configuration and that the server runs", pg.endpoint(), pg.database, pg.user, error_chain(&e)),
+            format!("{e}; check postgres.* in the configuration and that the server runs"),
         ),
     }
-}
-
-/// An error and its causes, on one line ("db error" alone says nothing).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

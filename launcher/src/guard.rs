@@ -13,7 +13,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use plex_pg_config::settings::SessionAttrs;
 use plex_pg_config::Settings;
 
 /// Plex's default application-support directory (its .deb's unit).
@@ -40,22 +39,8 @@ pub fn library_tables(settings: &Settings) -> Result<i64, String> {
 /// (PostgreSQL's statistics).
 pub fn library_size(settings: &Settings) -> Result<(i64, i64), String> {
     let pg = &settings.postgres;
-    let mut config = postgres::Config::new();
-    for endpoint in pg.endpoints() {
-        config.host(&endpoint.host).port(endpoint.port);
-    }
-    if pg.target_session_attrs == SessionAttrs::ReadWrite {
-        config.target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
-    }
-    config
-        .dbname(&pg.database)
-        .user(&pg.user)
-        .application_name("plex-pg-launcher guard")
-        .connect_timeout(pg.connect_timeout.min(Duration::from_secs(5)));
-    if !pg.password.is_empty() {
-        config.password(pg.password.expose());
-    }
-    let mut client = config.connect(postgres::NoTls).map_err(|e| e.to_string())?;
+    let mut client =
+        plex_pg_tls::client::connect(pg, "plex-pg-launcher guard", Duration::from_secs(5))?;
     let row = client
         .query_one(
             "SELECT count(*), coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \

@@ -25,6 +25,8 @@
 //! its sessions from scratch and never touches the parent's (its
 //! inherited connections are abandoned, their sockets quarantined).
 
+#[cfg(feature = "postgres")]
+pub mod client;
 mod stream;
 mod verify;
 
