@@ -587,7 +587,9 @@ fn an_outsider_cannot_fill_the_early_report_buffer() {
     let go = l.dir.path().join("go");
     let probe = support::probe();
     let script = format!(
-        "echo \"$PLEX_PG_SUPERVISOR\" > {sock}; while [ ! -e {go} ]; do sleep 0.02; done; for i in 1 2 3 4; do {probe} fork --hold 1200 || exit 1; done",
+        // Written aside and renamed: the test must never read a file the
+        // shell has created but not yet written (an empty path).
+        "echo \"$PLEX_PG_SUPERVISOR\" > {sock}.part && mv {sock}.part {sock}; while [ ! -e {go} ]; do sleep 0.02; done; for i in 1 2 3 4; do {probe} fork --hold 1200 || exit 1; done",
         sock = sock_file.display(),
         go = go.display()
     );
