@@ -174,6 +174,7 @@ suite! {
     case_conflicts => "conflicts.test",
     case_limits => "limits.test",
     case_operators => "operators.test",
+    case_arithmetic => "arithmetic.test",
     case_loose_typing => "loose_typing.test",
     case_grouping => "grouping.test",
     case_plex_queries => "plex_queries.test",
