@@ -175,6 +175,7 @@ suite! {
     case_limits => "limits.test",
     case_operators => "operators.test",
     case_arithmetic => "arithmetic.test",
+    case_ordering => "ordering.test",
     case_loose_typing => "loose_typing.test",
     case_grouping => "grouping.test",
     case_plex_queries => "plex_queries.test",

@@ -629,10 +629,12 @@ fn index_column(
     if let Some(pg) = collation {
         text.push_str(&format!(" COLLATE {}", quote_ident(pg)));
     }
+    // SQLite's NULL placement (first ascending, last descending), which
+    // the translated ORDER BY asks for: the index can then give that order.
     match c.options.sort {
-        Some(sqlparser::ast::OrderBySort::Asc) => text.push_str(" ASC"),
-        Some(sqlparser::ast::OrderBySort::Desc) => text.push_str(" DESC"),
-        _ => {}
+        Some(sqlparser::ast::OrderBySort::Desc) => text.push_str(" DESC NULLS LAST"),
+        Some(sqlparser::ast::OrderBySort::Asc) => text.push_str(" ASC NULLS FIRST"),
+        _ => text.push_str(" NULLS FIRST"),
     }
     Ok(text)
 }
