@@ -56,3 +56,18 @@ CREATE OR REPLACE FUNCTION sqlite_distinct_concat(vals text[]) RETURNS text LANG
   SELECT string_agg(v, ',' ORDER BY i)
   FROM (SELECT v, min(i) AS i FROM unnest(vals) WITH ORDINALITY AS u(v, i) WHERE v IS NOT NULL GROUP BY v) d
 $$
+;;
+-- -text (expr.rs): SQLite reads the text as a number first (-'5' is -5,
+-- -'x' is 0); PostgreSQL has no prefix - on text.
+CREATE OR REPLACE FUNCTION sqlite_negate(a text) RETURNS numeric LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT -sqlite_cast_numeric(a)'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR - (RIGHTARG = text, FUNCTION = sqlite_negate);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+-- +x of a column (expr.rs): the value as it is, but an expression, not
+-- the column (no declared type, as in SQLite). Inlined by the planner.
+CREATE OR REPLACE FUNCTION sqlite_plus(a anyelement) RETURNS anyelement LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a'

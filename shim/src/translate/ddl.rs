@@ -646,6 +646,7 @@ fn create_view(cv: CreateView, cx: &mut Context) -> Result<Plan, Error> {
     }
     let mut query = Statement::Query(cv.query);
     rewrite_statement(&mut query, vec![], cx)?;
+    super::result_names::name_view_columns(&mut query, cx.source);
     let start = name_start(&cv.name).ok_or_else(|| Error::new("CREATE VIEW needs a name"))?;
     let text = sqlite_text(cx.source, "CREATE VIEW", start);
     Ok(Plan::schema_change(vec![

@@ -104,6 +104,34 @@ fn rewrite_one(expr: &mut Expr, source: &Source) -> Result<Option<Expr>, Error> 
             make_truth(inner);
             None
         }
+        // SQLite's unary `+` does nothing, to any class (PostgreSQL has
+        // no `+ text`); of a column, the result is an expression (no
+        // declared type).
+        Expr::UnaryOp {
+            op: UnaryOperator::Plus,
+            expr: inner,
+        } => Some(if is_literal(inner) || is_untyped(inner) {
+            Expr::Nested(Box::new(take(inner)))
+        } else {
+            call("sqlite_plus", vec![take(inner)])
+        }),
+        // `-` of a text reads the text as a number first (`-'5'` is -5,
+        // `-'x'` is 0).
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr: inner,
+        } if is_untyped(inner) || is_text(inner) => {
+            let is_placeholder = matches!(inner.as_ref(), Expr::Value(v) if matches!(v.value, Value::Placeholder(_)));
+            let operand = if is_placeholder {
+                numeric_if_placeholder(take(inner))
+            } else {
+                call("sqlite_cast_numeric", vec![take(inner)])
+            };
+            Some(Expr::UnaryOp {
+                op: UnaryOperator::Minus,
+                expr: Box::new(operand),
+            })
+        }
         Expr::Like {
             negated,
             expr: value,
