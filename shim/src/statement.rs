@@ -671,9 +671,7 @@ pub fn plan(db: &RoutedDb, st: &mut DbState, rt: &'static Runtime, sql: &str) ->
             rt,
             schema: &db.schema,
         };
-        stacker::maybe_grow(512 * 1024, 4 * 1024 * 1024, || {
-            translate::translate(sql, &mut catalog)
-        })
+        translate::translate_with_room(sql, &mut catalog)
     };
     let translation = match translation {
         Ok(t) => t,

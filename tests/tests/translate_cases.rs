@@ -177,6 +177,7 @@ suite! {
     case_arithmetic => "arithmetic.test",
     case_ordering => "ordering.test",
     case_names => "names.test",
+    case_depth => "depth.test",
     case_loose_typing => "loose_typing.test",
     case_grouping => "grouping.test",
     case_plex_queries => "plex_queries.test",

@@ -164,6 +164,15 @@ impl std::fmt::Display for Error {
     }
 }
 
+/// [`translate`] with room on the stack for SQLite's deepest expressions,
+/// on any thread (Plex's have 544 KiB): when less than `RED_ZONE` is left,
+/// it runs on a new stack of `STACK` bytes (mapped, touched only as used).
+pub fn translate_with_room(sql: &str, catalog: &mut dyn Catalog) -> Result<Translation, Error> {
+    const RED_ZONE: usize = 512 * 1024;
+    const STACK: usize = 16 * 1024 * 1024;
+    stacker::maybe_grow(RED_ZONE, STACK, || translate(sql, catalog))
+}
+
 /// Translate one SQLite statement (without its trailing `;`).
 pub fn translate(sql: &str, catalog: &mut dyn Catalog) -> Result<Translation, Error> {
     let (plan, params) = plan(sql, catalog)?;

@@ -142,7 +142,10 @@ fn first_projection_mut(query: &mut Query) -> Option<&mut Vec<SelectItem>> {
 }
 
 fn is_column(expr: &Expr) -> bool {
-    matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+    match expr {
+        Expr::Nested(e) => is_column(e),
+        e => matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)),
+    }
 }
 
 /// The tokens of each item of the outermost `SELECT`'s result list: the
@@ -214,8 +217,15 @@ fn nonempty(items: Vec<&[TokenWithSpan]>) -> Option<Vec<&[TokenWithSpan]>> {
     }
 }
 
-/// `name`, `table.name` or `schema.table.name`: the column's name.
-fn column_reference(tokens: &[TokenWithSpan]) -> Option<String> {
+/// `name`, `table.name` or `schema.table.name`, possibly in parentheses:
+/// the column's name.
+fn column_reference(mut tokens: &[TokenWithSpan]) -> Option<String> {
+    while tokens.len() > 2
+        && tokens[0].token == Token::LParen
+        && tokens[tokens.len() - 1].token == Token::RParen
+    {
+        tokens = &tokens[1..tokens.len() - 1];
+    }
     let is_name = |t: &TokenWithSpan| matches!(&t.token, Token::Word(_));
     let shape_ok = tokens.len() % 2 == 1
         && tokens.iter().enumerate().all(|(i, t)| {
@@ -270,6 +280,10 @@ mod tests {
         assert_eq!(
             names("SELECT - -5, CASE WHEN a THEN 1 END\nFROM t ORDER BY 1"),
             some(&["- -5", "CASE WHEN a THEN 1 END"])
+        );
+        assert_eq!(
+            names("SELECT ((a)), (a) + (b), (t.c) FROM t"),
+            some(&["", "(a) + (b)"])
         );
     }
 

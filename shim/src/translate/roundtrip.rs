@@ -66,7 +66,10 @@ fn canonical(mut statement: Statement) -> String {
 /// Print `statement`, parse it back as PostgreSQL, and compare shapes.
 fn check(sqlite: &str, statement: Statement) -> Result<(), String> {
     let printed = statement.to_string();
-    let parsed = Parser::parse_sql(&PostgreSqlDialect {}, &printed)
+    let parsed = Parser::new(&PostgreSqlDialect {})
+        .with_recursion_limit(super::dialect::PARSER_RECURSION_LIMIT)
+        .try_with_sql(&printed)
+        .and_then(|mut p| p.parse_statements())
         .map_err(|e| format!("{sqlite}\n  printed {printed}\n  does not parse: {e}"))?;
     let [back] = <[Statement; 1]>::try_from(parsed).map_err(|v| {
         format!(
@@ -201,4 +204,51 @@ fn a_tree_printed_without_its_parentheses_is_caught() {
     let _ = lost.visit(&mut Strip);
     let err = check("", lost).unwrap_err();
     assert!(err.contains("read as"), "{err}");
+}
+
+/// SQLite's deepest expressions: a chain of 1,000 `OR`s (its expression
+/// depth limit), and parentheses, `NOT`, unary minus, function calls,
+/// `CASE` and subqueries as deep as its parser takes them (93, 94, 94, 31,
+/// 18, 18). Each translates on a thread with Plex's 544 KiB of stack,
+/// and its printed text reads back as its tree.
+#[test]
+fn sqlite_deepest_expressions_translate_on_a_small_stack() {
+    let chain: Vec<String> = (0..1000).map(|i| format!("metadata_type = {i}")).collect();
+    let statements = vec![
+        format!("SELECT id FROM t WHERE {}", chain.join(" OR ")),
+        format!("SELECT {}", vec!["a"; 1000].join(" + ")),
+        format!("SELECT {}1{}", "(".repeat(93), ")".repeat(93)),
+        format!("SELECT id FROM t WHERE {}a", "NOT ".repeat(94)),
+        format!("SELECT {}a FROM t", "- ".repeat(94)),
+        format!("SELECT {}-1{}", "abs(".repeat(31), ")".repeat(31)),
+        format!(
+            "SELECT {}1{}",
+            "CASE WHEN a THEN ".repeat(18),
+            " END".repeat(18)
+        ),
+        format!("SELECT {}1{}", "(SELECT ".repeat(18), ")".repeat(18)),
+    ];
+    let worker = std::thread::Builder::new()
+        .stack_size(544 * 1024)
+        .spawn(move || {
+            let mut out = Vec::new();
+            for sql in &statements {
+                let translated = super::translate_with_room(sql, &mut Empty);
+                let checked = stacker::maybe_grow(512 * 1024, 16 * 1024 * 1024, || {
+                    round_trip(std::slice::from_ref(sql))
+                });
+                out.push((
+                    sql.chars().take(60).collect::<String>(),
+                    translated.is_ok(),
+                    checked,
+                ));
+            }
+            out
+        })
+        .unwrap();
+    for (sql, translated, (checked, failures)) in worker.join().unwrap() {
+        assert!(translated, "{sql}… does not translate");
+        assert_eq!(checked, 1, "{sql}…");
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
 }
