@@ -168,13 +168,29 @@ fn rewrite_one(expr: &mut Expr, source: &Source) -> Result<Option<Expr>, Error> 
             compare_as_text(query);
             None
         }
+        // `x IN t` is SQLite's shorthand for `x IN (SELECT * FROM t)`.
         Expr::In {
-            target: InTarget::Table { name, .. },
+            target:
+                InTarget::Table {
+                    name,
+                    args: Some(_),
+                },
             ..
         } => {
             return Err(Error::new(format!(
-                "IN {name} (a table without SELECT) is not supported"
+                "IN {name}(…) (a table-valued function) is not supported"
             )));
+        }
+        Expr::In { target, .. } if matches!(target, InTarget::Table { .. }) => {
+            let text = match &*target {
+                InTarget::Table { name, .. } => format!("SELECT * FROM {name}"),
+                _ => String::new(),
+            };
+            let Statement::Query(query) = Source::new(&text)?.parse()? else {
+                return Err(Error::new(format!("{text} is not a query")));
+            };
+            *target = InTarget::Subquery(query);
+            None
         }
         Expr::Between {
             expr: value,
