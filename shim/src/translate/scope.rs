@@ -352,6 +352,44 @@ impl Resolver<'_, '_, '_, '_> {
         Ok(())
     }
 
+    /// A name in `HAVING` that is no column of the `FROM` tables but a
+    /// result column's alias stands for that result's expression, as in
+    /// SQLite (`count(*) AS cnt … HAVING cnt > 1`); PostgreSQL knows no
+    /// aliases there.
+    fn having_aliases(&self, select: &mut Select) {
+        let Some(having) = &mut select.having else {
+            return;
+        };
+        let scope = self.chain.last().cloned().unwrap_or_default();
+        let aliases: Vec<(String, Expr)> = select
+            .projection
+            .iter()
+            .filter_map(|item| match item {
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    Some((alias.value.clone(), expr.clone()))
+                }
+                _ => None,
+            })
+            .filter(|(name, _)| !scope.iter().any(|t| t.info.is_none() || t.has_column(name)))
+            .collect();
+        if aliases.is_empty() {
+            return;
+        }
+        struct Substitute<'a>(&'a [(String, Expr)]);
+        impl VisitorMut for Substitute<'_> {
+            type Break = ();
+            fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+                if let Expr::Identifier(id) = expr {
+                    if let Some((_, e)) = self.0.iter().find(|(n, _)| *n == id.value) {
+                        *expr = Expr::Nested(Box::new(e.clone()));
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = having.visit(&mut Substitute(&aliases));
+    }
+
     fn expand_stars(&mut self, select: &mut Select) -> Result<(), Error> {
         let scope = self.chain.last().cloned().unwrap_or_default();
         if !scope.iter().any(|t| {
@@ -482,6 +520,7 @@ impl VisitorMut for Resolver<'_, '_, '_, '_> {
     }
 
     fn post_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
+        self.having_aliases(select);
         let result = self
             .expand_stars(select)
             .and_then(|_| self.group_bare_columns(select));
