@@ -275,7 +275,13 @@ impl RoutedStmt {
         if let (None, Some((described, hidden))) = (&self.plan.columns, &outcome.described) {
             // The columns could not be known at prepare time (the
             // statement needed earlier ones to run first).
-            self.columns = Arc::new(columns_of(st.conn(db, rt)?, rt, described, *hidden)?);
+            self.columns = Arc::new(columns_of(
+                st.conn(db, rt)?,
+                rt,
+                described,
+                *hidden,
+                translation,
+            )?);
         }
         match outcome.rows {
             Rows::None => {
@@ -669,9 +675,7 @@ pub fn plan(db: &RoutedDb, st: &mut DbState, rt: &'static Runtime, sql: &str) ->
             rt,
             schema: &db.schema,
         };
-        stacker::maybe_grow(512 * 1024, 4 * 1024 * 1024, || {
-            translate::translate(sql, &mut catalog)
-        })
+        translate::translate_with_room(sql, &mut catalog)
     };
     let translation = match translation {
         Ok(t) => t,
@@ -736,7 +740,13 @@ fn describe(
             if !pgs.yields_rows {
                 return Ok(Some(Arc::default()));
             }
-            Ok(Some(Arc::new(columns_of(conn, rt, &st, pgs.rowid_column)?)))
+            Ok(Some(Arc::new(columns_of(
+                conn,
+                rt,
+                &st,
+                pgs.rowid_column,
+                t,
+            )?)))
         }
         Action::Run(_) => Ok(None),
     }
@@ -748,6 +758,7 @@ fn columns_of(
     rt: &Runtime,
     st: &tokio_postgres::Statement,
     hidden_rowid: bool,
+    t: &translate::Translation,
 ) -> Result<Columns> {
     let cols = st.columns();
     let visible = if hidden_rowid {
@@ -756,8 +767,18 @@ fn columns_of(
         cols.len()
     };
     let mut out = Columns::default();
-    for c in &cols[..visible] {
-        out.names.push(CString::new(c.name()).unwrap_or_default());
+    for (i, c) in cols[..visible].iter().enumerate() {
+        // SQLite's name where it is not PostgreSQL's (`count(*)`).
+        let from_end = visible - 1 - i;
+        let sqlite = match t.column_names.get(i) {
+            Some(n) => n.as_deref(),
+            None if from_end < t.trailing_column_names.len() => {
+                t.trailing_column_names[t.trailing_column_names.len() - 1 - from_end].as_deref()
+            }
+            None => None,
+        };
+        let name = sqlite.unwrap_or(c.name());
+        out.names.push(CString::new(name).unwrap_or_default());
         let decl = match (c.table_oid(), c.column_id()) {
             (Some(t), Some(n)) if t != 0 && n > 0 => rt.decltype(conn, t, n)?,
             _ => None,

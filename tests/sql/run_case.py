@@ -16,8 +16,8 @@ directives:
   -- params: JSON     a list binds by index, an object by name
   -- unordered        rows are compared as a multiset
   -- error            the statement must fail (on both)
-  -- gap: KEYS reason not compared for this statement: rows, decltypes,
-                     changes, last_insert_rowid (a documented difference,
+  -- gap: KEYS reason not compared for this statement: rows, columns,
+                     decltypes, changes, last_insert_rowid (a documented difference,
                      see docs/sql-support.md)
   -- note: text       ignored
 Plex's client collations icu_root and naturalsort are registered, as Plex

@@ -2,8 +2,8 @@
 //! API twice — on real SQLite, and through the shim (`LD_PRELOAD`) on a file
 //! named like Plex's library, so on PostgreSQL — by `tests/sql/run_case.py`,
 //! and every statement's outcome is compared: success or failure, rows
-//! with each value's storage class, declared types, `sqlite3_changes()` and
-//! `sqlite3_last_insert_rowid()`.
+//! with each value's storage class, column names, declared types,
+//! `sqlite3_changes()` and `sqlite3_last_insert_rowid()`.
 //!
 //! Cases: Plex's whole schema, every statement of Plex's migrations (on
 //! that schema, with rows in it), and the suite under `tests/sql/`.
@@ -100,7 +100,7 @@ fn differences(reference: &[Value], postgres: &[Value]) -> Vec<String> {
                 Value::from(rows(p))
             ));
         }
-        for key in ["decltypes", "changes", "last_insert_rowid"] {
+        for key in ["columns", "decltypes", "changes", "last_insert_rowid"] {
             if !gap(key) && r[key] != p[key] {
                 out.push(format!(
                     "{short}\n  {key}: SQLite {} shim {}",
@@ -174,6 +174,10 @@ suite! {
     case_conflicts => "conflicts.test",
     case_limits => "limits.test",
     case_operators => "operators.test",
+    case_arithmetic => "arithmetic.test",
+    case_ordering => "ordering.test",
+    case_names => "names.test",
+    case_depth => "depth.test",
     case_loose_typing => "loose_typing.test",
     case_grouping => "grouping.test",
     case_plex_queries => "plex_queries.test",

@@ -11,16 +11,21 @@
 
 /// Bumped whenever `bootstrap.sql` changes, so every schema gets the new
 /// helper functions once.
-pub const BOOTSTRAP_VERSION: &str = "plex-pg-translate-2";
+pub const BOOTSTRAP_VERSION: &str = "plex-pg-translate-4";
 
 /// The helper SQL, statements separated by lines holding only `;;`.
 const BOOTSTRAP: &str = include_str!("bootstrap.sql");
 
+/// Helpers of the query and expression translation (`expr`, `functions`),
+/// run after [`BOOTSTRAP`]; same format.
+const QUERY_HELPERS: &str = include_str!("bootstrap_queries.sql");
+
 /// Statements run once per schema (inside a transaction, under an advisory
 /// lock, with `search_path` set to the schema) before any translated SQL.
 pub fn bootstrap_sql(_schema: &str) -> Vec<String> {
-    BOOTSTRAP
-        .split("\n;;\n")
+    [BOOTSTRAP, QUERY_HELPERS]
+        .iter()
+        .flat_map(|sql| sql.split("\n;;\n"))
         .map(str::trim)
         .filter(|s| {
             !s.is_empty()
@@ -51,5 +56,11 @@ mod tests {
         assert!(statements
             .iter()
             .any(|s| s.contains("FUNCTION sqlite_datetime(")));
+        assert!(
+            statements
+                .iter()
+                .any(|s| s.contains("FUNCTION sqlite_div(")),
+            "the query helpers are included"
+        );
     }
 }

@@ -605,10 +605,12 @@ fn index_column(
     if let Some(pg) = collation {
         text.push_str(&format!(" COLLATE {}", quote_ident(pg)));
     }
+    // SQLite's NULL placement (first ascending, last descending), which
+    // the translated ORDER BY asks for: the index can then give that order.
     match c.options.sort {
-        Some(sqlparser::ast::OrderBySort::Asc) => text.push_str(" ASC"),
-        Some(sqlparser::ast::OrderBySort::Desc) => text.push_str(" DESC"),
-        _ => {}
+        Some(sqlparser::ast::OrderBySort::Desc) => text.push_str(" DESC NULLS LAST"),
+        Some(sqlparser::ast::OrderBySort::Asc) => text.push_str(" ASC NULLS FIRST"),
+        _ => text.push_str(" NULLS FIRST"),
     }
     Ok(text)
 }
@@ -620,6 +622,7 @@ fn create_view(cv: CreateView, cx: &mut Context) -> Result<Plan, Error> {
     }
     let mut query = Statement::Query(cv.query);
     rewrite_statement(&mut query, vec![], cx)?;
+    super::result_names::name_view_columns(&mut query, cx.source);
     let start = name_start(&cv.name).ok_or_else(|| Error::new("CREATE VIEW needs a name"))?;
     let text = sqlite_text(cx.source, "CREATE VIEW", start);
     Ok(Plan::schema_change(vec![

@@ -198,6 +198,15 @@ fn is_isnull_word(token: &Token) -> bool {
     matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("isnull"))
 }
 
+/// How deep the parser may nest. SQLite takes expressions 1,000 deep
+/// (`SQLITE_MAX_EXPR_DEPTH`: a chain of `OR`s, which sqlparser parses
+/// without nesting) and nests parentheses, `NOT` and unary minus 93 to 94
+/// deep before its parser's stack is full; sqlparser counts a few levels
+/// per nesting, and its default (50) refused 30 parentheses. sqlparser
+/// grows its stack as it recurses (`stacker`); the translation runs with
+/// room to grow as well (`translate::translate`'s caller).
+pub const PARSER_RECURSION_LIMIT: usize = 1000;
+
 /// One statement's tokens, identifiers normalized, with what the
 /// translation needs to know about the original text.
 pub struct Source<'a> {
@@ -266,7 +275,9 @@ impl<'a> Source<'a> {
     /// Parse the tokens into exactly one statement.
     pub fn parse(&self) -> Result<Statement, Error> {
         let dialect = PlexDialect::default();
-        let mut parser = Parser::new(&dialect).with_tokens_with_locations(self.tokens.clone());
+        let mut parser = Parser::new(&dialect)
+            .with_recursion_limit(PARSER_RECURSION_LIMIT)
+            .with_tokens_with_locations(self.tokens.clone());
         let statement = parser
             .parse_statement()
             .map_err(|e| Error::new(self.syntax_message(e)))?;

@@ -22,19 +22,19 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CaseWhen, CastKind, DataType, Expr, InTarget, Statement, TrimWhereField,
-    UnaryOperator, Value, VisitMut, VisitorMut,
+    BinaryOperator, CaseWhen, CastKind, DataType, Expr, InTarget, SelectItem, Statement,
+    TrimWhereField, UnaryOperator, Value, VisitMut, VisitorMut,
 };
 
 use super::affinity::{affinity, Affinity};
 use super::collation::postgres_collation;
 use super::construct::{
-    as_text, binary_collated, bool_literal, call, cast, int_literal, object_name, text_literal,
+    as_text, binary_collated, bool_literal, call, cast, object_name, text_literal,
 };
 use super::dialect::Source;
-use super::functions::translate_call;
+use super::functions::{function_name, plain_args, translate_call};
 use super::kinds::is_text;
-use super::literals::{is_literal, loosen, loosen_all, translate_value};
+use super::literals::{integer_literal_text, is_literal, loosen, loosen_all, translate_value};
 use super::names::is_client_call;
 use super::truth::{make_truth, truth};
 use super::Error;
@@ -104,6 +104,34 @@ fn rewrite_one(expr: &mut Expr, source: &Source) -> Result<Option<Expr>, Error> 
             make_truth(inner);
             None
         }
+        // SQLite's unary `+` does nothing, to any class (PostgreSQL has
+        // no `+ text`); of a column, the result is an expression (no
+        // declared type).
+        Expr::UnaryOp {
+            op: UnaryOperator::Plus,
+            expr: inner,
+        } => Some(if is_literal(inner) || is_untyped(inner) {
+            Expr::Nested(Box::new(take(inner)))
+        } else {
+            call("sqlite_plus", vec![take(inner)])
+        }),
+        // `-` of a text reads the text as a number first (`-'5'` is -5,
+        // `-'x'` is 0).
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr: inner,
+        } if is_untyped(inner) || is_text(inner) => {
+            let is_placeholder = matches!(inner.as_ref(), Expr::Value(v) if matches!(v.value, Value::Placeholder(_)));
+            let operand = if is_placeholder {
+                numeric_if_placeholder(take(inner))
+            } else {
+                call("sqlite_cast_numeric", vec![take(inner)])
+            };
+            Some(Expr::UnaryOp {
+                op: UnaryOperator::Minus,
+                expr: Box::new(operand),
+            })
+        }
         Expr::Like {
             negated,
             expr: value,
@@ -133,12 +161,36 @@ fn rewrite_one(expr: &mut Expr, source: &Source) -> Result<Option<Expr>, Error> 
             None
         }
         Expr::In {
-            target: InTarget::Table { name, .. },
+            expr: left,
+            target: InTarget::Subquery(query),
+            ..
+        } if is_non_numeric_text(left) => {
+            compare_as_text(query);
+            None
+        }
+        // `x IN t` is SQLite's shorthand for `x IN (SELECT * FROM t)`.
+        Expr::In {
+            target:
+                InTarget::Table {
+                    name,
+                    args: Some(_),
+                },
             ..
         } => {
             return Err(Error::new(format!(
-                "IN {name} (a table without SELECT) is not supported"
+                "IN {name}(…) (a table-valued function) is not supported"
             )));
+        }
+        Expr::In { target, .. } if matches!(target, InTarget::Table { .. }) => {
+            let text = match &*target {
+                InTarget::Table { name, .. } => format!("SELECT * FROM {name}"),
+                _ => String::new(),
+            };
+            let Statement::Query(query) = Source::new(&text)?.parse()? else {
+                return Err(Error::new(format!("{text} is not a query")));
+            };
+            *target = InTarget::Subquery(query);
+            None
         }
         Expr::Between {
             expr: value,
@@ -247,7 +299,31 @@ fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Result<Option<Expr>, E
         }
         BinaryOperator::StringConcat => op_expr(as_text(left), op, as_text(right)),
         BinaryOperator::Divide | BinaryOperator::Modulo => {
-            op_expr(left, op, call("nullif", vec![right, int_literal(0)]))
+            let helper = if op == BinaryOperator::Divide {
+                "sqlite_div"
+            } else {
+                "sqlite_mod"
+            };
+            let (l, r) = if is_untyped(&left) && is_untyped(&right) {
+                (numeric_if_placeholder(left), numeric_if_placeholder(right))
+            } else {
+                widen_constants(left, right)
+            };
+            call(helper, vec![l, r])
+        }
+        BinaryOperator::PGBitwiseShiftLeft | BinaryOperator::PGBitwiseShiftRight => {
+            let helper = if op == BinaryOperator::PGBitwiseShiftLeft {
+                "sqlite_shl"
+            } else {
+                "sqlite_shr"
+            };
+            call(
+                helper,
+                vec![
+                    cast(left, DataType::BigInt(None)),
+                    cast(right, DataType::BigInt(None)),
+                ],
+            )
         }
         BinaryOperator::Glob => call("sqlite_glob", vec![as_text(right), as_text(left)]),
         BinaryOperator::And | BinaryOperator::Or => op_expr(truth(left), op, truth(right)),
@@ -271,16 +347,91 @@ fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Result<Option<Expr>, E
                 numeric_if_placeholder(right),
             )
         }
-        BinaryOperator::AtAt
-        | BinaryOperator::Plus
+        BinaryOperator::Plus
         | BinaryOperator::Minus
         | BinaryOperator::Multiply
         | BinaryOperator::BitwiseAnd
-        | BinaryOperator::BitwiseOr
-        | BinaryOperator::PGBitwiseShiftLeft
-        | BinaryOperator::PGBitwiseShiftRight => op_expr(left, op, right),
+        | BinaryOperator::BitwiseOr => {
+            let (l, r) = widen_constants(left, right);
+            op_expr(l, op, r)
+        }
+        BinaryOperator::AtAt => op_expr(left, op, right),
         other => return Err(Error::new(format!("operator {other} is not supported"))),
     }))
+}
+
+/// Arithmetic between integer constants in 64 bits: SQLite's integers are
+/// 64-bit, PostgreSQL's literals 32-bit (`79*91*73*67*94` would overflow).
+/// Beside anything else a literal keeps its type (PostgreSQL widens it to
+/// the other side's, and a recursive CTE's `depth + 1` must keep the type
+/// its first term gave `depth`).
+fn widen_constants(left: Expr, right: Expr) -> (Expr, Expr) {
+    if is_integer_constant(&left) && is_integer_constant(&right) {
+        (widen(left), widen(right))
+    } else {
+        (left, right)
+    }
+}
+
+/// An integer literal, or (translated) arithmetic of integer literals.
+fn is_integer_constant(e: &Expr) -> bool {
+    match e {
+        Expr::Cast {
+            expr,
+            data_type: DataType::BigInt(None),
+            ..
+        }
+        | Expr::Nested(expr) => is_integer_constant(expr),
+        Expr::BinaryOp { left, right, .. } => {
+            is_integer_constant(left) && is_integer_constant(right)
+        }
+        Expr::Function(f)
+            if matches!(
+                function_name(f).as_str(),
+                "sqlite_div" | "sqlite_mod" | "sqlite_shl" | "sqlite_shr"
+            ) =>
+        {
+            plain_args(f).is_ok_and(|args| {
+                args.iter()
+                    .all(|a| a.as_ref().is_some_and(is_integer_constant))
+            })
+        }
+        _ => integer_literal_text(e).is_some(),
+    }
+}
+
+/// An integer literal that PostgreSQL would type as 32-bit, cast to bigint.
+fn widen(e: Expr) -> Expr {
+    match integer_literal_text(&e) {
+        Some(text) if text.parse::<i32>().is_ok() => cast(e, DataType::BigInt(None)),
+        _ => e,
+    }
+}
+
+/// A string literal that does not read as a number.
+fn is_non_numeric_text(e: &Expr) -> bool {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => s.trim().parse::<f64>().is_err(),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// `'text' IN (SELECT x …)`: SQLite compares a text that does not read as
+/// a number with each `x` as it is (unequal to every number); PostgreSQL
+/// would convert the text to `x`'s type and fail. Comparing with `x` as
+/// text gives SQLite's answer: no number prints as such a text.
+fn compare_as_text(query: &mut sqlparser::ast::Query) {
+    if let sqlparser::ast::SetExpr::Select(select) = query.body.as_mut() {
+        if let [SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }] =
+            select.projection.as_mut_slice()
+        {
+            let value = std::mem::replace(e, Expr::value(Value::Null));
+            *e = as_text(value);
+        }
+    }
 }
 
 /// A placeholder or a string literal: PostgreSQL does not know its type.
@@ -369,9 +520,11 @@ fn case(has_operand: bool, conditions: &mut [CaseWhen], else_result: &mut Option
     if let Some(e) = else_result.as_deref() {
         results.push(e.clone());
     }
-    results = loosen_all(results);
+    // Text-ness is judged before loosening: a loosened integer literal
+    // (`'1'`) looks like text but takes the other results' type.
     let any_text = results.iter().any(is_text);
     let all_text_or_null = results.iter().all(|r| is_text(r) || is_null(r));
+    results = loosen_all(results);
     if any_text && !all_text_or_null {
         results = results
             .into_iter()
@@ -419,12 +572,27 @@ mod tests {
     fn operators_take_sqlite_meaning() {
         assert_eq!(
             rewritten("SELECT a IS b, a || 1, a / b FROM t"),
-            "SELECT a IS NOT DISTINCT FROM b, a::TEXT || 1::TEXT, a / nullif(b, 0) FROM t"
+            "SELECT a IS NOT DISTINCT FROM b, a::TEXT || 1::TEXT, sqlite_div(a, b) FROM t"
         );
         assert_eq!(
             rewritten("SELECT * FROM t WHERE a LIKE 'x%' AND b IN () AND c = 5"),
             "SELECT * FROM t WHERE a::TEXT COLLATE \"C\" ILIKE 'x%' ESCAPE '' AND false AND c = '5'"
         );
+    }
+
+    #[test]
+    fn integer_constants_are_64_bit_and_columns_keep_their_type() {
+        assert_eq!(
+            rewritten("SELECT 79 * 91, a + 1, 1 << 63, 7 % a FROM t"),
+            "SELECT 79::BIGINT * 91::BIGINT, a + 1, sqlite_shl(1::BIGINT, 63::BIGINT), sqlite_mod(7, a) FROM t"
+        );
+    }
+
+    #[test]
+    fn case_of_numbers_and_a_loosened_literal_stays_numeric() {
+        let out = rewritten("SELECT CASE WHEN a > 1 THEN 1 ELSE a / 2 END FROM t");
+        assert!(out.contains("THEN '1' ELSE sqlite_div(a, 2) END"), "{out}");
+        assert!(!out.contains("::TEXT"), "{out}");
     }
 
     #[test]

@@ -134,7 +134,7 @@ pub fn translate_call(f: &Function) -> Result<Expr, Error> {
         }
         "nullif" => {
             arity(2..=2)?;
-            Ok(call("nullif", loosen_all(exprs()?)))
+            Ok(nullif(exprs()?))
         }
         "iif" => {
             arity(3..=3)?;
@@ -302,6 +302,23 @@ fn group_concat(f: &Function, mut args: Vec<Expr>) -> Result<Expr, Error> {
     if has_order_by(f) {
         return Err(Error::new("group_concat(… ORDER BY …) is not supported"));
     }
+    if distinct(f) == Some(DuplicateTreatment::Distinct) {
+        if args.len() == 2 {
+            return Err(Error::new(
+                "DISTINCT aggregates must have exactly one argument",
+            ));
+        }
+        // SQLite keeps the order values are first seen in; PostgreSQL's
+        // string_agg(DISTINCT …) sorts them.
+        let mut collected =
+            keep_aggregate_parts(f, "array_agg", vec![as_text(args.pop().unwrap())]);
+        if let Expr::Function(g) = &mut collected {
+            if let FunctionArguments::List(list) = &mut g.args {
+                list.duplicate_treatment = None;
+            }
+        }
+        return Ok(call("sqlite_distinct_concat", vec![collected]));
+    }
     let separator = if args.len() == 2 {
         as_text(args.pop().unwrap())
     } else {
@@ -313,6 +330,24 @@ fn group_concat(f: &Function, mut args: Vec<Expr>) -> Result<Expr, Error> {
         "string_agg",
         vec![value, separator],
     ))
+}
+
+/// `nullif(a, b)` is `a` (of `a`'s own type, as in SQLite) unless it equals
+/// `b`; PostgreSQL's `nullif` gives both the common type (`nullif(53, 2.5)`
+/// would be a REAL 53.0, and divide as one).
+fn nullif(args: Vec<Expr>) -> Expr {
+    let value = args[0].clone();
+    let mut compared = loosen_all(args).into_iter();
+    let (left, right) = (
+        compared.next().expect("two arguments"),
+        compared.next().expect("two arguments"),
+    );
+    let equal = Expr::BinaryOp {
+        left: Box::new(left),
+        op: sqlparser::ast::BinaryOperator::Eq,
+        right: Box::new(right),
+    };
+    super::expr::case_when(equal, null(), value)
 }
 
 /// Scalar `min(a, b, …)` / `max(a, b, …)`: NULL if any argument is NULL

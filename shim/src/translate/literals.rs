@@ -26,7 +26,7 @@ pub fn integer_literal_text(expr: &Expr) -> Option<String> {
         Expr::UnaryOp {
             op: UnaryOperator::Minus,
             expr,
-        } => integer_literal_text(expr).map(|n| format!("-{n}")),
+        } => integer_literal_text(expr).map(|n| negate(&n)),
         Expr::UnaryOp {
             op: UnaryOperator::Plus,
             expr,
@@ -46,13 +46,21 @@ pub fn signed_number_text(expr: &Expr) -> Option<String> {
         Expr::UnaryOp {
             op: UnaryOperator::Minus,
             expr,
-        } => signed_number_text(expr).map(|n| format!("-{n}")),
+        } => signed_number_text(expr).map(|n| negate(&n)),
         Expr::UnaryOp {
             op: UnaryOperator::Plus,
             expr,
         }
         | Expr::Nested(expr) => signed_number_text(expr),
         _ => None,
+    }
+}
+
+/// The text of `-n` (`- -5` is `5`, never `--5`).
+fn negate(n: &str) -> String {
+    match n.strip_prefix('-') {
+        Some(positive) => positive.to_string(),
+        None => format!("-{n}"),
     }
 }
 
@@ -136,7 +144,12 @@ mod tests {
             op: UnaryOperator::Minus,
             expr: Box::new(five),
         };
-        assert_eq!(loosen(minus).to_string(), "'-5'");
+        assert_eq!(loosen(minus.clone()).to_string(), "'-5'");
+        let minus_minus = Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr: Box::new(minus),
+        };
+        assert_eq!(loosen(minus_minus).to_string(), "'5'");
         let real = translate_value(&Value::Number("2.0".into(), false), "2.0")
             .unwrap()
             .unwrap();

@@ -38,6 +38,9 @@ mod names;
 mod params;
 mod pragma;
 mod query;
+mod result_names;
+#[cfg(test)]
+mod roundtrip;
 mod schema_table;
 mod schema_text;
 mod scope;
@@ -73,6 +76,13 @@ pub struct Translation {
     /// every cache that depends on it (translations, declared types,
     /// prepared statements).
     pub changes_schema: bool,
+    /// SQLite's name of each result column where it is not PostgreSQL's
+    /// (`count(*)`, not `count`), by position; `None` (or past the end):
+    /// PostgreSQL's name.
+    pub column_names: Vec<Option<String>>,
+    /// The same for the result columns after the last `*`, by position
+    /// from the last column (the last name is the last column's).
+    pub trailing_column_names: Vec<Option<String>>,
 }
 
 /// What the runtime does for a statement.
@@ -154,22 +164,38 @@ impl std::fmt::Display for Error {
     }
 }
 
+/// [`translate`] with room on the stack for SQLite's deepest expressions,
+/// on any thread (Plex's have 544 KiB): when less than `RED_ZONE` is left,
+/// it runs on a new stack of `STACK` bytes (mapped, touched only as used).
+pub fn translate_with_room(sql: &str, catalog: &mut dyn Catalog) -> Result<Translation, Error> {
+    const RED_ZONE: usize = 512 * 1024;
+    const STACK: usize = 16 * 1024 * 1024;
+    stacker::maybe_grow(RED_ZONE, STACK, || translate(sql, catalog))
+}
+
 /// Translate one SQLite statement (without its trailing `;`).
 pub fn translate(sql: &str, catalog: &mut dyn Catalog) -> Result<Translation, Error> {
+    let (plan, params) = plan(sql, catalog)?;
+    Ok(plan.finish(params))
+}
+
+/// The translation of one statement before it is printed, and SQLite's
+/// parameter names.
+fn plan(sql: &str, catalog: &mut dyn Catalog) -> Result<(Plan, Vec<Option<String>>), Error> {
     let source = Source::new(sql)?;
     let mut schema = Schema::new(catalog);
     let first = source.first_word();
     if first.is_empty() {
-        return Ok(Plan::no_op().finish(vec![]));
+        return Ok((Plan::no_op(), vec![]));
     }
     if first == "PRAGMA" {
-        return Ok(pragma::translate(&source, &mut schema)?.finish(vec![]));
+        return Ok((pragma::translate(&source, &mut schema)?, vec![]));
     }
     if first == "REINDEX" {
-        return Ok(Plan::no_op().finish(vec![]));
+        return Ok((Plan::no_op(), vec![]));
     }
     if first == "CREATE" && virtual_table::is_create_virtual(&source) {
-        return Ok(virtual_table::create(&source, &mut schema)?.finish(vec![]));
+        return Ok((virtual_table::create(&source, &mut schema)?, vec![]));
     }
     let params = Parameters::from_source(&source)?;
     let mut statement = source.parse()?;
@@ -184,7 +210,7 @@ pub fn translate(sql: &str, catalog: &mut dyn Catalog) -> Result<Translation, Er
         trigger_scope: None,
     };
     let plan = translate_statement(statement, &mut cx)?;
-    Ok(plan.finish(params.names))
+    Ok((plan, params.names))
 }
 
 /// What a statement's translation needs besides the statement.
@@ -274,6 +300,10 @@ pub(crate) struct Plan {
     pub action: PlanAction,
     pub readonly: bool,
     pub changes_schema: bool,
+    /// See [`Translation::column_names`].
+    pub column_names: Vec<Option<String>>,
+    /// See [`Translation::trailing_column_names`].
+    pub trailing_column_names: Vec<Option<String>>,
 }
 
 pub(crate) enum PlanAction {
@@ -296,6 +326,8 @@ impl Plan {
             action: PlanAction::Constant { columns, rows },
             readonly: true,
             changes_schema: false,
+            column_names: vec![],
+            trailing_column_names: vec![],
         }
     }
     /// Statements that read.
@@ -304,6 +336,8 @@ impl Plan {
             action: PlanAction::Run(outputs),
             readonly: true,
             changes_schema: false,
+            column_names: vec![],
+            trailing_column_names: vec![],
         }
     }
     /// Statements that write data.
@@ -312,6 +346,8 @@ impl Plan {
             action: PlanAction::Run(outputs),
             readonly: false,
             changes_schema: false,
+            column_names: vec![],
+            trailing_column_names: vec![],
         }
     }
     /// Statements that change the schema.
@@ -320,6 +356,8 @@ impl Plan {
             action: PlanAction::Run(outputs),
             readonly: false,
             changes_schema: true,
+            column_names: vec![],
+            trailing_column_names: vec![],
         }
     }
 
@@ -334,6 +372,8 @@ impl Plan {
             params,
             readonly: self.readonly,
             changes_schema: self.changes_schema,
+            column_names: self.column_names,
+            trailing_column_names: self.trailing_column_names,
         }
     }
 }

@@ -242,7 +242,13 @@ fn setting(name: &str, value: Option<&str>) -> Result<Option<Plan>, Error> {
     let Some((_, read, set_returns_row)) = SETTINGS.iter().find(|(n, _, _)| *n == name) else {
         return Ok(None);
     };
-    let column = vec![name.to_string()];
+    // SQLite names the column of PRAGMA busy_timeout `timeout`.
+    let column = vec![if name == "busy_timeout" {
+        "timeout"
+    } else {
+        name
+    }
+    .to_string()];
     let row = |v: Value| Plan::constant(column.clone(), vec![vec![v]]);
     Ok(Some(match value {
         None => row(match read {

@@ -27,7 +27,11 @@ use super::{Context, Error, Output, Plan, Sql};
 /// Translate a `SELECT` (or `VALUES`, `WITH …`).
 pub fn translate(mut statement: Statement, cx: &mut Context) -> Result<Plan, Error> {
     rewrite_statement(&mut statement, vec![], cx)?;
-    Ok(Plan::read(vec![Output::rows(Sql::Tree(statement))]))
+    let mut plan = Plan::read(vec![]);
+    (plan.column_names, plan.trailing_column_names) =
+        super::result_names::sqlite_names(&statement, cx.source);
+    plan.action = super::PlanAction::Run(vec![Output::rows(Sql::Tree(statement))]);
+    Ok(plan)
 }
 
 /// Resolve names, rewrite query clauses and expressions of any statement.

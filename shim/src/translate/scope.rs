@@ -22,10 +22,10 @@ use std::ops::ControlFlow;
 use std::rc::Rc;
 
 use sqlparser::ast::{
-    Delete, Expr, FromTable, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArguments, GroupByExpr, Insert, ObjectName, OrderByExpr, OrderByOptions, Query, Select,
-    SelectItem, SetExpr, Statement, TableFactor, TableObject, TableWithJoins, Update, VisitMut,
-    VisitorMut,
+    Delete, Expr, FromTable, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArguments, GroupByExpr, Insert, JoinOperator, ObjectName, OrderBy, OrderByExpr,
+    OrderByKind, OrderByOptions, OrderBySort, Query, Select, SelectItem, SetExpr, Statement,
+    TableFactor, TableObject, TableWithJoins, Update, VisitMut, VisitorMut, WindowType,
 };
 
 use super::catalog::TableInfo;
@@ -41,6 +41,9 @@ pub struct ScopeTable {
     pub qualifier: String,
     /// The table's catalog entry (none for subqueries, CTEs, functions).
     pub info: Option<Rc<TableInfo>>,
+    /// Its `FROM` has an outer join: its columns may read as NULL even
+    /// where they are `NOT NULL`.
+    pub nullable: bool,
 }
 
 impl ScopeTable {
@@ -73,6 +76,7 @@ pub fn table_scope(name: &str, qualifier: &str, cx: &mut Context) -> Result<Scop
     Ok(ScopeTable {
         qualifier: qualifier.to_string(),
         info: cx.schema.table(name)?,
+        nullable: false,
     })
 }
 
@@ -100,9 +104,63 @@ impl Resolver<'_, '_, '_, '_> {
         for twj in &mut select.from {
             json_each_in_from(twj)?;
         }
-        let scope = self.scope_of_from(&select.from)?;
+        let mut scope = self.scope_of_from(&select.from)?;
+        let outer_join = select.from.iter().flat_map(|twj| &twj.joins).any(|j| {
+            !matches!(
+                j.join_operator,
+                JoinOperator::Join(_) | JoinOperator::Inner(_) | JoinOperator::CrossJoin(_)
+            )
+        });
+        for t in &mut scope {
+            t.nullable = outer_join;
+        }
         self.chain.push(scope);
         Ok(())
+    }
+
+    /// SQLite's NULL placement for `ORDER BY` terms that do not write
+    /// theirs: NULLs first ascending, last descending (PostgreSQL's is the
+    /// opposite). Left alone on a column that is never NULL (a rowid),
+    /// where it changes nothing and would keep PostgreSQL from reading the
+    /// order off the primary key's index. `own_scope`: the innermost scope
+    /// is this clause's `FROM`; `aliases`: the result columns' names,
+    /// which `ORDER BY` names first.
+    fn sqlite_null_order(&self, order: &mut [OrderByExpr], own_scope: bool, aliases: &[String]) {
+        for o in order {
+            if o.options.nulls_first.is_some() || (own_scope && self.never_null(&o.expr, aliases)) {
+                continue;
+            }
+            o.options.nulls_first = Some(!matches!(o.options.sort, Some(OrderBySort::Desc)));
+        }
+    }
+
+    /// A column of the innermost scope declared `NOT NULL`, not on the
+    /// nullable side of an outer join.
+    fn never_null(&self, expr: &Expr, aliases: &[String]) -> bool {
+        let mut e = expr;
+        while let Expr::Nested(x) | Expr::Collate { expr: x, .. } = e {
+            e = x;
+        }
+        let Some(scope) = self.chain.last() else {
+            return false;
+        };
+        let (table, name) = match e {
+            Expr::Identifier(id) if !aliases.contains(&id.value) => {
+                (scope.iter().find(|t| t.has_column(&id.value)), &id.value)
+            }
+            Expr::CompoundIdentifier(p) if p.len() == 2 => (
+                scope.iter().find(|t| t.qualifier == p[0].value),
+                &p[1].value,
+            ),
+            _ => return false,
+        };
+        table.is_some_and(|t| {
+            !t.nullable
+                && t.info
+                    .as_ref()
+                    .and_then(|i| i.column(name))
+                    .is_some_and(|c| c.not_null)
+        })
     }
 
     fn scope_of_from(&mut self, from: &[TableWithJoins]) -> Result<Vec<ScopeTable>, Error> {
@@ -139,6 +197,7 @@ impl Resolver<'_, '_, '_, '_> {
                 out.push(ScopeTable {
                     qualifier,
                     info: None,
+                    nullable: false,
                 });
             }
             TableFactor::Derived { alias, .. } => {
@@ -149,6 +208,7 @@ impl Resolver<'_, '_, '_, '_> {
                 out.push(ScopeTable {
                     qualifier,
                     info: None,
+                    nullable: false,
                 });
             }
             TableFactor::NestedJoin {
@@ -162,6 +222,7 @@ impl Resolver<'_, '_, '_, '_> {
             _ => out.push(ScopeTable {
                 qualifier: String::new(),
                 info: None,
+                nullable: false,
             }),
         }
         Ok(())
@@ -291,6 +352,44 @@ impl Resolver<'_, '_, '_, '_> {
         Ok(())
     }
 
+    /// A name in `HAVING` that is no column of the `FROM` tables but a
+    /// result column's alias stands for that result's expression, as in
+    /// SQLite (`count(*) AS cnt … HAVING cnt > 1`); PostgreSQL knows no
+    /// aliases there.
+    fn having_aliases(&self, select: &mut Select) {
+        let Some(having) = &mut select.having else {
+            return;
+        };
+        let scope = self.chain.last().cloned().unwrap_or_default();
+        let aliases: Vec<(String, Expr)> = select
+            .projection
+            .iter()
+            .filter_map(|item| match item {
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    Some((alias.value.clone(), expr.clone()))
+                }
+                _ => None,
+            })
+            .filter(|(name, _)| !scope.iter().any(|t| t.info.is_none() || t.has_column(name)))
+            .collect();
+        if aliases.is_empty() {
+            return;
+        }
+        struct Substitute<'a>(&'a [(String, Expr)]);
+        impl VisitorMut for Substitute<'_> {
+            type Break = ();
+            fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+                if let Expr::Identifier(id) = expr {
+                    if let Some((_, e)) = self.0.iter().find(|(n, _)| *n == id.value) {
+                        *expr = Expr::Nested(Box::new(e.clone()));
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = having.visit(&mut Substitute(&aliases));
+    }
+
     fn expand_stars(&mut self, select: &mut Select) -> Result<(), Error> {
         let scope = self.chain.last().cloned().unwrap_or_default();
         if !scope.iter().any(|t| {
@@ -380,8 +479,27 @@ impl VisitorMut for Resolver<'_, '_, '_, '_> {
         }
     }
 
-    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
-        if self.query_scopes.pop() == Some(true) {
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        let own_scope = self.query_scopes.pop() == Some(true);
+        if let Some(OrderBy {
+            kind: OrderByKind::Expressions(order),
+            ..
+        }) = &mut query.order_by
+        {
+            let aliases: Vec<String> = match query.body.as_ref() {
+                SetExpr::Select(select) => select
+                    .projection
+                    .iter()
+                    .filter_map(|item| match item {
+                        SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => vec![],
+            };
+            self.sqlite_null_order(order, own_scope, &aliases);
+        }
+        if own_scope {
             self.chain.pop();
         }
         ControlFlow::Continue(())
@@ -402,6 +520,7 @@ impl VisitorMut for Resolver<'_, '_, '_, '_> {
     }
 
     fn post_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
+        self.having_aliases(select);
         let result = self
             .expand_stars(select)
             .and_then(|_| self.group_bare_columns(select));
@@ -456,6 +575,13 @@ impl VisitorMut for Resolver<'_, '_, '_, '_> {
     }
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Function(Function {
+            over: Some(WindowType::WindowSpec(spec)),
+            ..
+        }) = expr
+        {
+            self.sqlite_null_order(&mut spec.order_by, true, &[]);
+        }
         let resolved = self.resolve_rowid(expr).and_then(|r| match r {
             Some(e) => Ok(Some(e)),
             None => self.resolve_match(expr),

@@ -39,5 +39,7 @@ pub fn translate(statement: &Statement) -> Result<Plan, Error> {
         action: PlanAction::Transaction(control),
         readonly: true,
         changes_schema: false,
+        column_names: vec![],
+        trailing_column_names: vec![],
     })
 }

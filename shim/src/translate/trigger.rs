@@ -72,10 +72,12 @@ fn create(ct: CreateTrigger, cx: &mut Context) -> Result<Plan, Error> {
         ScopeTable {
             qualifier: "new".into(),
             info: Some(info.clone()),
+            nullable: false,
         },
         ScopeTable {
             qualifier: "old".into(),
             info: Some(info.clone()),
+            nullable: false,
         },
     ];
     let saved = cx.trigger_scope.replace(outer.clone());
