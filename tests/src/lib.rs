@@ -343,3 +343,32 @@ impl Default for ReportSink {
         Self::new()
     }
 }
+
+/// Open Plex's library database with Python's sqlite3 and the shim
+/// preloaded, under `env`, and run `statements` (`attempt.py`): the
+/// client's JSON answer (opened, rows, or the error's class and message),
+/// its standard error, and how long it took.
+pub fn attempt(
+    env: &[(String, String)],
+    statements: &[&str],
+) -> (serde_json::Value, String, std::time::Duration) {
+    let dir = TempDir::new("attempt");
+    let db = dir.library_db();
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(python_script("attempt.py"))
+        .arg(&db)
+        .args(statements)
+        .envs(env.iter().cloned())
+        .env("LD_PRELOAD", shim());
+    let started = std::time::Instant::now();
+    let out = run(&mut cmd, std::time::Duration::from_secs(90));
+    out.assert_ok();
+    let v =
+        serde_json::from_str(out.stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
+            panic!(
+                "attempt.py's answer is not JSON ({e}): {}\n{}",
+                out.stdout, out.stderr
+            )
+        });
+    (v, out.stderr, started.elapsed())
+}

@@ -3,27 +3,10 @@
 //! logged once), an unreachable server (an error within the retry window,
 //! not a hang).
 
-use plex_pg_tests::{pg, python_script, run, shim, Pg, TempDir, PG_DATABASE, PG_PASSWORD, PG_USER};
+use plex_pg_tests::{attempt, pg, run, Pg, TempDir, PG_DATABASE, PG_PASSWORD, PG_USER};
 use serde_json::Value;
 use std::net::TcpListener;
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-fn attempt(env: &[(String, String)], statements: &[&str]) -> (Value, String, Duration) {
-    let dir = TempDir::new("errors");
-    let db = dir.path().join("com.plexapp.plugins.library.db");
-    let mut cmd = Command::new("python3");
-    cmd.arg(python_script("attempt.py"))
-        .arg(&db)
-        .args(statements)
-        .envs(env.iter().cloned())
-        .env("LD_PRELOAD", shim());
-    let started = Instant::now();
-    let out = run(&mut cmd, Duration::from_secs(60));
-    out.assert_ok();
-    let v = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
-    (v, out.stderr, started.elapsed())
-}
+use std::time::Duration;
 
 fn tcp_env(pg: &Pg, port: u16, password: &str) -> Vec<(String, String)> {
     let mut env = pg.env("errors");

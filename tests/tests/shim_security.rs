@@ -5,29 +5,9 @@
 //! with the real cause. Real PostgreSQL, a real client (Python's sqlite3)
 //! with the shim preloaded.
 
-use plex_pg_tests::{pg, python_script, run, shim, TempDir};
-use serde_json::Value;
+use plex_pg_tests::{attempt, pg, TempDir};
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-/// Open the library database with the shim and run `SELECT 1`: the
-/// client's JSON answer, its standard error, and how long it took.
-fn attempt(env: &[(String, String)]) -> (Value, String, Duration) {
-    let dir = TempDir::new("shim-security");
-    let db = dir.path().join("com.plexapp.plugins.library.db");
-    let mut cmd = Command::new("python3");
-    cmd.arg(python_script("attempt.py"))
-        .arg(&db)
-        .arg("SELECT 1")
-        .envs(env.iter().cloned())
-        .env("LD_PRELOAD", shim());
-    let started = Instant::now();
-    let out = run(&mut cmd, Duration::from_secs(60));
-    out.assert_ok();
-    let v = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
-    (v, out.stderr, started.elapsed())
-}
+use std::time::Duration;
 
 /// Attack 4, in the shim: the same malformed passwords as the launcher's
 /// test; neither the SQLite error nor the log may hold them.
@@ -47,7 +27,7 @@ fn a_malformed_password_is_never_repeated_by_the_shim() {
         let mut env = pg().env("security");
         env.retain(|(k, _)| k != "PLEX_PG_CONFIG");
         env.push(("PLEX_PG_CONFIG".into(), file.display().to_string()));
-        let (v, stderr, _) = attempt(&env);
+        let (v, stderr, _) = attempt(&env, &["SELECT 1"]);
         assert_eq!(v["opened"], false, "{v}");
         let msg = v["error"]["message"].as_str().unwrap();
         assert!(msg.contains("config.toml"), "{msg}");
@@ -120,7 +100,10 @@ fn the_retry_window_lasts_as_long_as_configured() {
         .unwrap()
         .port();
     let _proxy = server_back_on(port, Duration::from_millis(2300));
-    let (v, stderr, took) = attempt(&tcp_env(port, plex_pg_tests::PG_PASSWORD, 3000));
+    let (v, stderr, took) = attempt(
+        &tcp_env(port, plex_pg_tests::PG_PASSWORD, 3000),
+        &["SELECT 1"],
+    );
     assert_eq!(v["opened"], true, "gave up after {took:?}: {v}\n{stderr}");
     assert_eq!(v["rows"], serde_json::json!([[1]]), "{v}");
     assert!(took >= Duration::from_millis(2300), "{took:?}");
@@ -132,7 +115,7 @@ fn the_retry_window_lasts_as_long_as_configured() {
 /// an `invalid configuration`.
 #[test]
 fn a_missing_password_fails_at_once_with_the_real_cause() {
-    let (v, stderr, took) = attempt(&tcp_env(server_port(), "", 20_000));
+    let (v, stderr, took) = attempt(&tcp_env(server_port(), "", 20_000), &["SELECT 1"]);
     assert_eq!(v["opened"], false, "{v}");
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(
@@ -153,7 +136,7 @@ fn an_unknown_database_fails_at_once() {
     env.retain(|(k, _)| k != "PLEX_PG_DATABASE");
     env.push(("PLEX_PG_DATABASE".into(), "no_such_database_plex_pg".into()));
     env.push(("PLEX_PG_RETRY_FOR_MS".into(), "20000".into()));
-    let (v, stderr, took) = attempt(&env);
+    let (v, stderr, took) = attempt(&env, &["SELECT 1"]);
     assert_eq!(v["opened"], false, "{v}");
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(msg.contains("postgres.database"), "{msg}");

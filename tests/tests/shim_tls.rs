@@ -5,13 +5,13 @@
 //! says which protocol each one used. Python's sqlite3 with the shim
 //! preloaded is the client; the launcher's `check` is asked too.
 
-use plex_pg_tests::{artifact, python_script, run, shim, Cluster, TempDir};
+use plex_pg_tests::{artifact, attempt, python_script, run, shim, Cluster, TempDir};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The role that logs in with a client certificate (`cert` in pg_hba).
 const CERT_USER: &str = "certuser";
@@ -175,24 +175,6 @@ fn env(host: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     env
 }
 
-/// Open the library database through the shim and run `SELECT 1`: the
-/// client's JSON answer, its standard error, how long it took.
-fn attempt(env: &[(String, String)]) -> (Value, String, Duration) {
-    let dir = TempDir::new("shim-tls");
-    let db = dir.library_db();
-    let mut cmd = Command::new("python3");
-    cmd.arg(python_script("attempt.py"))
-        .arg(&db)
-        .arg("SELECT 1")
-        .envs(env.iter().cloned())
-        .env("LD_PRELOAD", shim());
-    let started = Instant::now();
-    let out = run(&mut cmd, Duration::from_secs(90));
-    out.assert_ok();
-    let v = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
-    (v, out.stderr, started.elapsed())
-}
-
 fn assert_opened(v: &Value, stderr: &str) {
     assert_eq!(v["opened"], true, "{v}\n{stderr}");
     assert_eq!(v["rows"], serde_json::json!([[1]]), "{v}\n{stderr}");
@@ -232,7 +214,7 @@ fn the_default_prefer_and_require_use_tls_where_plain_tcp_is_refused() {
         } else {
             &[("PLEX_PG_SSLMODE", "require")]
         };
-        let (v, stderr, _) = attempt(&env("127.0.0.1", extra));
+        let (v, stderr, _) = attempt(&env("127.0.0.1", extra), &["SELECT 1"]);
         assert_opened(&v, &stderr);
         std::thread::sleep(Duration::from_millis(200)); // the log is written asynchronously
         assert!(
@@ -244,14 +226,20 @@ fn the_default_prefer_and_require_use_tls_where_plain_tcp_is_refused() {
 
 #[test]
 fn disable_is_refused_by_a_tls_only_server_and_allow_then_uses_tls() {
-    let (v, stderr, took) = attempt(&env("127.0.0.1", &[("PLEX_PG_SSLMODE", "disable")]));
+    let (v, stderr, took) = attempt(
+        &env("127.0.0.1", &[("PLEX_PG_SSLMODE", "disable")]),
+        &["SELECT 1"],
+    );
     assert_refused_at_once(
         &v,
         &stderr,
         took,
         &["no encryption", "postgres.sslmode to prefer"],
     );
-    let (v, stderr, _) = attempt(&env("127.0.0.1", &[("PLEX_PG_SSLMODE", "allow")]));
+    let (v, stderr, _) = attempt(
+        &env("127.0.0.1", &[("PLEX_PG_SSLMODE", "allow")]),
+        &["SELECT 1"],
+    );
     assert_opened(&v, &stderr);
 }
 
@@ -262,10 +250,10 @@ fn verify_full_accepts_the_right_name_and_refuses_another() {
         ("PLEX_PG_SSLMODE", "verify-full"),
         ("PLEX_PG_SSLROOTCERT", ca.as_str()),
     ];
-    let (v, stderr, _) = attempt(&env("localhost", &verify));
+    let (v, stderr, _) = attempt(&env("localhost", &verify), &["SELECT 1"]);
     assert_opened(&v, &stderr);
     // The certificate names localhost, not 127.0.0.1.
-    let (v, stderr, took) = attempt(&env("127.0.0.1", &verify));
+    let (v, stderr, took) = attempt(&env("127.0.0.1", &verify), &["SELECT 1"]);
     assert_refused_at_once(
         &v,
         &stderr,
@@ -281,21 +269,27 @@ fn verify_full_accepts_the_right_name_and_refuses_another() {
 #[test]
 fn verify_ca_accepts_any_name_but_only_its_authority() {
     let ca = tls().file("ca.crt").display().to_string();
-    let (v, stderr, _) = attempt(&env(
-        "127.0.0.1",
-        &[
-            ("PLEX_PG_SSLMODE", "verify-ca"),
-            ("PLEX_PG_SSLROOTCERT", &ca),
-        ],
-    ));
+    let (v, stderr, _) = attempt(
+        &env(
+            "127.0.0.1",
+            &[
+                ("PLEX_PG_SSLMODE", "verify-ca"),
+                ("PLEX_PG_SSLROOTCERT", &ca),
+            ],
+        ),
+        &["SELECT 1"],
+    );
     assert_opened(&v, &stderr);
     let other = tls().file("other_ca.crt").display().to_string();
     for mode in ["verify-ca", "require"] {
         // `require` with sslrootcert set checks the chain, as libpq does.
-        let (v, stderr, took) = attempt(&env(
-            "127.0.0.1",
-            &[("PLEX_PG_SSLMODE", mode), ("PLEX_PG_SSLROOTCERT", &other)],
-        ));
+        let (v, stderr, took) = attempt(
+            &env(
+                "127.0.0.1",
+                &[("PLEX_PG_SSLMODE", mode), ("PLEX_PG_SSLROOTCERT", &other)],
+            ),
+            &["SELECT 1"],
+        );
         let msg =
             assert_refused_at_once(&v, &stderr, took, &["TLS with PostgreSQL", "certificate"]);
         assert!(
@@ -321,7 +315,7 @@ fn a_client_certificate_logs_in_without_a_password() {
         ("PLEX_PG_SSLCERT", cert.as_str()),
         ("PLEX_PG_SSLKEY", key.as_str()),
     ]);
-    let (v, stderr, _) = attempt(&env("127.0.0.1", &with_cert));
+    let (v, stderr, _) = attempt(&env("127.0.0.1", &with_cert), &["SELECT 1"]);
     assert_opened(&v, &stderr);
     std::thread::sleep(Duration::from_millis(200));
     assert!(
@@ -329,7 +323,7 @@ fn a_client_certificate_logs_in_without_a_password() {
         "no TLS session logged for {CERT_USER}"
     );
     // Without the certificate the server refuses the role, at once.
-    let (v, stderr, took) = attempt(&env("127.0.0.1", &base));
+    let (v, stderr, took) = attempt(&env("127.0.0.1", &base), &["SELECT 1"]);
     assert_refused_at_once(&v, &stderr, took, &["certificate"]);
 }
 
@@ -342,14 +336,17 @@ fn a_private_key_others_can_read_is_refused_naming_the_key() {
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let cert = t.file("client.crt").display().to_string();
     let key = key.display().to_string();
-    let (v, stderr, took) = attempt(&env(
-        "127.0.0.1",
-        &[
-            ("PLEX_PG_USER", CERT_USER),
-            ("PLEX_PG_SSLCERT", &cert),
-            ("PLEX_PG_SSLKEY", &key),
-        ],
-    ));
+    let (v, stderr, took) = attempt(
+        &env(
+            "127.0.0.1",
+            &[
+                ("PLEX_PG_USER", CERT_USER),
+                ("PLEX_PG_SSLCERT", &cert),
+                ("PLEX_PG_SSLKEY", &key),
+            ],
+        ),
+        &["SELECT 1"],
+    );
     assert_refused_at_once(
         &v,
         &stderr,
@@ -377,9 +374,9 @@ fn require_refuses_a_server_without_tls_and_prefer_falls_back_to_plain() {
             ],
         )
     };
-    let (v, stderr, _) = attempt(&over_tcp("prefer"));
+    let (v, stderr, _) = attempt(&over_tcp("prefer"), &["SELECT 1"]);
     assert_opened(&v, &stderr);
-    let (v, stderr, took) = attempt(&over_tcp("require"));
+    let (v, stderr, took) = attempt(&over_tcp("require"), &["SELECT 1"]);
     assert_refused_at_once(&v, &stderr, took, &["TLS", "postgres.sslmode = require"]);
 }
 
