@@ -355,4 +355,57 @@ fn check_postgres(r: &mut Report, settings: &Settings) {
             format!("{e}; check postgres.* in the configuration and that the server runs"),
         ),
     }
+    let endpoints = pg.endpoints();
+    if endpoints.len() > 1 {
+        for endpoint in endpoints {
+            check_host(r, pg, &endpoint);
+        }
+    }
+}
+
+/// One server of several: whether it answers, as what (a primary takes
+/// the library's writes; a standby is skipped until promoted), and with
+/// TLS or not. A server that does not answer is a warning: the list is
+/// there so that one may be down.
+fn check_host(
+    r: &mut Report,
+    pg: &plex_pg_config::settings::Postgres,
+    endpoint: &plex_pg_config::settings::Endpoint,
+) {
+    let mut one = pg.clone();
+    one.hosts = vec![endpoint.host.clone()];
+    one.ports = vec![endpoint.port];
+    one.target_session_attrs = plex_pg_config::settings::SessionAttrs::Any;
+    let what = format!("postgres host {endpoint}");
+    let mut client = match plex_pg_tls::client::connect(
+        &one,
+        "plex-pg-launcher check",
+        Duration::from_secs(5),
+    ) {
+        Ok(c) => c,
+        Err(e) => return r.line(Level::Warn, &what, format!("does not answer: {e}")),
+    };
+    match client.query_one(
+        "SELECT pg_is_in_recovery() OR current_setting('default_transaction_read_only')::bool, \
+                inet_server_addr()::text, \
+                (SELECT CASE WHEN ssl THEN version END FROM pg_stat_ssl WHERE pid = pg_backend_pid())",
+        &[],
+    ) {
+        Ok(row) => {
+            let read_only: bool = row.get(0);
+            let address = row
+                .get::<_, Option<String>>(1)
+                .map_or("a Unix socket".to_string(), |a| format!("address {a}"));
+            let tls = row
+                .get::<_, Option<String>>(2)
+                .map_or("not encrypted".to_string(), |v| format!("encrypted: {v}"));
+            let role = if read_only {
+                "read-only (a standby): skipped for the library until it is promoted"
+            } else {
+                "primary: accepts writes"
+            };
+            r.line(Level::Ok, &what, format!("{role}; {address}, {tls}"))
+        }
+        Err(e) => r.line(Level::Warn, &what, format!("answers, but a query failed: {}", error_chain(&e))),
+    }
 }

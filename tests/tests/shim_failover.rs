@@ -115,6 +115,47 @@ fn first_host_down_and_a_standby_first_are_skipped() {
     );
     let on_primary = stored(&primary);
     assert_eq!(on_primary, ok_ids(&lines));
+
+    // `check` shows each server: the missing one, the standby, the primary.
+    let out = plex_pg_tests::run(
+        Command::new(plex_pg_tests::artifact("plex-pg-launcher"))
+            .arg("check")
+            .env("PLEX_PG_HOST", &hosts)
+            .env("PLEX_PG_PORT", &ports)
+            .env("PLEX_PG_DATABASE", PG_DATABASE)
+            .env("PLEX_PG_USER", PG_USER)
+            .env("PLEX_PG_PASSWORD", PG_PASSWORD)
+            .env("PLEX_PG_CONFIG", "/dev/null"),
+        Duration::from_secs(60),
+    );
+    let host_line = |dir: &std::path::Path, port: u16| {
+        let name = format!("postgres host {}/.s.PGSQL.{port}:", dir.display());
+        out.stdout
+            .lines()
+            .find(|l| l.contains(&name))
+            .unwrap_or_else(|| panic!("no line for {name}:\n{}", out.stdout))
+            .to_string()
+    };
+    let missing = host_line(nobody.path(), primary.port());
+    assert!(
+        missing.starts_with("WARN") && missing.contains("does not answer"),
+        "{missing}"
+    );
+    let read_only = host_line(standby.socket_dir(), standby.port());
+    assert!(
+        read_only.starts_with("ok") && read_only.contains("read-only (a standby)"),
+        "{read_only}"
+    );
+    let writable = host_line(primary.socket_dir(), primary.port());
+    assert!(
+        writable.starts_with("ok") && writable.contains("primary: accepts writes"),
+        "{writable}"
+    );
+    assert!(
+        out.stdout.lines().any(|l| l.starts_with("ok   postgres:")),
+        "the list as a whole connects (to the primary):\n{}",
+        out.stdout
+    );
 }
 
 #[test]
