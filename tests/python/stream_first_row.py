@@ -1,5 +1,7 @@
 """Read one row of a large result, then ask PostgreSQL (psql) whether the
 query is still running: it is when rows are streamed, not loaded whole.
+Only the shim's sessions reading `table` count (other tests run beside
+this one: a bare name would match their `bigint`).
 Then read the rest and check every row."""
 import json
 import os
@@ -14,7 +16,7 @@ first = cur.fetchone()
 state = subprocess.run(
     ["psql", "-X", "-A", "-t", "-h", os.environ["PLEX_PG_HOST"], "-p", os.environ["PLEX_PG_PORT"],
      "-U", os.environ["PLEX_PG_USER"], "-d", os.environ["PLEX_PG_DATABASE"], "-c",
-     f"SELECT state FROM pg_stat_activity WHERE query ILIKE '%{table}%' AND backend_type = 'client backend' AND pid <> pg_backend_pid()"],
+     f"SELECT state FROM pg_stat_activity WHERE application_name = 'plex-pg' AND query ~* '\\mFROM \"?{table}\\M' AND pid <> pg_backend_pid()"],
     capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD"},
 ).stdout.split()
 count, bad = 1, 0 if first == (1, "guid-1") else 1

@@ -9,7 +9,7 @@
 //!
 //! The Debian root is debootstrap's `minbase` variant of the build
 //! machine's own release, with systemd (for `systemd-analyze verify
-//! --root`). debootstrap takes a minute or two, so its result is kept as a
+//! --root`) and the package's dependencies. debootstrap takes a minute or two, so its result is kept as a
 //! tar file in `/var/cache/plex-pg-tests/` (override:
 //! `PLEX_PG_DEBIAN_ROOT_CACHE`) and unpacked afresh for each run.
 
@@ -393,6 +393,12 @@ fn release_and_mirror() -> (String, Option<String>) {
     (codename, mirror)
 }
 
+/// What the Debian root has beyond `minbase`: systemd (for
+/// `systemd-analyze verify --root`) and the package's own dependencies
+/// (`libsqlite3-0`, which `plex-pg-import` loads), so `dpkg -i` can
+/// configure it as apt would.
+const INCLUDE: &str = "systemd,libsqlite3-0";
+
 /// A fresh Debian root: debootstrap's result, cached as a tar file.
 fn debian_root() -> TempDir {
     require("debootstrap", "debootstrap");
@@ -400,14 +406,23 @@ fn debian_root() -> TempDir {
     let cache = std::env::var_os("PLEX_PG_DEBIAN_ROOT_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| "/var/cache/plex-pg-tests".into());
-    let tar = cache.join(format!("{codename}-minbase-systemd.tar"));
+    // The name lists what was included: a root cached before a package
+    // joined the list is never reused.
+    let tar = cache.join(format!(
+        "{codename}-minbase-{}.tar",
+        INCLUDE.replace(',', "-")
+    ));
     if !tar.is_file() {
         std::fs::create_dir_all(&cache)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", cache.display()));
         let made = TempDir::new("debootstrap");
         let mut cmd = Command::new("debootstrap");
-        cmd.args(["--variant=minbase", "--include=systemd", &codename])
-            .arg(made.path());
+        cmd.args([
+            "--variant=minbase",
+            &format!("--include={INCLUDE}"),
+            &codename,
+        ])
+        .arg(made.path());
         if let Some(m) = &mirror {
             cmd.arg(m);
         }

@@ -180,14 +180,14 @@ fn transactions_behave_as_in_sqlite() {
 fn large_results_stream() {
     let schema = schema_with(
         "stream",
-        "CREATE TABLE big (id bigint PRIMARY KEY, guid text); INSERT INTO big SELECT g, 'guid-' || g FROM generate_series(1, 300000) g",
+        "CREATE TABLE stream_big (id bigint PRIMARY KEY, guid text); INSERT INTO stream_big SELECT g, 'guid-' || g FROM generate_series(1, 300000) g",
     );
     let dir = TempDir::new("stream");
     let out = run(
         &mut python_with_shim(
             "stream_first_row.py",
             &schema,
-            &[&dir.library_db(), "big", "300000"],
+            &[&dir.library_db(), "stream_big", "300000"],
         ),
         LIMIT,
     );
