@@ -575,7 +575,7 @@ fn two_million_reports_with_ever_new_slots_leave_the_launcher_small() {
 /// Attack 6: a process outside Plex's tree (of the same user, which may
 /// send to the socket) floods reports, trying to fill the buffer kept for
 /// processes a procfs scan has not seen yet; the reports of Plex's later
-/// children must still decide their pool checks.
+/// children must still be taken.
 #[test]
 fn an_outsider_cannot_fill_the_early_report_buffer() {
     let mut l = Launcher::new();
@@ -621,17 +621,19 @@ fn an_outsider_cannot_fill_the_early_report_buffer() {
     assert_eq!(children.len(), 4, "{}", run.dump());
     for child in children {
         let check = run.event_for("pool_check", child);
-        assert_eq!(
-            check["report"],
-            true,
-            "child {child}'s AfterFork report was dropped\n{}",
-            run.dump()
-        );
         assert_eq!(check["verdict"], "ok", "{}", run.dump());
     }
+    // Every report of the tree was taken (parents' Hello and Connected,
+    // children's AfterFork): the only rejected ones are the outsider's
+    // 3,000. (Whether a child's check waited for its report is the procfs
+    // watcher's timing: a scan may see a child after its handler ran and
+    // before its report came, and judge it from /proc alone.)
+    let summary = run.summary();
+    assert_eq!(summary["reports_rejected"], 3000, "{}", run.dump());
+    let accepted = summary["reports"].as_u64().unwrap() - 3000;
     assert!(
-        run.summary()["reports_rejected"].as_u64().unwrap() >= 3000,
-        "{}",
+        accepted >= 2 * 4,
+        "each of the 4 rounds sends at least a parent's and a child's report: {accepted}\n{}",
         run.dump()
     );
     assert_rate_limited(&run);
