@@ -6,6 +6,7 @@
 //! the launcher are defined once, in [`report`], so the two sides cannot
 //! drift apart.
 
+pub mod compat;
 pub mod report;
 pub mod settings;
 

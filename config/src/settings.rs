@@ -345,6 +345,9 @@ pub struct Settings {
     pub file: Option<PathBuf>,
     /// Keys set by something other than the default, and by what.
     pub origins: Vec<(&'static str, Source)>,
+    /// Values read with plex-postgresql's meaning (`crate::compat`), one
+    /// line each, for the launcher to log once and `check` to show.
+    pub notes: Vec<String>,
 }
 
 /// The default route: Plex's two library databases.
@@ -405,6 +408,7 @@ impl Default for Settings {
             },
             file: None,
             origins: Vec::new(),
+            notes: Vec::new(),
         }
     }
 }
@@ -537,6 +541,14 @@ impl<'a> Raw<'a> {
     }
 }
 
+/// The first of `errors`, if any.
+fn first(errors: Vec<ConfigError>) -> Result<(), ConfigError> {
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 fn split_list(s: &str) -> Vec<String> {
     s.split(',')
         .map(|p| p.trim().to_string())
@@ -663,6 +675,25 @@ impl Settings {
             "shim.real_sqlite" => self.shim.real_sqlite = raw.optional_string()?.map(PathBuf::from),
             "shim.fork_handler" => self.shim.fork_handler = raw.bool()?,
             "log.level" => {
+                // plex-postgresql's numbers: 0 error, 1 info, 2 debug.
+                let numbered = match raw {
+                    Raw::Toml(toml::Value::Integer(n)) => Some(*n),
+                    Raw::Text(s) => s.trim().parse::<i64>().ok(),
+                    _ => None,
+                };
+                if let Some(n) = numbered {
+                    let (level, name) = match n {
+                        0 => (LogLevel::Error, "error"),
+                        1 => (LogLevel::Info, "info"),
+                        2 => (LogLevel::Debug, "debug"),
+                        _ => return Err(format!("{n} is not a level: expected error, warn, info, debug or trace (or plex-postgresql's 0, 1 or 2)")),
+                    };
+                    self.log.level = level;
+                    self.notes.push(format!(
+                        "log level {n} read with plex-postgresql's numbering: {name}"
+                    ));
+                    return Ok(());
+                }
                 self.log.level = raw.choice(&[
                     ("error", LogLevel::Error),
                     ("warn", LogLevel::Warn),
@@ -702,45 +733,103 @@ impl Settings {
         Ok(())
     }
 
-    /// Apply a whole TOML document (`[section]` tables of keys).
+    /// Apply a whole TOML document (`[section]` tables of keys); the first
+    /// error ([`Settings::apply_toml_all`] keeps going).
     pub fn apply_toml(&mut self, text: &str, source: &Source) -> Result<(), ConfigError> {
-        let whole = |message: String| ConfigError {
-            key: String::new(),
-            source: source.clone(),
-            message,
-        };
-        let doc: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| whole(syntax_error(&e, text)))?;
-        for (section, value) in &doc {
-            let table = value.as_table().ok_or_else(|| ConfigError {
-                key: section.clone(),
-                source: source.clone(),
-                message: "expected a [section] table".into(),
-            })?;
-            for (name, v) in table {
-                self.apply(&format!("{section}.{name}"), Raw::Toml(v), source)?;
-            }
-        }
-        Ok(())
+        first(self.apply_toml_all(text, source))
     }
 
-    /// Apply every `PLEX_PG_*` override found by `env`.
+    /// Apply a whole TOML document, every key that can be; the errors of
+    /// the others, in the file's order.
+    pub fn apply_toml_all(&mut self, text: &str, source: &Source) -> Vec<ConfigError> {
+        let doc: toml::Table = match text.parse() {
+            Ok(doc) => doc,
+            Err(e) => {
+                return vec![ConfigError {
+                    key: String::new(),
+                    source: source.clone(),
+                    message: syntax_error(&e, text),
+                }]
+            }
+        };
+        let mut errors = Vec::new();
+        for (section, value) in &doc {
+            let Some(table) = value.as_table() else {
+                errors.push(ConfigError {
+                    key: section.clone(),
+                    source: source.clone(),
+                    message: "expected a [section] table".into(),
+                });
+                continue;
+            };
+            for (name, v) in table {
+                if let Err(e) = self.apply(&format!("{section}.{name}"), Raw::Toml(v), source) {
+                    errors.push(e);
+                }
+            }
+        }
+        errors
+    }
+
+    /// Apply every `PLEX_PG_*` override found by `env`; the first error
+    /// ([`Settings::apply_env_all`] keeps going).
     pub fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        first(self.apply_env_all(env))
+    }
+
+    /// Apply every `PLEX_PG_*` override found by `env` that can be, and
+    /// plex-postgresql's variables that map onto a setting
+    /// ([`crate::compat::MAPPED`]); the errors of the others.
+    pub fn apply_env_all(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
         for (key, var, _) in KEYS {
             let Some(var) = var else { continue };
             if let Some(value) = env(var) {
-                self.apply(key, Raw::Text(&value), &Source::Env(var.to_string()))?;
+                if let Err(e) = self.apply(key, Raw::Text(&value), &Source::Env(var.to_string())) {
+                    errors.push(e);
+                }
             }
         }
-        Ok(())
+        const DELAYS: &str = "PLEX_PG_RETRY_DELAYS";
+        if let (None, Some(delays)) = (env("PLEX_PG_RETRY_FOR_MS"), env(DELAYS)) {
+            let source = Source::Env(DELAYS.to_string());
+            let total = split_list(&delays)
+                .iter()
+                .map(|d| d.parse::<u64>())
+                .sum::<Result<u64, _>>();
+            let applied = match total {
+                Ok(total) => self
+                    .apply("postgres.retry_for_ms", Raw::Text(&total.to_string()), &source)
+                    .map(|()| total),
+                Err(_) => Err(ConfigError {
+                    key: "postgres.retry_for_ms".into(),
+                    source,
+                    message: format!(
+                        "expected plex-postgresql's comma-separated delays in milliseconds, got {delays:?}"
+                    ),
+                }),
+            };
+            match applied {
+                Ok(total) => self.notes.push(format!(
+                    "{DELAYS} read with plex-postgresql's meaning: a dead server is retried for {total} ms (postgres.retry_for_ms)"
+                )),
+                Err(e) => errors.push(e),
+            }
+        }
+        errors
     }
 
-    /// Checks that involve more than one key.
+    /// Checks that involve more than one key: the first problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        first(self.validate_all())
+    }
+
+    /// Checks that involve more than one key: every problem.
+    pub fn validate_all(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
         let (hosts, ports) = (self.postgres.hosts.len(), self.postgres.ports.len());
         if ports != 1 && ports != hosts {
-            return Err(ConfigError {
+            errors.push(ConfigError {
                 key: "postgres.port".into(),
                 source: self.origin("postgres.port"),
                 message: format!(
@@ -753,7 +842,7 @@ impl Settings {
         if matches!(pg.sslmode, SslMode::VerifyCa | SslMode::VerifyFull)
             && pg.sslrootcert.is_empty()
         {
-            return Err(ConfigError {
+            errors.push(ConfigError {
                 key: "postgres.sslrootcert".into(),
                 source: self.origin("postgres.sslmode"),
                 message: format!(
@@ -768,7 +857,7 @@ impl Settings {
             } else {
                 ("postgres.sslkey", "postgres.sslcert")
             };
-            return Err(ConfigError {
+            errors.push(ConfigError {
                 key: unset.into(),
                 source: self.origin(set),
                 message: format!(
@@ -777,7 +866,7 @@ impl Settings {
             });
         }
         if self.pool.size > self.pool.max {
-            return Err(ConfigError {
+            errors.push(ConfigError {
                 key: "pool.size".into(),
                 source: self.origin("pool.size"),
                 message: format!(
@@ -788,7 +877,7 @@ impl Settings {
                 ),
             });
         }
-        Ok(())
+        errors
     }
 
     /// Where `key`'s current value came from.
@@ -815,7 +904,20 @@ impl Settings {
         path: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigError> {
+        let (settings, errors) = Self::load_file_all(path, env);
+        first(errors).map(|()| settings)
+    }
+
+    /// Like [`Settings::load_file`], but every problem: the settings with
+    /// each key that could be applied (the others keep their defaults) and
+    /// every error, the file's first, then the environment's, then those
+    /// between keys. `check` shows them all at once.
+    pub fn load_file_all(
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> (Settings, Vec<ConfigError>) {
         let mut settings = Settings::default();
+        let mut errors = Vec::new();
         let (path, required) = match path {
             Some(p) => (p.to_path_buf(), true),
             None => (PathBuf::from(DEFAULT_PATH), false),
@@ -823,21 +925,35 @@ impl Settings {
         let source = Source::File(path.clone());
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                settings.apply_toml(&text, &source)?;
+                errors.extend(settings.apply_toml_all(&text, &source));
                 settings.file = Some(path);
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
-            Err(e) => {
-                return Err(ConfigError {
-                    key: String::new(),
-                    source,
-                    message: format!("cannot read: {e}"),
-                })
-            }
+            Err(e) => errors.push(ConfigError {
+                key: String::new(),
+                source,
+                message: format!("cannot read: {e}"),
+            }),
         }
-        settings.apply_env(env)?;
-        settings.validate()?;
-        Ok(settings)
+        errors.extend(settings.apply_env_all(env));
+        settings.pool_max_follows_size();
+        errors.extend(settings.validate_all());
+        (settings, errors)
+    }
+
+    /// plex-postgresql's rule, kept for its users' `PLEX_PG_POOL_SIZE=50`:
+    /// when `pool.max` was not set and the size is above it, the cap follows
+    /// the size instead of refusing the start.
+    fn pool_max_follows_size(&mut self) {
+        if self.pool.size > self.pool.max && self.origin("pool.max") == Source::Default {
+            let from = self.origin("pool.size");
+            self.notes.push(format!(
+                "pool.max follows pool.size = {} (from {from}): pool.max was not set, and plex-postgresql's cap defaults to its pool size",
+                self.pool.size
+            ));
+            self.pool.max = self.pool.size;
+            self.origins.push(("pool.max", from));
+        }
     }
 
     /// The PostgreSQL schema for a routed database file name: the main
@@ -1223,5 +1339,74 @@ mod tests {
         let err = Settings::load_file(None, &env).unwrap_err();
         assert_eq!(err.key, "postgres.sslmode");
         assert!(err.message.contains("verify-full"), "{}", err.message);
+    }
+
+    #[test]
+    fn every_problem_at_once_file_then_environment_then_between_keys() {
+        let path = write_temp(
+            "[pool]\nsize = \"many\"\nmax = 0\n[launcher]\nmode = \"loud\"\nwatch = \"x\"\n[postgres]\nsslmode = \"verify-full\"\n",
+        );
+        let (settings, errors) =
+            Settings::load_file_all(Some(&path), &env_of(&[("PLEX_PG_PORT", "port")]));
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "launcher.mode",
+                "launcher.watch",
+                "pool.max",
+                "pool.size",
+                "postgres.port",
+                "postgres.sslrootcert"
+            ],
+            "{errors:#?}"
+        );
+        // What could be applied was: the file's sslmode is in force.
+        assert_eq!(settings.postgres.sslmode, SslMode::VerifyFull);
+        let first = Settings::load_file(Some(&path), &|_| None).unwrap_err();
+        assert_eq!(first.key, "launcher.mode");
+    }
+
+    #[test]
+    fn plex_postgresql_variables_start_with_their_meaning() {
+        let s = Settings::load_file(
+            None,
+            &env_of(&[
+                ("PLEX_PG_POOL_SIZE", "50"),
+                ("PLEX_PG_LOG_LEVEL", "1"),
+                ("PLEX_PG_RETRY_DELAYS", "500,1000,2000,3000,4000"),
+            ]),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((s.pool.size, s.pool.max), (50, 50));
+        assert_eq!(
+            s.origin("pool.max"),
+            Source::Env("PLEX_PG_POOL_SIZE".into())
+        );
+        assert_eq!(s.log.level, LogLevel::Info);
+        assert_eq!(s.postgres.retry_for, Duration::from_millis(10_500));
+        assert_eq!(s.notes.len(), 3, "{:?}", s.notes);
+        for (n, level) in [
+            ("0", LogLevel::Error),
+            ("2", LogLevel::Debug),
+            ("DEBUG", LogLevel::Debug),
+        ] {
+            let s = Settings::load_file(None, &env_of(&[("PLEX_PG_LOG_LEVEL", n)])).unwrap();
+            assert_eq!(s.log.level, level, "{n}");
+        }
+        assert!(Settings::load_file(None, &env_of(&[("PLEX_PG_LOG_LEVEL", "7")])).is_err());
+        // plex-pg's own window wins over plex-postgresql's delays.
+        let s = Settings::load_file(
+            None,
+            &env_of(&[
+                ("PLEX_PG_RETRY_FOR_MS", "60000"),
+                ("PLEX_PG_RETRY_DELAYS", "1,2"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.postgres.retry_for, Duration::from_secs(60));
+        let err =
+            Settings::load_file(None, &env_of(&[("PLEX_PG_RETRY_DELAYS", "1,soon")])).unwrap_err();
+        assert_eq!(err.source, Source::Env("PLEX_PG_RETRY_DELAYS".into()));
     }
 }

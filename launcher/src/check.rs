@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use caps::{CapSet, Capability};
 use plex_pg_config::settings::Mode;
-use plex_pg_config::Settings;
+use plex_pg_config::{ConfigError, Settings};
 use plex_pg_tls::client::chain as error_chain;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -42,8 +42,10 @@ impl Report {
     }
 }
 
-/// Run every check; returns the exit status.
-pub fn run(settings: &Settings) -> i32 {
+/// Run every check, after listing every configuration problem
+/// (`config_errors`; the checks then run on the settings that could be
+/// applied); returns the exit status.
+pub fn run(settings: &Settings, config_errors: &[ConfigError]) -> i32 {
     let mut r = Report { failed: false };
     let file = settings
         .file
@@ -59,6 +61,16 @@ pub fn run(settings: &Settings) -> i32 {
             format!("{:?}", settings.launcher.watcher).to_lowercase()
         ),
     );
+    for e in config_errors {
+        r.line(Level::Fail, "config", e.to_string());
+    }
+    for note in &settings.notes {
+        r.line(Level::Ok, "config", note);
+    }
+    let names = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
+    for note in plex_pg_config::compat::env_notes(names) {
+        r.line(Level::Warn, "config", note.to_string());
+    }
     if let Err(e) = crate::trust::check_config(settings) {
         r.line(
             Level::Fail,

@@ -78,13 +78,26 @@ pub struct Options {
 }
 
 impl Options {
-    /// The settings: the file, the `PLEX_PG_*` environment, then these options.
+    /// The settings: the file, the `PLEX_PG_*` environment, then these
+    /// options; the first problem.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let (settings, errors) = self.settings_all();
+        match errors.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(settings),
+        }
+    }
+
+    /// The settings with every key that could be applied, and every
+    /// problem (`check` shows them all at once).
+    pub fn settings_all(&self) -> (Settings, Vec<ConfigError>) {
         let env = |k: &str| std::env::var(k).ok();
-        let mut settings = match &self.config {
-            Some(path) => Settings::load_file(Some(path), &env)?,
-            None => Settings::load(&env)?,
-        };
+        let explicit = self.config.clone().or_else(|| {
+            env(plex_pg_config::settings::CONFIG_ENV)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        });
+        let (mut settings, mut errors) = Settings::load_file_all(explicit.as_deref(), &env);
         let overrides = [
             ("launcher.mode", &self.mode),
             ("launcher.watcher", &self.watcher),
@@ -94,12 +107,23 @@ impl Options {
             ("launcher.grace_period_ms", &self.grace_period_ms),
             ("launcher.poll_interval_ms", &self.poll_interval_ms),
         ];
+        let mut applied = false;
         for (key, value) in overrides {
             if let Some(v) = value {
-                settings.apply(key, Raw::Text(v), &Source::CommandLine)?;
+                applied = true;
+                if let Err(e) = settings.apply(key, Raw::Text(v), &Source::CommandLine) {
+                    errors.push(e);
+                }
             }
         }
-        settings.validate()?;
-        Ok(settings)
+        if applied {
+            // The command line may have changed what the keys' checks saw.
+            for e in settings.validate_all() {
+                if !errors.contains(&e) {
+                    errors.push(e);
+                }
+            }
+        }
+        (settings, errors)
     }
 }

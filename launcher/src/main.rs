@@ -9,14 +9,15 @@ use plex_pg_launcher::{check, demo, guard, import, supervisor};
 
 fn main() {
     let cli = Cli::parse();
-    let settings = match cli.options.settings() {
-        Ok(s) => s,
-        Err(e) => {
+    let (settings, config_errors) = cli.options.settings_all();
+    let checking = matches!(cli.command, Some(Command::Check));
+    if !config_errors.is_empty() && !checking {
+        for e in &config_errors {
             eprintln!("plex-pg-launcher: {e}");
-            eprintln!("plex-pg-launcher: nothing was started; fix the configuration (plex-pg-launcher check shows every problem)");
-            exit(2);
         }
-    };
+        eprintln!("plex-pg-launcher: nothing was started; fix the configuration (plex-pg-launcher check shows every problem)");
+        exit(2);
+    }
     if cli.command.is_none() {
         // `check` reports an untrusted file as FAIL itself; a run refuses it.
         if let Err(e) = plex_pg_launcher::trust::check_config(&settings) {
@@ -26,8 +27,19 @@ fn main() {
         }
     }
     init_logging(&settings);
+    if !checking {
+        // `check` lists these itself.
+        for note in &settings.notes {
+            tracing::info!("{note}");
+        }
+        for note in plex_pg_config::compat::env_notes(
+            std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()),
+        ) {
+            tracing::warn!("{note}");
+        }
+    }
     match cli.command {
-        Some(Command::Check) => exit(check::run(&settings)),
+        Some(Command::Check) => exit(check::run(&settings, &config_errors)),
         Some(Command::Demo(args)) => exit(demo::run(&settings, &cli.options, &args)),
         Some(Command::Import(args)) => exit(import::exec(&cli.options, &args)),
         Some(Command::Export(args)) => exit(import::exec_export(&cli.options, &args)),

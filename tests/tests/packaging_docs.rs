@@ -14,6 +14,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use plex_pg_config::compat;
 use plex_pg_config::report::SUPERVISOR_ENV;
 use plex_pg_config::settings::{Raw, Settings, Source, CONFIG_ENV, KEYS};
 use plex_pg_tests::workspace_root;
@@ -100,11 +101,39 @@ fn configuration_md_lists_every_key_with_its_variable_default_and_meaning() {
 }
 
 #[test]
+fn configuration_md_lists_every_plex_postgresql_variable_plex_pg_maps_or_ignores() {
+    let doc = read("docs/configuration.md");
+    let rows = table(&doc, "Coming from plex-postgresql");
+    let listed: Vec<&str> = rows.iter().map(|r| unquote(&r[0])).collect();
+    let expected: Vec<&str> = compat::MAPPED
+        .iter()
+        .chain(compat::IGNORED)
+        .map(|(v, _)| *v)
+        .collect();
+    assert_eq!(
+        listed, expected,
+        "docs/configuration.md must list compat::MAPPED then compat::IGNORED, in order"
+    );
+    // Each ignored one is named as plex-postgresql's, not as a typo.
+    for (var, _) in compat::IGNORED {
+        assert!(
+            matches!(
+                &compat::env_notes([var])[..],
+                [compat::EnvNote::Foreign { .. }]
+            ),
+            "{var}"
+        );
+    }
+}
+
+#[test]
 fn docs_name_only_variables_that_exist() {
     let known: BTreeSet<&str> = KEYS
         .iter()
         .filter_map(|(_, v, _)| *v)
         .chain([CONFIG_ENV, SUPERVISOR_ENV])
+        .chain(compat::MAPPED.iter().map(|(v, _)| *v))
+        .chain(compat::IGNORED.iter().map(|(v, _)| *v))
         .collect();
     for path in [
         "docs/configuration.md",
