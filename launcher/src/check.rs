@@ -78,6 +78,16 @@ pub fn run(settings: &Settings, config_errors: &[ConfigError]) -> i32 {
             format!("{e}; the launcher refuses to start with this file"),
         );
     }
+    let stop = crate::stop::grace_period(settings);
+    r.line(
+        if stop.systemd_kills_first {
+            Level::Warn
+        } else {
+            Level::Ok
+        },
+        "stop",
+        stop.why,
+    );
     check_caps(&mut r, settings);
     check_ptrace(&mut r, settings);
     check_shim(&mut r, &settings.launcher.shim);

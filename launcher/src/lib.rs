@@ -31,6 +31,7 @@ pub mod privileges;
 pub mod reports;
 pub mod sockets;
 pub mod spawn;
+pub mod stop;
 pub mod supervisor;
 pub mod trust;
 pub mod verdict;

@@ -95,6 +95,12 @@ pub fn run(settings: Settings, program: Vec<OsString>) -> i32 {
 impl Supervisor {
     fn start(settings: &Settings, program: Vec<OsString>) -> Result<Supervisor, StartError> {
         let l = &settings.launcher;
+        let stop = crate::stop::grace_period(settings);
+        if stop.systemd_kills_first {
+            tracing::warn!("stop: {}", stop.why);
+        } else {
+            tracing::info!("stop: {}", stop.why);
+        }
         let path = spawn::resolve(&program[0], std::env::var_os("PATH").as_deref())
             .map_err(|e| fail(127, format!("cannot start {:?}: {e}", program[0])))?;
         match std::fs::metadata(&l.shim) {
@@ -264,7 +270,7 @@ impl Supervisor {
             watching,
             kernel,
             judge,
-            init: Init::new(pid, l.grace_period),
+            init: Init::new(pid, stop.period),
         })
     }
 
