@@ -93,6 +93,7 @@ pub fn run(settings: &Settings, config_errors: &[ConfigError]) -> i32 {
     check_shim(&mut r, &settings.launcher.shim);
     check_user(&mut r, settings);
     check_postgres(&mut r, settings);
+    check_connections(&mut r, settings);
     for (problem, text) in crate::guard::state(settings) {
         r.line(
             if problem { Level::Fail } else { Level::Ok },
@@ -429,5 +430,137 @@ fn check_host(
             r.line(Level::Ok, &what, format!("{role}; {address}, {tls}"))
         }
         Err(e) => r.line(Level::Warn, &what, format!("answers, but a query failed: {}", error_chain(&e))),
+    }
+}
+
+/// How many Plex processes are expected to open the library at once, each
+/// with a full pool, in the connection budget: the server and two Scanners
+/// (a library scan runs the Scanner beside the server; a second scan or a
+/// maintenance task may run another).
+const PROCESSES_AT_ONCE: u64 = 3;
+
+/// What PostgreSQL leaves plex-pg, from its settings and what else is
+/// connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionBudget {
+    pub max_connections: u64,
+    /// `superuser_reserved_connections` plus `reserved_connections` (16+).
+    pub reserved: u64,
+    /// Connections open now that are not plex-pg's.
+    pub others: u64,
+    /// The role's and the database's `CONNECTION LIMIT`, the lower, if any.
+    pub limit: Option<u64>,
+}
+
+impl ConnectionBudget {
+    /// Connections plex-pg's processes can open.
+    pub fn available(&self) -> u64 {
+        let server = self
+            .max_connections
+            .saturating_sub(self.reserved)
+            .saturating_sub(self.others);
+        self.limit.map_or(server, |l| l.min(server))
+    }
+
+    /// The verdict for pools of `pool_max` slots: a line's level (fail,
+    /// warn or ok) and its text.
+    pub fn judge(&self, pool_max: u64) -> (Option<bool>, String) {
+        let available = self.available();
+        let need = pool_max * PROCESSES_AT_ONCE;
+        let limit = self
+            .limit
+            .map(|l| format!(", a CONNECTION LIMIT of {l} on the role or database"))
+            .unwrap_or_default();
+        let figures = format!(
+            "max_connections {} less {} reserved and {} other connection(s) open now{limit}: {available} for plex-pg",
+            self.max_connections, self.reserved, self.others
+        );
+        if available < pool_max {
+            (
+                Some(true),
+                format!("{figures}, fewer than one process's pool.max = {pool_max}: Plex will get SQLITE_BUSY when its pool fills; raise max_connections or lower pool.max"),
+            )
+        } else if available < need {
+            (
+                None,
+                format!("{figures}; the server and two Scanners at once, each with pool.max = {pool_max}, can ask for {need}: lower pool.max to {} or raise max_connections", available / PROCESSES_AT_ONCE),
+            )
+        } else {
+            (
+                Some(false),
+                format!("{figures}; room for the server and two Scanners at once with pool.max = {pool_max} ({need})"),
+            )
+        }
+    }
+}
+
+/// `max_connections` and the connections already taken against the pools
+/// plex-pg's processes will open.
+fn check_connections(r: &mut Report, settings: &Settings) {
+    let pg = &settings.postgres;
+    let Ok(mut client) =
+        plex_pg_tls::client::connect(pg, "plex-pg-launcher check", Duration::from_secs(10))
+    else {
+        return; // check_postgres said why.
+    };
+    let row = client.query_one(
+        "SELECT current_setting('max_connections')::bigint, \
+                current_setting('superuser_reserved_connections')::bigint \
+                  + coalesce(current_setting('reserved_connections', true)::bigint, 0), \
+                (SELECT count(*) FROM pg_stat_activity \
+                  WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() \
+                    AND coalesce(application_name, '') NOT LIKE 'plex-pg%'), \
+                (SELECT min(l) FROM (SELECT rolconnlimit AS l FROM pg_roles WHERE rolname = current_user \
+                  UNION ALL SELECT datconnlimit FROM pg_database WHERE datname = current_database()) AS limits \
+                  WHERE l >= 0)::bigint",
+        &[],
+    );
+    match row {
+        Ok(row) => {
+            let budget = ConnectionBudget {
+                max_connections: row.get::<_, i64>(0) as u64,
+                reserved: row.get::<_, i64>(1) as u64,
+                others: row.get::<_, i64>(2) as u64,
+                limit: row.get::<_, Option<i64>>(3).map(|l| l as u64),
+            };
+            let (failed, text) = budget.judge(settings.pool.max as u64);
+            let level = match failed {
+                Some(true) => Level::Fail,
+                None => Level::Warn,
+                Some(false) => Level::Ok,
+            };
+            r.line(level, "connections", text);
+        }
+        Err(e) => r.line(
+            Level::Warn,
+            "connections",
+            format!("cannot read max_connections: {}", error_chain(&e)),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::ConnectionBudget;
+
+    #[test]
+    fn the_pools_of_three_processes_against_what_postgresql_leaves() {
+        let budget = |max, reserved, others, limit| ConnectionBudget {
+            max_connections: max,
+            reserved,
+            others,
+            limit,
+        };
+        // Debian's default server: 100, 3 reserved; plex-pg's default pool.max 32.
+        let (verdict, text) = budget(100, 3, 0, None).judge(32);
+        assert_eq!(verdict, Some(false), "{text}");
+        assert!(text.contains("97 for plex-pg"), "{text}");
+        let (verdict, text) = budget(100, 3, 10, None).judge(32);
+        assert_eq!(verdict, None, "{text}");
+        assert!(text.contains("lower pool.max to 29"), "{text}");
+        assert_eq!(budget(100, 3, 70, None).judge(32).0, Some(true));
+        // A CONNECTION LIMIT on the role counts too.
+        assert_eq!(budget(500, 3, 0, Some(20)).judge(32).0, Some(true));
+        assert_eq!(budget(10, 20, 0, None).available(), 0);
     }
 }

@@ -124,3 +124,38 @@ fn a_start_with_several_bad_values_names_each_and_starts_nothing() {
     }
     assert!(!marker.exists(), "the command was started");
 }
+
+#[test]
+fn check_weighs_max_connections_against_the_pools_plex_will_open() {
+    let pg = plex_pg_tests::pg();
+    let max: u64 = pg.psql("SHOW max_connections").trim().parse().unwrap();
+    let check = |database: &str, pool_max: u64| {
+        let mut cmd = Command::new(artifact("plex-pg-launcher"));
+        cmd.arg("check")
+            .envs(pg.env("check_connections"))
+            .env("PLEX_PG_DATABASE", database)
+            .env("PLEX_PG_POOL_SIZE", "1")
+            .env("PLEX_PG_POOL_MAX", pool_max.to_string());
+        let out = run(&mut cmd, Duration::from_secs(60));
+        out.stdout
+            .lines()
+            .find(|l| l.contains(" connections: "))
+            .unwrap_or_else(|| panic!("no connections line:\n{}", out.stdout))
+            .to_string()
+    };
+    let small = check(plex_pg_tests::PG_DATABASE, 2);
+    assert!(
+        small.starts_with("ok   connections: ")
+            && small.contains(&format!("max_connections {max} ")),
+        "{small}"
+    );
+    // A database that takes 5 connections: not even one pool of 32 fits.
+    let _ = pg.try_psql("CREATE DATABASE check_budget CONNECTION LIMIT 5");
+    let limited = check("check_budget", 32);
+    assert!(
+        limited.starts_with("FAIL connections: ")
+            && limited.contains("a CONNECTION LIMIT of 5")
+            && limited.contains("fewer than one process's pool.max = 32"),
+        "{limited}"
+    );
+}
