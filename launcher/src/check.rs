@@ -9,7 +9,7 @@
 //! [`crate::trust`] checks it, and only then: loads); the user; PostgreSQL
 //! reachability.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use caps::{CapSet, Capability};
@@ -312,6 +312,81 @@ fn check_shim(r: &mut Report, path: &Path) {
             format!("{} is not loadable by this (glibc) launcher ({e}); expected for a musl build, which only Plex's musl runtime loads", path.display()),
         ),
         Err(e) => r.line(Level::Fail, "shim", format!("{} does not load: {e}", path.display())),
+    }
+    check_loader(r, path);
+}
+
+/// Plex's own dynamic loader: Plex's binaries are musl programs that name
+/// the loader it bundles, so that is what loads the shim into Plex.
+fn plex_loader() -> (PathBuf, PathBuf) {
+    let name = format!("ld-musl-{}.so.1", std::env::consts::ARCH);
+    (
+        Path::new("/usr/lib/plexmediaserver/lib").join(&name),
+        Path::new("/lib").join(name),
+    )
+}
+
+/// Whether the loader Plex uses loads the shim: musl's loader's list mode
+/// (`ld-musl-*.so.1 --list SHIM`) resolves every library and symbol the
+/// shim needs, without running Plex, as the loader would at Plex's start
+/// (a glibc build of the shim fails here: musl lacks glibc's symbols).
+/// Without Plex installed, the system's musl loader stands in.
+fn check_loader(r: &mut Report, shim: &Path) {
+    let (plex, system) = plex_loader();
+    // Without Plex, the stand-in's verdict is a warning, not a failure.
+    let (loader, whose, failing) = if plex.exists() {
+        (plex, "Plex's loader", Level::Fail)
+    } else if system.exists() {
+        (
+            system,
+            "the system's musl loader (Plex's is not installed here)",
+            Level::Warn,
+        )
+    } else {
+        return r.line(
+            Level::Warn,
+            "loader",
+            format!("neither Plex's loader ({}) nor a system musl loader ({}) is installed: cannot check that Plex can load the shim", plex.display(), system.display()),
+        );
+    };
+    // It is executed: only a loader no one but root can have changed.
+    if let Err(e) = crate::trust::check_file(&loader) {
+        return r.line(Level::Warn, "loader", format!("{e}; not run"));
+    }
+    let out = std::process::Command::new(&loader)
+        .arg("--list")
+        .arg(shim)
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .output();
+    match out {
+        Ok(out) if out.status.success() => r.line(
+            Level::Ok,
+            "loader",
+            format!("{whose} {} loads {}", loader.display(), shim.display()),
+        ),
+        Ok(out) => {
+            let why: Vec<String> = String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .take(3)
+                .map(str::to_string)
+                .collect();
+            r.line(
+                failing,
+                "loader",
+                format!(
+                    "{whose} {} cannot load {}: {}; Plex would start without plex-pg (musl's loader ignores a preload it cannot load): install the package's musl build of the shim, not a glibc build",
+                    loader.display(),
+                    shim.display(),
+                    why.join("; ")
+                ),
+            )
+        }
+        Err(e) => r.line(
+            Level::Warn,
+            "loader",
+            format!("cannot run {whose} {}: {e}", loader.display()),
+        ),
     }
 }
 

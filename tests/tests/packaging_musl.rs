@@ -194,3 +194,42 @@ fn plex_sim_on_musl_forks_during_the_hash_query_and_every_child_is_clean() {
     assert_eq!(summary["inherited_fd_uses"], 0, "{}", r.dump());
     assert_eq!(summary["watcher"], "ptrace", "{}", r.dump());
 }
+
+/// `check` runs the musl loader's list mode on the shim: the loader Plex
+/// uses (here the system's musl loader stands in for Plex's bundled one)
+/// loads the musl build and refuses a glibc build, which Plex's loader
+/// would silently skip at Plex's start.
+#[test]
+fn check_asks_the_musl_loader_whether_it_loads_the_shim() {
+    let loader = format!("/lib/ld-musl-{}.so.1", arch());
+    if !std::path::Path::new(&loader).exists() {
+        panic!("{loader} is missing: bash packaging/install-deps.sh installs musl");
+    }
+    let check = |shim: &std::path::Path| {
+        let out = plex_pg_tests::run(
+            Command::new(plex_pg_tests::artifact("plex-pg-launcher"))
+                .arg("--shim")
+                .arg(shim)
+                .arg("check")
+                .env("PLEX_PG_CONFIG", "/dev/null"),
+            Duration::from_secs(60),
+        );
+        out.stdout
+            .lines()
+            .find(|l| l.contains(" loader: "))
+            .unwrap_or_else(|| panic!("no loader line:\n{}", out.stdout))
+            .to_string()
+    };
+    let musl = check(&musl_shim());
+    assert!(
+        musl.starts_with("ok   loader: ") && musl.contains(&format!("{loader} loads ")),
+        "{musl}"
+    );
+    let glibc = check(&plex_pg_tests::shim());
+    assert!(
+        glibc.starts_with("WARN loader: ")
+            && glibc.contains("cannot load")
+            && glibc.contains("not a glibc build"),
+        "{glibc}"
+    );
+}
