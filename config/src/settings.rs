@@ -55,6 +55,8 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
     ("launcher.mode", Some("PLEX_PG_MODE"), "off, verify or enforce"),
     ("launcher.watcher", Some("PLEX_PG_WATCHER"), "auto, ptrace or procfs"),
     ("launcher.events", Some("PLEX_PG_EVENTS"), "file for the JSON event log, - for standard output; empty: none"),
+    ("launcher.events_max_bytes", Some("PLEX_PG_EVENTS_MAX_BYTES"), "the event log file's size at which it is rotated (to <file>.1, <file>.2 …); 0: never"),
+    ("launcher.events_keep", Some("PLEX_PG_EVENTS_KEEP"), "rotated event log files kept"),
     ("launcher.shim", Some("PLEX_PG_SHIM"), "path of libplex_pg_shim.so"),
     ("launcher.user", None, "user to run Plex as (name); empty: the launcher's own"),
     ("launcher.grace_period_ms", Some("PLEX_PG_GRACE_PERIOD_MS"), "after TERM, how long the tree may take to exit before KILL"),
@@ -323,6 +325,8 @@ pub struct Launcher {
     pub mode: Mode,
     pub watcher: Watcher,
     pub events: Option<String>,
+    pub events_max_bytes: u64,
+    pub events_keep: u32,
     pub shim: PathBuf,
     pub user: Option<String>,
     pub grace_period: Duration,
@@ -397,6 +401,8 @@ impl Default for Settings {
                 mode: Mode::Verify,
                 watcher: Watcher::Auto,
                 events: None,
+                events_max_bytes: 64 << 20,
+                events_keep: 4,
                 shim: "/usr/lib/plex-pg/libplex_pg_shim.so".into(),
                 user: None,
                 grace_period: Duration::from_secs(10),
@@ -718,6 +724,10 @@ impl Settings {
                 ])?
             }
             "launcher.events" => self.launcher.events = raw.optional_string()?,
+            "launcher.events_max_bytes" => {
+                self.launcher.events_max_bytes = raw.int(0, 1 << 40)? as u64
+            }
+            "launcher.events_keep" => self.launcher.events_keep = raw.int(0, 100)? as u32,
             "launcher.shim" => self.launcher.shim = PathBuf::from(raw.nonempty()?),
             "launcher.user" => self.launcher.user = raw.optional_string()?,
             "launcher.grace_period_ms" => self.launcher.grace_period = raw.millis(0, MAX_MS)?,

@@ -22,11 +22,13 @@ pub struct EventLog {
     out: Option<Out>,
     /// Set after the first failed write, so a full disk is reported once.
     failed: bool,
+    /// Set after the first failed rotation, likewise.
+    rotation_failed: bool,
 }
 
 enum Out {
     Stdout,
-    File(std::fs::File),
+    File(crate::log_files::Rotating),
 }
 
 impl EventLog {
@@ -38,12 +40,26 @@ impl EventLog {
         let out = match target {
             None => None,
             Some("-") => Some(Out::Stdout),
-            Some(path) => Some(Out::File(crate::log_files::open_append(
+            Some(path) => Some(Out::File(crate::log_files::Rotating::open(
                 Path::new(path),
                 service_uid,
+                0,
+                0,
             )?)),
         };
-        Ok(EventLog { out, failed: false })
+        Ok(EventLog {
+            out,
+            failed: false,
+            rotation_failed: false,
+        })
+    }
+
+    /// Rotate the file at `max_bytes` (0: never), keeping `keep` old ones
+    /// (`launcher.events_max_bytes`, `launcher.events_keep`).
+    pub fn rotate_at(&mut self, max_bytes: u64, keep: u32) {
+        if let Some(Out::File(f)) = self.out.as_mut() {
+            f.set_limits(max_bytes, keep);
+        }
     }
 
     /// A log that drops everything (mode `off` without an events file).
@@ -51,6 +67,7 @@ impl EventLog {
         EventLog {
             out: None,
             failed: false,
+            rotation_failed: false,
         }
     }
 
@@ -79,7 +96,20 @@ impl EventLog {
                     let mut stdout = io::stdout().lock();
                     stdout.flush().and_then(|_| write_once(&stdout, &whole))
                 }
-                Out::File(f) => write_once(f, &whole),
+                Out::File(f) => match f.append(&whole) {
+                    Ok(Some(e)) => {
+                        if !self.rotation_failed {
+                            tracing::warn!("cannot rotate the event log: {e}; it grows past launcher.events_max_bytes until this is fixed");
+                        }
+                        self.rotation_failed = true;
+                        Ok(())
+                    }
+                    Ok(None) => {
+                        self.rotation_failed = false;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
             };
             if let Err(e) = result {
                 if !self.failed {

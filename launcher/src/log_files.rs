@@ -138,3 +138,127 @@ fn terminate_last_line(file: &mut File) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// A log the launcher appends whole lines to, kept under a size: when the
+/// next line would take it past `max_bytes`, `NAME` becomes `NAME.1`
+/// (`NAME.1` becomes `NAME.2` …, the oldest beyond `keep` is removed) and a
+/// new `NAME` is opened with [`open_append`]'s rules. A line is never split
+/// between two files. Renames replace names, never follow them, so a link
+/// planted at `NAME.1` is replaced, not written through; a rotation that
+/// fails (a directory planted there) is reported and the current file goes
+/// on growing: nothing is lost.
+pub struct Rotating {
+    path: std::path::PathBuf,
+    service_uid: Option<u32>,
+    file: File,
+    size: u64,
+    max_bytes: u64,
+    keep: u32,
+}
+
+impl Rotating {
+    /// Open `path` as [`open_append`] does. `max_bytes` 0: never rotate.
+    pub fn open(
+        path: &Path,
+        service_uid: Option<u32>,
+        max_bytes: u64,
+        keep: u32,
+    ) -> io::Result<Rotating> {
+        let file = open_append(path, service_uid)?;
+        let size = file.metadata()?.len();
+        Ok(Rotating {
+            path: path.to_path_buf(),
+            service_uid,
+            file,
+            size,
+            max_bytes,
+            keep,
+        })
+    }
+
+    /// The file written now.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Rotate at `max_bytes` (0: never), keeping `keep` old files.
+    pub fn set_limits(&mut self, max_bytes: u64, keep: u32) {
+        self.max_bytes = max_bytes;
+        self.keep = keep;
+    }
+
+    /// Append `line` (whole lines), rotating first when it would not fit.
+    /// `Err`: the line was not written. `Ok(Some(e))`: it was, to the
+    /// current file, because the rotation failed with `e`.
+    pub fn append(&mut self, line: &[u8]) -> io::Result<Option<io::Error>> {
+        let mut rotation = None;
+        if self.max_bytes > 0 && self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
+            rotation = self.rotate().err();
+        }
+        crate::events::write_once(&self.file, line)?;
+        self.size += line.len() as u64;
+        Ok(rotation)
+    }
+
+    fn numbered(&self, n: u32) -> std::path::PathBuf {
+        let mut name = self.path.as_os_str().to_os_string();
+        name.push(format!(".{n}"));
+        name.into()
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        if self.keep == 0 {
+            // Nothing kept: start the file again.
+            self.file.set_len(0)?;
+            self.size = 0;
+            return Ok(());
+        }
+        let _ = std::fs::remove_file(self.numbered(self.keep));
+        for n in (1..self.keep).rev() {
+            match std::fs::rename(self.numbered(n), self.numbered(n + 1)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        std::fs::rename(&self.path, self.numbered(1))?;
+        self.file = open_append(&self.path, self.service_uid)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod rotation_tests {
+    use super::Rotating;
+
+    #[test]
+    fn whole_lines_rotate_into_numbered_files_and_the_oldest_goes() {
+        let dir = std::env::temp_dir().join(format!("plex-pg-rotate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.jsonl");
+        let mut log = Rotating::open(&path, None, 100, 2).unwrap();
+        let mut written = Vec::new();
+        for i in 0..30 {
+            let line = format!("{{\"line\":{i:03},\"pad\":\"xxxxxxxxxxxxxxxxxxxx\"}}\n");
+            assert!(line.len() < 100);
+            assert!(log.append(line.as_bytes()).unwrap().is_none());
+            written.push(line);
+        }
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        let (now, one, two) = (
+            read("events.jsonl"),
+            read("events.jsonl.1"),
+            read("events.jsonl.2"),
+        );
+        assert!(!dir.join("events.jsonl.3").exists(), "only 2 kept");
+        for text in [&now, &one, &two] {
+            assert!(text.len() <= 100 && text.ends_with('\n'), "{text:?}");
+        }
+        // The newest lines, in order, with none lost or split across files.
+        let kept = format!("{two}{one}{now}");
+        let tail: String = written[written.len() - kept.lines().count()..].concat();
+        assert_eq!(kept, tail);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

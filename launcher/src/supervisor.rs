@@ -132,7 +132,7 @@ impl Supervisor {
             None => None,
         };
         let service_uid = target.as_ref().map(|t| t.uid.as_raw());
-        let log = EventLog::open(l.events.as_deref(), service_uid).map_err(|e| {
+        let mut log = EventLog::open(l.events.as_deref(), service_uid).map_err(|e| {
             fail(
                 2,
                 format!(
@@ -141,6 +141,7 @@ impl Supervisor {
                 ),
             )
         })?;
+        log.rotate_at(l.events_max_bytes, l.events_keep);
         if let Some(target) = &target {
             privileges::become_user(target).map_err(|e| fail(1, e))?;
         }
