@@ -8,6 +8,7 @@
 
 pub mod compat;
 pub mod report;
+pub mod rotate;
 pub mod settings;
 
 pub use settings::{ConfigError, Settings, Source, DEFAULT_PATH};

@@ -52,6 +52,8 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
     ("shim.fork_handler", Some("PLEX_PG_FORK_HANDLER"), "the child's fork handler; 0 reproduces the crash of January 2026, for tests only"),
     ("log.level", Some("PLEX_PG_LOG_LEVEL"), "error, warn, info, debug or trace"),
     ("log.file", Some("PLEX_PG_LOG_FILE"), "file to append the log to; empty: standard error"),
+    ("log.max_bytes", Some("PLEX_PG_LOG_MAX_BYTES"), "the log file's size at which it is rotated (to <file>.1, <file>.2 …), by whichever process writes the line that would pass it; 0: never"),
+    ("log.keep", Some("PLEX_PG_LOG_KEEP"), "rotated log files kept"),
     ("launcher.mode", Some("PLEX_PG_MODE"), "off, verify or enforce"),
     ("launcher.watcher", Some("PLEX_PG_WATCHER"), "auto, ptrace or procfs"),
     ("launcher.events", Some("PLEX_PG_EVENTS"), "file for the JSON event log, - for standard output; empty: none"),
@@ -299,6 +301,8 @@ pub enum LogLevel {
 pub struct Log {
     pub level: LogLevel,
     pub file: Option<PathBuf>,
+    pub max_bytes: u64,
+    pub keep: u32,
 }
 
 /// What the launcher does about fork safety.
@@ -396,6 +400,8 @@ impl Default for Settings {
             log: Log {
                 level: LogLevel::Info,
                 file: None,
+                max_bytes: 16 << 20,
+                keep: 4,
             },
             launcher: Launcher {
                 mode: Mode::Verify,
@@ -709,6 +715,8 @@ impl Settings {
                 ])?
             }
             "log.file" => self.log.file = raw.optional_string()?.map(PathBuf::from),
+            "log.max_bytes" => self.log.max_bytes = raw.int(0, 1 << 40)? as u64,
+            "log.keep" => self.log.keep = raw.int(0, 100)? as u32,
             "launcher.mode" => {
                 self.launcher.mode = raw.choice(&[
                     ("off", Mode::Off),

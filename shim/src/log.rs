@@ -6,6 +6,7 @@
 //! Nothing logged ever holds a password (the settings' `Secret` prints
 //! `***`).
 
+use plex_pg_config::rotate::Limits;
 use plex_pg_config::settings::{Log, LogLevel};
 use std::fmt;
 use std::io::{self, Write};
@@ -19,19 +20,34 @@ use tracing_subscriber::registry::LookupSpan;
 
 static LOG_FD: AtomicI32 = AtomicI32::new(2);
 
+/// `log.file` and its rotation limits, when the log goes to a file: every
+/// writer rotates it by the shared protocol (`plex_pg_config::rotate`).
+static LOG_FILE: std::sync::OnceLock<(std::path::PathBuf, Limits)> = std::sync::OnceLock::new();
+
+fn open_log(path: &std::path::Path) -> io::Result<std::os::fd::OwnedFd> {
+    // OpenOptions opens with O_CLOEXEC: programs Plex executes do not
+    // inherit the log.
+    Ok(std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .into())
+}
+
 /// Start logging as `cfg` says. Returns what went wrong opening the log
 /// file (then standard error is used).
 pub fn init(cfg: &Log) -> Option<String> {
     let mut problem = None;
     if let Some(path) = &cfg.file {
-        let opened = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path);
-        match opened {
-            // OpenOptions opens with O_CLOEXEC: programs Plex executes do
-            // not inherit the log.
-            Ok(f) => LOG_FD.store(std::os::fd::IntoRawFd::into_raw_fd(f), Ordering::Relaxed),
+        match open_log(path) {
+            Ok(f) => {
+                LOG_FD.store(std::os::fd::IntoRawFd::into_raw_fd(f), Ordering::Relaxed);
+                let limits = Limits {
+                    max_bytes: cfg.max_bytes,
+                    keep: cfg.keep,
+                };
+                let _ = LOG_FILE.set((path.clone(), limits));
+            }
             Err(e) => {
                 problem = Some(format!(
                     "cannot open log file {}: {e}; logging to standard error",
@@ -64,6 +80,11 @@ struct FdWriter;
 impl Write for FdWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let fd: RawFd = LOG_FD.load(Ordering::Relaxed);
+        if let Some((path, limits)) = LOG_FILE.get() {
+            // A failed rotation must not lose the line: it goes on into
+            // the current file.
+            let _ = plex_pg_config::rotate::before_append(fd, path, buf.len(), *limits, &open_log);
+        }
         // SAFETY: writing a valid buffer to an fd we opened (or stderr).
         let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
         if n < 0 {

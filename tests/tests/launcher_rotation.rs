@@ -85,3 +85,61 @@ fn rotation_at_a_small_size_loses_no_line() {
     assert_eq!(Some(count("exit")), summary["exits"].as_u64(), "{summary}");
     assert!(count("exit") >= 61, "{summary}");
 }
+
+/// `log.file`, written by the launcher and by the shim in three Python
+/// processes at once, rotated every 4,000 bytes: every line is whole and
+/// every open and close each process logged is in one of the files.
+#[test]
+fn log_file_rotation_by_every_writer_loses_no_line() {
+    let pg = plex_pg_tests::pg();
+    let dir = plex_pg_tests::TempDir::new("log-rotation");
+    let log = dir.path().join("plex-pg.log");
+    let db = dir.library_db();
+    let mut launcher = Launcher::new();
+    launcher
+        .cmd
+        .envs(pg.env("log_rotation"))
+        .env("PLEX_PG_LOG_FILE", &log)
+        .env("PLEX_PG_LOG_LEVEL", "debug")
+        .env("PLEX_PG_LOG_MAX_BYTES", "4000")
+        .env("PLEX_PG_LOG_KEEP", "100");
+    let script = format!(
+        "import sqlite3\nfor i in range(40):\n    c = sqlite3.connect({db:?})\n    c.execute('SELECT 1').fetchall()\n    c.close()\n"
+    );
+    let shell = format!("for p in 1 2 3; do python3 -c \"$0\" & done; wait",);
+    let run = launcher.run(
+        &["/bin/sh", "-c", &shell, &script],
+        Duration::from_secs(180),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let name = log.file_name().unwrap().to_str().unwrap().to_string();
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n == &name || n.starts_with(&format!("{name}.")))
+        .collect();
+    assert!(files.len() >= 3, "expected rotations: {files:?}");
+    let (mut opened, mut closed) = (0, 0);
+    for file in &files {
+        let text = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        // One line over: two writers may both find room for their line.
+        assert!(text.len() <= 4000 + 1000, "{file}: {} bytes", text.len());
+        assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "{file} ends mid-line"
+        );
+        for line in text.lines() {
+            assert!(
+                line.starts_with("20"),
+                "{file}: a line that does not start with its timestamp (split?): {line:?}"
+            );
+            opened += line.contains(" on PostgreSQL (schema log_rotation)") as usize;
+            closed += line.contains("DEBUG closed ") as usize;
+        }
+    }
+    assert_eq!(
+        (opened, closed),
+        (120, 120),
+        "every open and close of 3 × 40, once"
+    );
+}
