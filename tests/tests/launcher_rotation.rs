@@ -106,11 +106,8 @@ fn log_file_rotation_by_every_writer_loses_no_line() {
     let script = format!(
         "import sqlite3\nfor i in range(40):\n    c = sqlite3.connect({db:?})\n    c.execute('SELECT 1').fetchall()\n    c.close()\n"
     );
-    let shell = format!("for p in 1 2 3; do python3 -c \"$0\" & done; wait",);
-    let run = launcher.run(
-        &["/bin/sh", "-c", &shell, &script],
-        Duration::from_secs(180),
-    );
+    let shell = "for p in 1 2 3; do python3 -c \"$0\" & done; wait";
+    let run = launcher.run(&["/bin/sh", "-c", shell, &script], Duration::from_secs(180));
     assert_eq!(run.code, Some(0), "{}", run.dump());
     let name = log.file_name().unwrap().to_str().unwrap().to_string();
     let files: Vec<_> = std::fs::read_dir(dir.path())
