@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::init::ExitStatus;
+use crate::observed::ExitStatus;
 use crate::spawn::{pipe, Spawn};
 
 const WINDOW: Duration = Duration::from_secs(60);
