@@ -92,6 +92,7 @@ impl Alerts {
         // One line is far below a pipe's capacity: this write does not block.
         let mut text = line.as_bytes().to_vec();
         text.push(b'\n');
+        // SAFETY: writes `text`, a live buffer of that length, to the pipe we hold.
         let n = unsafe { libc::write(write.as_raw_fd(), text.as_ptr().cast(), text.len()) };
         if n < 0 {
             tracing::warn!(

@@ -50,8 +50,7 @@ pub fn open_append(path: &Path, service_uid: Option<u32>) -> io::Result<File> {
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let cname =
         CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: plain syscalls on NUL-terminated strings; the fds returned are
-    // owned right away.
+    // SAFETY: open(2) of a NUL-terminated path that lives through the call.
     let dirfd = unsafe {
         libc::open(
             cdir.as_ptr(),
@@ -61,6 +60,7 @@ pub fn open_append(path: &Path, service_uid: Option<u32>) -> io::Result<File> {
     if dirfd < 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: `dirfd` was just opened and nothing else owns it.
     let dirfd = unsafe { OwnedFd::from_raw_fd(dirfd) };
     let flags = libc::O_RDWR
         | libc::O_APPEND
@@ -69,6 +69,8 @@ pub fn open_append(path: &Path, service_uid: Option<u32>) -> io::Result<File> {
         | libc::O_NONBLOCK
         | libc::O_CLOEXEC
         | libc::O_NOCTTY;
+    // SAFETY: openat(2) relative to a directory fd we hold, of a
+    // NUL-terminated name that lives through the call.
     let fd = unsafe {
         libc::openat(
             dirfd.as_raw_fd(),
@@ -94,6 +96,7 @@ pub fn open_append(path: &Path, service_uid: Option<u32>) -> io::Result<File> {
         }
         return Err(e);
     }
+    // SAFETY: `fd` was just opened and nothing else owns it.
     let mut file = unsafe { File::from_raw_fd(fd) };
     let meta = file.metadata()?;
     if !meta.is_file() {
@@ -119,6 +122,7 @@ pub fn open_append(path: &Path, service_uid: Option<u32>) -> io::Result<File> {
         )));
     }
     // The fd was opened non-blocking only so a FIFO could not hang us.
+    // SAFETY: F_SETFL with integer flags on an fd `file` owns.
     unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, libc::O_APPEND) };
     terminate_last_line(&mut file)?;
     Ok(file)

@@ -262,6 +262,7 @@ impl Kernel {
             return Ok(None);
         }
         if self.diag.is_none() {
+            // SAFETY: socket(2) takes plain integers.
             let fd = unsafe {
                 libc::socket(
                     libc::AF_NETLINK,
@@ -272,7 +273,7 @@ impl Kernel {
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
-            // SAFETY: fd was just created.
+            // SAFETY: fd was just created and nothing else owns it.
             self.diag = Some(unsafe { OwnedFd::from_raw_fd(fd) });
         }
         let fd = self.diag.as_ref().unwrap().as_raw_fd();
@@ -293,6 +294,8 @@ impl Kernel {
             show: UDIAG_SHOW_NAME | UDIAG_SHOW_PEER,
             cookie: [u32::MAX, u32::MAX],
         };
+        // SAFETY: sends `req`, a live value of exactly that size, on our
+        // netlink socket.
         let n = unsafe {
             libc::send(
                 fd,
@@ -306,6 +309,7 @@ impl Kernel {
         }
         let mut buf = [0u8; 8192];
         loop {
+            // SAFETY: receives at most `buf.len()` bytes into `buf`.
             let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n < 0 {
                 return Err(io::Error::last_os_error());

@@ -172,6 +172,7 @@ impl Supervisor {
             privileges::become_user(target).map_err(|e| fail(1, e))?;
         }
         let me = std::process::id() as i32;
+        // SAFETY: PR_SET_CHILD_SUBREAPER takes plain integers.
         if me != 1 && unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
             tracing::warn!(
                 "cannot become a subreaper: {}; orphans of Plex will not be reaped by the launcher",

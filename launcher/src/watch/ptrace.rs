@@ -383,6 +383,7 @@ impl Tracer {
                     Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
                 ) {
                     // Group-stop: stay stopped, but keep reporting.
+                    // SAFETY: PTRACE_LISTEN ignores addr and data (null here).
                     let r = unsafe { libc::ptrace(libc::PTRACE_LISTEN, tid, 0usize, 0usize) };
                     if r < 0 {
                         let e = Errno::last();
