@@ -394,6 +394,10 @@ fn run_with_server(plan: &Plan, server: &mut DemoServer, view: &mut View) -> i32
             return 2;
         }
     };
+    // Follow the event log from where it ends before the launcher starts:
+    // its `start` line (the mode and watcher actually running, for the
+    // closing table) is written at once, before the demo would look.
+    let mut events = Tail::new(&plan.events, false);
     let mut cmd = plan.command(server);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -425,7 +429,6 @@ fn run_with_server(plan: &Plan, server: &mut DemoServer, view: &mut View) -> i32
         });
     }
 
-    let mut events = Tail::new(&plan.events, false);
     let mut server_log: Option<Tail> = None;
     let mut incident = plan.incident.then(Incident::default);
     let mut tally = Tally::default();

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use e2e::alive;
-use plex_pg_launcher::events::{self, Value};
+use plex_pg_launcher::events::{self, Record, Value};
 use plex_pg_tests::{artifact, run, workspace_root, TempDir};
 
 /// The demo's command, with nothing of the machine's or the test run's
@@ -240,7 +240,21 @@ fn the_demo_passes_and_its_closing_table_matches_the_event_log() {
         children.len()
     );
     assert_eq!(t["exit status"], "plex-sim 0, launcher 0");
-    assert!(t["launcher"].starts_with("mode verify, watcher "), "{t:#?}");
+    // Mode and watcher as the launcher's start record says (never `?`).
+    let start = events::read_lines(&dir.join("events.jsonl"))
+        .unwrap()
+        .into_iter()
+        .find_map(|l| match l.record {
+            Record::Start { mode, watcher, .. } => Some((mode, watcher)),
+            _ => None,
+        })
+        .expect("a start record");
+    assert_eq!(start.0, "verify");
+    assert_eq!(
+        t["launcher"],
+        format!("mode {}, watcher {}", start.0, start.1),
+        "{t:#?}"
+    );
 
     nothing_left_running(&out.stdout, Some(&dir.join("events.jsonl")));
 }
