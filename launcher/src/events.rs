@@ -397,7 +397,7 @@ pub fn parse_record(line: &str) -> io::Result<Line> {
 }
 
 /// Read an event log back: one JSON value per non-empty line. For tests,
-/// `demo`, and people's scripts.
+/// the demo, and people's scripts.
 pub fn read(path: &Path) -> io::Result<Vec<Value>> {
     let text = std::fs::read_to_string(path)?;
     text.lines()

@@ -1,6 +1,8 @@
 //! plex-pg-launcher as a library: the pieces the binary is made of, shared
-//! with the tests (which use [`cluster`] to start a throwaway PostgreSQL,
-//! and [`events`] to read the event log as typed records).
+//! with the tests and the demo (`plex-pg-demo`, its own crate: they use
+//! [`cluster`] to start a throwaway PostgreSQL, [`events`] to read the event
+//! log as typed records, [`cli::Options`] for the launcher's options).
+//! [`cluster`] is not used by the binary, so it is not in what ships.
 //!
 //! The launcher is one loop on one thread ([`supervisor`]): it reaps, traces
 //! and reads the shim's reports in the same `poll`, because `waitpid` is
@@ -23,15 +25,12 @@
 //! `/proc`). [`trust`] decides which files root may trust (the
 //! configuration, the shim, the directories above them) and [`log_files`]
 //! opens the files the launcher appends to without following planted links
-//! (`docs/security.md`). [`demo`] is the `demo` subcommand: plex-sim on a
-//! throwaway PostgreSQL under the launcher, with live progress and a
-//! closing table.
+//! (`docs/security.md`).
 
 pub(crate) mod alert;
 pub mod check;
 pub mod cli;
 pub mod cluster;
-pub mod demo;
 pub mod events;
 pub mod guard;
 pub mod import;

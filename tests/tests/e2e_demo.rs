@@ -1,4 +1,4 @@
-//! `plex-pg-launcher demo`, run for real (a throwaway PostgreSQL, plex-sim
+//! `plex-pg-demo` (what `bash demo.sh` runs), run for real (a throwaway PostgreSQL, plex-sim
 //! under the launcher with the shim): its closing table's figures against
 //! the event log and plex-sim's summary it leaves in `--work-dir`; nothing
 //! left running after it, on success, on Ctrl-C and on an error; and
@@ -21,15 +21,13 @@ use plex_pg_tests::{artifact, run, workspace_root, TempDir};
 /// The demo's command, with nothing of the machine's or the test run's
 /// PostgreSQL settings: it must start its own server.
 fn demo(args: &[&str]) -> Command {
-    let mut cmd = Command::new(artifact("plex-pg-launcher"));
+    let mut cmd = Command::new(artifact("plex-pg-demo"));
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("PLEX_PG_") {
             cmd.env_remove(key);
         }
     }
-    cmd.env("PLEX_PG_CONFIG", "/dev/null")
-        .arg("demo")
-        .args(args);
+    cmd.env("PLEX_PG_CONFIG", "/dev/null").args(args);
     cmd
 }
 

@@ -34,7 +34,7 @@ impl Tally {
     /// Count one event line; returns the event when it parsed.
     pub fn add(&mut self, line: &str) -> Option<Value> {
         self.lines += 1;
-        let Ok(event) = crate::events::parse_line(line) else {
+        let Ok(event) = plex_pg_launcher::events::parse_line(line) else {
             self.unreadable += 1;
             return None;
         };
@@ -76,6 +76,7 @@ impl Tally {
     }
 
     /// Alert command runs, from the summary line.
+    #[cfg(test)]
     pub fn alerts_sent(&self) -> u64 {
         self.summary
             .as_ref()
