@@ -1,9 +1,11 @@
-//! What the launcher's event log has said so far, counted line by line as
-//! the demo reads it (`docs/events.md`): births by kind, pool checks,
-//! inherited-socket uses, and the closing `summary` line.
+//! What the launcher's event log has said so far, counted record by record
+//! as the demo reads it (the records are `plex_pg_launcher::events::Record`,
+//! the log's schema): births by kind, pool checks, inherited-socket uses,
+//! and the closing `summary` record.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use plex_pg_launcher::events::{self, Action, Birth, Record, Trigger, Verdict};
 use serde_json::Value;
 
 #[derive(Default, Debug)]
@@ -22,51 +24,65 @@ pub struct Tally {
     pub denied: u64,
     pub execs: u64,
     pub exits: u64,
-    /// The `start` line: mode and watcher actually running.
-    pub start: Option<Value>,
-    /// The `summary` line, once the launcher has exited.
-    pub summary: Option<Value>,
+    /// The `start` record: (mode, watcher) actually running.
+    pub start: Option<(String, String)>,
+    /// The `summary` record, once the launcher has exited.
+    pub summary: Option<Record>,
     pub lines: u64,
+    /// Lines that are not JSON, or not a record of the schema.
     pub unreadable: u64,
 }
 
 impl Tally {
-    /// Count one event line; returns the event when it parsed.
+    /// Count one event line; returns it as JSON (for the live views) when
+    /// it is a record.
     pub fn add(&mut self, line: &str) -> Option<Value> {
         self.lines += 1;
-        let Ok(event) = plex_pg_launcher::events::parse_line(line) else {
+        let parsed = events::parse_line(line)
+            .ok()
+            .and_then(|v| Some((serde_json::from_value::<events::Line>(v.clone()).ok()?, v)));
+        let Some((typed, event)) = parsed else {
             self.unreadable += 1;
             return None;
         };
-        match event["event"].as_str().unwrap_or("") {
-            "start" => self.start = Some(event.clone()),
-            "fork" if event["kind"] != "spawn" => {
-                let kind = event["kind"].as_str().unwrap_or("?").to_string();
-                *self.births_by_kind.entry(kind).or_default() += 1;
-                if let Some(pid) = event["pid"].as_i64() {
-                    self.born.insert(pid);
-                }
-                if event["inherited"].as_array().is_some_and(|a| !a.is_empty()) {
+        match typed.record {
+            Record::Start { mode, watcher, .. } => self.start = Some((mode, watcher)),
+            Record::Fork {
+                kind,
+                pid,
+                inherited,
+                ..
+            } if kind != Birth::Spawned => {
+                *self
+                    .births_by_kind
+                    .entry(kind.name().to_string())
+                    .or_default() += 1;
+                self.born.insert(i64::from(pid));
+                if !inherited.is_empty() {
                     self.born_holding += 1;
                 }
             }
-            "pool_check" if event["verdict"] == "ok" => {
+            Record::PoolCheck {
+                verdict: Verdict::Ok,
+                trigger,
+                ..
+            } => {
                 self.pool_checks_ok += 1;
-                if event["trigger"] == "after_fork" {
+                if trigger == Trigger::AfterFork {
                     self.after_fork_ok += 1;
                 }
             }
-            "pool_check" => self.violations += 1,
-            "inherited_fd_use" => {
+            Record::PoolCheck { .. } => self.violations += 1,
+            Record::InheritedFdUse { action, .. } => {
                 self.fd_uses += 1;
-                if event["action"] != "observed" {
+                if action != Action::Observed {
                     self.denied += 1;
                 }
             }
-            "exec" => self.execs += 1,
-            "exit" => self.exits += 1,
-            "summary" => self.summary = Some(event.clone()),
-            _ => {}
+            Record::Exec { .. } => self.execs += 1,
+            Record::Exit { .. } => self.exits += 1,
+            summary @ Record::Summary { .. } => self.summary = Some(summary),
+            Record::Fork { .. } | Record::WatchDegraded { .. } => {}
         }
         Some(event)
     }
@@ -75,51 +91,130 @@ impl Tally {
         self.births_by_kind.values().sum()
     }
 
-    /// Alert command runs, from the summary line.
+    /// Alert command runs, from the summary record.
     #[cfg(test)]
     pub fn alerts_sent(&self) -> u64 {
-        self.summary
-            .as_ref()
-            .and_then(|s| s["alerts_sent"].as_u64())
-            .unwrap_or(0)
+        match &self.summary {
+            Some(Record::Summary { alerts_sent, .. }) => *alerts_sent,
+            _ => 0,
+        }
     }
 
-    /// The watcher that ran (`ptrace`, `procfs`, `off`), from the start line.
+    /// The mode that ran (`verify`, `enforce`, `off`), from the start record.
+    pub fn mode(&self) -> &str {
+        self.start.as_ref().map_or("?", |(m, _)| m)
+    }
+
+    /// The watcher that ran (`ptrace`, `procfs`, `off`), from the start record.
     pub fn watcher(&self) -> &str {
-        self.start
-            .as_ref()
-            .and_then(|s| s["watcher"].as_str())
-            .unwrap_or("?")
+        self.start.as_ref().map_or("?", |(_, w)| w)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plex_pg_launcher::events::{Line, PgFd};
+
+    fn line(record: Record) -> String {
+        serde_json::to_string(&Line { time: 1.0, record }).unwrap()
+    }
+
+    fn fork(kind: Birth, pid: i32, inherited: usize) -> String {
+        let socket = PgFd {
+            fd: 5,
+            inode: 55,
+            peer: "unix:/tmp/.s.PGSQL.5432".into(),
+        };
+        line(Record::Fork {
+            escalated: false,
+            inherited: vec![socket; inherited],
+            kind,
+            pid,
+            ppid: 10,
+        })
+    }
+
+    fn check(pid: i32, verdict: Verdict, trigger: Trigger) -> String {
+        line(Record::PoolCheck {
+            birth: Birth::Fork,
+            inherited: vec![],
+            pid,
+            ppid: 10,
+            reason: None,
+            report: false,
+            slots_in_use: None,
+            still_held: vec![],
+            trigger,
+            unreported: None,
+            verdict,
+        })
+    }
 
     #[test]
-    fn counts_each_kind_of_line() {
+    fn counts_each_kind_of_record() {
         let mut t = Tally::default();
-        for line in [
-            r#"{"time":1,"event":"start","watcher":"ptrace","mode":"verify"}"#,
-            r#"{"time":1,"event":"fork","kind":"spawn","pid":10,"inherited":[]}"#,
-            r#"{"time":1,"event":"fork","kind":"fork","pid":11,"inherited":[{"fd":5}]}"#,
-            r#"{"time":1,"event":"fork","kind":"vfork","pid":12,"inherited":[]}"#,
-            r#"{"time":1,"event":"pool_check","verdict":"ok","trigger":"after_fork","pid":11}"#,
-            r#"{"time":1,"event":"pool_check","verdict":"violation","trigger":"exit","pid":12}"#,
-            r#"{"time":1,"event":"inherited_fd_use","action":"denied","pid":12}"#,
-            "not json",
-            r#"{"time":2,"event":"summary","alerts_sent":3}"#,
+        let summary = Record::Summary {
+            alerts_failed: 0,
+            alerts_sent: 3,
+            alerts_suppressed: 0,
+            denied: 1,
+            escalations: None,
+            event_stops: None,
+            execs: 0,
+            exit_code: 0,
+            exits: 0,
+            forks: 2,
+            inherited_fd_uses: 1,
+            killed: 0,
+            pool_check_violations: 1,
+            pool_checks_ok: 1,
+            processes: 3,
+            reports: 0,
+            reports_rejected: 0,
+            syscall_stops: None,
+            watcher: "ptrace".into(),
+        };
+        for l in [
+            line(Record::Start {
+                args: vec![],
+                degraded: None,
+                launcher_pid: 9,
+                mode: "verify".into(),
+                pid: 10,
+                program: "plex-sim".into(),
+                server: "unix:/tmp/.s.PGSQL.5432".into(),
+                version: "0".into(),
+                watcher: "ptrace".into(),
+            }),
+            fork(Birth::Spawned, 10, 0),
+            fork(Birth::Fork, 11, 1),
+            fork(Birth::Vfork, 12, 0),
+            check(11, Verdict::Ok, Trigger::AfterFork),
+            check(12, Verdict::Violation, Trigger::Exit),
+            line(Record::InheritedFdUse {
+                action: Action::Denied,
+                fd: 5,
+                inode: 55,
+                peer: "unix:/tmp/.s.PGSQL.5432".into(),
+                pid: 12,
+                ppid: Some(10),
+                syscall: "write".into(),
+                tid: 12,
+            }),
+            "not json".into(),
+            r#"{"time":1,"event":"no_such_event"}"#.into(),
+            line(summary),
         ] {
-            t.add(line);
+            t.add(&l);
         }
         assert_eq!(t.forks(), 2);
         assert_eq!(t.born, [11, 12].into_iter().collect());
         assert_eq!(t.born_holding, 1);
         assert_eq!((t.pool_checks_ok, t.after_fork_ok, t.violations), (1, 1, 1));
         assert_eq!((t.fd_uses, t.denied), (1, 1));
-        assert_eq!(t.unreadable, 1);
+        assert_eq!((t.lines, t.unreadable), (10, 2));
         assert_eq!(t.alerts_sent(), 3);
-        assert_eq!(t.watcher(), "ptrace");
+        assert_eq!((t.mode(), t.watcher()), ("verify", "ptrace"));
     }
 }

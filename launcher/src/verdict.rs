@@ -28,6 +28,9 @@
 //! and counted); reports from processes not seen yet only from descendants
 //! of the launcher, at most [`EARLY_REPORTS_PER_PID`] per pid and
 //! [`EARLY_REPORTS_LIMIT`] in all, each dropped after [`EARLY_REPORT_TTL`].
+//!
+//! Each rule above is a unit test at the end of this file, on synthetic
+//! events and a table for the kernel.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
