@@ -14,13 +14,13 @@
 //! and ends a previous run's unterminated last line.
 
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 pub use serde_json::Value;
 
+use crate::log_files;
 pub use crate::observed::{Action, Birth};
 pub use crate::sockets::PgFd;
 
@@ -333,9 +333,11 @@ impl EventLog {
             let result = match out {
                 Out::Stdout => {
                     let mut stdout = io::stdout().lock();
-                    stdout.flush().and_then(|_| write_once(&stdout, &whole))
+                    stdout
+                        .flush()
+                        .and_then(|_| log_files::write_once(&stdout, &whole))
                 }
-                Out::File(f) => write_once(f, &whole),
+                Out::File(f) => log_files::write_once(f, &whole),
             };
             if let Err(e) = result {
                 if !self.failed {
@@ -348,29 +350,6 @@ impl EventLog {
         }
         line
     }
-}
-
-/// Write `bytes` with one `write(2)` (retried on EINTR). A short write
-/// (a full disk) writes the rest with further calls, and is the only case
-/// with more than one.
-pub fn write_once(fd: &impl AsRawFd, bytes: &[u8]) -> io::Result<()> {
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        // SAFETY: a write of a live buffer to an fd we hold.
-        let n = unsafe { libc::write(fd.as_raw_fd(), rest.as_ptr().cast(), rest.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0"));
-        }
-        rest = &rest[n as usize..];
-    }
-    Ok(())
 }
 
 /// Seconds since the epoch, rounded to the millisecond.

@@ -138,7 +138,30 @@ fn terminate_last_line(file: &mut File) -> io::Result<()> {
     let mut last = [0u8; 1];
     file.read_exact(&mut last)?;
     if last[0] != b'\n' {
-        crate::events::write_once(file, b"\n")?;
+        write_once(file, b"\n")?;
+    }
+    Ok(())
+}
+
+/// Write `bytes` with one `write(2)` (retried on EINTR). A short write
+/// (a full disk) writes the rest with further calls, and is the only case
+/// with more than one.
+pub fn write_once(fd: &impl AsRawFd, bytes: &[u8]) -> io::Result<()> {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: a write of a live buffer to an fd we hold.
+        let n = unsafe { libc::write(fd.as_raw_fd(), rest.as_ptr().cast(), rest.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0"));
+        }
+        rest = &rest[n as usize..];
     }
     Ok(())
 }
