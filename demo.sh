@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # plex-pg's demo, in about a minute: installs what is missing, builds the
-# release workspace, then runs `plex-pg-launcher demo`: plex-sim (a
+# release workspace, then runs `plex-pg-demo`: plex-sim (a
 # stand-in for Plex Media Server) on a throwaway PostgreSQL, through the
 # shim, under the launcher in verify mode, with live progress and a closing
 # table of what was checked. Nothing is left running afterwards.
@@ -18,4 +18,4 @@ fi
 bash packaging/install-deps.sh
 echo "== building the release workspace (shim, launcher, plex-sim)" >&2
 cargo build --release --workspace
-exec "${CARGO_TARGET_DIR:-target}/release/plex-pg-launcher" demo "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/plex-pg-demo" "$@"

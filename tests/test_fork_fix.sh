@@ -37,9 +37,9 @@ if [ "$build" = 1 ]; then
     echo "== building the release workspace (shim, launcher, plex-sim)" >&2
     cargo build --release --workspace
 fi
-launcher="${CARGO_TARGET_DIR:-target}/release/plex-pg-launcher"
-if [ ! -x "$launcher" ]; then
-    echo "test_fork_fix: $launcher is missing: run without --no-build, or cargo build --release --workspace" >&2
+demo="${CARGO_TARGET_DIR:-target}/release/plex-pg-demo"
+if [ ! -x "$demo" ]; then
+    echo "test_fork_fix: $demo is missing: run without --no-build, or cargo build --release --workspace" >&2
     exit 2
 fi
-exec "$launcher" demo --incident "${args[@]}"
+exec "$demo" --incident "${args[@]}"

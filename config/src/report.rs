@@ -27,8 +27,11 @@ pub const MAGIC: [u8; 4] = *b"PXPG";
 pub const VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 16;
 
-/// The most fds one AfterFork report lists: three per pool slot (the
-/// connection's socket, its runtime's epoll and its eventfd).
+/// The most fds one AfterFork report may list: room for three per pool
+/// slot. Today's shim lists one per slot in use, its connection's socket
+/// ([`FdRole::Socket`]; a connection owns no other fd since the shim stopped
+/// running an I/O runtime per connection), so a report is at most a third
+/// of this; the bound is the format's, kept so reports stay decodable.
 pub const MAX_REPORTED_FDS: usize = 3 * crate::settings::POOL_MAX_LIMIT as usize;
 
 /// The largest datagram: an AfterFork report listing [`MAX_REPORTED_FDS`].
@@ -51,9 +54,12 @@ pub enum Kind {
 pub enum FdRole {
     /// A PostgreSQL connection's socket.
     Socket = 1,
-    /// The epoll instance of a connection's I/O runtime.
+    /// Reserved: the epoll instance of a connection's I/O runtime, from
+    /// when connections had one. Today's shim never sends it; it is still
+    /// decoded.
     Epoll = 2,
-    /// The eventfd that wakes that runtime.
+    /// Reserved: the eventfd that woke that runtime. Never sent today;
+    /// still decoded.
     EventFd = 3,
 }
 

@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::init::ExitStatus;
+use crate::observed::ExitStatus;
 use crate::spawn::{pipe, Spawn};
 
 const WINDOW: Duration = Duration::from_secs(60);
@@ -92,6 +92,7 @@ impl Alerts {
         // One line is far below a pipe's capacity: this write does not block.
         let mut text = line.as_bytes().to_vec();
         text.push(b'\n');
+        // SAFETY: writes `text`, a live buffer of that length, to the pipe we hold.
         let n = unsafe { libc::write(write.as_raw_fd(), text.as_ptr().cast(), text.len()) };
         if n < 0 {
             tracing::warn!(

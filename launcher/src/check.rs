@@ -212,6 +212,8 @@ fn check_ptrace(r: &mut Report, settings: &Settings) {
         Err(e) => r.line(Level::Ok, "ptrace", format!("PTRACE_SEIZE failed ({e}), not needed in mode off")),
     }
     // clone3 with a null argument: EFAULT/EINVAL means the syscall is allowed.
+    // SAFETY: with a null argument and size 0 the kernel refuses before
+    // creating anything; no memory is read or written.
     let rc = unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize) };
     let errno = std::io::Error::last_os_error();
     match (rc, errno.raw_os_error()) {
@@ -224,6 +226,7 @@ fn check_ptrace(r: &mut Report, settings: &Settings) {
     }
     // seccomp(SECCOMP_GET_ACTION_AVAIL) only asks; it installs nothing.
     let action: u32 = 0x7fff_0000; // SECCOMP_RET_ALLOW
+                                   // SAFETY: the kernel reads one u32 from `action`, which lives through the call.
     let rc = unsafe { libc::syscall(libc::SYS_seccomp, 2u32, 0u32, &action as *const u32) };
     let errno = std::io::Error::last_os_error();
     if rc == 0 {
@@ -239,17 +242,28 @@ fn check_ptrace(r: &mut Report, settings: &Settings) {
 
 /// Fork a child with a pipe between us: the child runs `child(write end)`
 /// and `_exit`s with what it returns; we get its pid and the read end.
-/// `child` must only make async-signal-safe calls (the launcher is
-/// single-threaded when `check` runs, which also makes `dlopen` safe).
-fn fork_with_pipe(child: impl FnOnce(i32) -> i32) -> Result<(i32, std::os::fd::OwnedFd), String> {
+///
+/// # Safety
+///
+/// `child` runs in the forked child: it must make only async-signal-safe
+/// calls (no allocation, no lock another thread may have held at the fork),
+/// unless the process is single-threaded when this is called, as the
+/// launcher is while `check` runs (which is also what makes `dlopen` there
+/// safe). It must not unwind: it returns an exit code.
+unsafe fn fork_with_pipe(
+    child: impl FnOnce(i32) -> i32,
+) -> Result<(i32, std::os::fd::OwnedFd), String> {
     use std::os::fd::AsRawFd;
     let (read, write) = crate::spawn::pipe().map_err(|e| e.to_string())?;
+    // SAFETY: the child side runs only `child`, under the caller's contract,
+    // then `_exit`s without running Rust's exit path.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(std::io::Error::last_os_error().to_string());
     }
     if pid == 0 {
         let code = child(write.as_raw_fd());
+        // SAFETY: _exit has no preconditions.
         unsafe { libc::_exit(code) };
     }
     Ok((pid, read))
@@ -260,11 +274,15 @@ fn try_seize() -> Result<(), String> {
     use std::os::fd::AsRawFd;
     let (gate_read, gate_write) = crate::spawn::pipe().map_err(|e| e.to_string())?;
     let waits_on = gate_read.as_raw_fd();
-    let (pid, _unused) = fork_with_pipe(|_| {
-        let mut b = 0u8;
-        unsafe { libc::read(waits_on, (&mut b as *mut u8).cast(), 1) };
-        0
-    })?;
+    // SAFETY: the child only read(2)s one byte, async-signal-safe.
+    let (pid, _unused) = unsafe {
+        fork_with_pipe(|_| {
+            let mut b = 0u8;
+            // SAFETY: reads one byte into `b`.
+            libc::read(waits_on, (&mut b as *mut u8).cast(), 1);
+            0
+        })
+    }?;
     drop(gate_read);
     let child = nix::unistd::Pid::from_raw(pid);
     let result = nix::sys::ptrace::seize(child, nix::sys::ptrace::Options::empty())
@@ -397,14 +415,18 @@ fn load_in_child(path: &Path) -> Result<(), String> {
     use std::os::unix::ffi::OsStrExt;
     let cpath = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| "path has a NUL byte".to_string())?;
-    let (pid, read) = fork_with_pipe(|out| unsafe {
-        if libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL).is_null() {
-            let msg = std::ffi::CStr::from_ptr(libc::dlerror()).to_bytes();
-            libc::write(out, msg.as_ptr().cast(), msg.len());
-            return 1;
-        }
-        0
-    })?;
+    // SAFETY: `check` runs single-threaded, so the child may dlopen (which
+    // allocates and locks); it then only writes to the pipe and returns.
+    let (pid, read) = unsafe {
+        fork_with_pipe(|out| {
+            if libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL).is_null() {
+                let msg = std::ffi::CStr::from_ptr(libc::dlerror()).to_bytes();
+                libc::write(out, msg.as_ptr().cast(), msg.len());
+                return 1;
+            }
+            0
+        })
+    }?;
     let mut msg = String::new();
     let _ = std::fs::File::from(read).read_to_string(&mut msg);
     let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None)

@@ -1,6 +1,5 @@
 //! The command line: `plex-pg-launcher [OPTIONS] -- COMMAND [ARGS…]`,
-//! `plex-pg-launcher check`, `plex-pg-launcher demo` (its own options
-//! are in [`crate::demo::DemoArgs`]) and `plex-pg-launcher import`
+//! `plex-pg-launcher check` and `plex-pg-launcher import`
 //! ([`crate::import::ImportArgs`]). Every option is also a key of the TOML file
 //! (`launcher.*`); a value given here is applied through
 //! `Settings::apply`, so a bad one is reported with its key and "the
@@ -35,10 +34,6 @@ pub enum Command {
     /// Check the configuration, privileges, ptrace permission, the shim and
     /// PostgreSQL; one line per check, non-zero exit if Plex would not work.
     Check,
-    /// Run plex-sim (a stand-in for Plex) on a throwaway PostgreSQL under the
-    /// launcher in verify mode, with live progress and a closing table of
-    /// what was checked; about a minute, nothing left running.
-    Demo(crate::demo::DemoArgs),
     /// Bring an existing Plex SQLite library into PostgreSQL: the schema
     /// through the shim's translator, the rows by COPY, every value
     /// verified, switched in one transaction (runs plex-pg-import).

@@ -2,10 +2,12 @@
 //! temporary directory, listening on a Unix socket in that directory and on
 //! a free loopback TCP port.
 //!
-//! Used by `plex-pg-launcher demo` when no server is configured, and by the
+//! Used by the demo (`plex-pg-demo`) when no server is configured, and by the
 //! tests, which can also make a streaming standby of a cluster
 //! ([`Cluster::standby_of`]) and promote it (failover tests). `initdb` and `postgres` refuse to run as root, so when we are root
 //! the cluster is owned by, and run as, the `postgres` user (`runuser`).
+//! The `plex-pg-launcher` binary never uses it: it is in the library only
+//! for the tests, the benchmarks and the demo.
 //!
 //! Authentication: the socket trusts every local user; TCP asks for a
 //! password (SCRAM), so a wrong password can be tested for real. The role

@@ -27,34 +27,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-/// How a process ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExitStatus {
-    Code(i32),
-    Signal(i32),
-}
-
-impl ExitStatus {
-    /// The launcher's own exit code for this status (128+signal).
-    pub fn exit_code(self) -> i32 {
-        match self {
-            ExitStatus::Code(c) => c,
-            ExitStatus::Signal(s) => 128 + s,
-        }
-    }
-
-    pub fn describe(self) -> String {
-        match self {
-            ExitStatus::Code(c) => format!("exit status {c}"),
-            ExitStatus::Signal(s) => {
-                let name = Signal::try_from(s)
-                    .map(|s| s.as_str())
-                    .unwrap_or("an unknown signal");
-                format!("signal {s} ({name})")
-            }
-        }
-    }
-}
+pub(crate) use crate::observed::ExitStatus;
 
 /// What the launcher does with a signal it receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,10 +102,6 @@ impl Init {
         }
     }
 
-    pub fn main(&self) -> Option<i32> {
-        self.main
-    }
-
     /// Forward a signal the launcher received (one whose [`fate`] is
     /// `Forward`). `helpers`: the launcher's alert commands, never signalled.
     pub fn forward(&mut self, sig: libc::c_int, helpers: &HashSet<i32>) {
@@ -180,7 +149,7 @@ impl Init {
                 } else {
                     tracing::info!(
                         "sending SIGTERM to {pid} ({}), adopted by the launcher",
-                        crate::watch::program_of(pid).unwrap_or_else(|| "?".into())
+                        crate::proc::program_of(pid).unwrap_or_else(|| "?".into())
                     );
                 }
                 let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
@@ -213,7 +182,7 @@ impl Init {
             tracing::info!(
                 "main process {pid} exited with status 0 and left {} process(es); supervising {next} ({}) as the main process",
                 left.len(),
-                crate::watch::program_of(next).unwrap_or_else(|| "?".into())
+                crate::proc::program_of(next).unwrap_or_else(|| "?".into())
             );
             self.main = Some(next);
             return;
@@ -281,25 +250,20 @@ impl Init {
 
 /// The launcher's children (alive or not yet reaped), except `ignore`.
 pub fn direct_children(me: i32, ignore: &HashSet<i32>) -> Vec<i32> {
-    let mut out: Vec<i32> = match std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
-    {
-        Ok(text) => text
-            .split_whitespace()
-            .filter_map(|s| s.parse().ok())
-            .collect(),
-        Err(_) => process_table()
+    let mut out: Vec<i32> = crate::proc::children(me).unwrap_or_else(|| {
+        crate::proc::process_table()
             .into_iter()
             .filter(|&(_, ppid)| ppid == me)
             .map(|(pid, _)| pid)
-            .collect(),
-    };
+            .collect()
+    });
     out.retain(|p| !ignore.contains(p));
     out
 }
 
 /// Every descendant of `root`.
 pub fn descendants(root: i32) -> Vec<i32> {
-    let table = process_table();
+    let table = crate::proc::process_table();
     let mut out = Vec::new();
     let mut stack = vec![root];
     while let Some(parent) = stack.pop() {
@@ -313,26 +277,9 @@ pub fn descendants(root: i32) -> Vec<i32> {
     out
 }
 
-/// (pid, ppid) of every process.
-fn process_table() -> Vec<(i32, i32)> {
-    procfs::process::all_processes()
-        .map(|all| {
-            all.flatten()
-                .filter_map(|p| p.stat().ok())
-                .map(|s| (s.pid, s.ppid))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn oldest(pids: &[i32]) -> i32 {
     pids.iter()
         .copied()
-        .min_by_key(|&p| {
-            procfs::process::Process::new(p)
-                .and_then(|p| p.stat())
-                .map(|s| s.starttime)
-                .unwrap_or(u64::MAX)
-        })
+        .min_by_key(|&p| crate::proc::starttime(p).unwrap_or(u64::MAX))
         .unwrap_or(pids[0])
 }

@@ -1,38 +1,50 @@
 //! plex-pg-launcher as a library: the pieces the binary is made of, shared
-//! with the tests (which use [`cluster`] to start a throwaway PostgreSQL).
+//! with the tests and the demo (`plex-pg-demo`, its own crate: they use
+//! [`cluster`] to start a throwaway PostgreSQL, [`events`] to read the event
+//! log as typed records, [`cli::Options`] for the launcher's options).
+//! [`cluster`] is not used by the binary, so it is not in what ships.
 //!
 //! The launcher is one loop on one thread ([`supervisor`]): it reaps, traces
 //! and reads the shim's reports in the same `poll`, because `waitpid` is
-//! process-wide. Around it: [`cli`] (the command line and how it overrides
-//! the settings), [`check`] (the `check` subcommand), [`spawn`] (fork/exec
-//! without allocating in the child), [`init`] (an init's duties: signals,
-//! reaping, exit status), [`privileges`] (running as Plex's user),
-//! [`watch`] (the ptrace and procfs watchers, one event stream),
-//! [`sockets`] (the kernel's view of PostgreSQL connections), [`reports`]
-//! (the shim's datagrams), [`verdict`] (pool checks and inherited-fd use),
-//! [`events`] (the JSON event log) and [`alert`] (the alert command).
-//! [`trust`] decides which files root may trust (the configuration, the
-//! shim, the directories above them) and [`log_files`] opens the files the
-//! launcher appends to without following planted links (`docs/security.md`).
-//! [`demo`] is the `demo` subcommand: plex-sim on a throwaway PostgreSQL
-//! under the launcher, with live progress and a closing table.
+//! process-wide. That loop is a one-way pipeline:
+//!
+//! - `waitpid` and the watchers ([`watch`]: ptrace or procfs) see the tree
+//!   and push `Event`s ([`observed`]);
+//! - the judge ([`verdict`]) turns events, the shim's reports ([`reports`])
+//!   and a probe of the kernel into typed records ([`events::Record`], the
+//!   event log's schema); it does no I/O;
+//! - the sinks ([`sink`]) write each record to the event log ([`events`])
+//!   and the human log, and send violations to the alert command
+//!   ([`alert`]).
+//!
+//! Around it: [`cli`] (the command line and how it overrides the settings),
+//! [`check`] (the `check` subcommand), [`spawn`] (fork/exec without
+//! allocating in the child), [`init`] (an init's duties: signals, reaping,
+//! exit status), [`privileges`] (running as Plex's user), [`sockets`] (the
+//! kernel's view of PostgreSQL connections) and [`proc`] (every read of
+//! `/proc`). [`trust`] decides which files root may trust (the
+//! configuration, the shim, the directories above them) and [`log_files`]
+//! opens the files the launcher appends to without following planted links
+//! (`docs/security.md`).
 
-pub mod alert;
+pub(crate) mod alert;
 pub mod check;
 pub mod cli;
 pub mod cluster;
-pub mod demo;
 pub mod events;
 pub mod guard;
 pub mod import;
-pub mod init;
+pub(crate) mod init;
 pub mod log_files;
+pub(crate) mod observed;
 pub mod privileges;
-pub mod reports;
-pub mod sockets;
-pub mod spawn;
-pub mod stop;
+pub(crate) mod proc;
+pub(crate) mod reports;
+pub(crate) mod sink;
+pub(crate) mod sockets;
+pub(crate) mod spawn;
+pub(crate) mod stop;
 pub mod supervisor;
 pub mod trust;
-pub mod verdict;
-pub mod watch;
+pub(crate) mod verdict;
+pub(crate) mod watch;

@@ -50,8 +50,7 @@ pub fn open_append(path: &Path, service_uid: Option<u32>) -> io::Result<File> {
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let cname =
         CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: plain syscalls on NUL-terminated strings; the fds returned are
-    // owned right away.
+    // SAFETY: open(2) of a NUL-terminated path that lives through the call.
     let dirfd = unsafe {
         libc::open(
             cdir.as_ptr(),
@@ -61,6 +60,7 @@ pub fn open_append(path: &Path, service_uid: Option<u32>) -> io::Result<File> {
     if dirfd < 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: `dirfd` was just opened and nothing else owns it.
     let dirfd = unsafe { OwnedFd::from_raw_fd(dirfd) };
     let flags = libc::O_RDWR
         | libc::O_APPEND
@@ -69,6 +69,8 @@ pub fn open_append(path: &Path, service_uid: Option<u32>) -> io::Result<File> {
         | libc::O_NONBLOCK
         | libc::O_CLOEXEC
         | libc::O_NOCTTY;
+    // SAFETY: openat(2) relative to a directory fd we hold, of a
+    // NUL-terminated name that lives through the call.
     let fd = unsafe {
         libc::openat(
             dirfd.as_raw_fd(),
@@ -94,6 +96,7 @@ pub fn open_append(path: &Path, service_uid: Option<u32>) -> io::Result<File> {
         }
         return Err(e);
     }
+    // SAFETY: `fd` was just opened and nothing else owns it.
     let mut file = unsafe { File::from_raw_fd(fd) };
     let meta = file.metadata()?;
     if !meta.is_file() {
@@ -119,6 +122,7 @@ pub fn open_append(path: &Path, service_uid: Option<u32>) -> io::Result<File> {
         )));
     }
     // The fd was opened non-blocking only so a FIFO could not hang us.
+    // SAFETY: F_SETFL with integer flags on an fd `file` owns.
     unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, libc::O_APPEND) };
     terminate_last_line(&mut file)?;
     Ok(file)
@@ -134,7 +138,30 @@ fn terminate_last_line(file: &mut File) -> io::Result<()> {
     let mut last = [0u8; 1];
     file.read_exact(&mut last)?;
     if last[0] != b'\n' {
-        crate::events::write_once(file, b"\n")?;
+        write_once(file, b"\n")?;
+    }
+    Ok(())
+}
+
+/// Write `bytes` with one `write(2)` (retried on EINTR). A short write
+/// (a full disk) writes the rest with further calls, and is the only case
+/// with more than one.
+pub fn write_once(fd: &impl AsRawFd, bytes: &[u8]) -> io::Result<()> {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: a write of a live buffer to an fd we hold.
+        let n = unsafe { libc::write(fd.as_raw_fd(), rest.as_ptr().cast(), rest.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0"));
+        }
+        rest = &rest[n as usize..];
     }
     Ok(())
 }
@@ -195,7 +222,7 @@ impl Rotating {
         if self.max_bytes > 0 && self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
             rotation = self.rotate().err();
         }
-        crate::events::write_once(&self.file, line)?;
+        write_once(&self.file, line)?;
         self.size += line.len() as u64;
         Ok(rotation)
     }

@@ -5,7 +5,7 @@ use std::process::exit;
 use clap::Parser;
 use plex_pg_config::settings::LogLevel;
 use plex_pg_launcher::cli::{Cli, Command};
-use plex_pg_launcher::{check, demo, guard, import, supervisor};
+use plex_pg_launcher::{check, guard, import, supervisor};
 
 fn main() {
     let cli = Cli::parse();
@@ -40,7 +40,6 @@ fn main() {
     }
     match cli.command {
         Some(Command::Check) => exit(check::run(&settings, &config_errors)),
-        Some(Command::Demo(args)) => exit(demo::run(&settings, &cli.options, &args)),
         Some(Command::Import(args)) => exit(import::exec(&cli.options, &args)),
         Some(Command::Export(args)) => exit(import::exec_export(&cli.options, &args)),
         None => {

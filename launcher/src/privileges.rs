@@ -55,6 +55,7 @@ pub fn become_user(target: &Target) -> Result<(), String> {
         .map_err(|e| format!("setting the groups of {:?}: {e}", target.name))?;
     unistd::setgid(target.gid).map_err(|e| format!("setgid({}): {e}", target.gid))?;
     unistd::setuid(target.uid).map_err(|e| format!("setuid({}): {e}", target.uid))?;
+    // SAFETY: PR_SET_DUMPABLE takes plain integers.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) } != 0 {
         return Err(format!(
             "prctl(PR_SET_DUMPABLE): {}",

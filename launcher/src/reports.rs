@@ -7,7 +7,8 @@
 //! [`ReportSocket`] is dropped.
 //!
 //! Any process of Plex's user can send datagrams here, so rejections are
-//! logged through [`RejectedLog`]: the first few of an interval in full,
+//! logged through [`RejectedLog`] (which says what to log; the judge hands
+//! the lines to the human log): the first few of an interval in full,
 //! the rest as one count when the interval ends — a flood costs a line per
 //! interval, not a line per datagram.
 
@@ -46,35 +47,43 @@ impl Default for RejectedLog {
 }
 
 impl RejectedLog {
-    /// A report was rejected, for `why`.
-    pub fn rejected(&mut self, now: std::time::Instant, why: impl FnOnce() -> String) {
-        self.flush(now);
+    /// A report was rejected, for `why`: the lines to log (none once the
+    /// interval's burst is used up).
+    pub fn rejected(
+        &mut self,
+        now: std::time::Instant,
+        why: impl FnOnce() -> String,
+    ) -> Vec<String> {
+        let mut lines: Vec<String> = self.flush(now).into_iter().collect();
         self.in_interval += 1;
         if self.in_interval <= REJECTED_LOG_BURST {
-            tracing::warn!("rejected a report: {}", why());
+            lines.push(format!("rejected a report: {}", why()));
             if self.in_interval == REJECTED_LOG_BURST {
-                tracing::warn!(
+                lines.push(format!(
                     "further rejected reports in the next {} s are counted, not logged one by one",
                     REJECTED_LOG_INTERVAL.as_secs()
-                );
+                ));
             }
         }
+        lines
     }
 
-    /// End the interval when it is over, logging how many were not shown.
-    pub fn flush(&mut self, now: std::time::Instant) {
+    /// End the interval when it is over: the line that says how many were
+    /// not shown, if any.
+    pub fn flush(&mut self, now: std::time::Instant) -> Option<String> {
         if now.duration_since(self.interval_start) < REJECTED_LOG_INTERVAL {
-            return;
+            return None;
         }
-        if self.in_interval > REJECTED_LOG_BURST {
-            tracing::warn!(
+        let line = (self.in_interval > REJECTED_LOG_BURST).then(|| {
+            format!(
                 "rejected {} more report(s) in the last {} s (counted in the summary's reports_rejected)",
                 self.in_interval - REJECTED_LOG_BURST,
                 REJECTED_LOG_INTERVAL.as_secs()
-            );
-        }
+            )
+        });
         self.interval_start = now;
         self.in_interval = 0;
+        line
     }
 
     /// When [`RejectedLog::flush`] has a count to log.

@@ -24,26 +24,16 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use plex_pg_config::settings::Postgres;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
-/// A PostgreSQL connection held by a process.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A PostgreSQL connection held by a process (in the event log, a
+/// `{"fd", "inode", "peer"}` object).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PgFd {
     pub fd: i32,
     pub inode: u64,
     /// The server end: `unix:<path>` or `tcp:<addr>`.
     pub peer: String,
-}
-
-impl PgFd {
-    pub fn to_json(&self) -> Value {
-        json!({"fd": self.fd, "inode": self.inode, "peer": self.peer})
-    }
-}
-
-/// A list of fds as JSON.
-pub fn fds_json(fds: &[PgFd]) -> Value {
-    Value::Array(fds.iter().map(PgFd::to_json).collect())
 }
 
 /// Where the servers are: every Unix socket path and every TCP address of
@@ -141,27 +131,12 @@ impl Kernel {
 
     /// Every socket fd of `pid`: (fd, inode).
     pub fn socket_fds(pid: i32) -> io::Result<Vec<(i32, u64)>> {
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
-            let Ok(entry) = entry else { continue };
-            let Some(fd) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            if let Some(inode) = link_inode(&entry.path()) {
-                out.push((fd, inode));
-            }
-        }
-        out.sort_unstable();
-        Ok(out)
+        crate::proc::socket_fds(pid)
     }
 
     /// The socket inode `fd` of `pid` refers to now, if it is a socket.
     pub fn fd_inode(pid: i32, fd: i32) -> Option<u64> {
-        link_inode(Path::new(&format!("/proc/{pid}/fd/{fd}")))
+        crate::proc::fd_inode(pid, fd)
     }
 
     /// Every PostgreSQL connection `pid` holds.
@@ -248,7 +223,7 @@ impl Kernel {
         if addrs.is_empty() && self.servers.names.is_empty() {
             return (Kind::Other, true);
         }
-        let table = tcp.get_or_insert_with(|| tcp_table(pid));
+        let table = tcp.get_or_insert_with(|| crate::proc::tcp_table(pid));
         match table.get(&inode) {
             Some((remote, connected)) => {
                 let is_pg = addrs.iter().any(|a| same_endpoint(a, remote));
@@ -287,6 +262,7 @@ impl Kernel {
             return Ok(None);
         }
         if self.diag.is_none() {
+            // SAFETY: socket(2) takes plain integers.
             let fd = unsafe {
                 libc::socket(
                     libc::AF_NETLINK,
@@ -297,7 +273,7 @@ impl Kernel {
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
-            // SAFETY: fd was just created.
+            // SAFETY: fd was just created and nothing else owns it.
             self.diag = Some(unsafe { OwnedFd::from_raw_fd(fd) });
         }
         let fd = self.diag.as_ref().unwrap().as_raw_fd();
@@ -318,6 +294,8 @@ impl Kernel {
             show: UDIAG_SHOW_NAME | UDIAG_SHOW_PEER,
             cookie: [u32::MAX, u32::MAX],
         };
+        // SAFETY: sends `req`, a live value of exactly that size, on our
+        // netlink socket.
         let n = unsafe {
             libc::send(
                 fd,
@@ -331,6 +309,7 @@ impl Kernel {
         }
         let mut buf = [0u8; 8192];
         loop {
+            // SAFETY: receives at most `buf.len()` bytes into `buf`.
             let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n < 0 {
                 return Err(io::Error::last_os_error());
@@ -367,28 +346,6 @@ impl Kernel {
             return Ok(Some(parse_unix_diag(&msg[16..])));
         }
     }
-}
-
-/// Inode of a `socket:[N]` link.
-fn link_inode(link: &Path) -> Option<u64> {
-    let target = std::fs::read_link(link).ok()?;
-    let s = target.to_str()?;
-    s.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
-}
-
-/// TCP sockets of `pid`'s network namespace: inode → (remote, established).
-fn tcp_table(pid: i32) -> HashMap<u64, (SocketAddr, bool)> {
-    let mut table = HashMap::new();
-    let Ok(process) = procfs::process::Process::new(pid) else {
-        return table;
-    };
-    for entries in [process.tcp(), process.tcp6()].into_iter().flatten() {
-        for e in entries {
-            let established = e.state == procfs::net::TcpState::Established;
-            table.insert(e.inode, (e.remote_address, established));
-        }
-    }
-    table
 }
 
 fn canonical_ip(ip: IpAddr) -> IpAddr {

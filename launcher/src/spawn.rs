@@ -156,7 +156,9 @@ impl Spawn {
             (None, None)
         };
         let (status_read, status_write) = pipe()?;
+        // SAFETY: getpid and isatty have no preconditions.
         let parent = unsafe { libc::getpid() };
+        // SAFETY: as above.
         let stdin_is_tty = unsafe { libc::isatty(0) } == 1;
         // SAFETY: the child branch only makes async-signal-safe calls on
         // memory prepared above, then execs or _exits.
@@ -165,6 +167,8 @@ impl Spawn {
             return Err(io::Error::last_os_error());
         }
         if pid == 0 {
+            // SAFETY: we are the child of the fork above, and argv/envp are
+            // the NULL-terminated arrays built before it.
             unsafe {
                 self.child(
                     parent,
@@ -179,6 +183,8 @@ impl Spawn {
         }
         if self.own_process_group {
             // Also from the parent, so the group exists whichever runs first.
+            // SAFETY: setpgid on our own child; an error (it already
+            // exec'd) is harmless.
             unsafe { libc::setpgid(pid, pid) };
         }
         drop(gate_read);
@@ -190,6 +196,14 @@ impl Spawn {
         })
     }
 
+    /// The child's side of [`Spawn::start`]: reset signals, take the
+    /// process group, wait at the gate, exec; never returns.
+    ///
+    /// # Safety
+    ///
+    /// Only in the child of `fork`, before anything else runs there: it makes
+    /// only async-signal-safe calls, and `argv`/`envp` must be
+    /// NULL-terminated arrays of pointers to live C strings.
     #[allow(clippy::too_many_arguments)]
     unsafe fn child(
         &self,
@@ -201,73 +215,80 @@ impl Spawn {
         argv: &[*const libc::c_char],
         envp: &[*const libc::c_char],
     ) -> ! {
-        let fail = |stage_errno: i32| -> ! {
-            let bytes = stage_errno.to_ne_bytes();
-            libc::write(status_write, bytes.as_ptr().cast(), bytes.len());
-            libc::_exit(127)
-        };
-        if let Some(w) = gate_write {
-            libc::close(w);
-        }
-        if self.own_process_group {
-            libc::setpgid(0, 0);
-            if stdin_is_tty {
-                // SIGTTOU is still ignored here (inherited from the launcher).
-                libc::tcsetpgrp(0, libc::getpid());
+        // SAFETY: the caller's contract (below `fork`, in the child of a
+        // single-threaded parent): only async-signal-safe libc calls, on fds
+        // and C strings prepared before the fork; nothing allocates, and the
+        // function ends in `execve` or `_exit`.
+        unsafe {
+            let fail = |stage_errno: i32| -> ! {
+                let bytes = stage_errno.to_ne_bytes();
+                libc::write(status_write, bytes.as_ptr().cast(), bytes.len());
+                libc::_exit(127)
+            };
+            if let Some(w) = gate_write {
+                libc::close(w);
             }
-        }
-        // Every disposition as the launcher's parent gave it (handlers
-        // would be reset by exec anyway; ignored ones would not).
-        for sig in 1..=self.max_signal {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-                continue;
-            }
-            let ignored = self.signals.ignored[sig as usize];
-            libc::signal(
-                sig,
-                if ignored {
-                    libc::SIG_IGN
-                } else {
-                    libc::SIG_DFL
-                },
-            );
-        }
-        libc::sigprocmask(libc::SIG_SETMASK, &self.signals.mask, std::ptr::null_mut());
-        if self.die_with_parent {
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            );
-            if libc::getppid() != parent {
-                libc::_exit(127);
-            }
-        }
-        if let Some(fd) = self.stdin {
-            if libc::dup2(fd, 0) < 0 {
-                fail(*libc::__errno_location());
-            }
-        }
-        if let Some(r) = gate_read {
-            let mut b = 0u8;
-            loop {
-                let n = libc::read(r, (&mut b as *mut u8).cast(), 1);
-                if n >= 0 || *libc::__errno_location() != libc::EINTR {
-                    break;
+            if self.own_process_group {
+                libc::setpgid(0, 0);
+                if stdin_is_tty {
+                    // SIGTTOU is still ignored here (inherited from the launcher).
+                    libc::tcsetpgrp(0, libc::getpid());
                 }
             }
-            libc::close(r);
+            // Every disposition as the launcher's parent gave it (handlers
+            // would be reset by exec anyway; ignored ones would not).
+            for sig in 1..=self.max_signal {
+                if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                    continue;
+                }
+                let ignored = self.signals.ignored[sig as usize];
+                libc::signal(
+                    sig,
+                    if ignored {
+                        libc::SIG_IGN
+                    } else {
+                        libc::SIG_DFL
+                    },
+                );
+            }
+            libc::sigprocmask(libc::SIG_SETMASK, &self.signals.mask, std::ptr::null_mut());
+            if self.die_with_parent {
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                );
+                if libc::getppid() != parent {
+                    libc::_exit(127);
+                }
+            }
+            if let Some(fd) = self.stdin {
+                if libc::dup2(fd, 0) < 0 {
+                    fail(*libc::__errno_location());
+                }
+            }
+            if let Some(r) = gate_read {
+                let mut b = 0u8;
+                loop {
+                    let n = libc::read(r, (&mut b as *mut u8).cast(), 1);
+                    if n >= 0 || *libc::__errno_location() != libc::EINTR {
+                        break;
+                    }
+                }
+                libc::close(r);
+            }
+            libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            fail(*libc::__errno_location())
         }
-        libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
-        fail(*libc::__errno_location())
     }
 }
 
 /// A close-on-exec pipe: (read end, write end).
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two ints into `fds`, which has room for two.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -281,6 +302,7 @@ pub fn exec_result(status: &OwnedFd) -> io::Result<()> {
     let mut buf = [0u8; 4];
     let mut got = 0;
     while got < 4 {
+        // SAFETY: reads at most `4 - got` bytes into the rest of `buf`.
         let n = unsafe { libc::read(status.as_raw_fd(), buf[got..].as_mut_ptr().cast(), 4 - got) };
         if n < 0 {
             let e = io::Error::last_os_error();

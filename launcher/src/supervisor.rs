@@ -3,6 +3,23 @@
 //! here, in one `poll` over a signalfd, the report socket and the exec
 //! status pipe of the command.
 //!
+//! The loop is the pipeline, wired in one place:
+//!
+//! ```text
+//! waitpid ─► watcher (ptrace / procfs) ─► Event ─┐
+//! report socket ─► Message ──────────────────────┼─► Judge ─► Output ─► Sinks
+//! clock (deadlines) ─────────────────────────────┘  (rules)   (Record,  (event log,
+//!                                   Probe: /proc ◄─┘            Note)    human log,
+//!                                                                         alerts)
+//! ```
+//!
+//! The watchers only see ([`crate::watch`]), the judge only decides
+//! ([`crate::verdict`]: no I/O, the kernel asked through a [`Probe`]), and
+//! the sinks only write ([`crate::sink`]). Every event a watcher pushes is
+//! judged, and every output written, before the loop reads the next report
+//! or `waitpid` status, so the order of the event log is the order things
+//! were seen.
+//!
 //! Start-up order: settings are final; the event log is opened (maybe as
 //! root); the launcher drops to Plex's user if asked; becomes a subreaper;
 //! blocks the forwarded signals into a signalfd; binds the report socket;
@@ -22,20 +39,20 @@ use nix::unistd::Pid;
 use plex_pg_config::report::SUPERVISOR_ENV;
 use plex_pg_config::settings::{Mode, Watcher as WatcherChoice, CONFIG_ENV};
 use plex_pg_config::Settings;
-use serde_json::json;
 
 use crate::alert::Alerts;
-use crate::events::EventLog;
-use crate::init::{self, ExitStatus, Fate, Init};
+use crate::events::{EventLog, Record};
+use crate::init::{self, Fate, Init};
+use crate::observed::{Birth, Event, ExitStatus};
 use crate::privileges;
 use crate::reports::{self, ReportSocket};
-use crate::sockets::Kernel;
+use crate::sink::Sinks;
+use crate::sockets::{Kernel, PgFd};
 use crate::spawn::{self, Spawn};
 use crate::trust;
-use crate::verdict::Judge;
+use crate::verdict::{Judge, Probe, SummaryExtra};
 use crate::watch::procfs::Poller;
 use crate::watch::ptrace::Tracer;
-use crate::watch::{Birth, Event};
 
 /// How long alert commands may still run once Plex's tree is gone.
 const ALERT_DRAIN: Duration = Duration::from_secs(2);
@@ -70,6 +87,19 @@ impl Watching {
     }
 }
 
+/// The judge's view of the kernel: `/proc`, through the classifier.
+struct KernelProbe;
+
+impl Probe for KernelProbe {
+    fn still_held(&mut self, pid: i32, of: &[PgFd]) -> Vec<PgFd> {
+        Kernel::still_held(pid, of).unwrap_or_default()
+    }
+
+    fn descends_from(&mut self, pid: i32, ancestor: i32) -> bool {
+        crate::proc::is_descendant(pid, ancestor)
+    }
+}
+
 struct Supervisor {
     signals: SignalFd,
     reports: Option<ReportSocket>,
@@ -77,7 +107,10 @@ struct Supervisor {
     program: String,
     watching: Watching,
     kernel: Kernel,
+    /// What the watcher saw and the judge has not been given yet.
+    seen: Vec<Event>,
     judge: Judge,
+    sinks: Sinks,
     init: Init,
 }
 
@@ -146,6 +179,7 @@ impl Supervisor {
             privileges::become_user(target).map_err(|e| fail(1, e))?;
         }
         let me = std::process::id() as i32;
+        // SAFETY: PR_SET_CHILD_SUBREAPER takes plain integers.
         if me != 1 && unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
             tracing::warn!(
                 "cannot become a subreaper: {}; orphans of Plex will not be reaped by the launcher",
@@ -227,25 +261,30 @@ impl Supervisor {
         drop(child.gate.take()); // let it exec
 
         let kernel = Kernel::new(&settings.postgres);
-        let mut judge = Judge::new(
+        let judge = Judge::new(me, settings.pool.max);
+        let mut sinks = Sinks {
             log,
-            Alerts::new(l.alert_command.clone(), l.alert_limit_per_minute),
-        );
-        judge.pool_max = settings.pool.max;
-        judge.log.emit(
-            "start",
-            json!({
-                "launcher_pid": me, "pid": pid, "program": path.display().to_string(),
-                "args": program.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>(),
-                "mode": mode_name(l.mode), "watcher": watching.name(), "degraded": if why.is_empty() { None } else { Some(&why) },
-                "server": kernel.describe_server(), "version": env!("CARGO_PKG_VERSION"),
-            }),
-        );
+            alerts: Alerts::new(l.alert_command.clone(), l.alert_limit_per_minute),
+        };
+        sinks.record(&Record::Start {
+            args: program
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+            degraded: (!why.is_empty()).then(|| why.clone()),
+            launcher_pid: me,
+            mode: mode_name(l.mode).into(),
+            pid,
+            program: path.display().to_string(),
+            server: kernel.describe_server(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            watcher: watching.name().into(),
+        });
         if !why.is_empty() {
-            judge.log.emit(
-                "watch_degraded",
-                json!({"reason": why, "watcher": watching.name()}),
-            );
+            sinks.record(&Record::WatchDegraded {
+                reason: why.clone(),
+                watcher: watching.name().into(),
+            });
         }
         tracing::info!(
             "started {} as pid {pid}; mode {}, watcher {}, PostgreSQL at {}",
@@ -254,8 +293,9 @@ impl Supervisor {
             watching.name(),
             kernel.describe_server()
         );
+        let mut seen = Vec::new();
         if !matches!(watching, Watching::Off) {
-            judge.handle(Event::Born {
+            seen.push(Event::Born {
                 pid,
                 ppid: me,
                 birth: Birth::Spawned,
@@ -263,16 +303,29 @@ impl Supervisor {
                 escalated: false,
             });
         }
-        Ok(Supervisor {
+        let mut supervisor = Supervisor {
             signals,
             reports,
             exec_status: Some(child.exec_status),
             program: path.display().to_string(),
             watching,
             kernel,
+            seen,
             judge,
+            sinks,
             init: Init::new(pid, stop.period),
-        })
+        };
+        supervisor.judge_seen(Instant::now());
+        Ok(supervisor)
+    }
+
+    /// The middle of the pipeline: what the watcher saw goes to the judge,
+    /// what the judge decided goes to the sinks.
+    fn judge_seen(&mut self, now: Instant) {
+        for event in self.seen.drain(..) {
+            self.judge.handle(event, now, &mut KernelProbe);
+        }
+        self.sinks.take(self.judge.take_output());
     }
 
     fn run(&mut self) -> i32 {
@@ -282,18 +335,20 @@ impl Supervisor {
             self.read_reports();
             let now = Instant::now();
             match &mut self.watching {
-                Watching::Ptrace(t) => t.tick(now, &mut self.judge, &mut self.kernel),
+                Watching::Ptrace(t) => t.tick(now, &mut self.seen, &mut self.kernel),
                 Watching::Procfs(p) => {
-                    let helpers = self.judge.alerts.running().clone();
-                    p.tick(now, &helpers, &mut self.judge, &mut self.kernel)
+                    let helpers = self.sinks.alerts.running().clone();
+                    p.tick(now, &helpers, &mut self.seen, &mut self.kernel)
                 }
                 Watching::Off => {}
             }
-            self.judge.tick(now);
-            let helpers = self.judge.alerts.running().clone();
+            self.judge_seen(now);
+            self.judge.tick(now, &mut KernelProbe);
+            self.sinks.take(self.judge.take_output());
+            let helpers = self.sinks.alerts.running().clone();
             self.init.tick(now, &helpers);
-            if let Some(code) = self.init.finished(self.judge.alerts.running()) {
-                if self.judge.alerts.running().is_empty() {
+            if let Some(code) = self.init.finished(self.sinks.alerts.running()) {
+                if self.sinks.alerts.running().is_empty() {
                     break code;
                 }
                 let until = *drain_until.get_or_insert(now + ALERT_DRAIN);
@@ -302,7 +357,7 @@ impl Supervisor {
                         "alert command(s) still running after {} s; killing them",
                         ALERT_DRAIN.as_secs()
                     );
-                    for &pid in self.judge.alerts.running() {
+                    for &pid in self.sinks.alerts.running() {
                         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
                     }
                     self.reap();
@@ -312,13 +367,22 @@ impl Supervisor {
             self.wait(now, drain_until);
         };
         self.read_reports();
-        let stats = match &self.watching {
-            Watching::Ptrace(t) => {
-                json!({"watcher": "ptrace", "event_stops": t.stats.event_stops, "syscall_stops": t.stats.syscall_stops, "escalations": t.stats.escalations})
-            }
-            other => json!({"watcher": other.name()}),
+        let extra = SummaryExtra {
+            alerts_sent: self.sinks.alerts.sent,
+            alerts_suppressed: self.sinks.alerts.suppressed,
+            alerts_failed: self.sinks.alerts.failed,
+            watcher: self.watching.name().into(),
+            ptrace: match &self.watching {
+                Watching::Ptrace(t) => Some((
+                    t.stats.event_stops,
+                    t.stats.syscall_stops,
+                    t.stats.escalations,
+                )),
+                _ => None,
+            },
         };
-        self.judge.summary(code, stats);
+        self.judge.summary(code, extra);
+        self.sinks.take(self.judge.take_output());
         tracing::info!(
             "{} and its tree have exited; the launcher exits with {code}",
             self.program
@@ -373,7 +437,7 @@ impl Supervisor {
             let sig = info.ssi_signo as i32;
             match init::fate(sig) {
                 Fate::Forward => {
-                    let helpers = self.judge.alerts.running().clone();
+                    let helpers = self.sinks.alerts.running().clone();
                     self.init.forward(sig, &helpers);
                 }
                 Fate::Reap | Fate::Ignore | Fate::Kernel => {}
@@ -398,10 +462,10 @@ impl Supervisor {
                 _ => None,
             };
             match &mut self.watching {
-                Watching::Ptrace(t) => t.on_status(status, &mut self.judge, &mut self.kernel),
+                Watching::Ptrace(t) => t.on_status(status, &mut self.seen, &mut self.kernel),
                 Watching::Procfs(_) => {
                     if let Some((pid, st)) = ended {
-                        self.judge.handle(Event::Exited {
+                        self.seen.push(Event::Exited {
                             pid,
                             status: Some(st),
                         });
@@ -409,19 +473,30 @@ impl Supervisor {
                 }
                 Watching::Off => {}
             }
+            self.judge_seen(Instant::now());
             if let Some((pid, st)) = ended {
-                if self.judge.alerts.reaped(pid, st) {
+                if self.sinks.alerts.reaped(pid, st) {
                     continue;
                 }
-                self.init.reaped(pid, st, self.judge.alerts.running());
+                self.init.reaped(pid, st, self.sinks.alerts.running());
             }
         }
     }
 
     fn read_reports(&mut self) {
         let Some(r) = &self.reports else { return };
+        let mut any = false;
         while let Some(received) = r.recv() {
-            self.judge.report(received.sender, received.message);
+            self.judge.report(
+                received.sender,
+                received.message,
+                Instant::now(),
+                &mut KernelProbe,
+            );
+            any = true;
+        }
+        if any {
+            self.sinks.take(self.judge.take_output());
         }
     }
 }
@@ -462,16 +537,8 @@ fn mode_name(mode: Mode) -> &'static str {
 
 /// Why ptrace may be refused here, for the log line.
 pub fn ptrace_hint() -> String {
-    let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
-        .ok()
-        .map(|s| s.trim().to_string());
-    let tracer = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("TracerPid:"))
-                .map(|v| v.trim().to_string())
-        });
+    let yama = crate::proc::yama_ptrace_scope();
+    let tracer = crate::proc::own_status_field("TracerPid:");
     let mut parts = Vec::new();
     match yama.as_deref() {
         Some("3") => {

@@ -1,4 +1,4 @@
-//! `plex-pg-launcher demo`, run for real (a throwaway PostgreSQL, plex-sim
+//! `plex-pg-demo` (what `bash demo.sh` runs), run for real (a throwaway PostgreSQL, plex-sim
 //! under the launcher with the shim): its closing table's figures against
 //! the event log and plex-sim's summary it leaves in `--work-dir`; nothing
 //! left running after it, on success, on Ctrl-C and on an error; and
@@ -15,21 +15,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use e2e::alive;
-use plex_pg_launcher::events::{self, Value};
+use plex_pg_launcher::events::{self, Record, Value};
 use plex_pg_tests::{artifact, run, workspace_root, TempDir};
 
 /// The demo's command, with nothing of the machine's or the test run's
 /// PostgreSQL settings: it must start its own server.
 fn demo(args: &[&str]) -> Command {
-    let mut cmd = Command::new(artifact("plex-pg-launcher"));
+    let mut cmd = Command::new(artifact("plex-pg-demo"));
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("PLEX_PG_") {
             cmd.env_remove(key);
         }
     }
-    cmd.env("PLEX_PG_CONFIG", "/dev/null")
-        .arg("demo")
-        .args(args);
+    cmd.env("PLEX_PG_CONFIG", "/dev/null").args(args);
     cmd
 }
 
@@ -240,7 +238,21 @@ fn the_demo_passes_and_its_closing_table_matches_the_event_log() {
         children.len()
     );
     assert_eq!(t["exit status"], "plex-sim 0, launcher 0");
-    assert!(t["launcher"].starts_with("mode verify, watcher "), "{t:#?}");
+    // Mode and watcher as the launcher's start record says (never `?`).
+    let start = events::read_lines(&dir.join("events.jsonl"))
+        .unwrap()
+        .into_iter()
+        .find_map(|l| match l.record {
+            Record::Start { mode, watcher, .. } => Some((mode, watcher)),
+            _ => None,
+        })
+        .expect("a start record");
+    assert_eq!(start.0, "verify");
+    assert_eq!(
+        t["launcher"],
+        format!("mode {}, watcher {}", start.0, start.1),
+        "{t:#?}"
+    );
 
     nothing_left_running(&out.stdout, Some(&dir.join("events.jsonl")));
 }

@@ -7,12 +7,13 @@
 #[path = "launcher_support.rs"]
 mod support;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::Launcher;
+use plex_pg_launcher::events::{Record, Verdict};
+use support::{as_service_user, chmod, plant_symlink, service_user_dir, Launcher};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -22,24 +23,6 @@ fn is_root() -> bool {
     }
     eprintln!("skipped: this attack needs the tests to run as root (CI does)");
     false
-}
-
-fn uid_of(user: &str) -> u32 {
-    let out = Command::new("id").args(["-u", user]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
-fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// A directory owned by `nobody`, as Plex's user owns its log directory.
-fn service_user_dir(parent: &Path, name: &str) -> PathBuf {
-    let dir = parent.join(name);
-    std::fs::create_dir(&dir).unwrap();
-    std::os::unix::fs::chown(&dir, Some(uid_of("nobody")), None).unwrap();
-    chmod(&dir, 0o755);
-    dir
 }
 
 /// A shared library whose constructor creates `marker`: it shows whether
@@ -65,24 +48,16 @@ fn evil_library(dir: &Path, marker: &Path) -> PathBuf {
     lib
 }
 
+/// `check` against no server (port 1), with `config` or none.
 fn check(args: &[&str], config: Option<&Path>) -> (Option<i32>, String) {
-    let mut cmd = Command::new(plex_pg_tests::artifact("plex-pg-launcher"));
-    cmd.arg("check")
-        .args(args)
-        .env("PLEX_PG_PORT", "1")
-        .env("PLEX_PG_CONNECT_TIMEOUT_MS", "200");
-    match config {
-        Some(c) => cmd.env("PLEX_PG_CONFIG", c),
-        None => cmd.env("PLEX_PG_CONFIG", "/dev/null"),
-    };
-    let out = cmd.output().expect("run check");
-    (
-        out.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    let config = config.unwrap_or(Path::new("/dev/null"));
+    support::check(
+        args,
+        [
+            ("PLEX_PG_PORT", Path::new("1").as_os_str()),
+            ("PLEX_PG_CONNECT_TIMEOUT_MS", Path::new("200").as_os_str()),
+            ("PLEX_PG_CONFIG", config.as_os_str()),
+        ],
     )
 }
 
@@ -94,18 +69,14 @@ fn a_planted_symlink_for_the_event_log_is_refused_not_followed() {
         return;
     }
     let mut l = Launcher::new();
-    let logs = service_user_dir(l.dir.path(), "logs");
+    let logs = as_service_user(&mut l);
     let root_dir = l.dir.path().join("root-only");
     std::fs::create_dir(&root_dir).unwrap();
     chmod(&root_dir, 0o755);
     let victim = root_dir.join("victim");
     std::fs::write(&victim, "root's\n").unwrap();
-    let planted = logs.join("events.jsonl");
-    std::os::unix::fs::symlink(&victim, &planted).unwrap();
-    std::os::unix::fs::lchown(&planted, Some(uid_of("nobody")), None).unwrap();
     let marker = l.dir.path().join("started");
-    l.cmd.arg("--user").arg("nobody");
-    l.events = planted.clone();
+    l.events = plant_symlink(&logs, "events.jsonl", &victim);
     let run = l.run(&["sh", "-c", &format!("touch {}", marker.display())], LIMIT);
     assert_eq!(run.code, Some(2), "{}", run.dump());
     assert!(
@@ -125,13 +96,9 @@ fn a_planted_symlink_for_the_event_log_is_refused_not_followed() {
 
     // A link to a file that does not exist yet: root must not create it.
     let mut l = Launcher::new();
-    let logs = service_user_dir(l.dir.path(), "logs");
+    let logs = as_service_user(&mut l);
     let created = root_dir.join("new-file");
-    let planted = logs.join("events.jsonl");
-    std::os::unix::fs::symlink(&created, &planted).unwrap();
-    std::os::unix::fs::lchown(&planted, Some(uid_of("nobody")), None).unwrap();
-    l.cmd.arg("--user").arg("nobody");
-    l.events = planted.clone();
+    l.events = plant_symlink(&logs, "events.jsonl", &created);
     let run = l.run(&["true"], LIMIT);
     assert_eq!(run.code, Some(2), "{}", run.dump());
     assert!(
@@ -148,13 +115,12 @@ fn a_planted_hard_link_for_the_event_log_is_refused() {
         return;
     }
     let mut l = Launcher::new();
-    let logs = service_user_dir(l.dir.path(), "logs");
+    let logs = as_service_user(&mut l);
     let victim = l.dir.path().join("victim");
     std::fs::write(&victim, "root's\n").unwrap();
     let planted = logs.join("events.jsonl");
     std::fs::hard_link(&victim, &planted).unwrap();
-    l.cmd.arg("--user").arg("nobody");
-    l.events = planted.clone();
+    l.events = planted;
     let run = l.run(&["true"], LIMIT);
     assert_eq!(run.code, Some(2), "{}", run.dump());
     assert!(run.stderr.contains("hard links"), "{}", run.stderr);
@@ -170,17 +136,12 @@ fn a_planted_symlink_for_the_log_file_is_not_followed() {
         return;
     }
     let mut l = Launcher::new();
-    let logs = service_user_dir(l.dir.path(), "logs");
+    let logs = as_service_user(&mut l);
     let victim = l.dir.path().join("victim");
     std::fs::write(&victim, "root's\n").unwrap();
-    let planted = logs.join("plex-pg.log");
-    std::os::unix::fs::symlink(&victim, &planted).unwrap();
-    std::os::unix::fs::lchown(&planted, Some(uid_of("nobody")), None).unwrap();
+    let planted = plant_symlink(&logs, "plex-pg.log", &victim);
     let events = logs.join("events.jsonl");
-    l.cmd
-        .arg("--user")
-        .arg("nobody")
-        .env("PLEX_PG_LOG_FILE", &planted);
+    l.cmd.env("PLEX_PG_LOG_FILE", &planted);
     l.events = events.clone();
     let run = l.run(&["true"], LIMIT);
     assert_eq!(run.code, Some(0), "{}", run.dump());
@@ -500,9 +461,9 @@ fn three_launchers_sharing_one_event_log_never_corrupt_a_line() {
     let text = std::fs::read_to_string(&path).unwrap();
     let mut starts = 0;
     for (n, line) in text.lines().enumerate() {
-        let v = plex_pg_launcher::events::parse_line(line)
+        let line = plex_pg_launcher::events::parse_record(line)
             .unwrap_or_else(|e| panic!("line {} is corrupt: {e}", n + 1));
-        starts += (v["event"] == "start") as usize;
+        starts += matches!(line.record, Record::Start { .. }) as usize;
     }
     assert_eq!(starts, 3, "{text}");
     assert!(
@@ -536,8 +497,8 @@ fn a_partial_last_line_is_terminated_before_the_next_run_appends() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[1], "{\"time\":2.0,\"event\":\"fo", "{text}");
     let next =
-        plex_pg_launcher::events::parse_line(lines[2]).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    assert_eq!(next["event"], "start", "{text}");
+        plex_pg_launcher::events::parse_record(lines[2]).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(matches!(next.record, Record::Start { .. }), "{text}");
 }
 
 /// Attack 5: a process in Plex's tree sends `Connected` reports with
@@ -620,8 +581,17 @@ fn an_outsider_cannot_fill_the_early_report_buffer() {
         .collect();
     assert_eq!(children.len(), 4, "{}", run.dump());
     for child in children {
-        let check = run.event_for("pool_check", child);
-        assert_eq!(check["verdict"], "ok", "{}", run.dump());
+        assert!(
+            matches!(
+                run.pool_check(child),
+                Record::PoolCheck {
+                    verdict: Verdict::Ok,
+                    ..
+                }
+            ),
+            "{}",
+            run.dump()
+        );
     }
     // Every report of the tree was taken (parents' Hello and Connected,
     // children's AfterFork): the only rejected ones are the outsider's

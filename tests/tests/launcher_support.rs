@@ -1,14 +1,17 @@
 //! Shared by the `launcher_*` tests (included with `#[path]`): run the
 //! release `plex-pg-launcher` with a bounded wait, capture its output and
-//! read its event log back. Compiled on its own too, as a test binary with
-//! no tests.
+//! read its event log back (as JSON values, or typed:
+//! [`Run::records`]); run `plex-pg-launcher check`; plant files as Plex's
+//! user would. Compiled on its own too, as a test binary with no tests.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use plex_pg_launcher::events::{self, Value};
+use plex_pg_launcher::events::{self, Record, Value};
 use plex_pg_tests::{artifact, TempDir};
 
 /// A finished launcher run.
@@ -23,6 +26,34 @@ pub struct Run {
 }
 
 impl Run {
+    /// The event log, typed.
+    pub fn records(&self) -> Vec<Record> {
+        self.events
+            .iter()
+            .map(|v| {
+                serde_json::from_value::<events::Line>(v.clone())
+                    .unwrap_or_else(|e| panic!("{e}: {v}\n{}", self.dump()))
+                    .record
+            })
+            .collect()
+    }
+
+    /// The one `pool_check` record of `pid`.
+    pub fn pool_check(&self, pid: i64) -> Record {
+        let found: Vec<Record> = self
+            .records()
+            .into_iter()
+            .filter(|r| matches!(r, Record::PoolCheck { pid: p, .. } if i64::from(*p) == pid))
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "expected one pool_check for pid {pid}, got {found:?}\n{}",
+            self.dump()
+        );
+        found.into_iter().next().unwrap()
+    }
+
     /// Events named `name`.
     pub fn events(&self, name: &str) -> Vec<&Value> {
         self.events.iter().filter(|e| e["event"] == name).collect()
@@ -170,4 +201,62 @@ pub fn probe() -> String {
 /// Wait (bounded) until `path` exists.
 pub fn wait_for_file(path: &Path, limit: Duration) -> bool {
     plex_pg_tests::cluster::wait_until(limit, || path.exists())
+}
+
+/// `plex-pg-launcher check` with `args` and `env` added to the test's
+/// environment: its exit status, and its standard output then error.
+pub fn check<K, V>(args: &[&str], env: impl IntoIterator<Item = (K, V)>) -> (Option<i32>, String)
+where
+    K: AsRef<OsStr>,
+    V: AsRef<OsStr>,
+{
+    let out = Command::new(artifact("plex-pg-launcher"))
+        .arg("check")
+        .args(args)
+        .envs(env)
+        .output()
+        .expect("run check");
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The uid of `user`.
+pub fn uid_of(user: &str) -> u32 {
+    let out = Command::new("id").args(["-u", user]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+pub fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A directory owned by `nobody`, as Plex's user owns its log directory.
+pub fn service_user_dir(parent: &Path, name: &str) -> PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(uid_of("nobody")), None).unwrap();
+    chmod(&dir, 0o755);
+    dir
+}
+
+/// The set-up of the planted-link attacks: the launcher drops to `nobody`,
+/// whose log directory (returned) is where the attacker plants names.
+pub fn as_service_user(l: &mut Launcher) -> PathBuf {
+    l.cmd.arg("--user").arg("nobody");
+    service_user_dir(l.dir.path(), "logs")
+}
+
+/// `dir/name` made a symbolic link to `target` by `nobody` (the link
+/// itself owned by it, as if Plex's user had planted it).
+pub fn plant_symlink(dir: &Path, name: &str, target: &Path) -> PathBuf {
+    let planted = dir.join(name);
+    std::os::unix::fs::symlink(target, &planted).unwrap();
+    std::os::unix::fs::lchown(&planted, Some(uid_of("nobody")), None).unwrap();
+    planted
 }

@@ -7,6 +7,7 @@ mod support;
 
 use std::time::Duration;
 
+use plex_pg_launcher::events::{Record, Trigger, Verdict};
 use plex_pg_tests::{pg, unique_name};
 use support::{probe, Launcher, Run};
 
@@ -50,13 +51,28 @@ fn fork_with_the_handler_passes_the_pool_check() {
     let child = child_of(&run);
     assert_eq!(inherited(&run, child).len(), 2, "{}", run.dump());
     assert_eq!(run.event_for("fork", child)["kind"], "fork");
-    let check = run.event_for("pool_check", child);
-    assert_eq!(check["verdict"], "ok", "{}", run.dump());
-    assert_eq!(check["trigger"], "after_fork", "{}", run.dump());
-    assert_eq!(check["report"], true);
-    assert_eq!(check["slots_in_use"], 0);
-    assert_eq!(check["still_held"].as_array().unwrap().len(), 0);
-    assert_eq!(check["unreported"].as_array().unwrap().len(), 0);
+    let Record::PoolCheck {
+        verdict,
+        trigger,
+        report,
+        slots_in_use,
+        still_held,
+        unreported,
+        ..
+    } = run.pool_check(child)
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (verdict, trigger),
+        (Verdict::Ok, Trigger::AfterFork),
+        "{}",
+        run.dump()
+    );
+    assert!(report);
+    assert_eq!(slots_in_use, Some(0));
+    assert!(still_held.is_empty());
+    assert_eq!(unreported, Some(Vec::new()));
     assert!(run.events("inherited_fd_use").is_empty(), "{}", run.dump());
     assert_eq!(run.said("parent session 0"), Some("ok"));
     assert_eq!(run.said("parent session 1"), Some("ok"));
@@ -305,20 +321,7 @@ fn mode_off_only_does_init_duties() {
 
 /// `plex-pg-launcher check` with `env` and extra arguments: (exit code, output).
 fn check(env: &[(String, String)], args: &[&str]) -> (Option<i32>, String) {
-    let out = std::process::Command::new(plex_pg_tests::artifact("plex-pg-launcher"))
-        .arg("check")
-        .args(args)
-        .envs(env.iter().cloned())
-        .output()
-        .expect("run check");
-    (
-        out.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    support::check(args, env.iter().cloned())
 }
 
 #[test]

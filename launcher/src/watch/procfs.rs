@@ -11,13 +11,16 @@
 //!
 //! What it does catch: a child still holding its parent's PostgreSQL socket
 //! when the pool-check deadline comes (the January 2026 shape).
+//!
+//! Like the ptrace watcher, it only sees: what it sees goes out as
+//! [`Event`]s for the judge.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use super::{program_of, Birth, Event};
+use crate::observed::{Birth, Event};
+use crate::proc::{program_of, starttime};
 use crate::sockets::{Kernel, PgFd};
-use crate::verdict::Judge;
 
 #[derive(Debug)]
 struct Seen {
@@ -63,27 +66,21 @@ impl Poller {
         &mut self,
         now: Instant,
         ignore: &HashSet<i32>,
-        judge: &mut Judge,
+        out: &mut Vec<Event>,
         kernel: &mut Kernel,
     ) {
         if now < self.next {
             return;
         }
         self.next = now + self.interval;
-        self.scan(ignore, judge, kernel);
+        self.scan(ignore, out, kernel);
     }
 
-    fn scan(&mut self, ignore: &HashSet<i32>, judge: &mut Judge, kernel: &mut Kernel) {
-        let Ok(all) = procfs::process::all_processes() else {
+    fn scan(&mut self, ignore: &HashSet<i32>, out: &mut Vec<Event>, kernel: &mut Kernel) {
+        let Some(rows) = crate::proc::processes() else {
             tracing::error!("the procfs watcher cannot list /proc: nothing is being watched");
             return;
         };
-        let mut rows: Vec<(i32, i32, u64)> = Vec::new();
-        for p in all.flatten() {
-            if let Ok(stat) = p.stat() {
-                rows.push((stat.pid, stat.ppid, stat.starttime));
-            }
-        }
         // Descendants of the launcher, parents before children.
         let mut children: HashMap<i32, Vec<(i32, u64)>> = HashMap::new();
         for &(pid, ppid, start) in &rows {
@@ -117,7 +114,7 @@ impl Poller {
             .collect();
         for pid in gone {
             self.seen.remove(&pid);
-            judge.handle(Event::Exited { pid, status: None });
+            out.push(Event::Exited { pid, status: None });
         }
 
         for (pid, ppid, start) in tree {
@@ -130,7 +127,7 @@ impl Poller {
                     if program.is_some() && program != s.program {
                         s.program = program.clone();
                         let still_held = Kernel::still_held(pid, &s.inherited).unwrap_or_default();
-                        judge.handle(Event::Exec {
+                        out.push(Event::Exec {
                             pid,
                             former_tid: None,
                             program,
@@ -156,7 +153,7 @@ impl Poller {
                             inherited: inherited.clone(),
                         },
                     );
-                    judge.handle(Event::Born {
+                    out.push(Event::Born {
                         pid,
                         ppid,
                         birth: Birth::Unknown,
@@ -167,12 +164,4 @@ impl Poller {
             }
         }
     }
-}
-
-fn starttime(pid: i32) -> Option<u64> {
-    procfs::process::Process::new(pid)
-        .ok()?
-        .stat()
-        .ok()
-        .map(|s| s.starttime)
 }

@@ -18,13 +18,15 @@
 //!   the kernel until the child execs or exits), and the child is never
 //!   held waiting on the parent.
 //!
-//! Enforce mode denies a syscall by replacing its number with -1 at the
-//! entry stop (the kernel skips it) and setting the return value to
-//! `-EBADF` at the exit stop. On x86_64 these are `orig_rax` and `rax`
-//! (`PTRACE_GETREGS`/`PTRACE_SETREGS`). On aarch64 the same is done with
-//! `PTRACE_SETREGSET`: `NT_ARM_SYSTEM_CALL` to set the number to -1, and
-//! `NT_PRSTATUS` to set `x0` at the exit stop; it is not built here, so
-//! other architectures observe only (and say so).
+//! The syscall and its arguments come from `PTRACE_GET_SYSCALL_INFO`
+//! ([`super::syscall_info`]), the same on every architecture. Enforce mode
+//! denies a syscall by replacing its number with -1 at the entry stop (the
+//! kernel skips it) and setting the return value to `-EBADF` at the exit
+//! stop; which syscalls matter and how registers are written are per
+//! architecture, in [`super::arch`] (x86_64 and aarch64).
+//!
+//! The tracer sees; it does not judge. What it sees goes out as
+//! [`Event`]s, which the supervisor hands to the judge.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -37,10 +39,10 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 use plex_pg_config::settings::Mode;
 
-use super::{program_of, Action, Birth, Event};
-use crate::init::ExitStatus;
+use super::arch;
+use crate::observed::{Action, Birth, Event, ExitStatus};
+use crate::proc::{program_of, status_number};
 use crate::sockets::{Kernel, PgFd};
-use crate::verdict::Judge;
 
 /// How long a child whose first stop came before its parent's event is
 /// held before it is judged without the event.
@@ -106,9 +108,6 @@ const PTRACE_EVENT_STOP: i32 = 128;
 
 impl Tracer {
     pub fn new(mode: Mode, kill_offender: bool) -> Tracer {
-        if mode == Mode::Enforce && !cfg!(target_arch = "x86_64") {
-            tracing::error!("enforce mode can deny syscalls only on x86_64 in this build: inherited-socket use will be observed, not denied");
-        }
         Tracer {
             threads: HashMap::new(),
             procs: HashMap::new(),
@@ -140,56 +139,49 @@ impl Tracer {
         Ok(())
     }
 
-    /// Whether `tid` is one of ours.
-    pub fn knows(&self, tid: i32) -> bool {
-        self.threads.contains_key(&tid)
-    }
-
     /// Handle one `waitpid` result. Exits of traced thread group leaders
     /// become [`Event::Exited`].
-    pub fn on_status(&mut self, status: WaitStatus, judge: &mut Judge, kernel: &mut Kernel) {
+    pub fn on_status(&mut self, status: WaitStatus, out: &mut Vec<Event>, kernel: &mut Kernel) {
         match status {
             WaitStatus::PtraceEvent(pid, sig, ev) => {
                 self.stats.event_stops += 1;
                 let tid = pid.as_raw();
                 match ev {
                     e if e == PtraceEvent::PTRACE_EVENT_FORK as i32 => {
-                        self.on_new(tid, Birth::Fork, judge, kernel)
+                        self.on_new(tid, Birth::Fork, out, kernel)
                     }
                     e if e == PtraceEvent::PTRACE_EVENT_VFORK as i32 => {
-                        self.on_new(tid, Birth::Vfork, judge, kernel)
+                        self.on_new(tid, Birth::Vfork, out, kernel)
                     }
                     e if e == PtraceEvent::PTRACE_EVENT_CLONE as i32 => {
-                        self.on_new(tid, Birth::Clone, judge, kernel)
+                        self.on_new(tid, Birth::Clone, out, kernel)
                     }
-                    e if e == PtraceEvent::PTRACE_EVENT_EXEC as i32 => self.on_exec(tid, judge),
-                    e if e == PtraceEvent::PTRACE_EVENT_EXIT as i32 => {
-                        self.on_exit_stop(tid, judge)
-                    }
+                    e if e == PtraceEvent::PTRACE_EVENT_EXEC as i32 => self.on_exec(tid, out),
+                    e if e == PtraceEvent::PTRACE_EVENT_EXIT as i32 => self.on_exit_stop(tid, out),
                     PTRACE_EVENT_STOP => self.on_event_stop(tid, sig),
                     _ => self.resume(tid, None),
                 }
             }
             WaitStatus::PtraceSyscall(pid) => {
                 self.stats.syscall_stops += 1;
-                self.on_syscall(pid.as_raw(), judge);
+                self.on_syscall(pid.as_raw(), out);
             }
             WaitStatus::Stopped(pid, sig) => {
                 // Signal-delivery stop: deliver the signal.
                 self.resume(pid.as_raw(), Some(sig));
             }
             WaitStatus::Exited(pid, code) => {
-                self.on_death(pid.as_raw(), ExitStatus::Code(code), judge)
+                self.on_death(pid.as_raw(), ExitStatus::Code(code), out)
             }
             WaitStatus::Signaled(pid, sig, _) => {
-                self.on_death(pid.as_raw(), ExitStatus::Signal(sig as i32), judge)
+                self.on_death(pid.as_raw(), ExitStatus::Signal(sig as i32), out)
             }
             _ => {}
         }
     }
 
     /// Held children whose parent's event never came.
-    pub fn tick(&mut self, now: Instant, judge: &mut Judge, kernel: &mut Kernel) {
+    pub fn tick(&mut self, now: Instant, out: &mut Vec<Event>, kernel: &mut Kernel) {
         let overdue: Vec<i32> = self
             .threads
             .iter()
@@ -199,7 +191,7 @@ impl Tracer {
             })
             .collect();
         for tid in overdue {
-            let tgid = status_field(tid, "Tgid:").unwrap_or(tid);
+            let tgid = status_number(tid, "Tgid:").unwrap_or(tid);
             if tgid != tid && self.procs.contains_key(&tgid) {
                 // A thread of a known process: run it in its process's mode.
                 self.threads.insert(
@@ -219,8 +211,8 @@ impl Tracer {
             }
             tracing::warn!("process {tid} started, but the fork event of its parent never came; judging it from /proc");
             self.threads.remove(&tid);
-            let ppid = status_field(tid, "PPid:").unwrap_or(0);
-            self.adopt_child(ppid, tid, Birth::Unknown, true, judge, kernel);
+            let ppid = status_number(tid, "PPid:").unwrap_or(0);
+            self.adopt_child(ppid, tid, Birth::Unknown, true, out, kernel);
         }
     }
 
@@ -257,7 +249,7 @@ impl Tracer {
     }
 
     /// A fork, vfork or clone event in `parent`.
-    fn on_new(&mut self, parent: i32, birth: Birth, judge: &mut Judge, kernel: &mut Kernel) {
+    fn on_new(&mut self, parent: i32, birth: Birth, out: &mut Vec<Event>, kernel: &mut Kernel) {
         let child = match ptrace::getevent(Pid::from_raw(parent)) {
             Ok(c) => c as i32,
             Err(e) => {
@@ -276,7 +268,7 @@ impl Tracer {
                 ..
             })
         );
-        let child_tgid = status_field(child, "Tgid:").unwrap_or(child);
+        let child_tgid = status_number(child, "Tgid:").unwrap_or(child);
         if birth == Birth::Clone && child_tgid == parent_tgid {
             // A new thread of the same process.
             let start = if was_held {
@@ -301,7 +293,7 @@ impl Tracer {
             }
         } else {
             self.threads.remove(&child);
-            self.adopt_child(parent_tgid, child, birth, was_held, judge, kernel);
+            self.adopt_child(parent_tgid, child, birth, was_held, out, kernel);
         }
         self.resume(parent, None);
     }
@@ -315,7 +307,7 @@ impl Tracer {
         child: i32,
         birth: Birth,
         at_first_stop: bool,
-        judge: &mut Judge,
+        out: &mut Vec<Event>,
         kernel: &mut Kernel,
     ) {
         let inherited = if self.mode == Mode::Off {
@@ -354,7 +346,7 @@ impl Tracer {
                 recheck_at_exit: false,
             },
         );
-        judge.handle(Event::Born {
+        out.push(Event::Born {
             pid: child,
             ppid,
             birth,
@@ -391,6 +383,7 @@ impl Tracer {
                     Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
                 ) {
                     // Group-stop: stay stopped, but keep reporting.
+                    // SAFETY: PTRACE_LISTEN ignores addr and data (null here).
                     let r = unsafe { libc::ptrace(libc::PTRACE_LISTEN, tid, 0usize, 0usize) };
                     if r < 0 {
                         let e = Errno::last();
@@ -405,7 +398,7 @@ impl Tracer {
         }
     }
 
-    fn on_exec(&mut self, tid: i32, judge: &mut Judge) {
+    fn on_exec(&mut self, tid: i32, out: &mut Vec<Event>) {
         let former = ptrace::getevent(Pid::from_raw(tid))
             .ok()
             .map(|f| f as i32)
@@ -429,7 +422,7 @@ impl Tracer {
             p.escalated = false;
             tracing::debug!("process {tgid} no longer holds an inherited PostgreSQL socket after exec: syscall stops off");
         }
-        judge.handle(Event::Exec {
+        out.push(Event::Exec {
             pid: tgid,
             former_tid: former,
             program: program_of(tgid),
@@ -438,12 +431,12 @@ impl Tracer {
         self.resume(tid, None);
     }
 
-    fn on_exit_stop(&mut self, tid: i32, judge: &mut Judge) {
+    fn on_exit_stop(&mut self, tid: i32, out: &mut Vec<Event>) {
         if let Some(tgid) = self.threads.get(&tid).map(|t| t.tgid) {
             if let Some(p) = self.procs.get(&tgid) {
                 if !p.inherited.is_empty() && (tid == tgid || p.threads <= 1) {
                     let still_held = Kernel::still_held(tgid, &p.inherited).unwrap_or_default();
-                    judge.handle(Event::Exiting {
+                    out.push(Event::Exiting {
                         pid: tgid,
                         still_held,
                     });
@@ -453,7 +446,7 @@ impl Tracer {
         self.resume(tid, None);
     }
 
-    fn on_death(&mut self, tid: i32, status: ExitStatus, judge: &mut Judge) {
+    fn on_death(&mut self, tid: i32, status: ExitStatus, out: &mut Vec<Event>) {
         let Some(thread) = self.threads.remove(&tid) else {
             return;
         };
@@ -465,21 +458,21 @@ impl Tracer {
                 if p.escalated {
                     // Died without an exit stop (SIGKILL) while, as far as
                     // the watcher saw, still holding inherited sockets.
-                    judge.handle(Event::Exiting {
+                    out.push(Event::Exiting {
                         pid: tid,
                         still_held: p.inherited,
                     });
                 }
             }
             self.threads.retain(|_, t| t.tgid != tid);
-            judge.handle(Event::Exited {
+            out.push(Event::Exited {
                 pid: tid,
                 status: Some(status),
             });
         }
     }
 
-    fn on_syscall(&mut self, tid: i32, judge: &mut Judge) {
+    fn on_syscall(&mut self, tid: i32, out: &mut Vec<Event>) {
         let pid = Pid::from_raw(tid);
         let info = match super::syscall_info::get(pid) {
             Ok(i) => i,
@@ -498,7 +491,7 @@ impl Tracer {
             SyscallStop::Entry { nr, args } => {
                 let escalated = self.procs.get(&tgid).map(|p| p.escalated).unwrap_or(false);
                 if escalated {
-                    self.check_entry(tid, tgid, nr, &args, judge);
+                    self.check_entry(tid, tgid, nr, &args, out);
                 }
             }
             SyscallStop::Exit => self.on_syscall_exit(tid, tgid),
@@ -507,14 +500,14 @@ impl Tracer {
         self.resume(tid, None);
     }
 
-    fn check_entry(&mut self, tid: i32, tgid: i32, nr: i64, args: &[u64; 6], judge: &mut Judge) {
-        if syscalls::drops_fds(nr) {
+    fn check_entry(&mut self, tid: i32, tgid: i32, nr: i64, args: &[u64; 6], out: &mut Vec<Event>) {
+        if arch::drops_fds(nr) {
             if let Some(t) = self.threads.get_mut(&tid) {
                 t.recheck_at_exit = true;
             }
             return;
         }
-        let Some((name, positions)) = syscalls::uses_fd(nr) else {
+        let Some((name, positions)) = arch::uses_fd(nr) else {
             return;
         };
         let Some(p) = self.procs.get(&tgid) else {
@@ -534,8 +527,8 @@ impl Tracer {
                 peer: socket.peer.clone(),
             };
             let action = match self.mode {
-                Mode::Enforce if cfg!(target_arch = "x86_64") => {
-                    if deny_entry(tid) {
+                Mode::Enforce => {
+                    if arch::deny_entry(tid) {
                         if let Some(t) = self.threads.get_mut(&tid) {
                             t.deny_pending = true;
                         }
@@ -551,7 +544,7 @@ impl Tracer {
                 }
                 _ => Action::Observed,
             };
-            judge.handle(Event::FdUse {
+            out.push(Event::FdUse {
                 pid: tgid,
                 tid,
                 fd,
@@ -568,7 +561,7 @@ impl Tracer {
             return;
         };
         if std::mem::take(&mut t.deny_pending) {
-            set_return(tid, -(libc::EBADF as i64));
+            arch::set_return(tid, -(libc::EBADF as i64));
         }
         if std::mem::take(&mut t.recheck_at_exit) {
             if let Some(p) = self.procs.get_mut(&tgid) {
@@ -582,104 +575,5 @@ impl Tracer {
                 }
             }
         }
-    }
-}
-
-/// A field of `/proc/<tid>/status` that is a number.
-fn status_field(tid: i32, field: &str) -> Option<i32> {
-    let text = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-#[cfg(target_arch = "x86_64")]
-fn deny_entry(tid: i32) -> bool {
-    let pid = Pid::from_raw(tid);
-    match ptrace::getregs(pid) {
-        Ok(mut regs) => {
-            regs.orig_rax = u64::MAX; // -1: no such syscall, skipped by the kernel
-            ptrace::setregs(pid, regs).is_ok()
-        }
-        Err(_) => false,
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn deny_entry(_tid: i32) -> bool {
-    false
-}
-
-#[cfg(target_arch = "x86_64")]
-fn set_return(tid: i32, value: i64) {
-    let pid = Pid::from_raw(tid);
-    if let Ok(mut regs) = ptrace::getregs(pid) {
-        regs.rax = value as u64;
-        let _ = ptrace::setregs(pid, regs);
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn set_return(_tid: i32, _value: i64) {}
-
-/// The syscalls that matter to the watcher, by number.
-mod syscalls {
-    #[cfg(target_arch = "x86_64")]
-    const USES: &[(libc::c_long, &str, &[usize])] = &[
-        (libc::SYS_read, "read", &[0]),
-        (libc::SYS_write, "write", &[0]),
-        (libc::SYS_pread64, "pread64", &[0]),
-        (libc::SYS_pwrite64, "pwrite64", &[0]),
-        (libc::SYS_readv, "readv", &[0]),
-        (libc::SYS_writev, "writev", &[0]),
-        (libc::SYS_preadv, "preadv", &[0]),
-        (libc::SYS_pwritev, "pwritev", &[0]),
-        (libc::SYS_preadv2, "preadv2", &[0]),
-        (libc::SYS_pwritev2, "pwritev2", &[0]),
-        (libc::SYS_sendto, "sendto", &[0]),
-        (libc::SYS_recvfrom, "recvfrom", &[0]),
-        (libc::SYS_sendmsg, "sendmsg", &[0]),
-        (libc::SYS_recvmsg, "recvmsg", &[0]),
-        (libc::SYS_sendmmsg, "sendmmsg", &[0]),
-        (libc::SYS_recvmmsg, "recvmmsg", &[0]),
-        (libc::SYS_shutdown, "shutdown", &[0]),
-        (libc::SYS_setsockopt, "setsockopt", &[0]),
-        (libc::SYS_getsockopt, "getsockopt", &[0]),
-        (libc::SYS_ioctl, "ioctl", &[0]),
-        (libc::SYS_connect, "connect", &[0]),
-        (libc::SYS_bind, "bind", &[0]),
-        (libc::SYS_listen, "listen", &[0]),
-        (libc::SYS_accept, "accept", &[0]),
-        (libc::SYS_accept4, "accept4", &[0]),
-        (libc::SYS_sendfile, "sendfile", &[0, 1]),
-        (libc::SYS_splice, "splice", &[0, 2]),
-        (libc::SYS_tee, "tee", &[0, 1]),
-        (libc::SYS_copy_file_range, "copy_file_range", &[0, 2]),
-        (libc::SYS_epoll_ctl, "epoll_ctl", &[2]),
-    ];
-    #[cfg(not(target_arch = "x86_64"))]
-    const USES: &[(libc::c_long, &str, &[usize])] = &[];
-
-    #[cfg(target_arch = "x86_64")]
-    const DROPS: &[libc::c_long] = &[
-        libc::SYS_close,
-        libc::SYS_close_range,
-        libc::SYS_dup2,
-        libc::SYS_dup3,
-    ];
-    #[cfg(not(target_arch = "x86_64"))]
-    const DROPS: &[libc::c_long] = &[];
-
-    /// A syscall that reads, writes or otherwise acts on a socket, with the
-    /// argument positions holding fds.
-    pub fn uses_fd(nr: i64) -> Option<(&'static str, &'static [usize])> {
-        USES.iter()
-            .find(|(n, _, _)| *n == nr)
-            .map(|(_, name, pos)| (*name, *pos))
-    }
-
-    /// A syscall after which an inherited socket may be gone.
-    pub fn drops_fds(nr: i64) -> bool {
-        DROPS.contains(&nr)
     }
 }

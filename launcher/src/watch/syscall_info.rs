@@ -74,8 +74,8 @@ pub fn get(pid: Pid) -> Result<SyscallStop, Errno> {
     // SAFETY: zero-initialized, then filled by the kernel.
     let info = unsafe { info.assume_init() };
     Ok(match info.op {
-        // SAFETY: `op` says which member of the union the kernel filled.
         OP_ENTRY => {
+            // SAFETY: `op` says which member of the union the kernel filled.
             let entry = unsafe { info.data.entry };
             SyscallStop::Entry {
                 nr: entry.nr as i64,

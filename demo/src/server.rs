@@ -1,7 +1,7 @@
 //! The PostgreSQL server the demo runs on: the one the settings name when
 //! `postgres.host` is configured (file or `PLEX_PG_HOST`), with a schema of
 //! the demo's own that is dropped afterwards; otherwise a throwaway cluster
-//! started for the occasion ([`crate::cluster`]) by a keeper process, and
+//! started for the occasion ([`plex_pg_launcher::cluster`]) by a keeper process, and
 //! stopped and removed afterwards, also when the demo is interrupted or
 //! killed ([`keep_cluster`]).
 //!
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use plex_pg_config::settings::{Settings, Source, CONFIG_ENV};
 use serde_json::{json, Value};
 
-use crate::cluster::Cluster;
+use plex_pg_launcher::cluster::Cluster;
 
 /// Where the server is and which schema the demo's library lives in.
 #[derive(Clone, Debug)]
@@ -72,7 +72,7 @@ impl DemoServer {
         let exe = std::env::current_exe()
             .map_err(|e| format!("cannot find this program to start the cluster keeper: {e}"))?;
         let mut child = Command::new(exe)
-            .args(["demo", "--cluster-keeper"])
+            .arg("--cluster-keeper")
             .env(CONFIG_ENV, "/dev/null")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -307,7 +307,9 @@ impl DemoServer {
             if let Err(e) = client.batch_execute(&format!(
                 "DROP SCHEMA IF EXISTS {schema} CASCADE; DROP SCHEMA IF EXISTS {blobs} CASCADE"
             )) {
-                eprintln!("plex-pg-launcher demo: could not drop the demo's schemas {schema} and {blobs}: {e}");
+                eprintln!(
+                    "plex-pg-demo: could not drop the demo's schemas {schema} and {blobs}: {e}"
+                );
             }
         }
     }

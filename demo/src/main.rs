@@ -1,10 +1,13 @@
-//! `plex-pg-launcher demo`: the main job on a built-in default, in about a
-//! minute. A PostgreSQL (a throwaway cluster unless one is configured),
+//! `plex-pg-demo` (what `bash demo.sh` runs): the launcher's main job on a
+//! built-in default, in about a minute. Not part of the package: it needs
+//! plex-sim and a PostgreSQL it can throw away, and lives in its own crate
+//! so the shipped `plex-pg-launcher` carries none of it.
+//! A PostgreSQL (a throwaway cluster unless one is configured),
 //! plex-sim — the stand-in for Plex — under the launcher in verify mode with
 //! the shim preloaded, live progress (the fill, forks seen, pool checks
 //! passed, alerts, statements run), and a closing table of what was checked.
 //!
-//! The demo runs the launcher as a child process (the same executable), in
+//! The demo runs `plex-pg-launcher` (next to this program) as a child, in
 //! a process group of its own, so a Ctrl-C reaches only the demo: it then
 //! sends TERM to the launcher, which stops plex-sim and its children within
 //! the grace period, and the PostgreSQL cluster is stopped and removed
@@ -15,12 +18,12 @@
 //! [`incident`] (`--incident`: the January 2026 write-up's log lines, for
 //! `tests/test_fork_fix.sh`), [`table`] (the closing table and verdict).
 
-pub mod incident;
-pub mod server;
-pub mod table;
-pub mod tail;
-pub mod tally;
-pub mod view;
+mod incident;
+mod server;
+mod table;
+mod tail;
+mod tally;
+mod view;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -31,19 +34,46 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use clap::Args;
+use clap::{Args, Parser};
 use plex_pg_config::settings::Settings;
+use plex_pg_launcher::cli::Options;
 use serde_json::Value;
 
-use crate::cli::Options;
 use incident::Incident;
 use server::DemoServer;
 use tail::Tail;
 use tally::Tally;
 use view::{thousands, View};
 
-/// The demo's own options (the launcher's options apply too: `--shim`,
-/// `--mode`, `--watcher`, `--events`, `--grace-period-ms` …).
+/// The command line: the launcher's options (`--shim`, `--mode`,
+/// `--watcher`, `--events`, `--grace-period-ms` …), passed on to it, and the
+/// demo's own.
+#[derive(Parser, Debug)]
+#[command(
+    name = "plex-pg-demo",
+    version,
+    about = "Run plex-sim (a stand-in for Plex) on a throwaway PostgreSQL under plex-pg-launcher in verify mode, with live progress and a closing table of what was checked; about a minute, nothing left running"
+)]
+struct Cli {
+    #[command(flatten)]
+    options: Options,
+    #[command(flatten)]
+    args: DemoArgs,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let settings = match cli.options.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("plex-pg-demo: {e}");
+            std::process::exit(2);
+        }
+    };
+    std::process::exit(run(&settings, &cli.options, &cli.args));
+}
+
+/// The demo's own options.
 #[derive(Args, Debug, Clone, Default)]
 pub struct DemoArgs {
     /// plex-sim, the stand-in for Plex  [default: next to this program]
@@ -65,7 +95,7 @@ pub struct DemoArgs {
     /// with the incident's 40,000-row query and forked children only
     #[arg(long)]
     pub incident: bool,
-    /// Internal: keep a throwaway cluster for a demo (see `demo::server`).
+    /// Internal: keep a throwaway cluster for a demo (see `server`).
     #[arg(long, hide = true)]
     pub cluster_keeper: bool,
 }
@@ -92,7 +122,7 @@ pub fn run(settings: &Settings, options: &Options, args: &DemoArgs) -> i32 {
     let plan = match Plan::new(settings, options, args) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("plex-pg-launcher demo: {e}");
+            eprintln!("plex-pg-demo: {e}");
             return 2;
         }
     };
@@ -156,15 +186,21 @@ struct Plan {
 
 impl Plan {
     fn new(settings: &Settings, options: &Options, args: &DemoArgs) -> Result<Plan, String> {
-        let launcher =
-            std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-        let here = launcher.parent().map(Path::to_path_buf).unwrap_or_default();
+        let me = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+        let here = me.parent().map(Path::to_path_buf).unwrap_or_default();
+        let launcher = executable(
+            &here.join("plex-pg-launcher"),
+            "plex-pg-launcher next to plex-pg-demo",
+        )
+        .map_err(|e| {
+            format!("{e}. `cargo build --release --workspace` builds both in target/release")
+        })?;
         let plex_sim = match &args.plex_sim {
             Some(p) => executable(p, "--plex-sim")?,
-            None => executable(&here.join("plex-sim"), "plex-sim next to plex-pg-launcher").map_err(|e| {
+            None => executable(&here.join("plex-sim"), "plex-sim next to plex-pg-demo").map_err(|e| {
                 format!(
                     "{e}. plex-sim is the stand-in for Plex the demo runs; `cargo build --release --workspace` builds it \
-                     next to plex-pg-launcher in target/release, or pass --plex-sim PATH"
+                     next to plex-pg-demo in target/release, or pass --plex-sim PATH"
                 )
             })?,
         };
@@ -175,7 +211,7 @@ impl Plan {
         };
         if !shim.is_file() {
             return Err(format!(
-                "the shim {} does not exist (looked next to plex-pg-launcher, then launcher.shim): \
+                "the shim {} does not exist (looked next to plex-pg-demo, then launcher.shim): \
                  build it with `cargo build --release --workspace`, or pass --shim PATH",
                 shim.display()
             ));
@@ -394,6 +430,10 @@ fn run_with_server(plan: &Plan, server: &mut DemoServer, view: &mut View) -> i32
             return 2;
         }
     };
+    // Follow the event log from where it ends before the launcher starts:
+    // its `start` line (the mode and watcher actually running, for the
+    // closing table) is written at once, before the demo would look.
+    let mut events = Tail::new(&plan.events, false);
     let mut cmd = plan.command(server);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -425,7 +465,6 @@ fn run_with_server(plan: &Plan, server: &mut DemoServer, view: &mut View) -> i32
         });
     }
 
-    let mut events = Tail::new(&plan.events, false);
     let mut server_log: Option<Tail> = None;
     let mut incident = plan.incident.then(Incident::default);
     let mut tally = Tally::default();

@@ -56,11 +56,7 @@ pub fn render(o: &Outcome<'_>) -> (String, Verdict) {
     let _ = writeln!(out, "{rule}");
     row(&mut out, "PostgreSQL", &o.server);
     let watcher = t.watcher();
-    let mode = t
-        .start
-        .as_ref()
-        .and_then(|s| s["mode"].as_str())
-        .unwrap_or("?");
+    let mode = t.mode();
     row(
         &mut out,
         "launcher",
