@@ -16,6 +16,9 @@
 //! launcher appends to without following planted links (`docs/security.md`).
 //! [`demo`] is the `demo` subcommand: plex-sim on a throwaway PostgreSQL
 //! under the launcher, with live progress and a closing table.
+//! [`guard`] refuses to start Plex on an empty schema beside an SQLite
+//! library; [`switch`] is `enable`/`disable` (the systemd drop-in) and
+//! [`import`] runs `plex-pg-import`.
 
 pub mod alert;
 pub mod check;
@@ -32,6 +35,7 @@ pub mod reports;
 pub mod sockets;
 pub mod spawn;
 pub mod supervisor;
+pub mod switch;
 pub mod trust;
 pub mod verdict;
 pub mod watch;

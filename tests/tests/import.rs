@@ -666,3 +666,116 @@ fn export_writes_back_what_postgresql_holds() {
     check.assert_ok();
     assert_eq!(check.stdout.trim(), "ok wal");
 }
+
+/// `plex-pg-launcher enable|disable` with the drop-in's directory under
+/// `systemd`, Plex's support folder `support`, the library in `schema`.
+fn switch(
+    support: &Path,
+    systemd: &Path,
+    schema: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
+    let mut cmd = Command::new(artifact("plex-pg-launcher"));
+    cmd.args(args)
+        .arg("--systemd-dir")
+        .arg(systemd)
+        .envs(pg().env(schema))
+        .env("PLEX_MEDIA_SERVER_APPLICATION_SUPPORT_DIR", support)
+        .envs(env.iter().copied());
+    run(&mut cmd, LIMIT)
+}
+
+/// The switch is deliberate and never hands Plex an empty library:
+/// `enable` refuses an empty schema beside an SQLite library (the setting
+/// for a fresh install allows it), a successful import says to run
+/// `enable`, which then installs the drop-in; `disable` refuses while
+/// PostgreSQL holds the library and no SQLite library is in place (export
+/// first; `--force` overrides), and takes the drop-in out once the
+/// exported files are back.
+#[test]
+fn enable_and_disable_refuse_to_hand_plex_an_empty_library() {
+    use std::os::unix::fs::PermissionsExt;
+    let support = TempDir::new("import_switch");
+    let systemd = TempDir::new("import_switch_systemd");
+    std::fs::set_permissions(systemd.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let drop_in = systemd
+        .path()
+        .join("plexmediaserver.service.d")
+        .join("10-plex-pg.conf");
+    let shipped = std::fs::read_to_string(
+        plex_pg_tests::workspace_root().join("packaging/systemd/plex-pg.conf"),
+    )
+    .unwrap();
+    let databases = support
+        .path()
+        .join("Plex Media Server")
+        .join("Plug-in Support")
+        .join("Databases");
+    let schema = unique_name("switched");
+    make_library(&databases, 5);
+
+    let refused = switch(support.path(), systemd.path(), &schema, &["enable"], &[]);
+    assert_eq!(refused.code, Some(3), "{refused:?}");
+    assert!(
+        refused.stderr.contains("holds no library")
+            && refused.stderr.contains("plex-pg-launcher import --from")
+            && refused.stderr.contains("allow_empty_library"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!drop_in.exists(), "a refused enable installed the drop-in");
+    let fresh = switch(
+        support.path(),
+        systemd.path(),
+        &schema,
+        &["enable"],
+        &[("PLEX_PG_ALLOW_EMPTY_LIBRARY", "1")],
+    );
+    fresh.assert_ok();
+    assert_eq!(std::fs::read_to_string(&drop_in).unwrap(), shipped);
+    // Nothing in PostgreSQL: taking it out loses nothing.
+    switch(support.path(), systemd.path(), &schema, &["disable"], &[]).assert_ok();
+    assert!(!drop_in.exists());
+
+    let imported = import(&databases, &schema, &[]);
+    imported.assert_ok();
+    assert!(
+        imported.stdout.contains("plex-pg-launcher enable"),
+        "the import says what comes next:\n{}",
+        imported.stdout
+    );
+    let enabled = switch(support.path(), systemd.path(), &schema, &["enable"], &[]);
+    enabled.assert_ok();
+    assert!(
+        enabled.stdout.contains("systemctl restart plexmediaserver"),
+        "{}",
+        enabled.stdout
+    );
+    assert_eq!(std::fs::read_to_string(&drop_in).unwrap(), shipped);
+
+    let refused = switch(support.path(), systemd.path(), &schema, &["disable"], &[]);
+    assert_eq!(refused.code, Some(3), "{refused:?}");
+    assert!(
+        refused.stderr.contains("plex-pg-launcher export --to")
+            && refused.stderr.contains("--force"),
+        "{}",
+        refused.stderr
+    );
+    assert!(drop_in.is_file(), "a refused disable removed the drop-in");
+
+    let exported = run(
+        Command::new(artifact("plex-pg-launcher"))
+            .args(["export", "--to"])
+            .arg(&databases)
+            .envs(pg().env(&schema)),
+        LIMIT,
+    );
+    exported.assert_ok();
+    let disabled = switch(support.path(), systemd.path(), &schema, &["disable"], &[]);
+    disabled.assert_ok();
+    assert!(!drop_in.exists() && !drop_in.parent().unwrap().exists());
+    let again = switch(support.path(), systemd.path(), &schema, &["disable"], &[]);
+    again.assert_ok();
+    assert!(again.stdout.contains("not installed"), "{}", again.stdout);
+}
