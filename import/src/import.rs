@@ -728,7 +728,7 @@ fn load(tx: &mut Transaction<'_>, lib: &mut Library) -> Result<(), Failure> {
         let mut buf = Vec::with_capacity(1 << 17);
         let mut rows = 0u64;
         let mut bytes = 0u64;
-        let mut last_line = Instant::now();
+        let mut progress = crate::progress::TableProgress::new(&t.name, t.checksum.rows);
         while st
             .step()
             .map_err(|e| failed(format!("reading {}: {e}", t.name)))?
@@ -750,14 +750,8 @@ fn load(tx: &mut Transaction<'_>, lib: &mut Library) -> Result<(), Failure> {
             }
             buf.push(b'\n');
             rows += 1;
-            if rows % 65_536 == 0 && last_line.elapsed().as_secs() >= 5 {
-                // A large table: a line every 5 s or so while it loads.
-                last_line = Instant::now();
-                say(&format!(
-                    "  loading {}: {rows} rows so far ({:.0} rows/s)",
-                    t.name,
-                    rows as f64 / started.elapsed().as_secs_f64().max(1e-6)
-                ));
+            if rows % 4096 == 0 {
+                progress.update(rows, bytes + buf.len() as u64);
             }
             if buf.len() >= 1 << 16 {
                 bytes += buf.len() as u64;
@@ -774,6 +768,7 @@ fn load(tx: &mut Transaction<'_>, lib: &mut Library) -> Result<(), Failure> {
         writer
             .finish()
             .map_err(|e| failed(format!("loading {}: {}", t.name, pg::chain(&e))))?;
+        progress.finish();
         let secs = started.elapsed().as_secs_f64().max(1e-6);
         if rowid_trigger {
             tx.batch_execute(&format!(

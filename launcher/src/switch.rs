@@ -286,9 +286,61 @@ fn daemon_reload() {
     }
 }
 
+/// A variable of Plex's unit's environment (`systemctl show -p
+/// Environment`), when systemd runs and sets it.
+fn unit_environment(name: &str) -> Option<String> {
+    if !systemd_running() {
+        return None;
+    }
+    let out = Command::new("systemctl")
+        .args(["show", "-p", "Environment", UNIT])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    environment_value(text.trim().strip_prefix("Environment=")?, name)
+}
+
+/// `name`'s value in systemd's `Environment=` list (`A=1 "B=two words"`).
+fn environment_value(list: &str, name: &str) -> Option<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    for c in list.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    words.push(word);
+    words
+        .into_iter()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")).map(str::to_string))
+}
+
+/// Plex's Databases folder as Plex under systemd will see it: the
+/// variable in this environment, else the one Plex's unit sets, else the
+/// default ([`crate::guard::databases_dir`]).
+fn plex_databases_dir() -> PathBuf {
+    const VAR: &str = "PLEX_MEDIA_SERVER_APPLICATION_SUPPORT_DIR";
+    if std::env::var_os(VAR).is_none_or(|v| v.is_empty()) {
+        if let Some(dir) = unit_environment(VAR).filter(|v| !v.is_empty()) {
+            return PathBuf::from(dir)
+                .join("Plex Media Server")
+                .join("Plug-in Support")
+                .join("Databases");
+        }
+    }
+    crate::guard::databases_dir()
+}
+
 /// The SQLite library in Plex's Databases folder, when it holds anything.
 fn sqlite_library() -> Option<(PathBuf, u64)> {
-    let library = crate::guard::databases_dir().join("com.plexapp.plugins.library.db");
+    let library = plex_databases_dir().join("com.plexapp.plugins.library.db");
     let size = std::fs::metadata(&library).map(|m| m.len()).ok()?;
     (size > 0).then_some((library, size))
 }
@@ -299,7 +351,7 @@ pub fn enable_refusal(settings: &Settings) -> Option<String> {
         return None;
     }
     let (library, size) = sqlite_library()?;
-    let dir = crate::guard::databases_dir();
+    let dir = plex_databases_dir();
     match crate::guard::library_tables(settings) {
         Ok(0) => Some(format!(
             "PostgreSQL schema {} holds no library, but Plex's SQLite library {} ({size} bytes) exists: with the launcher in front, Plex would start on an empty library (and the launcher would refuse to start it). \
@@ -324,7 +376,7 @@ pub fn disable_refusal(settings: &Settings) -> Option<String> {
     if sqlite_library().is_some() {
         return None;
     }
-    let dir = crate::guard::databases_dir();
+    let dir = plex_databases_dir();
     match crate::guard::library_tables(settings) {
         Ok(0) => None,
         Ok(tables) => Some(format!(
@@ -620,6 +672,18 @@ mod tests {
         std::fs::set_permissions(&t.0, std::fs::Permissions::from_mode(0o777)).unwrap();
         let e = install_drop_in(&t.0, DROP_IN_TEXT).unwrap_err();
         assert!(e.to_string().contains("writable"), "{e}");
+    }
+
+    #[test]
+    fn a_variable_of_the_units_environment_is_found_quoted_or_not() {
+        let list = "PLEX_MEDIA_SERVER_HOME=/usr/lib/plexmediaserver \"PLEX_MEDIA_SERVER_APPLICATION_SUPPORT_DIR=/var/lib/plexmediaserver/Library/Application Support\" TMPDIR=/tmp";
+        assert_eq!(
+            environment_value(list, "PLEX_MEDIA_SERVER_APPLICATION_SUPPORT_DIR").as_deref(),
+            Some("/var/lib/plexmediaserver/Library/Application Support")
+        );
+        assert_eq!(environment_value(list, "TMPDIR").as_deref(), Some("/tmp"));
+        assert_eq!(environment_value(list, "HOME"), None);
+        assert_eq!(environment_value("", "TMPDIR"), None);
     }
 
     #[test]
