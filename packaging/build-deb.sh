@@ -7,7 +7,8 @@
 # Steps: the release launcher (cargo), the musl shim (build-musl.sh), the
 # runtime files staged (stage.sh), then what only the package has: the
 # configuration as a conffile (mode 0640; postinst gives it to the plex
-# group), the systemd drop-in for plexmediaserver.service, the man page
+# group), the systemd drop-in for plexmediaserver.service (inactive, under
+# /usr/share/plex-pg: plex-pg-launcher enable arms it), the man page
 # made from --help, copyright, changelog, lintian overrides, maintainer
 # scripts and md5sums. Prints the path of the .deb on its last line.
 set -euo pipefail
@@ -39,10 +40,12 @@ mkdir -p "$root"
 bash "$here/stage.sh" "$root"
 
 doc="$root/usr/share/doc/plex-pg"
-install -d -m 0755 "$root/etc/plex-pg" "$root/lib/systemd/system/plexmediaserver.service.d" \
+install -d -m 0755 "$root/etc/plex-pg" "$root/usr/share/plex-pg/systemd" \
     "$root/usr/share/man/man1" "$root/usr/share/lintian/overrides"
 install -m 0640 "$here/config.toml" "$root/etc/plex-pg/config.toml"
-install -m 0644 "$here/systemd/plex-pg.conf" "$root/lib/systemd/system/plexmediaserver.service.d/plex-pg.conf"
+# Inactive: plex-pg-launcher enable installs the same text (built into it)
+# as /etc/systemd/system/plexmediaserver.service.d/10-plex-pg.conf.
+install -m 0644 "$here/systemd/plex-pg.conf" "$root/usr/share/plex-pg/systemd/10-plex-pg.conf"
 install -m 0644 "$here/debian/copyright" "$doc/copyright"
 gzip -9n < "$here/debian/changelog" > "$doc/changelog.gz"
 chmod 0644 "$doc/changelog.gz"
@@ -82,7 +85,7 @@ size="$(du -s -k --apparent-size --exclude=DEBIAN "$root" | cut -f1)"
 sed -e "s|@VERSION@|$version|" -e "s|@ARCH@|$arch|" -e "s|@INSTALLED_SIZE@|$size|" \
     -e "s|@DEPENDS@|$depends|" -e "s|@HOMEPAGE@|$homepage|" \
     "$here/debian/control.in" > "$root/DEBIAN/control"
-install -m 0755 "$here/debian/postinst" "$here/debian/postrm" "$root/DEBIAN/"
+install -m 0755 "$here/debian/preinst" "$here/debian/postinst" "$here/debian/prerm" "$here/debian/postrm" "$root/DEBIAN/"
 install -m 0644 "$here/debian/conffiles" "$here/debian/triggers" "$root/DEBIAN/"
 (cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z \
     | xargs -0 md5sum) > "$root/DEBIAN/md5sums"

@@ -12,7 +12,6 @@
 //! 4. Only then is each file renamed to its real name. An existing file is
 //!    never overwritten (the export refuses before writing anything).
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -323,11 +322,8 @@ fn describe(tx: &mut Transaction<'_>, db: &Db, name: &str, fts: bool) -> Result<
 fn copy_table(tx: &mut Transaction<'_>, db: &Db, t: &mut Table) -> Result<(), Failure> {
     let started = Instant::now();
     let cols: Vec<String> = t.columns.iter().map(|c| ident(&c.0)).collect();
-    let sql = format!(
-        "COPY (SELECT {} FROM {}) TO STDOUT",
-        cols.join(", "),
-        ident(&t.pg)
-    );
+    let select = format!("SELECT {} FROM {}", cols.join(", "), ident(&t.pg));
+
     let names: Vec<String> = t.columns.iter().map(|c| sqlite::quote(&c.2)).collect();
     let marks: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
     let mut ins = db
@@ -338,36 +334,21 @@ fn copy_table(tx: &mut Transaction<'_>, db: &Db, t: &mut Table) -> Result<(), Fa
             marks.join(", ")
         ))
         .map_err(failed)?;
-    let reader = tx
-        .copy_out(&sql)
-        .map_err(|e| failed(format!("reading {}: {}", t.name, pg::chain(&e))))?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| failed(format!("reading {}: {e}", t.name)))?;
-        if n == 0 {
-            break;
-        }
-        if line.last() == Some(&b'\n') {
-            line.pop();
-        }
-        let mut row = Vec::with_capacity(t.columns.len());
-        for (field, c) in line.split(|&b| b == b'\t').zip(&t.columns) {
-            row.push(value::decode(c.1, field).map_err(|e| failed(format!("{}: {e}", t.name)))?);
-        }
+    let kinds: Vec<Kind> = t.columns.iter().map(|c| c.1).collect();
+    let name = t.name.clone();
+    let checksum = &mut t.checksum;
+    pg::copy_rows(tx, &select, &kinds, &name, failed, |row| {
         for (i, v) in row.iter().enumerate() {
             ins.bind(i + 1, value::as_ref(v)).map_err(failed)?;
         }
         while ins
             .step()
-            .map_err(|e| failed(format!("writing {}: {e}", t.name)))?
+            .map_err(|e| failed(format!("writing {name}: {e}")))?
         {}
         ins.reset();
-        t.checksum.add(row.iter().map(value::as_ref));
-    }
+        checksum.add(row.iter().map(value::as_ref));
+        Ok(true)
+    })?;
     if t.checksum.rows > 0 {
         let secs = started.elapsed().as_secs_f64().max(1e-6);
         say(&format!(

@@ -19,7 +19,7 @@
 //! the commit leaves PostgreSQL as it was: nothing of the import was ever
 //! visible.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -362,6 +362,7 @@ pub fn run(settings: &Settings, options: &Options) -> Result<(), Failure> {
             set_aside(f);
         }
     }
+    say("next: put the launcher in front of Plex with plex-pg-launcher enable, then restart Plex (systemctl restart plexmediaserver); plex-pg-launcher check shows where the library is (docs/migration.md, \"Switch\")");
     Ok(())
 }
 
@@ -727,7 +728,7 @@ fn load(tx: &mut Transaction<'_>, lib: &mut Library) -> Result<(), Failure> {
         let mut buf = Vec::with_capacity(1 << 17);
         let mut rows = 0u64;
         let mut bytes = 0u64;
-        let mut last_line = Instant::now();
+        let mut progress = crate::progress::TableProgress::new(&t.name, t.checksum.rows);
         while st
             .step()
             .map_err(|e| failed(format!("reading {}: {e}", t.name)))?
@@ -749,14 +750,8 @@ fn load(tx: &mut Transaction<'_>, lib: &mut Library) -> Result<(), Failure> {
             }
             buf.push(b'\n');
             rows += 1;
-            if rows % 65_536 == 0 && last_line.elapsed().as_secs() >= 5 {
-                // A large table: a line every 5 s or so while it loads.
-                last_line = Instant::now();
-                say(&format!(
-                    "  loading {}: {rows} rows so far ({:.0} rows/s)",
-                    t.name,
-                    rows as f64 / started.elapsed().as_secs_f64().max(1e-6)
-                ));
+            if rows % 4096 == 0 {
+                progress.update(rows, bytes + buf.len() as u64);
             }
             if buf.len() >= 1 << 16 {
                 bytes += buf.len() as u64;
@@ -773,6 +768,7 @@ fn load(tx: &mut Transaction<'_>, lib: &mut Library) -> Result<(), Failure> {
         writer
             .finish()
             .map_err(|e| failed(format!("loading {}: {}", t.name, pg::chain(&e))))?;
+        progress.finish();
         let secs = started.elapsed().as_secs_f64().max(1e-6);
         if rowid_trigger {
             tx.batch_execute(&format!(
@@ -847,42 +843,22 @@ fn read_back(
     tx: &mut Transaction<'_>,
     t: &Table,
     order_by: Option<&str>,
-    mut each: impl FnMut(Vec<Value>) -> Result<bool, Failure>,
+    each: impl FnMut(Vec<Value>) -> Result<bool, Failure>,
 ) -> Result<(), Failure> {
     let cols: Vec<String> = t.columns.iter().map(|c| ident(&c.pg)).collect();
     let order = order_by
         .map(|c| format!(" ORDER BY {}", ident(c)))
         .unwrap_or_default();
-    let sql = format!(
-        "COPY (SELECT {} FROM {}{order}) TO STDOUT",
-        cols.join(", "),
-        ident(&t.pg)
-    );
-    let reader = tx
-        .copy_out(&sql)
-        .map_err(|e| failed(format!("reading {} back: {}", t.name, pg::chain(&e))))?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| failed(format!("reading {} back: {e}", t.name)))?;
-        if n == 0 {
-            break;
-        }
-        if line.last() == Some(&b'\n') {
-            line.pop();
-        }
-        let mut row = Vec::with_capacity(t.columns.len());
-        for (field, c) in line.split(|&b| b == b'\t').zip(&t.columns) {
-            row.push(value::decode(c.kind, field).map_err(|e| failed(format!("{}: {e}", t.name)))?);
-        }
-        if !each(row)? {
-            break;
-        }
-    }
-    Ok(())
+    let select = format!("SELECT {} FROM {}{order}", cols.join(", "), ident(&t.pg));
+    let kinds: Vec<_> = t.columns.iter().map(|c| c.kind).collect();
+    pg::copy_rows(
+        tx,
+        &select,
+        &kinds,
+        &format!("{} back", t.name),
+        failed,
+        each,
+    )
 }
 
 /// Pass 3: every table read back and compared. Prints the table; false

@@ -11,5 +11,6 @@ pub mod import;
 pub mod inuse;
 pub mod pg;
 pub mod plan;
+pub mod progress;
 pub mod sqlite;
 pub mod value;

@@ -1,11 +1,14 @@
 //! PostgreSQL's side: the connection, the translator's catalog over it, and
 //! running a SQLite statement through the shim's translator.
 
+use std::io::BufRead;
 use std::time::Duration;
 
 use plex_pg_config::Settings;
 use plex_pg_shim::translate::{self, Action, Catalog};
 use postgres::{SimpleQueryMessage, Transaction};
+
+use crate::value::{self, Kind, Value};
 
 /// Connect as the shim would (`postgres.*` settings, TLS included).
 pub fn connect(settings: &Settings) -> Result<postgres::Client, String> {
@@ -17,6 +20,44 @@ pub fn connect(settings: &Settings) -> Result<postgres::Client, String> {
 }
 
 pub use plex_pg_tls::client::chain;
+
+/// Every row of `COPY (<select>) TO STDOUT` (text format, 64 KiB read at a
+/// time: no table is held in memory), each line decoded column by column
+/// in `kinds` ([`value::decode`]) and handed to `each`, which returns false
+/// to stop. Errors name `what` (the table, as the caller says it).
+pub fn copy_rows<E>(
+    tx: &mut Transaction<'_>,
+    select: &str,
+    kinds: &[Kind],
+    what: &str,
+    fail: impl Fn(String) -> E,
+    mut each: impl FnMut(Vec<Value>) -> Result<bool, E>,
+) -> Result<(), E> {
+    let reader = tx
+        .copy_out(&format!("COPY ({select}) TO STDOUT"))
+        .map_err(|e| fail(format!("reading {what}: {}", chain(&e))))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| fail(format!("reading {what}: {e}")))?;
+        if n == 0 {
+            return Ok(());
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        let mut row = Vec::with_capacity(kinds.len());
+        for (field, kind) in line.split(|&b| b == b'\t').zip(kinds) {
+            row.push(value::decode(*kind, field).map_err(|e| fail(format!("{what}: {e}")))?);
+        }
+        if !each(row)? {
+            return Ok(());
+        }
+    }
+}
 
 /// A SQL string literal.
 pub fn literal(s: &str) -> String {

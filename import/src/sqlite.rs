@@ -37,47 +37,29 @@ pub struct Db {
 impl Db {
     /// Open `path` read-only (a WAL database's `-wal` and `-shm` honoured).
     pub fn open_readonly(path: &Path) -> Result<Db, String> {
-        if !real::available() {
-            return Err("the real SQLite (libsqlite3.so.0) was not found; install libsqlite3-0 or set PLEX_PG_REAL_SQLITE to its path".into());
-        }
-        let c = CString::new(path.as_os_str().as_encoded_bytes())
-            .map_err(|_| format!("{}: a NUL byte in the path", path.display()))?;
-        let mut raw = std::ptr::null_mut();
-        // SAFETY: a NUL-terminated path and an out pointer.
-        let rc = unsafe {
-            real::sqlite3_open_v2(c.as_ptr(), &mut raw, SQLITE_OPEN_READONLY, std::ptr::null())
-        };
-        let db = Db { raw };
-        if rc != SQLITE_OK {
-            return Err(format!(
-                "cannot open {} read-only: {}",
-                path.display(),
-                db.errmsg()
-            ));
-        }
-        Ok(db)
+        Db::open(path, SQLITE_OPEN_READONLY)
+            .map_err(|e| format!("cannot open {} read-only: {e}", path.display()))
     }
 
     /// Create `path` (it must not exist) for writing.
     pub fn create(path: &Path) -> Result<Db, String> {
+        Db::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))
+    }
+
+    /// Open `path` with `sqlite3_open_v2`'s `flags`; the error is SQLite's.
+    fn open(path: &Path, flags: std::ffi::c_int) -> Result<Db, String> {
         if !real::available() {
             return Err("the real SQLite (libsqlite3.so.0) was not found; install libsqlite3-0 or set PLEX_PG_REAL_SQLITE to its path".into());
         }
         let c = CString::new(path.as_os_str().as_encoded_bytes())
-            .map_err(|_| format!("{}: a NUL byte in the path", path.display()))?;
+            .map_err(|_| "a NUL byte in the path".to_string())?;
         let mut raw = std::ptr::null_mut();
         // SAFETY: a NUL-terminated path and an out pointer.
-        let rc = unsafe {
-            real::sqlite3_open_v2(
-                c.as_ptr(),
-                &mut raw,
-                SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                std::ptr::null(),
-            )
-        };
+        let rc = unsafe { real::sqlite3_open_v2(c.as_ptr(), &mut raw, flags, std::ptr::null()) };
         let db = Db { raw };
         if rc != SQLITE_OK {
-            return Err(format!("cannot create {}: {}", path.display(), db.errmsg()));
+            return Err(db.errmsg());
         }
         Ok(db)
     }

@@ -7,7 +7,8 @@
 //! from `/proc/self/status`, then by trying `PTRACE_SEIZE` on a child,
 //! `clone3` and `seccomp(2)`); the shim file (exists, its trust chain as
 //! [`crate::trust`] checks it, and only then: loads); the user; PostgreSQL
-//! reachability.
+//! reachability; where the library is ([`crate::guard::state`]) and
+//! whether the launcher is in front of Plex ([`crate::switch::state`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -98,6 +99,13 @@ pub fn run(settings: &Settings, config_errors: &[ConfigError]) -> i32 {
         r.line(
             if problem { Level::Fail } else { Level::Ok },
             "library",
+            text,
+        );
+    }
+    for (problem, text) in crate::switch::state(Path::new(crate::switch::DEFAULT_SYSTEMD_DIR)) {
+        r.line(
+            if problem { Level::Warn } else { Level::Ok },
+            "switch",
             text,
         );
     }

@@ -1,6 +1,7 @@
 //! The command line: `plex-pg-launcher [OPTIONS] -- COMMAND [ARGS…]`,
 //! `plex-pg-launcher check` and `plex-pg-launcher import`
-//! ([`crate::import::ImportArgs`]). Every option is also a key of the TOML file
+//! ([`crate::import::ImportArgs`]), `export`, `enable` and `disable`
+//! ([`crate::switch`]). Every option is also a key of the TOML file
 //! (`launcher.*`); a value given here is applied through
 //! `Settings::apply`, so a bad one is reported with its key and "the
 //! command line" as its source, like a bad value in the file.
@@ -41,6 +42,14 @@ pub enum Command {
     /// Write the library from PostgreSQL back to SQLite files (the way
     /// back), verified the same way (runs plex-pg-import).
     Export(crate::import::ExportArgs),
+    /// Put the launcher in front of Plex's systemd unit (installs the drop-in
+    /// /etc/systemd/system/plexmediaserver.service.d/10-plex-pg.conf and reloads
+    /// systemd); refused while an SQLite library sits beside an empty schema.
+    Enable(crate::switch::EnableArgs),
+    /// Take the launcher out of Plex's start (removes the drop-in, reloads
+    /// systemd); refused while PostgreSQL holds the library and no SQLite
+    /// library is in place (run export first).
+    Disable(crate::switch::DisableArgs),
 }
 
 /// Options shared by every subcommand; each overrides a `launcher.*` key.

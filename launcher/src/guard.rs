@@ -59,18 +59,28 @@ pub fn state(settings: &Settings) -> Vec<(bool, String)> {
     let sqlite = std::fs::metadata(&library).ok().filter(|m| m.len() > 0);
     match &sqlite {
         Some(m) => {
-            let age = m
-                .modified()
-                .ok()
+            // Plex writes the -wal first: the newest change of the three files.
+            let mut bytes = m.len();
+            let mut newest = m.modified().ok();
+            for suffix in ["-wal", "-shm"] {
+                let mut p = library.clone().into_os_string();
+                p.push(suffix);
+                if let Ok(meta) = std::fs::metadata(&p) {
+                    if suffix == "-wal" {
+                        bytes += meta.len();
+                    }
+                    newest = newest.max(meta.modified().ok());
+                }
+            }
+            let age = newest
                 .and_then(|t| t.elapsed().ok())
-                .map(|d| format!(", last changed {} min ago", d.as_secs() / 60))
+                .map(|d| format!(", newest change {} min ago", d.as_secs() / 60))
                 .unwrap_or_default();
             lines.push((
                 false,
                 format!(
-                    "SQLite library {} ({} bytes{age})",
+                    "SQLite library present: {} ({bytes} bytes with its -wal{age})",
                     library.display(),
-                    m.len()
                 ),
             ));
         }

@@ -26,6 +26,9 @@
 //! configuration, the shim, the directories above them) and [`log_files`]
 //! opens the files the launcher appends to without following planted links
 //! (`docs/security.md`).
+//! [`guard`] refuses to start Plex on an empty schema beside an SQLite
+//! library; [`switch`] is `enable`/`disable` (the systemd drop-in) and
+//! [`import`] runs `plex-pg-import`.
 
 pub(crate) mod alert;
 pub mod check;
@@ -45,6 +48,7 @@ pub(crate) mod sockets;
 pub(crate) mod spawn;
 pub(crate) mod stop;
 pub mod supervisor;
+pub mod switch;
 pub mod trust;
 pub(crate) mod verdict;
 pub(crate) mod watch;

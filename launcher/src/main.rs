@@ -5,7 +5,7 @@ use std::process::exit;
 use clap::Parser;
 use plex_pg_config::settings::LogLevel;
 use plex_pg_launcher::cli::{Cli, Command};
-use plex_pg_launcher::{check, guard, import, supervisor};
+use plex_pg_launcher::{check, guard, import, supervisor, switch};
 
 fn main() {
     let cli = Cli::parse();
@@ -42,6 +42,8 @@ fn main() {
         Some(Command::Check) => exit(check::run(&settings, &config_errors)),
         Some(Command::Import(args)) => exit(import::exec(&cli.options, &args)),
         Some(Command::Export(args)) => exit(import::exec_export(&cli.options, &args)),
+        Some(Command::Enable(args)) => exit(switch::enable(&settings, &args)),
+        Some(Command::Disable(args)) => exit(switch::disable(&settings, &args)),
         None => {
             if cli.program.is_empty() {
                 eprintln!("plex-pg-launcher: no command to start; usage: plex-pg-launcher [OPTIONS] -- COMMAND [ARGS...]");

@@ -666,3 +666,357 @@ fn export_writes_back_what_postgresql_holds() {
     check.assert_ok();
     assert_eq!(check.stdout.trim(), "ok wal");
 }
+
+/// `plex-pg-launcher enable|disable` with the drop-in's directory under
+/// `systemd`, Plex's support folder `support`, the library in `schema`.
+fn switch(
+    support: &Path,
+    systemd: &Path,
+    schema: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
+    let mut cmd = Command::new(artifact("plex-pg-launcher"));
+    cmd.args(args)
+        .arg("--systemd-dir")
+        .arg(systemd)
+        .envs(pg().env(schema))
+        .env("PLEX_MEDIA_SERVER_APPLICATION_SUPPORT_DIR", support)
+        .envs(env.iter().copied());
+    run(&mut cmd, LIMIT)
+}
+
+/// The switch is deliberate and never hands Plex an empty library:
+/// `enable` refuses an empty schema beside an SQLite library (the setting
+/// for a fresh install allows it), a successful import says to run
+/// `enable`, which then installs the drop-in; `disable` refuses while
+/// PostgreSQL holds the library and no SQLite library is in place (export
+/// first; `--force` overrides), and takes the drop-in out once the
+/// exported files are back.
+#[test]
+fn enable_and_disable_refuse_to_hand_plex_an_empty_library() {
+    use std::os::unix::fs::PermissionsExt;
+    let support = TempDir::new("import_switch");
+    let systemd = TempDir::new("import_switch_systemd");
+    std::fs::set_permissions(systemd.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let drop_in = systemd
+        .path()
+        .join("plexmediaserver.service.d")
+        .join("10-plex-pg.conf");
+    let shipped = std::fs::read_to_string(
+        plex_pg_tests::workspace_root().join("packaging/systemd/plex-pg.conf"),
+    )
+    .unwrap();
+    let databases = support
+        .path()
+        .join("Plex Media Server")
+        .join("Plug-in Support")
+        .join("Databases");
+    let schema = unique_name("switched");
+    make_library(&databases, 5);
+
+    let refused = switch(support.path(), systemd.path(), &schema, &["enable"], &[]);
+    assert_eq!(refused.code, Some(3), "{refused:?}");
+    assert!(
+        refused.stderr.contains("holds no library")
+            && refused.stderr.contains("plex-pg-launcher import --from")
+            && refused.stderr.contains("allow_empty_library"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!drop_in.exists(), "a refused enable installed the drop-in");
+    let fresh = switch(
+        support.path(),
+        systemd.path(),
+        &schema,
+        &["enable"],
+        &[("PLEX_PG_ALLOW_EMPTY_LIBRARY", "1")],
+    );
+    fresh.assert_ok();
+    assert_eq!(std::fs::read_to_string(&drop_in).unwrap(), shipped);
+    // Nothing in PostgreSQL: taking it out loses nothing.
+    switch(support.path(), systemd.path(), &schema, &["disable"], &[]).assert_ok();
+    assert!(!drop_in.exists());
+
+    let imported = import(&databases, &schema, &[]);
+    imported.assert_ok();
+    assert!(
+        imported.stdout.contains("plex-pg-launcher enable"),
+        "the import says what comes next:\n{}",
+        imported.stdout
+    );
+    let enabled = switch(support.path(), systemd.path(), &schema, &["enable"], &[]);
+    enabled.assert_ok();
+    assert!(
+        enabled.stdout.contains("systemctl restart plexmediaserver"),
+        "{}",
+        enabled.stdout
+    );
+    assert_eq!(std::fs::read_to_string(&drop_in).unwrap(), shipped);
+
+    let refused = switch(support.path(), systemd.path(), &schema, &["disable"], &[]);
+    assert_eq!(refused.code, Some(3), "{refused:?}");
+    assert!(
+        refused.stderr.contains("plex-pg-launcher export --to")
+            && refused.stderr.contains("--force"),
+        "{}",
+        refused.stderr
+    );
+    assert!(drop_in.is_file(), "a refused disable removed the drop-in");
+
+    let exported = run(
+        Command::new(artifact("plex-pg-launcher"))
+            .args(["export", "--to"])
+            .arg(&databases)
+            .envs(pg().env(&schema)),
+        LIMIT,
+    );
+    exported.assert_ok();
+    let disabled = switch(support.path(), systemd.path(), &schema, &["disable"], &[]);
+    disabled.assert_ok();
+    assert!(!drop_in.exists() && !drop_in.parent().unwrap().exists());
+    let again = switch(support.path(), systemd.path(), &schema, &["disable"], &[]);
+    again.assert_ok();
+    assert!(again.stdout.contains("not installed"), "{}", again.stdout);
+}
+
+/// Compares two SQLite library files with the real SQLite (Python's
+/// sqlite3), every row of every table as a multiset of typed values (a
+/// `boolean` column's text 't'/'f' taken as the 1/0 the shim shows; FTS
+/// shadow tables are derived, their FTS table is compared instead).
+/// Prints JSON: tables and rows compared, rows only in the second file
+/// (by table, with their `id`), rows only in the first, and the
+/// sqlite_sequence of each.
+const COMPARE_PY: &str = r#"
+import json, sqlite3, sys
+from collections import Counter
+
+def typed(v):
+    if v is None: return ("null", None)
+    if isinstance(v, int): return ("integer", v)
+    if isinstance(v, float): return ("real", v.hex())
+    if isinstance(v, bytes): return ("blob", v.hex())
+    return ("text", v)
+
+def tables(c):
+    names = [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    virtual = [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")]
+    shadow = lambda n: any(n.startswith(v + "_") for v in virtual)
+    return [n for n in names if not shadow(n)]
+
+def read(c, t):
+    cols = c.execute('PRAGMA table_info("%s")' % t.replace('"', '""')).fetchall()
+    boolean = [(col[2] or "").lower() == "boolean" for col in cols]
+    names = [col[1] for col in cols]
+    out = Counter()
+    for r in c.execute('SELECT * FROM "%s"' % t.replace('"', '""')):
+        r = tuple(({"t": 1, "f": 0}.get(v, v) if b and isinstance(v, str) else v) for v, b in zip(r, boolean))
+        out[tuple(typed(v) for v in r)] += 1
+    return names, out
+
+a = sqlite3.connect(sys.argv[1])
+b = sqlite3.connect(sys.argv[2])
+ta, tb = tables(a), tables(b)
+report = {"tables": 0, "rows": 0, "only_in_second": {}, "only_in_first": {}, "missing_tables": sorted(set(ta) ^ set(tb))}
+for t in ta:
+    if t not in tb: continue
+    names, ra = read(a, t)
+    _, rb = read(b, t)
+    report["tables"] += 1
+    report["rows"] += sum(ra.values())
+    idx = names.index("id") if "id" in names else None
+    extra = rb - ra
+    gone = ra - rb
+    if extra:
+        report["only_in_second"][t] = sorted((k[idx][1] if idx is not None else None) for k in extra.elements())
+    if gone:
+        report["only_in_first"][t] = [list(k) for k in list(gone.elements())[:5]]
+seq = lambda c: dict(c.execute("SELECT name, seq FROM sqlite_sequence")) if c.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone() else {}
+report["sequence"] = [seq(a), seq(b)]
+print(json.dumps(report, sort_keys=True))
+"#;
+
+/// The issue's round trip, with plex-sim as Plex: a library (and its blobs
+/// database) made by plex-sim on the real SQLite, imported and verified;
+/// plex-sim then runs under the launcher on PostgreSQL (its fill finds every
+/// imported item, every read it checks sees the imported rows, and its new
+/// playback rows get ids after the imported ones); the export is compared
+/// with the original files by the real SQLite, every row of every table:
+/// the same, plus exactly plex-sim's new rows.
+#[test]
+fn a_plex_sim_library_goes_to_postgresql_runs_under_the_launcher_and_comes_back() {
+    const ITEMS: &str = "300";
+    let support = TempDir::new("import_roundtrip");
+    let data = support.path().join("Plex Media Server");
+    let databases = data.join("Plug-in Support").join("Databases");
+    let sim_args = [
+        "--items",
+        ITEMS,
+        "--threads",
+        "2",
+        "--iterations",
+        "40",
+        "--spawn",
+        "none",
+    ];
+    // 1. Plex's library, on SQLite: the fill, then playback rows.
+    let made = run(
+        Command::new(artifact("plex-sim"))
+            .env_remove("LD_PRELOAD")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(sim_args)
+            .args(["--summary", "-"]),
+        LIMIT,
+    );
+    made.assert_ok();
+    let originals = TempDir::new("import_roundtrip_originals");
+    for name in [
+        "com.plexapp.plugins.library.db",
+        "com.plexapp.plugins.library.blobs.db",
+    ] {
+        // Checkpointed by plex-sim's close; -wal files, if any, go along.
+        for suffix in ["", "-wal"] {
+            let from = databases.join(format!("{name}{suffix}"));
+            if from.exists() {
+                std::fs::copy(&from, originals.path().join(format!("{name}{suffix}"))).unwrap();
+            }
+        }
+    }
+    let original = library_db(originals.path());
+    let before = run(
+        Command::new("python3").args([
+            "-c",
+            "import sqlite3,sys; print(*sqlite3.connect(sys.argv[1]).execute('SELECT coalesce(max(id), 0), count(*) FROM metadata_item_settings').fetchone())",
+            &original,
+        ]),
+        LIMIT,
+    );
+    before.assert_ok();
+    let before: Vec<i64> = before
+        .stdout
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let (settings_before, settings_rows) = (before[0], before[1]);
+    assert!(settings_rows > 0, "plex-sim wrote playback rows on SQLite");
+
+    // 2. Imported, with the blobs database, and verified.
+    let schema = unique_name("roundtrip");
+    let imported = import(&databases, &schema, &[]);
+    eprintln!("{}", imported.stdout);
+    imported.assert_ok();
+    assert!(
+        imported.stdout.contains("verification of")
+            && imported
+                .stdout
+                .contains("com.plexapp.plugins.library.blobs.db")
+            && !imported.stdout.contains("DIFFERS"),
+        "{}",
+        imported.stdout
+    );
+    assert_eq!(
+        count(&format!("SELECT count(*) FROM {schema}.metadata_items")),
+        ITEMS.parse::<i64>().unwrap()
+    );
+    assert!(count(&format!("SELECT count(*) FROM {schema}_blobs.blobs")) > 0);
+
+    // 3. plex-sim under the launcher (the guard lets it start: the schema
+    //    holds the library), on PostgreSQL through the shim.
+    let events = support.path().join("events.jsonl");
+    let summary_path = support.path().join("summary.json");
+    let under = run(
+        Command::new(artifact("plex-pg-launcher"))
+            .envs(pg().env(&schema))
+            .env("PLEX_MEDIA_SERVER_APPLICATION_SUPPORT_DIR", support.path())
+            .env_remove("PLEX_PG_SUPERVISOR")
+            .arg("--events")
+            .arg(&events)
+            .arg("--shim")
+            .arg(plex_pg_tests::shim())
+            .arg("--")
+            .arg(artifact("plex-sim"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(sim_args)
+            .arg("--summary")
+            .arg(&summary_path),
+        LIMIT,
+    );
+    let summary: Value = std::fs::read(&summary_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| panic!("plex-sim wrote no summary: {under:?}"));
+    assert_eq!(under.code, Some(0), "{under:?}\n{summary:#}");
+    assert_eq!(summary["ok"], true, "{summary:#}");
+    assert_eq!(summary["mismatches"], 0, "{summary:#}");
+    assert_eq!(
+        summary["fill"]["found"].as_u64(),
+        Some(ITEMS.parse().unwrap()),
+        "plex-sim's fill found every imported movie: {summary:#}"
+    );
+    assert_eq!(summary["fill"]["written"].as_u64(), Some(0), "{summary:#}");
+    let new_rows = count(&format!(
+        "SELECT count(*) FROM {schema}.metadata_item_settings WHERE id > {settings_before}"
+    ));
+    assert!(new_rows > 0, "plex-sim wrote playback rows: {summary:#}");
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM {schema}.metadata_item_settings WHERE id <= {settings_before}"
+        )),
+        settings_rows,
+        "the imported playback rows are all still there"
+    );
+
+    // 4. Exported, and compared with the originals by the real SQLite.
+    let back = TempDir::new("import_roundtrip_back");
+    let exported = run(
+        Command::new(artifact("plex-pg-launcher"))
+            .args(["export", "--to"])
+            .arg(back.path())
+            .envs(pg().env(&schema)),
+        LIMIT,
+    );
+    exported.assert_ok();
+    for (file, new_table) in [
+        (
+            "com.plexapp.plugins.library.db",
+            Some("metadata_item_settings"),
+        ),
+        ("com.plexapp.plugins.library.blobs.db", None),
+    ] {
+        let cmp = run(
+            Command::new("python3")
+                .args(["-c", COMPARE_PY])
+                .arg(originals.path().join(file))
+                .arg(back.path().join(file)),
+            LIMIT,
+        );
+        cmp.assert_ok();
+        let report = json_out(&cmp.stdout);
+        eprintln!("{file}: {report}");
+        assert!(report["tables"].as_u64().unwrap() >= 1, "{report}");
+        assert_eq!(report["missing_tables"], serde_json::json!([]), "{report}");
+        assert_eq!(report["only_in_first"], serde_json::json!({}), "{report}");
+        let extra = report["only_in_second"].as_object().unwrap();
+        match new_table {
+            Some(t) => {
+                assert_eq!(extra.len(), 1, "only plex-sim's new rows: {report}");
+                let ids: Vec<i64> = extra[t]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_i64().unwrap())
+                    .collect();
+                assert_eq!(ids.len() as i64, new_rows, "{report}");
+                assert!(
+                    ids.iter().all(|&id| id > settings_before),
+                    "plex-sim's rows got ids after the imported ones ({settings_before}): {ids:?}"
+                );
+                let seq = report["sequence"][1][t].as_i64().unwrap_or(0);
+                assert!(seq >= *ids.iter().max().unwrap(), "{report}");
+            }
+            None => assert!(extra.is_empty(), "{report}"),
+        }
+    }
+}

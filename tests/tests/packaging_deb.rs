@@ -3,9 +3,11 @@
 //! contents, modes and dependencies; the systemd drop-in runs Plex's own
 //! ExecStart behind the launcher and `systemd-analyze verify` accepts it on
 //! Plex's unit; and in a real Debian root made by debootstrap, the package
-//! installs, hands its configuration to the plex group when Plex's package
-//! arrives (dpkg trigger), survives an upgrade of Plex, and purges without
-//! leaving a file behind.
+//! installs with the drop-in inactive, hands its configuration to the plex
+//! group when Plex's package arrives (dpkg trigger), `plex-pg-launcher
+//! enable` arms the drop-in, an upgrade of plex-pg keeps it armed, an
+//! upgrade of Plex leaves it alone, `disable` takes it out, and purging
+//! (armed) leaves no file behind.
 //!
 //! The Debian root is debootstrap's `minbase` variant of the build
 //! machine's own release, with systemd (for `systemd-analyze verify
@@ -27,7 +29,10 @@ use std::time::Duration;
 use plex_pg_tests::{run, workspace_root, TempDir};
 use support::{needed, require, require_root, script, step};
 
-const DROP_IN: &str = "lib/systemd/system/plexmediaserver.service.d/plex-pg.conf";
+/// The drop-in as shipped: inactive.
+const DROP_IN: &str = "usr/share/plex-pg/systemd/10-plex-pg.conf";
+/// Where `plex-pg-launcher enable` arms it.
+const ARMED: &str = "etc/systemd/system/plexmediaserver.service.d/10-plex-pg.conf";
 const CONFIG: &str = "etc/plex-pg/config.toml";
 
 /// The package, built once for this test binary.
@@ -172,6 +177,13 @@ fn contents_modes_dependencies_and_the_musl_shim() {
         "the configuration is not world-readable"
     );
     assert_eq!(find(DROP_IN).0, "-rw-r--r--");
+    assert!(
+        entries
+            .iter()
+            .all(|(_, _, p)| !p.contains("plexmediaserver.service.d")),
+        "the package does not arm the drop-in itself: {entries:#?}"
+    );
+    find("usr/share/man/man1/plex-pg-import.1.gz");
     find("usr/share/man/man1/plex-pg-launcher.1.gz");
     // Every document of docs/ (install.md says they are all there).
     let docs = std::fs::read_dir(workspace_root().join("docs")).expect("read docs/");
@@ -630,12 +642,21 @@ fn installs_into_and_purges_from_a_debian_root() {
         "plex-pg-launcher check",
         "systemctl restart plexmediaserver",
         "there is no plex group yet",
+        "plex-pg-launcher import --from",
+        "plex-pg-launcher enable",
     ] {
         assert!(
             said.contains(words),
             "the post-install message says {words:?}:\n{said}"
         );
     }
+    assert!(
+        !root.join(ARMED).exists()
+            && !root
+                .join("etc/systemd/system/plexmediaserver.service.d")
+                .exists(),
+        "installing does not put the launcher in front of Plex"
+    );
     let version = chroot_ok(root, &["plex-pg-launcher", "--version"]);
     assert!(
         version.starts_with("plex-pg-launcher "),
@@ -652,7 +673,11 @@ fn installs_into_and_purges_from_a_debian_root() {
         root.join(CONFIG).is_file(),
         "remove keeps the configuration (a conffile)"
     );
-    assert!(!root.join(DROP_IN).exists() && !root.join("usr/bin/plex-pg-launcher").exists());
+    assert!(
+        !root.join(DROP_IN).exists()
+            && !root.join(ARMED).exists()
+            && !root.join("usr/bin/plex-pg-launcher").exists()
+    );
     chroot_ok(root, &["dpkg", "-P", "plex-pg"]);
     let left = differences(&pristine, &snapshot(root), &|_| false);
     assert!(
@@ -690,6 +715,37 @@ fn installs_into_and_purges_from_a_debian_root() {
     );
     assert_eq!(overrides.trim(), "root plex 640 /etc/plex-pg/config.toml");
 
+    // 3. The switch is the admin's: enable arms the drop-in (the text the
+    //    package ships), an upgrade of plex-pg keeps it armed, disable
+    //    takes it out.
+    assert!(!root.join(ARMED).exists());
+    let enabled = chroot_ok(root, &["plex-pg-launcher", "enable"]);
+    assert!(
+        enabled.contains("systemctl restart plexmediaserver"),
+        "{enabled}"
+    );
+    let shipped = std::fs::read(root.join(DROP_IN)).unwrap();
+    assert_eq!(std::fs::read(root.join(ARMED)).unwrap(), shipped);
+    let meta = std::fs::symlink_metadata(root.join(ARMED)).unwrap();
+    assert!(meta.is_file());
+    assert_eq!((meta.mode() & 0o7777, meta.uid()), (0o644, 0));
+    let upgraded = chroot_ok(root, &["dpkg", "-i", "/tmp/plex-pg-test/plex-pg.deb"]);
+    assert!(
+        upgraded.contains("stays in front of Plex"),
+        "the upgrade says it stays armed:\n{upgraded}"
+    );
+    assert_eq!(
+        std::fs::read(root.join(ARMED)).unwrap(),
+        shipped,
+        "an upgrade of an armed plex-pg keeps it armed"
+    );
+    let checked = chroot(root, &["plex-pg-launcher", "check"]);
+    assert!(
+        checked.stdout.contains("switch: drop-in /etc/systemd/system/plexmediaserver.service.d/10-plex-pg.conf installed"),
+        "check reports the switch:\n{}",
+        checked.stdout
+    );
+
     let verify = run(
         Command::new("systemd-analyze")
             .arg("verify")
@@ -706,10 +762,10 @@ fn installs_into_and_purges_from_a_debian_root() {
         verify.stderr
     );
 
-    let drop_in = std::fs::read(root.join(DROP_IN)).unwrap();
+    let drop_in = std::fs::read(root.join(ARMED)).unwrap();
     chroot_ok(root, &["dpkg", "-i", "/tmp/plex-pg-test/plex-2.deb"]);
     assert_eq!(
-        std::fs::read(root.join(DROP_IN)).unwrap(),
+        std::fs::read(root.join(ARMED)).unwrap(),
         drop_in,
         "upgrading Plex leaves the drop-in as it was"
     );
@@ -717,6 +773,24 @@ fn installs_into_and_purges_from_a_debian_root() {
         std::fs::metadata(root.join(CONFIG)).unwrap().gid(),
         plex_gid
     );
+
+    let disabled = chroot_ok(root, &["plex-pg-launcher", "disable"]);
+    assert!(disabled.contains("removed"), "{disabled}");
+    assert!(
+        !root.join(ARMED).exists()
+            && !root
+                .join("etc/systemd/system/plexmediaserver.service.d")
+                .exists(),
+        "disable takes the drop-in out"
+    );
+    let checked = chroot(root, &["plex-pg-launcher", "check"]);
+    assert!(
+        checked.stdout.contains("switch: drop-in not installed"),
+        "check reports the switch:\n{}",
+        checked.stdout
+    );
+    // Armed again: purging takes it out (prerm runs disable).
+    chroot_ok(root, &["plex-pg-launcher", "enable"]);
 
     // What systemd (LogsDirectory) and the launcher would have written.
     std::fs::create_dir_all(root.join("var/log/plex-pg")).unwrap();
@@ -732,6 +806,8 @@ fn installs_into_and_purges_from_a_debian_root() {
         "var/log/plex-pg",
         "usr/bin/plex-pg-launcher",
         "lib/systemd/system/plexmediaserver.service.d",
+        "etc/systemd/system/plexmediaserver.service.d",
+        "usr/share/plex-pg",
         "usr/share/doc/plex-pg",
     ] {
         assert!(!root.join(gone).exists(), "purge left {gone}");
