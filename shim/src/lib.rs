@@ -11,6 +11,7 @@
 //! `docs/architecture.md` tells the whole story.
 
 pub mod api;
+pub mod backup;
 pub mod calendar;
 pub mod connection;
 pub mod error;
