@@ -301,3 +301,134 @@ fn backup_between_plain_files_goes_to_the_real_sqlite() {
     out.assert_ok();
     assert_eq!(out.stdout.trim(), "[(1.5,)]");
 }
+
+/// Every table's row count of a SQLite file (real SQLite, no shim).
+fn counts(dir: &Path, file: &Path) -> Value {
+    // FTS shadow tables are left out: a rebuilt index need not be
+    // segmented as the original was (the FTS tables' own rows count).
+    let code = format!(
+        "import json, sqlite3\nc = sqlite3.connect('file:' + {:?} + '?mode=ro', uri=True)\nrows = c.execute(\"SELECT name, sql LIKE 'CREATE VIRTUAL%' FROM sqlite_master WHERE type = 'table'\").fetchall()\nvirt = [n for n, v in rows if v]\nnames = [n for n, v in rows if not any(n.startswith(x + '_') for x in virt)]\nprint(json.dumps({{n: c.execute('SELECT count(*) FROM \"%s\"' % n).fetchone()[0] for n in names}}))\n",
+        file.display().to_string()
+    );
+    let out = run(
+        Command::new("python3").arg("-c").arg(code).current_dir(dir),
+        Duration::from_secs(600),
+    );
+    out.assert_ok();
+    serde_json::from_str(out.stdout.trim()).unwrap()
+}
+
+/// GNU time's peak resident memory (KiB) and wall seconds.
+fn time_v(stderr: &str) -> (u64, String) {
+    let field = |name: &str| {
+        stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| panic!("no {name} from /usr/bin/time:\n{stderr}"))
+    };
+    (
+        field("Maximum resident set size (kbytes): ")
+            .parse()
+            .unwrap(),
+        field("Elapsed (wall clock) time (h:mm:ss or m:ss): "),
+    )
+}
+
+/// The figures of `docs/benchmarks.md`, "Backup": a generated library of
+/// 100,000 items (`library.py`), imported, then backed up through the shim
+/// with Python's `Connection.backup()`; the real SQLite's own backup of the
+/// original file as the anchor. The copy must hold every row of the
+/// original. Run: `cargo test --release -p plex-pg-tests --test
+/// shim_backup -- --ignored --nocapture backup_of_a_100000_item_library`.
+#[test]
+#[ignore]
+fn backup_of_a_100000_item_library() {
+    let items: usize = std::env::var("BACKUP_BENCH_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let dir = TempDir::new("backup_bench");
+    let lib_dir = dir.path().join("lib");
+    let fixture = plex_pg_tests::fixture("sqlite_schema.sql");
+    run(
+        Command::new("python3")
+            .arg(plex_pg_tests::python_script("library.py"))
+            .arg("make")
+            .arg(&lib_dir)
+            .arg(&fixture)
+            .arg(items.to_string()),
+        Duration::from_secs(3600),
+    )
+    .assert_ok();
+    let original = lib_dir.join("com.plexapp.plugins.library.db");
+    let before = counts(dir.path(), &original);
+
+    // The anchor: the real SQLite's page copy of the original file.
+    let anchor_copy = dir.path().join("anchor.db");
+    let code = format!(
+        "import sqlite3, time\ns = sqlite3.connect({:?})\nd = sqlite3.connect({:?})\nt = time.monotonic()\ns.backup(d)\nprint(time.monotonic() - t)\n",
+        original.display().to_string(),
+        anchor_copy.display().to_string()
+    );
+    let anchor = run(
+        Command::new("/usr/bin/time")
+            .arg("-v")
+            .arg("python3")
+            .arg("-c")
+            .arg(code),
+        Duration::from_secs(3600),
+    );
+    anchor.assert_ok();
+    let anchor_secs: f64 = anchor.stdout.trim().parse().unwrap();
+    let schema = unique_name("backup_bench");
+    run(
+        Command::new(plex_pg_tests::artifact("plex-pg-launcher"))
+            .arg("import")
+            .arg("--from")
+            .arg(&lib_dir)
+            .envs(pg().env(&schema)),
+        Duration::from_secs(3600),
+    )
+    .assert_ok();
+
+    // Through the shim: the routed library (a file name the shim routes).
+    let routed = dir.path().join("com.plexapp.plugins.library.db");
+    let copy = dir.path().join("shim-copy.db");
+    let code = format!(
+        "import sqlite3, time\ns = sqlite3.connect({:?})\nd = sqlite3.connect({:?})\nt = time.monotonic()\ns.backup(d)\nprint(time.monotonic() - t)\n",
+        routed.display().to_string(),
+        copy.display().to_string()
+    );
+    let shim_run = run(
+        Command::new("/usr/bin/time")
+            .arg("-v")
+            .arg("python3")
+            .arg("-c")
+            .arg(code)
+            .envs(pg().env(&schema))
+            .env("LD_PRELOAD", shim()),
+        Duration::from_secs(3600),
+    );
+    shim_run.assert_ok();
+    let secs: f64 = shim_run.stdout.trim().parse().unwrap();
+    let after = counts(dir.path(), &copy);
+    assert_eq!(before, after, "the backup holds every row of the original");
+    let rows: u64 = after
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    let (rss, wall) = time_v(&shim_run.stderr);
+    let (anchor_rss, _) = time_v(&anchor.stderr);
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "backup of {items} items through the shim: {rows} rows in {secs:.1} s ({:.0} rows/s), process wall {wall}, peak RSS {rss} KiB, copy {} bytes\n\
+         real SQLite's backup of the original file: {anchor_secs:.2} s, peak RSS {anchor_rss} KiB, {} bytes\n\
+         shim log: {}",
+        rows as f64 / secs,
+        size(&copy),
+        size(&anchor_copy),
+        shim_run.stderr.lines().filter(|l| l.contains("backup of")).collect::<Vec<_>>().join("\n")
+    );
+}
