@@ -18,6 +18,7 @@ pub mod error;
 pub mod fork;
 pub mod lock;
 pub mod log;
+pub mod maintenance;
 pub mod pg;
 pub mod pool;
 pub mod real;
