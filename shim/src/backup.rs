@@ -34,6 +34,7 @@ use crate::runtime::Runtime;
 use crate::sys::*;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_postgres::RowStream;
@@ -41,6 +42,43 @@ use tokio_postgres::RowStream;
 /// Marks a [`Backup`] (two words no real `sqlite3_backup` starts with: its
 /// first word is a pointer, and these are not canonical addresses).
 const MAGIC: [u64; 2] = [0x706c_6578_2d62_6b75, 0x9e37_79b9_7f4a_7c15];
+
+/// The shim's unfinished backups, for `sqlite3_close`: source and
+/// destination handle addresses by slot (0: free). Lock-free, so a
+/// `fork()` can never find it held; a backup that finds no free slot is
+/// simply not tracked (the close checks then miss it, as before).
+const SLOTS: usize = 64;
+static SOURCES: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+static DESTS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+/// How many slots are taken (closes skip the scan when none is).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether `handle` is the source of an unfinished shim backup.
+pub fn is_source(handle: *mut sqlite3) -> bool {
+    LIVE.load(Ordering::Acquire) > 0
+        && SOURCES
+            .iter()
+            .any(|s| s.load(Ordering::Acquire) == handle as usize)
+}
+
+/// Whether `handle` is the destination of an unfinished shim backup.
+pub fn is_dest(handle: *mut sqlite3) -> bool {
+    LIVE.load(Ordering::Acquire) > 0
+        && DESTS
+            .iter()
+            .any(|s| s.load(Ordering::Acquire) == handle as usize)
+}
+
+/// The destination `handle` is being closed (`sqlite3_close_v2`) under an
+/// unfinished backup: the backup must not touch it again.
+pub fn dest_closed(handle: *mut sqlite3) {
+    if LIVE.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    for s in &DESTS {
+        let _ = s.compare_exchange(handle as usize, 1, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
 
 /// How far a backup got.
 enum Progress {
@@ -58,10 +96,26 @@ pub struct Backup {
     rt: &'static Runtime,
     progress: Progress,
     pagecount: c_int,
+    /// Its slot in `SOURCES`/`DESTS`, if it got one.
+    slot: Option<usize>,
 }
 
 impl Backup {
     pub fn new(dest: *mut sqlite3, source: Arc<RoutedDb>, rt: &'static Runtime) -> Box<Backup> {
+        let slot = (0..SLOTS).find(|&i| {
+            SOURCES[i]
+                .compare_exchange(
+                    0,
+                    source.handle as usize,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+        });
+        if let Some(i) = slot {
+            DESTS[i].store(dest as usize, Ordering::Release);
+            LIVE.fetch_add(1, Ordering::AcqRel);
+        }
         Box::new(Backup {
             magic: MAGIC,
             dest,
@@ -69,7 +123,15 @@ impl Backup {
             rt,
             progress: Progress::NotStarted,
             pagecount: 0,
+            slot,
         })
+    }
+
+    /// The destination was closed under this backup (a misuse SQLite
+    /// answers with SQLITE_MISUSE too): it must not be touched.
+    fn dest_gone(&self) -> bool {
+        self.slot
+            .is_some_and(|i| DESTS[i].load(Ordering::Acquire) != self.dest as usize)
     }
 
     /// Whether `p` (a `sqlite3_backup*` a client passes) is one of ours.
@@ -83,6 +145,9 @@ impl Backup {
 
     /// `sqlite3_backup_step`.
     pub fn step(&mut self, pages: c_int) -> c_int {
+        if self.dest_gone() {
+            return SQLITE_MISUSE;
+        }
         match &self.progress {
             Progress::Done => return SQLITE_DONE,
             Progress::Failed(e) => return e.primary(),
@@ -134,6 +199,7 @@ impl Backup {
     /// failure's message stays on the destination handle.
     pub fn finish(self) -> c_int {
         match &self.progress {
+            Progress::Failed(_) if self.dest_gone() => SQLITE_MISUSE,
             Progress::Failed(e) => {
                 // SAFETY: the destination outlives its backup (SQLite's rule).
                 unsafe { set_dest_error(self.dest, e) };
@@ -201,6 +267,16 @@ impl Backup {
                 let _ = dest.exec("ROLLBACK");
                 Err(e)
             }
+        }
+    }
+}
+
+impl Drop for Backup {
+    fn drop(&mut self) {
+        if let Some(i) = self.slot {
+            DESTS[i].store(0, Ordering::Release);
+            SOURCES[i].store(0, Ordering::Release);
+            LIVE.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }

@@ -302,6 +302,69 @@ fn backup_between_plain_files_goes_to_the_real_sqlite() {
     assert_eq!(out.stdout.trim(), "[(1.5,)]");
 }
 
+/// SQLite's rules for closing under an unfinished backup, through the C
+/// API (ctypes): `sqlite3_close` of the source or the destination is
+/// `SQLITE_BUSY` with SQLite's message; after `finish` both close.
+#[test]
+fn close_under_an_unfinished_backup_is_busy() {
+    let dir = TempDir::new("backup_close");
+    let schema = unique_name("backup_close");
+    library(&dir, &schema);
+    let code = format!(
+        r#"
+import ctypes as C, json
+C.CDLL("libsqlite3.so.0", mode=C.RTLD_GLOBAL)
+lib = C.CDLL(None)
+lib.sqlite3_backup_init.restype = C.c_void_p
+lib.sqlite3_backup_init.argtypes = [C.c_void_p, C.c_char_p, C.c_void_p, C.c_char_p]
+for f in ["sqlite3_backup_step", "sqlite3_backup_finish", "sqlite3_close", "sqlite3_backup_remaining"]:
+    getattr(lib, f).argtypes = [C.c_void_p] + ([C.c_int] if f == "sqlite3_backup_step" else [])
+lib.sqlite3_errmsg.restype = C.c_char_p
+lib.sqlite3_errmsg.argtypes = [C.c_void_p]
+src, dst = C.c_void_p(), C.c_void_p()
+assert lib.sqlite3_open({src:?}.encode(), C.byref(src)) == 0
+assert lib.sqlite3_open({dst:?}.encode(), C.byref(dst)) == 0
+b = lib.sqlite3_backup_init(dst, b"main", src, b"main")
+out = {{"backup": bool(b)}}
+out["close_src"] = lib.sqlite3_close(src)
+out["close_dst"] = lib.sqlite3_close(dst)
+out["dst_msg"] = lib.sqlite3_errmsg(dst).decode()
+out["step"] = lib.sqlite3_backup_step(b, 5)
+out["remaining"] = lib.sqlite3_backup_remaining(b)
+out["finish"] = lib.sqlite3_backup_finish(b)
+out["close_src_after"] = lib.sqlite3_close(src)
+out["close_dst_after"] = lib.sqlite3_close(dst)
+print(json.dumps(out))
+"#,
+        src = dir.library_db(),
+        dst = dir.path().join("close-copy.db").display().to_string()
+    );
+    let out = run(
+        Command::new("python3")
+            .arg("-c")
+            .arg(code)
+            .envs(pg().env(&schema))
+            .env("LD_PRELOAD", shim()),
+        Duration::from_secs(60),
+    );
+    out.assert_ok();
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "backup": true,
+            "close_src": 5,
+            "close_dst": 5,
+            "dst_msg": "unable to close due to unfinalized statements or unfinished backups",
+            "step": 101,
+            "remaining": 0,
+            "finish": 0,
+            "close_src_after": 0,
+            "close_dst_after": 0,
+        })
+    );
+}
+
 /// Every table's row count of a SQLite file (real SQLite, no shim).
 fn counts(dir: &Path, file: &Path) -> Value {
     // FTS shadow tables are left out: a rebuilt index need not be
