@@ -109,6 +109,16 @@ elif cmd == "check":
     new_id = c.execute("SELECT last_insert_rowid()").fetchone()[0]
     objects = sorted(r[0] + ":" + r[1] for r in c.execute("SELECT type, name FROM sqlite_master"))
     print(json.dumps({"integrity": integrity, "new_id": new_id, "objects": objects, "dump": before}))
+elif cmd == "backup_error":
+    src = sqlite3.connect(sys.argv[2], isolation_level=None)
+    src.execute("CREATE VIRTUAL TABLE spell USING spellfix1")
+    dst = sqlite3.connect(sys.argv[3])
+    try:
+        src.backup(dst)
+        print(json.dumps({"error": None}))
+    except sqlite3.Error as e:
+        tables = dst.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        print(json.dumps({"error": str(e), "class": type(e).__name__, "objects_left": tables}))
 elif cmd == "into_routed":
     plain = sqlite3.connect(":memory:")
     routed = sqlite3.connect(sys.argv[2])
@@ -277,6 +287,33 @@ fn backup_into_a_routed_database_is_refused_with_a_clear_error() {
         msg.contains("plex-pg cannot run this backup") && msg.contains("import"),
         "{v}"
     );
+}
+
+/// A copy that cannot be made (a table of a module the real SQLite lacks)
+/// fails with its reason as the destination's error, and leaves nothing
+/// half-written.
+#[test]
+fn a_failed_backup_says_why_on_the_destination() {
+    let dir = TempDir::new("backup_error");
+    let schema = unique_name("backup_error");
+    library(&dir, &schema);
+    let copy = dir.path().join("error-copy.db");
+    let v = py(
+        dir.path(),
+        Some(&schema),
+        &[
+            "backup_error",
+            &dir.library_db(),
+            &copy.display().to_string(),
+        ],
+    );
+    let msg = v["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("creating table spell in the backup") && msg.contains("PLEX_PG_REAL_SQLITE"),
+        "{v}"
+    );
+    assert_eq!(v["class"], "OperationalError", "{v}");
+    assert_eq!(v["objects_left"], 0, "rolled back: {v}");
 }
 
 /// Nothing routed: the real SQLite's backup, untouched.
