@@ -137,6 +137,7 @@ pub fn run_sqlite(tx: &mut Transaction<'_>, schema: &str, sql: &str) -> Result<(
         }
         Action::Constant { .. } => Ok(()),
         Action::Transaction(_) => Err("transaction control in a schema statement".into()),
+        Action::Maintenance(_) => Ok(()),
     }
 }
 

@@ -11,12 +11,14 @@
 //! `docs/architecture.md` tells the whole story.
 
 pub mod api;
+pub mod backup;
 pub mod calendar;
 pub mod connection;
 pub mod error;
 pub mod fork;
 pub mod lock;
 pub mod log;
+pub mod maintenance;
 pub mod pg;
 pub mod pool;
 pub mod real;

@@ -83,7 +83,7 @@ macro_rules! real_api {
             /// # Safety
             /// As for the C function.
             #[inline]
-            #[allow(clippy::missing_safety_doc)]
+            #[allow(clippy::missing_safety_doc, clippy::too_many_arguments)]
             pub unsafe fn $name($($arg: $ty),*) -> $ret {
                 static SLOT: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
                 let mut f = SLOT.load(Ordering::Relaxed);
@@ -172,7 +172,20 @@ real_api! {
     fn sqlite3_create_collation(db: *mut sqlite3, name: *const c_char, rep: c_int, arg: *mut c_void, cmp: CollationCompare) -> c_int;
     fn sqlite3_create_collation_v2(db: *mut sqlite3, name: *const c_char, rep: c_int, arg: *mut c_void, cmp: CollationCompare, destroy: Destructor) -> c_int;
     fn sqlite3_libversion_number() -> c_int;
+    fn sqlite3_backup_init(dest: *mut sqlite3, dest_name: *const c_char, source: *mut sqlite3, source_name: *const c_char) -> *mut c_void;
+    fn sqlite3_backup_step(p: *mut c_void, pages: c_int) -> c_int;
+    fn sqlite3_backup_remaining(p: *mut c_void) -> c_int;
+    fn sqlite3_backup_pagecount(p: *mut c_void) -> c_int;
+    fn sqlite3_backup_finish(p: *mut c_void) -> c_int;
+    fn sqlite3_create_function_v2(db: *mut sqlite3, name: *const c_char, n_arg: c_int, text_rep: c_int, app: *mut c_void, func: ScalarFunction, step: ScalarFunction, last: FinalFunction, destroy: Destructor) -> c_int;
+    fn sqlite3_result_error(ctx: *mut c_void, msg: *const c_char, n: c_int) -> ();
+    fn sqlite3_result_error_code(ctx: *mut c_void, code: c_int) -> ();
 }
+
+/// A function's `xFunc`/`xStep` (context, argument count, arguments).
+pub type ScalarFunction = Option<unsafe extern "C" fn(*mut c_void, c_int, *mut *mut sqlite3_value)>;
+/// An aggregate's `xFinal`.
+pub type FinalFunction = Option<unsafe extern "C" fn(*mut c_void)>;
 
 /// A copy of `bytes` (plus a NUL) in memory from the real `sqlite3_malloc`,
 /// for results the caller releases with `sqlite3_free`. Null on failure.

@@ -200,6 +200,10 @@ impl RoutedStmt {
                 Ok(SQLITE_DONE)
             }
             Action::Run(stmts) => self.run(db, st, rt, stmts),
+            Action::Maintenance(m) => {
+                self.exec = Exec::Constant(crate::maintenance::run(db, st, rt, m)?);
+                self.step_locked(db, st, rt)
+            }
         }
     }
 
@@ -730,6 +734,14 @@ fn describe(
             decltypes: vec![None; columns.len()],
         }))),
         Action::Transaction(_) => Ok(Some(Arc::default())),
+        Action::Maintenance(m) => Ok(Some(Arc::new(Columns {
+            names: m
+                .column()
+                .map(|c| CString::new(c).unwrap_or_default())
+                .into_iter()
+                .collect(),
+            decltypes: m.column().map(|_| None).into_iter().collect(),
+        }))),
         Action::Run(stmts) if stmts.len() == 1 && !t.changes_schema => {
             let pgs = &stmts[0];
             let st = conn.prepare(

@@ -154,6 +154,20 @@ pub unsafe extern "C" fn sqlite3_open_v2(
 
 unsafe fn close(handle: *mut sqlite3, v2: bool) -> c_int {
     let Some((db, rt)) = registry::db(handle) else {
+        // The destination of an unfinished shim backup (the real SQLite
+        // does not know of it): refused as SQLite refuses it, or, for
+        // close_v2, the backup told to leave the handle alone.
+        if crate::backup::is_dest(handle) {
+            if !v2 {
+                let e = Error::new(
+                    SQLITE_BUSY,
+                    "unable to close due to unfinalized statements or unfinished backups",
+                );
+                crate::backup::set_dest_error(handle, &e);
+                return SQLITE_BUSY;
+            }
+            crate::backup::dest_closed(handle);
+        }
         return if v2 {
             real::sqlite3_close_v2(handle)
         } else {
@@ -162,7 +176,9 @@ unsafe fn close(handle: *mut sqlite3, v2: bool) -> c_int {
     };
     let mut st = db.state.lock();
     st.forget_if_inherited(rt);
-    if st.live_statements > 0 && !v2 {
+    // The source of an unfinished backup: SQLite's answer for close (a
+    // close_v2 goes ahead; the backup keeps what it needs of the handle).
+    if (st.live_statements > 0 || crate::backup::is_source(handle)) && !v2 {
         return st.fail(&Error::new(
             SQLITE_BUSY,
             "unable to close due to unfinalized statements or unfinished backups",

@@ -6,6 +6,7 @@
 //! Nothing panics across this boundary: every export runs inside
 //! [`guard`], which turns a panic into an error code (and a log line).
 
+mod backup;
 mod database;
 mod statement;
 mod value;

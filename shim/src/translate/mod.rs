@@ -11,8 +11,12 @@
 //! - Transaction control is not run as SQL: it comes back as
 //!   [`Action::Transaction`], because the runtime pins a connection for a
 //!   transaction's length.
-//! - What has no meaning on PostgreSQL (most `PRAGMA`s, `VACUUM`) comes back
-//!   as [`Action::Constant`] rows, possibly none.
+//! - What has no meaning on PostgreSQL (most `PRAGMA`s) comes back as
+//!   [`Action::Constant`] rows, possibly none.
+//! - SQLite's maintenance calls (`VACUUM`, `ANALYZE`, `PRAGMA
+//!   integrity_check`/`quick_check`/`optimize`) come back as
+//!   [`Action::Maintenance`]: the runtime maps each to PostgreSQL's own
+//!   (`crate::maintenance`), never a silent pretend.
 //! - What cannot be translated is an [`Error`] naming the construct; the
 //!   runtime turns it into `SQLITE_ERROR`. A silent wrong answer is a bug.
 //! - The translator may consult PostgreSQL's catalog through [`Catalog`]
@@ -99,6 +103,41 @@ pub enum Action {
         columns: Vec<String>,
         rows: Vec<Vec<Value>>,
     },
+    /// A maintenance call, run by the runtime (`crate::maintenance`).
+    Maintenance(Maintenance),
+}
+
+/// SQLite's maintenance calls, as PostgreSQL does them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Maintenance {
+    /// `VACUUM [main]`: `VACUUM (ANALYZE)` of the schema's tables.
+    Vacuum,
+    /// `ANALYZE [main | [main.]name]`: `ANALYZE` of the schema's tables, or
+    /// of the table named (or the index's table).
+    Analyze(Option<String>),
+    /// `PRAGMA integrity_check|quick_check [(N | table)]`: amcheck's
+    /// `bt_index_check` on the schema's indexes where it is installed (the
+    /// full check also verifies every table row is in its indexes).
+    IntegrityCheck {
+        quick: bool,
+        /// At most this many problems are listed (SQLite's N, default 100).
+        limit: i64,
+        /// Only this table's indexes.
+        table: Option<String>,
+    },
+    /// `PRAGMA optimize`: `ANALYZE` of the tables whose statistics are stale.
+    Optimize,
+}
+
+impl Maintenance {
+    /// The result column's name (`integrity_check` …), if it has rows.
+    pub fn column(&self) -> Option<&'static str> {
+        match self {
+            Maintenance::IntegrityCheck { quick: true, .. } => Some("quick_check"),
+            Maintenance::IntegrityCheck { quick: false, .. } => Some("integrity_check"),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,6 +233,9 @@ fn plan(sql: &str, catalog: &mut dyn Catalog) -> Result<(Plan, Vec<Option<String
     if first == "REINDEX" {
         return Ok((Plan::no_op(), vec![]));
     }
+    if first == "VACUUM" || first == "ANALYZE" {
+        return Ok((maintenance(&source, &first)?, vec![]));
+    }
     if first == "CREATE" && virtual_table::is_create_virtual(&source) {
         return Ok((virtual_table::create(&source, &mut schema)?, vec![]));
     }
@@ -211,6 +253,59 @@ fn plan(sql: &str, catalog: &mut dyn Catalog) -> Result<(Plan, Vec<Option<String
     };
     let plan = translate_statement(statement, &mut cx)?;
     Ok((plan, params.names))
+}
+
+/// `VACUUM [schema] [INTO file]` and `ANALYZE [schema | [schema.]name]`.
+fn maintenance(source: &Source, first: &str) -> Result<Plan, Error> {
+    use sqlparser::tokenizer::Token;
+    let t: Vec<&Token> = source
+        .tokens
+        .iter()
+        .map(|x| &x.token)
+        .filter(|t| **t != Token::SemiColon)
+        .skip(1)
+        .collect();
+    let word = |t: &Token| match t {
+        Token::Word(w) => Some(w.value.clone()),
+        Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => Some(s.clone()),
+        _ => None,
+    };
+    let is_main = |name: &str| {
+        if name.eq_ignore_ascii_case("main") {
+            Ok(())
+        } else {
+            Err(Error::new(format!("unknown database {name}")))
+        }
+    };
+    if first == "VACUUM" {
+        let rest = match t.as_slice() {
+            [Token::Word(w), rest @ ..] if !w.value.eq_ignore_ascii_case("into") => {
+                is_main(&w.value)?;
+                rest
+            }
+            rest => rest,
+        };
+        return match rest {
+            [] => Ok(Plan::maintenance(Maintenance::Vacuum, false)),
+            [Token::Word(w), ..] if w.value.eq_ignore_ascii_case("into") => Err(Error::new(
+                "VACUUM INTO is not supported on a database in PostgreSQL: for a SQLite copy use the backup API (sqlite3_backup_*, the sqlite3 shell's .backup) or plex-pg-launcher export",
+            )),
+            _ => Err(Error::new("syntax error in VACUUM")),
+        };
+    }
+    let target = match t.as_slice() {
+        [] => None,
+        [one] => {
+            let name = word(one).ok_or_else(|| Error::new("syntax error in ANALYZE"))?;
+            (!name.eq_ignore_ascii_case("main")).then_some(name)
+        }
+        [schema, Token::Period, name] => {
+            is_main(&word(schema).unwrap_or_default())?;
+            Some(word(name).ok_or_else(|| Error::new("syntax error in ANALYZE"))?)
+        }
+        _ => return Err(Error::new("syntax error in ANALYZE")),
+    };
+    Ok(Plan::maintenance(Maintenance::Analyze(target), false))
 }
 
 /// What a statement's translation needs besides the statement.
@@ -235,7 +330,8 @@ fn translate_statement(statement: Statement, cx: &mut Context) -> Result<Plan, E
         Statement::CreateTrigger(_) | Statement::DropTrigger(_) => {
             trigger::translate(statement, cx)
         }
-        Statement::Vacuum(_) | Statement::Analyze(_) => Ok(Plan::no_op()),
+        Statement::Vacuum(_) => Ok(Plan::maintenance(Maintenance::Vacuum, false)),
+        Statement::Analyze(_) => Ok(Plan::maintenance(Maintenance::Analyze(None), false)),
         Statement::CreateTable(_)
         | Statement::CreateIndex(_)
         | Statement::AlterTable(_)
@@ -313,9 +409,20 @@ pub(crate) enum PlanAction {
         columns: Vec<String>,
         rows: Vec<Vec<Value>>,
     },
+    Maintenance(Maintenance),
 }
 
 impl Plan {
+    /// A maintenance call the runtime runs.
+    pub fn maintenance(m: Maintenance, readonly: bool) -> Plan {
+        Plan {
+            action: PlanAction::Maintenance(m),
+            readonly,
+            changes_schema: false,
+            column_names: vec![],
+            trailing_column_names: vec![],
+        }
+    }
     /// Nothing to do (a setting with no meaning on PostgreSQL).
     pub fn no_op() -> Plan {
         Plan::constant(vec![], vec![])
@@ -366,6 +473,7 @@ impl Plan {
             PlanAction::Run(outputs) => Action::Run(outputs.into_iter().map(render).collect()),
             PlanAction::Transaction(t) => Action::Transaction(t),
             PlanAction::Constant { columns, rows } => Action::Constant { columns, rows },
+            PlanAction::Maintenance(m) => Action::Maintenance(m),
         };
         Translation {
             action,

@@ -19,7 +19,7 @@ use super::catalog::Schema;
 use super::construct::quote_literal;
 use super::dialect::Source;
 use super::names::normalized;
-use super::{Error, Output, Plan, Sql};
+use super::{Error, Maintenance, Output, Plan, Sql};
 use crate::value::Value;
 
 /// A parsed `PRAGMA [schema.]name [= value | (value)]`.
@@ -142,10 +142,23 @@ pub fn translate(source: &Source, _schema: &mut Schema) -> Result<Plan, Error> {
                 Value::Text(String::new()),
             ]],
         )),
-        "integrity_check" | "quick_check" => Ok(Plan::constant(
-            names(&[&p.name]),
-            vec![vec![Value::Text("ok".into())]],
-        )),
+        "integrity_check" | "quick_check" => {
+            let (limit, table) = match p.value.as_deref() {
+                None => (100, None),
+                Some(v) => match v.parse::<i64>() {
+                    Ok(n) => (if n <= 0 { 100 } else { n }, None),
+                    Err(_) => (100, Some(v.to_string())),
+                },
+            };
+            Ok(Plan::maintenance(
+                Maintenance::IntegrityCheck {
+                    quick: p.name == "quick_check",
+                    limit,
+                    table,
+                },
+                true,
+            ))
+        }
         "foreign_key_check" => Ok(Plan::constant(
             names(&["table", "rowid", "parent", "fkid"]),
             vec![],
@@ -192,7 +205,8 @@ pub fn translate(source: &Source, _schema: &mut Schema) -> Result<Plan, Error> {
         "case_sensitive_like" if p.value.as_deref().is_some_and(is_true) => Err(Error::new(
             "PRAGMA case_sensitive_like = ON is not supported",
         )),
-        "optimize" | "shrink_memory" | "incremental_vacuum" => Ok(Plan::no_op()),
+        "optimize" => Ok(Plan::maintenance(Maintenance::Optimize, false)),
+        "shrink_memory" | "incremental_vacuum" => Ok(Plan::no_op()),
         name => Ok(setting(name, p.value.as_deref())?.unwrap_or_else(Plan::no_op)),
     }
 }
