@@ -57,6 +57,7 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
     ("launcher.mode", Some("PLEX_PG_MODE"), "off, verify or enforce"),
     ("launcher.watcher", Some("PLEX_PG_WATCHER"), "auto, ptrace or procfs"),
     ("launcher.events", Some("PLEX_PG_EVENTS"), "file for the JSON event log, - for standard output; empty: none"),
+    ("launcher.metrics_listen", Some("PLEX_PG_METRICS_LISTEN"), "address:port where the launcher serves Prometheus metrics on /metrics (e.g. 127.0.0.1:9187); empty: none"),
     ("launcher.events_max_bytes", Some("PLEX_PG_EVENTS_MAX_BYTES"), "the event log file's size at which it is rotated (to <file>.1, <file>.2 …); 0: never"),
     ("launcher.events_keep", Some("PLEX_PG_EVENTS_KEEP"), "rotated event log files kept"),
     ("launcher.shim", Some("PLEX_PG_SHIM"), "path of libplex_pg_shim.so"),
@@ -329,6 +330,7 @@ pub struct Launcher {
     pub mode: Mode,
     pub watcher: Watcher,
     pub events: Option<String>,
+    pub metrics_listen: Option<String>,
     pub events_max_bytes: u64,
     pub events_keep: u32,
     pub shim: PathBuf,
@@ -407,6 +409,7 @@ impl Default for Settings {
                 mode: Mode::Verify,
                 watcher: Watcher::Auto,
                 events: None,
+                metrics_listen: None,
                 events_max_bytes: 64 << 20,
                 events_keep: 4,
                 shim: "/usr/lib/plex-pg/libplex_pg_shim.so".into(),
@@ -732,6 +735,19 @@ impl Settings {
                 ])?
             }
             "launcher.events" => self.launcher.events = raw.optional_string()?,
+            "launcher.metrics_listen" => {
+                self.launcher.metrics_listen = match raw.optional_string()? {
+                    Some(a) => {
+                        a.parse::<std::net::SocketAddr>().map_err(|_| {
+                            format!(
+                                "{a:?} is not an address:port such as 127.0.0.1:9187 or [::1]:9187"
+                            )
+                        })?;
+                        Some(a)
+                    }
+                    None => None,
+                }
+            }
             "launcher.events_max_bytes" => {
                 self.launcher.events_max_bytes = raw.int(0, 1 << 40)? as u64
             }

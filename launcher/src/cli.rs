@@ -50,6 +50,10 @@ pub enum Command {
     /// systemd); refused while PostgreSQL holds the library and no SQLite
     /// library is in place (run export first).
     Disable(crate::switch::DisableArgs),
+    /// Print the running launcher's metrics (processes, forks, pool checks,
+    /// inherited-socket uses, alerts, reports), read from
+    /// launcher.metrics_listen.
+    Status,
 }
 
 /// Options shared by every subcommand; each overrides a `launcher.*` key.

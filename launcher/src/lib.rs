@@ -39,6 +39,7 @@ pub mod guard;
 pub mod import;
 pub(crate) mod init;
 pub mod log_files;
+pub mod metrics;
 pub(crate) mod observed;
 pub mod privileges;
 pub(crate) mod proc;

@@ -42,6 +42,22 @@ fn main() {
         Some(Command::Check) => exit(check::run(&settings, &config_errors)),
         Some(Command::Import(args)) => exit(import::exec(&cli.options, &args)),
         Some(Command::Export(args)) => exit(import::exec_export(&cli.options, &args)),
+        Some(Command::Status) => match &settings.launcher.metrics_listen {
+            Some(listen) => match plex_pg_launcher::metrics::status(listen) {
+                Ok(text) => {
+                    print!("{text}");
+                    exit(0)
+                }
+                Err(e) => {
+                    eprintln!("plex-pg-launcher: {e}");
+                    exit(1)
+                }
+            },
+            None => {
+                eprintln!("plex-pg-launcher: status reads the running launcher's metrics: set launcher.metrics_listen (PLEX_PG_METRICS_LISTEN), e.g. 127.0.0.1:9187, for it and for Plex's launcher");
+                exit(2)
+            }
+        },
         Some(Command::Enable(args)) => exit(switch::enable(&settings, &args)),
         Some(Command::Disable(args)) => exit(switch::disable(&settings, &args)),
         None => {

@@ -112,6 +112,9 @@ struct Supervisor {
     judge: Judge,
     sinks: Sinks,
     init: Init,
+    /// The metrics endpoint's snapshot, when `launcher.metrics_listen` is set.
+    metrics: Option<crate::metrics::Shared>,
+    mode: &'static str,
 }
 
 /// Start the command and supervise it; returns the launcher's exit code.
@@ -175,6 +178,22 @@ impl Supervisor {
             )
         })?;
         log.rotate_at(l.events_max_bytes, l.events_keep);
+        // Bound before the launcher becomes Plex's user: a refused address
+        // is an error at start.
+        let metrics = match &l.metrics_listen {
+            Some(listen) => {
+                let shared = crate::metrics::Shared::default();
+                let addr = crate::metrics::serve(listen, shared.clone()).map_err(|e| {
+                    fail(
+                        2,
+                        format!("cannot serve metrics at {listen} (launcher.metrics_listen): {e}"),
+                    )
+                })?;
+                tracing::info!("metrics: http://{addr}/metrics");
+                Some(shared)
+            }
+            None => None,
+        };
         if let Some(target) = &target {
             privileges::become_user(target).map_err(|e| fail(1, e))?;
         }
@@ -314,9 +333,25 @@ impl Supervisor {
             judge,
             sinks,
             init: Init::new(pid, stop.period),
+            metrics,
+            mode: mode_name(l.mode),
         };
         supervisor.judge_seen(Instant::now());
         Ok(supervisor)
+    }
+
+    /// Copy the counts into the metrics endpoint's snapshot.
+    fn publish_metrics(&self) {
+        let Some(shared) = &self.metrics else { return };
+        if let Ok(mut s) = shared.lock() {
+            s.counts = self.judge.counts.clone();
+            s.alerts_sent = self.sinks.alerts.sent;
+            s.alerts_suppressed = self.sinks.alerts.suppressed;
+            s.alerts_failed = self.sinks.alerts.failed;
+            s.mode = self.mode;
+            s.watcher = self.watching.name();
+            s.tree = self.judge.tree_size() as u64;
+        }
     }
 
     /// The middle of the pipeline: what the watcher saw goes to the judge,
@@ -345,6 +380,7 @@ impl Supervisor {
             self.judge_seen(now);
             self.judge.tick(now, &mut KernelProbe);
             self.sinks.take(self.judge.take_output());
+            self.publish_metrics();
             let helpers = self.sinks.alerts.running().clone();
             self.init.tick(now, &helpers);
             if let Some(code) = self.init.finished(self.sinks.alerts.running()) {

@@ -165,6 +165,11 @@ impl Judge {
     }
 
     /// Everything decided since the last call, in order.
+    /// Processes of the tree known alive now.
+    pub fn tree_size(&self) -> usize {
+        self.procs.len()
+    }
+
     pub fn take_output(&mut self) -> Vec<Output> {
         std::mem::take(&mut self.out)
     }
