@@ -35,6 +35,10 @@ const IDLE: u32 = 1;
 const LEASED: u32 = 2;
 const CONNECTING: u32 = 3;
 
+const POOLER_UNKNOWN: u32 = 0;
+const POOLER_OK: u32 = 1;
+const POOLER_REFUSED: u32 = 2;
+
 struct Slot {
     state: AtomicU32,
     conn: AtomicPtr<PgConn>,
@@ -58,6 +62,15 @@ impl Slot {
 
 pub struct Pool {
     slots: Box<[Slot]>,
+    /// The socket of the pooler probe's second session (see
+    /// [`Pool::check_pooler`]): published like a slot's, for the fork
+    /// handler, but never leased nor reported.
+    probe: SocketRecord,
+    /// Whether the servers were found fit for the pool's session state:
+    /// [`POOLER_UNKNOWN`], [`POOLER_OK`] or [`POOLER_REFUSED`] (then
+    /// `pooler_refusal` says why, for every later connect).
+    pooler: AtomicU32,
+    pooler_refusal: std::sync::OnceLock<String>,
     lock: RawLock,
     generation: AtomicU64,
     /// Bumped on every release; waiters for a free slot sleep on it.
@@ -122,6 +135,9 @@ impl Pool {
     ) -> Pool {
         Pool {
             slots: (0..settings.max).map(|_| Slot::new()).collect(),
+            probe: SocketRecord::new(),
+            pooler: AtomicU32::new(POOLER_UNKNOWN),
+            pooler_refusal: std::sync::OnceLock::new(),
             lock: RawLock::new(),
             generation: AtomicU64::new(1),
             released: AtomicU32::new(0),
@@ -282,7 +298,10 @@ impl Pool {
     fn connect_slot(&'static self, slot: u32, schema_id: u32, schema: &str) -> Result<Lease> {
         let generation = self.generation.load(Ordering::Acquire);
         let s = &self.slots[slot as usize];
-        match self.connect_with_retry(schema, &s.socket) {
+        match self
+            .connect_with_retry(schema, &s.socket)
+            .and_then(|conn| self.check_pooler(conn, schema))
+        {
             Ok(conn) => {
                 let (fd, inode) = conn.socket();
                 self.lock.lock();
@@ -312,6 +331,78 @@ impl Pool {
                     .store(FREE, Ordering::Release);
                 self.wake();
                 Err(e)
+            }
+        }
+    }
+
+    /// Once per process, with its first connection `conn`: refuse a pooler
+    /// that pools per transaction or statement (PgBouncer's
+    /// `pool_mode = transaction`), which would lose the session's schema,
+    /// time zone and prepared statements between transactions. The probe
+    /// opens a second session for a moment (see `plex_pg_tls::pooler`);
+    /// when it cannot be run (no second connection to be had), the check
+    /// is left for the next connection. Refused, every later connection of
+    /// the process fails with the same message, without a probe.
+    fn check_pooler(&'static self, mut conn: PgConn, schema: &str) -> Result<PgConn> {
+        let refuse = |conn: PgConn, why: &str| {
+            conn.close();
+            Err(Error::new(
+                SQLITE_CANTOPEN,
+                format!("plex-pg cannot use this PostgreSQL connection: {why}"),
+            ))
+        };
+        match self.pooler.load(Ordering::Acquire) {
+            POOLER_OK => return Ok(conn),
+            POOLER_REFUSED => {
+                let why = self.pooler_refusal.get().cloned().unwrap_or_default();
+                return refuse(conn, &why);
+            }
+            _ => {}
+        }
+        let Ok(tls) = &self.tls else { return Ok(conn) };
+        let at = self.postgres.endpoint();
+        let first = match conn.backend_pid(plex_pg_tls::pooler::PID) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!("the pooler probe could not run: {e}");
+                return Ok(conn);
+            }
+        };
+        let mut other_session =
+            match PgConn::connect(&self.postgres, tls, schema, &self.timezone, &self.probe) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(
+                        "the pooler probe could not open its second session: {}",
+                        e.error().message
+                    );
+                    return Ok(conn);
+                }
+            };
+        let verdict = match other_session.backend_pid(plex_pg_tls::pooler::BEGIN_PID) {
+            Err(e) => plex_pg_tls::pooler::verdict_on_begin_error(&at, &e)
+                .map(Some)
+                .ok_or(e),
+            Ok(other) => conn
+                .backend_pid(plex_pg_tls::pooler::PID)
+                .map(|again| plex_pg_tls::pooler::verdict(&at, first, other, again)),
+        };
+        other_session.close();
+        match verdict {
+            Ok(None) => {
+                tracing::debug!(first, "the pooler probe passed: one backend per session");
+                self.pooler.store(POOLER_OK, Ordering::Release);
+                Ok(conn)
+            }
+            Ok(Some(why)) => {
+                tracing::error!("{why}");
+                let _ = self.pooler_refusal.set(why.clone());
+                self.pooler.store(POOLER_REFUSED, Ordering::Release);
+                refuse(conn, &why)
+            }
+            Err(e) => {
+                tracing::debug!("the pooler probe could not run: {e}");
+                Ok(conn)
             }
         }
     }
@@ -450,12 +541,13 @@ impl Pool {
         out: &mut [std::mem::MaybeUninit<HarmlessFd>],
     ) -> usize {
         let mut n = 0;
-        for s in self.slots.iter() {
+        let records = self.slots.iter().map(|s| (&s.socket, Some(s)));
+        for (record, slot) in records.chain(std::iter::once((&self.probe, None))) {
             // Every published fd, whatever the slot's state: a socket is
             // published from its `socket(2)` to its `close(2)` (see
             // `pg::socket`), also while it connects or says goodbye.
-            let fd = s.socket.fd.swap(-1, Ordering::AcqRel);
-            let inode = s.socket.inode.swap(0, Ordering::AcqRel);
+            let fd = record.fd.swap(-1, Ordering::AcqRel);
+            let inode = record.inode.swap(0, Ordering::AcqRel);
             if fd >= 0 {
                 // SAFETY: dup3 and close are async-signal-safe; both fds
                 // are ours. Without a harmless fd to copy (none could be
@@ -475,6 +567,7 @@ impl Pool {
                     n += 1;
                 }
             }
+            let Some(s) = slot else { continue };
             if s.state.load(Ordering::Acquire) != FREE {
                 // Forget, never drop: the parent still uses this connection.
                 s.conn.store(std::ptr::null_mut(), Ordering::Release);

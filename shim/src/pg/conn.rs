@@ -219,8 +219,7 @@ impl PgConn {
         config
             .user(&cfg.user)
             .dbname(&cfg.database)
-            .application_name("plex-pg")
-            .options(format!("-c search_path={schema} -c TimeZone={timezone}"));
+            .application_name("plex-pg");
         if !cfg.password.is_empty() {
             config.password(cfg.password.expose());
         }
@@ -268,6 +267,20 @@ impl PgConn {
             statements: StatementCache::default(),
             broken: false,
         };
+        // The schema and time zone are set with SET rather than in the
+        // start-up packet's `options`: PgBouncer (1.18, Debian 12's) refuses
+        // a start-up that carries `options`, or, told to ignore it, would
+        // drop the settings without a word.
+        if let Err(e) = conn.batch(&session_settings(schema, timezone)) {
+            conn.close();
+            return Err(ConnectError::Retry(Error::new(
+                SQLITE_CANTOPEN,
+                format!(
+                    "PostgreSQL at {at} accepted the connection but setting the schema and time zone failed: {}",
+                    e.message
+                ),
+            )));
+        }
         if cfg.target_session_attrs == SessionAttrs::ReadWrite && conn.read_only()? {
             conn.close();
             return Err(ConnectError::Retry(Error::new(
@@ -278,6 +291,19 @@ impl PgConn {
             )));
         }
         Ok(conn)
+    }
+
+    /// `pg_backend_pid()` with `sql` (the pooler probe's steps, see
+    /// `plex_pg_tls::pooler`); an error as its text.
+    pub fn backend_pid(&mut self, sql: &str) -> std::result::Result<i32, String> {
+        let (client, mut d) = self.parts();
+        let rows = d.run(client.simple_query(sql)).map_err(|e| e.message)?;
+        rows.iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
+                _ => None,
+            })
+            .ok_or_else(|| "pg_backend_pid() gave no row".to_string())
     }
 
     /// Whether the server is read-only for this session: from what it
@@ -435,6 +461,19 @@ impl PgConn {
             Some(Instant::now() + Duration::from_millis(200)),
         );
     }
+}
+
+/// The session settings every connection starts with: `schema` first on
+/// the search path (a plain lowercase name, validated by the
+/// configuration) and the session in `timezone`, as string literals, so
+/// they mean what `-c search_path=… -c TimeZone=…` in the start-up meant.
+fn session_settings(schema: &str, timezone: &str) -> String {
+    let literal = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    format!(
+        "SET search_path = {}; SET TimeZone = {}",
+        literal(schema),
+        literal(timezone)
+    )
 }
 
 /// Column `i` of `row` as text (NULL as None).
