@@ -38,6 +38,9 @@ const CONNECTING: u32 = 3;
 const POOLER_UNKNOWN: u32 = 0;
 const POOLER_OK: u32 = 1;
 const POOLER_REFUSED: u32 = 2;
+/// A thread is running the probe (one at a time: there is one probe
+/// socket record); the others wait for its answer.
+const POOLER_PROBING: u32 = 3;
 
 struct Slot {
     state: AtomicU32,
@@ -342,8 +345,11 @@ impl Pool {
     /// opens a second session for a moment (see `plex_pg_tls::pooler`);
     /// when it cannot be run (no second connection to be had), the check
     /// is left for the next connection. Refused, every later connection of
-    /// the process fails with the same message, without a probe.
-    fn check_pooler(&'static self, mut conn: PgConn, schema: &str) -> Result<PgConn> {
+    /// the process fails with the same message, without a probe. One thread
+    /// probes at a time (there is one probe socket record); threads that
+    /// connect meanwhile wait for its answer (at most twice
+    /// `postgres.connect_timeout`).
+    fn check_pooler(&'static self, conn: PgConn, schema: &str) -> Result<PgConn> {
         let refuse = |conn: PgConn, why: &str| {
             conn.close();
             Err(Error::new(
@@ -351,21 +357,57 @@ impl Pool {
                 format!("plex-pg cannot use this PostgreSQL connection: {why}"),
             ))
         };
-        match self.pooler.load(Ordering::Acquire) {
-            POOLER_OK => return Ok(conn),
-            POOLER_REFUSED => {
-                let why = self.pooler_refusal.get().cloned().unwrap_or_default();
-                return refuse(conn, &why);
+        let waited = Instant::now();
+        loop {
+            match self.pooler.compare_exchange(
+                POOLER_UNKNOWN,
+                POOLER_PROBING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(POOLER_OK) => return Ok(conn),
+                Err(POOLER_REFUSED) => {
+                    let why = self.pooler_refusal.get().cloned().unwrap_or_default();
+                    return refuse(conn, &why);
+                }
+                // Another thread probes: its answer comes within a
+                // connection's time; past that, go on unprobed (the next
+                // connection asks again).
+                Err(_) if waited.elapsed() < self.postgres.connect_timeout * 2 => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(_) => return Ok(conn),
             }
-            _ => {}
         }
-        let Ok(tls) = &self.tls else { return Ok(conn) };
+        let (conn, outcome) = self.probe_pooler(conn, schema);
+        let state = match &outcome {
+            Probe::Passed => POOLER_OK,
+            Probe::Refused(why) => {
+                let _ = self.pooler_refusal.set(why.clone());
+                POOLER_REFUSED
+            }
+            Probe::Inconclusive => POOLER_UNKNOWN,
+        };
+        self.pooler.store(state, Ordering::Release);
+        match outcome {
+            Probe::Refused(why) => refuse(conn, &why),
+            _ => Ok(conn),
+        }
+    }
+
+    /// The probe itself (see [`Pool::check_pooler`]), with `conn` as its
+    /// session A; gives the connection back with the outcome.
+    fn probe_pooler(&'static self, mut conn: PgConn, schema: &str) -> (PgConn, Probe) {
+        let Ok(tls) = &self.tls else {
+            return (conn, Probe::Inconclusive);
+        };
         let at = self.postgres.endpoint();
         let first = match conn.backend_pid(plex_pg_tls::pooler::PID) {
             Ok(p) => p,
             Err(e) => {
                 tracing::debug!("the pooler probe could not run: {e}");
-                return Ok(conn);
+                return (conn, Probe::Inconclusive);
             }
         };
         let mut other_session =
@@ -376,7 +418,7 @@ impl Pool {
                         "the pooler probe could not open its second session: {}",
                         e.error().message
                     );
-                    return Ok(conn);
+                    return (conn, Probe::Inconclusive);
                 }
             };
         let verdict = match other_session.backend_pid(plex_pg_tls::pooler::BEGIN_PID) {
@@ -391,18 +433,15 @@ impl Pool {
         match verdict {
             Ok(None) => {
                 tracing::debug!(first, "the pooler probe passed: one backend per session");
-                self.pooler.store(POOLER_OK, Ordering::Release);
-                Ok(conn)
+                (conn, Probe::Passed)
             }
             Ok(Some(why)) => {
                 tracing::error!("{why}");
-                let _ = self.pooler_refusal.set(why.clone());
-                self.pooler.store(POOLER_REFUSED, Ordering::Release);
-                refuse(conn, &why)
+                (conn, Probe::Refused(why))
             }
             Err(e) => {
                 tracing::debug!("the pooler probe could not run: {e}");
-                Ok(conn)
+                (conn, Probe::Inconclusive)
             }
         }
     }
@@ -574,6 +613,14 @@ impl Pool {
                 s.state.store(FREE, Ordering::Release);
             }
         }
+        // A probe the parent was running when it forked is not the
+        // child's: its thread is gone, so the child asks again.
+        let _ = self.pooler.compare_exchange(
+            POOLER_PROBING,
+            POOLER_UNKNOWN,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.released.store(0, Ordering::Release);
         self.lock.reset_in_child();
@@ -590,6 +637,15 @@ fn now_ms() -> u64 {
     // SAFETY: filling a timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// What the pooler probe found.
+enum Probe {
+    Passed,
+    Refused(String),
+    /// It could not run (no second session to be had): ask again at the
+    /// next connection.
+    Inconclusive,
 }
 
 enum Choice {
