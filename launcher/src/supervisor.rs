@@ -414,6 +414,11 @@ impl Supervisor {
     fn read_reports(&mut self) {
         let Some(r) = &self.reports else { return };
         while let Some(received) = r.recv() {
+            if let (Some(pid), Ok(plex_pg_config::report::Message::Connected { inode, .. })) =
+                (received.sender, &received.message)
+            {
+                self.kernel.follow_connect(pid, *inode);
+            }
             self.judge.report(received.sender, received.message);
         }
     }
