@@ -489,3 +489,78 @@ fn postgres_ids() -> (u32, u32) {
     };
     (id("-u"), id("-g"))
 }
+
+/// `restart_workload.py` (an autocommit insert into `events (id, at)` every
+/// 10 ms, each outcome a JSON line) with the shim preloaded, under `env`
+/// (the `PLEX_PG_*` settings: servers and schema), for `seconds`; running
+/// while a test restarts or fails over the server.
+pub struct Workload {
+    child: std::process::Child,
+    out: std::thread::JoinHandle<Vec<String>>,
+    err: std::thread::JoinHandle<String>,
+    _dir: TempDir,
+}
+
+impl Workload {
+    pub fn start(env: &[(String, String)], seconds: f64) -> Workload {
+        use std::io::BufRead;
+        let dir = TempDir::new("workload");
+        let db = dir.library_db();
+        let mut child = std::process::Command::new("python3")
+            .arg(python_script("restart_workload.py"))
+            .arg(&db)
+            .arg(seconds.to_string())
+            .env("PLEX_PG_CONFIG", "/dev/null")
+            .envs(env.iter().cloned())
+            .env("LD_PRELOAD", shim())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start restart_workload.py");
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let out = std::thread::spawn(move || stdout.lines().map_while(Result::ok).collect());
+        let stderr = child.stderr.take().unwrap();
+        let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+        Workload {
+            child,
+            out,
+            err,
+            _dir: dir,
+        }
+    }
+
+    /// Wait (at most `limit`: longer is a hang, and panics) for the end:
+    /// each statement's outcome (`{"id", "ok", "error"}`) and stderr.
+    pub fn finish(mut self, limit: std::time::Duration) -> (Vec<serde_json::Value>, String) {
+        let deadline = std::time::Instant::now() + limit;
+        while self.child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("the workload hung: {}", self.err.join().unwrap_or_default());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let status = self.child.wait().unwrap();
+        let err = self.err.join().unwrap_or_default();
+        assert!(status.success(), "the workload failed ({status}): {err}");
+        let lines = self
+            .out
+            .join()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (lines, err)
+    }
+}
+
+/// The ids of the writes a workload saw succeed.
+pub fn ok_ids(lines: &[serde_json::Value]) -> Vec<i64> {
+    lines
+        .iter()
+        .filter(|v| v["ok"] == true)
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect()
+}
