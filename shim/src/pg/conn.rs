@@ -232,6 +232,7 @@ impl PgConn {
         let connector = tls
             .connect_to(name)
             .map_err(|e| ConnectError::Fatal(Error::new(SQLITE_CANTOPEN, e)))?;
+        let handshake_started = connector.handshake_started();
         let startup = block_on_alone(
             raw,
             &readiness.want_write,
@@ -240,7 +241,11 @@ impl PgConn {
         );
         let (client, connection) = match startup {
             Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => return Err(classify(cfg, &at, &e)),
+            Ok(Err(e)) => {
+                let refused_tls = ssl == PgSslMode::Require
+                    && !handshake_started.load(std::sync::atomic::Ordering::Acquire);
+                return Err(classify(cfg, &at, &e, refused_tls));
+            }
             Err(Stop::TimedOut) => {
                 return Err(ConnectError::Retry(Error::new(
                     SQLITE_CANTOPEN,
@@ -485,7 +490,14 @@ pub fn cell_text(row: &tokio_postgres::Row, i: usize) -> Result<Option<String>> 
     Ok(v.blob().map(|b| String::from_utf8_lossy(b).into_owned()))
 }
 
-fn classify(cfg: &Postgres, at: &str, e: &tokio_postgres::Error) -> ConnectError {
+/// What a failed start-up means. `refused_tls`: TLS was required and the
+/// handshake never started, so whatever failed happened at the SSLRequest.
+fn classify(
+    cfg: &Postgres,
+    at: &str,
+    e: &tokio_postgres::Error,
+    refused_tls: bool,
+) -> ConnectError {
     if let Some(db) = e.as_db_error() {
         let code = db.code().code();
         let msg = |what: &str| {
@@ -513,11 +525,16 @@ fn classify(cfg: &Postgres, at: &str, e: &tokio_postgres::Error) -> ConnectError
     }
     // A TLS handshake that failed: a certificate that does not verify, or
     // a server without TLS where TLS is required, fails the same way on
-    // every attempt; an I/O failure during the handshake may pass.
+    // every attempt; an I/O failure during the handshake (or while asking
+    // for TLS) may pass. Decided from what was asked and how far it went
+    // (our connector's flag and error type), not from error text.
     let handshake = std::error::Error::source(e).and_then(|s| s.downcast_ref::<HandshakeError>());
-    let text = e.to_string();
-    if handshake.is_some() || text.contains("TLS") {
-        let why = handshake.map_or(text.clone(), |h| h.message.clone());
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    if handshake.is_some() || (refused_tls && !io && !e.is_closed()) {
+        let why = handshake.map_or_else(
+            || format!("the server does not support TLS ({e})"),
+            |h| h.message.clone(),
+        );
         let message = format!(
             "TLS with PostgreSQL at {at} failed: {why} (postgres.sslmode = {}; check postgres.sslmode and postgres.sslrootcert)",
             cfg.sslmode.name()
@@ -532,7 +549,6 @@ fn classify(cfg: &Postgres, at: &str, e: &tokio_postgres::Error) -> ConnectError
     // (retry); anything else happened in the start-up itself (a password
     // asked for and none configured, an authentication exchange that
     // failed, a protocol error) and fails the same way on every attempt.
-    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
     if io || e.is_closed() {
         return ConnectError::Retry(Error::new(
             SQLITE_CANTOPEN,
