@@ -402,37 +402,45 @@ impl Pool {
         let Ok(tls) = &self.tls else {
             return (conn, Probe::Inconclusive);
         };
-        let at = self.postgres.endpoint();
-        let first = match conn.backend_pid(plex_pg_tls::pooler::PID) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::debug!("the pooler probe could not run: {e}");
-                return (conn, Probe::Inconclusive);
-            }
-        };
-        let mut other_session =
-            match PgConn::connect(&self.postgres, tls, schema, &self.timezone, &self.probe) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::debug!(
-                        "the pooler probe could not open its second session: {}",
-                        e.error().message
-                    );
-                    return (conn, Probe::Inconclusive);
+        /// A probe session that says goodbye politely when dropped.
+        struct Polite(Option<PgConn>);
+        impl plex_pg_tls::pooler::Session for Polite {
+            fn pid(&mut self, sql: &str) -> std::result::Result<i32, String> {
+                match self.0.as_mut() {
+                    Some(c) => c.backend_pid(sql),
+                    None => Err("no session".into()),
                 }
-            };
-        let verdict = match other_session.backend_pid(plex_pg_tls::pooler::BEGIN_PID) {
-            Err(e) => plex_pg_tls::pooler::verdict_on_begin_error(&at, &e)
-                .map(Some)
-                .ok_or(e),
-            Ok(other) => conn
-                .backend_pid(plex_pg_tls::pooler::PID)
-                .map(|again| plex_pg_tls::pooler::verdict(&at, first, other, again)),
+            }
+        }
+        impl Drop for Polite {
+            fn drop(&mut self) {
+                if let Some(c) = self.0.take() {
+                    c.close();
+                }
+            }
+        }
+        /// Session A: the connection being checked, kept.
+        struct Kept<'a>(&'a mut PgConn);
+        impl plex_pg_tls::pooler::Session for Kept<'_> {
+            fn pid(&mut self, sql: &str) -> std::result::Result<i32, String> {
+                self.0.backend_pid(sql)
+            }
+        }
+        let at = self.postgres.endpoint();
+        let open_b = || {
+            PgConn::connect(&self.postgres, tls, schema, &self.timezone, &self.probe)
+                .map(|c| Polite(Some(c)))
+                .map_err(|e| {
+                    format!(
+                        "its second session could not be opened: {}",
+                        e.error().message
+                    )
+                })
         };
-        other_session.close();
+        let verdict = plex_pg_tls::pooler::run(&at, &mut Kept(&mut conn), open_b);
         match verdict {
             Ok(None) => {
-                tracing::debug!(first, "the pooler probe passed: one backend per session");
+                tracing::debug!("the pooler probe passed: one backend per session");
                 (conn, Probe::Passed)
             }
             Ok(Some(why)) => {
