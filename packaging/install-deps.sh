@@ -8,13 +8,24 @@
 #     musl shim (packaging/build-musl.sh) and the Plex-like musl stand-in;
 #   - dpkg-dev, help2man, lintian, debootstrap, systemd (systemd-analyze):
 #     building the .deb and checking it (tests/tests/packaging_deb.rs);
-#   - openssl: the certificates of the TLS tests (tests/tests/shim_tls.rs).
+#   - openssl: the certificates of the TLS tests (tests/tests/shim_tls.rs);
+#   - python3-prometheus-client: Prometheus's own text parser, which reads
+#     the launcher's metrics in tests/tests/launcher_metrics.rs;
+#   - gcc-aarch64-linux-gnu: the C compiler ring's build script needs for
+#     tests/run.sh's cargo check of the launcher for arm64;
+#   - pgbouncer: the PgBouncer tests (tests/tests/remote_pgbouncer.rs) start
+#     their own pgbouncer process; the package's service is disabled and
+#     stopped right after it is installed, so nothing is left listening.
+# PostgreSQL's package creates and starts its "main" cluster as it always
+# does (the tests use throwaway clusters on free ports of their own and do
+# not need it stopped); nothing of the system's PostgreSQL settings changes.
 # Does nothing, quickly, when all is present.
 set -euo pipefail
 
 need=()
 for pkg in postgresql libsqlite3-dev sqlite3 python3 python3-yaml \
-    musl-tools binutils dpkg-dev help2man lintian debootstrap systemd openssl; do
+    musl-tools binutils dpkg-dev help2man lintian debootstrap systemd openssl pgbouncer \
+    python3-prometheus-client gcc-aarch64-linux-gnu; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -25,13 +36,20 @@ if [ ${#need[@]} -gt 0 ]; then
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
-    # The package's own cluster is not used (tests start throwaway ones): do
-    # not let the install create and start one.
-    mkdir -p /etc/postgresql-common
-    if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
-        echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
-    fi
     apt-get install -y -q --no-install-recommends "${need[@]}"
+    # PgBouncer installed just now: its system service (on port 6432) is
+    # not wanted; the tests run pgbouncer themselves with a configuration
+    # of their own. Left alone when PgBouncer was already installed: then it
+    # is the admin's.
+    if [[ " ${need[*]} " == *" pgbouncer "* ]]; then
+        if command -v systemctl >/dev/null; then
+            systemctl disable --now pgbouncer.service >/dev/null 2>&1 || systemctl disable pgbouncer.service >/dev/null 2>&1 || true
+        fi
+        if [ -x /etc/init.d/pgbouncer ]; then
+            /etc/init.d/pgbouncer stop >/dev/null 2>&1 || true
+            update-rc.d pgbouncer disable >/dev/null 2>&1 || true
+        fi
+    fi
 fi
 
 # rustfmt and clippy: tests/run.sh checks formatting and lints first.

@@ -483,10 +483,49 @@ fn check_postgres(r: &mut Report, settings: &Settings) {
             format!("{e}; check postgres.* in the configuration and that the server runs"),
         ),
     }
+    check_pooling(r, pg);
     let endpoints = pg.endpoints();
     if endpoints.len() > 1 {
         for endpoint in endpoints {
             check_host(r, pg, &endpoint);
+        }
+    }
+}
+
+/// Whether the servers keep a session's state between transactions (a
+/// server, or PgBouncer in session mode) or a pooler hands each
+/// transaction to another backend (PgBouncer's `pool_mode = transaction`
+/// or `statement`), which plex-pg refuses (see `plex_pg_tls::pooler`).
+fn check_pooling(r: &mut Report, pg: &plex_pg_config::settings::Postgres) {
+    match plex_pg_tls::pooler::probe(pg, "plex-pg-launcher check", Duration::from_secs(10)) {
+        Ok(None) => r.line(
+            Level::Ok,
+            "postgres pooling",
+            "one backend per session (PostgreSQL itself, or a pooler in session mode)",
+        ),
+        Ok(Some(why)) => r.line(Level::Fail, "postgres pooling", why),
+        Err(e) => r.line(
+            Level::Warn,
+            "postgres pooling",
+            format!("could not tell whether a pooler pools per transaction: {e}"),
+        ),
+    }
+}
+
+/// At the launcher's start: why Plex must not start on these servers (a
+/// pooler in transaction or statement mode), or None. A server that does
+/// not answer is no reason: the shim waits for it.
+pub fn pooler_refusal(settings: &Settings) -> Option<String> {
+    match plex_pg_tls::pooler::probe(
+        &settings.postgres,
+        "plex-pg-launcher",
+        Duration::from_secs(5),
+    ) {
+        Ok(Some(why)) => Some(format!("{why}. Nothing was started")),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::debug!("the pooler probe could not run ({e}); starting Plex anyway");
+            None
         }
     }
 }

@@ -69,6 +69,10 @@ fn main() {
                 eprintln!("plex-pg-launcher: {why}");
                 exit(2);
             }
+            if let Some(why) = check::pooler_refusal(&settings) {
+                eprintln!("plex-pg-launcher: {why}");
+                exit(2);
+            }
             exit(supervisor::run(settings, cli.program));
         }
     }

@@ -47,6 +47,11 @@ struct Servers {
     tcp: Arc<RwLock<Vec<SocketAddr>>>,
     /// Host names (not literal addresses) to resolve again.
     names: Vec<(String, u16)>,
+    /// Literal addresses of the configuration (a learnt address is none).
+    literal: Vec<SocketAddr>,
+    /// Addresses learnt from the shim's connect reports that no configured
+    /// host had: each is warned about once.
+    warned: Arc<std::sync::Mutex<std::collections::HashSet<SocketAddr>>>,
 }
 
 /// How often host names are resolved again (a DNS-based failover moves
@@ -89,6 +94,7 @@ impl Kernel {
                 names.push((endpoint.host.clone(), endpoint.port));
             }
         }
+        let literal = tcp.clone();
         let tcp = Arc::new(RwLock::new(tcp));
         resolve_into(&names, &tcp);
         if !names.is_empty() {
@@ -104,10 +110,92 @@ impl Kernel {
             }
         }
         Kernel {
-            servers: Servers { unix, tcp, names },
+            servers: Servers {
+                unix,
+                tcp,
+                names,
+                literal,
+                warned: Arc::default(),
+            },
             cache: HashMap::new(),
             diag: None,
             seq: 0,
+        }
+    }
+
+    /// A connect report from the shim: `pid`'s socket `inode` is a
+    /// PostgreSQL connection, the shim says. When its peer is none of the
+    /// known servers' addresses (a host name moved, or resolves otherwise
+    /// for Plex than for the launcher), the peer is learnt at once, so the
+    /// pool and inherited-socket checks keep seeing this connection and
+    /// the ones after it, and the host names are resolved again at once on
+    /// a thread of their own (DNS may be slow; the report path must not
+    /// wait). If the peer is still none of theirs, one warning names it
+    /// (once per address).
+    pub fn follow_connect(&mut self, pid: i32, inode: u64) {
+        // Only TCP servers move: with Unix sockets alone (the server's
+        // path does not move) there is nothing to follow, and nothing is
+        // read from the kernel here.
+        if self.servers.names.is_empty() && self.servers.literal.is_empty() {
+            return;
+        }
+        let mut table = None;
+        if let Some(Kind::Postgres(_)) = self.classify(pid, inode, &mut table) {
+            return;
+        }
+        // A Unix socket (or one closed already) is in no TCP table.
+        let Some(&(remote, _)) = table
+            .get_or_insert_with(|| crate::proc::tcp_table(pid))
+            .get(&inode)
+        else {
+            return;
+        };
+        {
+            let mut known = self.servers.tcp.write().unwrap_or_else(|e| e.into_inner());
+            if known.len() >= ADDRESS_LIMIT {
+                tracing::warn!("pid {pid} connected to PostgreSQL at {remote}, an address no configured host has, and {ADDRESS_LIMIT} addresses are known already: its connections are not recognised");
+                return;
+            }
+            if !known.iter().any(|a| same_endpoint(a, &remote)) {
+                known.push(remote);
+            }
+        }
+        self.cache.remove(&inode);
+        let (names, tcp, literal, warned) = (
+            self.servers.names.clone(),
+            self.servers.tcp.clone(),
+            self.servers.literal.clone(),
+            self.servers.warned.clone(),
+        );
+        let check = move || {
+            let resolved = resolve_into(&names, &tcp);
+            let attributed = literal
+                .iter()
+                .chain(resolved.iter())
+                .any(|a| same_endpoint(a, &remote));
+            if !attributed
+                && warned
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(remote)
+            {
+                tracing::warn!(
+                    "pid {pid} connected to PostgreSQL at {remote}, which no configured host has ({}): recognised as PostgreSQL's from now on, since the shim said so; check postgres.host",
+                    if names.is_empty() {
+                        "the configuration names addresses only".to_string()
+                    } else {
+                        format!("resolved again just now: {}", names.iter().map(|(n, p)| format!("{n}:{p}")).collect::<Vec<_>>().join(", "))
+                    }
+                );
+            }
+        };
+        if self.servers.names.is_empty() {
+            check();
+        } else if let Err(e) = std::thread::Builder::new()
+            .name("resolve-now".into())
+            .spawn(check)
+        {
+            tracing::warn!("cannot start a thread to resolve PostgreSQL's host names again ({e})");
         }
     }
 
@@ -449,12 +537,14 @@ fn parse_unix_diag(body: &[u8]) -> UnixInfo {
 }
 
 /// Resolve `names` and add every new address to `known`.
-fn resolve_into(names: &[(String, u16)], known: &RwLock<Vec<SocketAddr>>) {
+fn resolve_into(names: &[(String, u16)], known: &RwLock<Vec<SocketAddr>>) -> Vec<SocketAddr> {
+    let mut resolved = Vec::new();
     for (name, port) in names {
         match (name.as_str(), *port).to_socket_addrs() {
             Ok(addrs) => {
                 let mut known = known.write().unwrap_or_else(|e| e.into_inner());
                 for addr in addrs {
+                    resolved.push(addr);
                     if !known.contains(&addr) && known.len() < ADDRESS_LIMIT {
                         tracing::info!("PostgreSQL host {name} is at {addr}");
                         known.push(addr);
@@ -466,6 +556,7 @@ fn resolve_into(names: &[(String, u16)], known: &RwLock<Vec<SocketAddr>>) {
             ),
         }
     }
+    resolved
 }
 
 #[cfg(test)]

@@ -523,6 +523,11 @@ impl Supervisor {
         let Some(r) = &self.reports else { return };
         let mut any = false;
         while let Some(received) = r.recv() {
+            if let (Some(pid), Ok(plex_pg_config::report::Message::Connected { inode, .. })) =
+                (received.sender, &received.message)
+            {
+                self.kernel.follow_connect(pid, *inode);
+            }
             self.judge.report(
                 received.sender,
                 received.message,

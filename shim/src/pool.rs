@@ -35,6 +35,13 @@ const IDLE: u32 = 1;
 const LEASED: u32 = 2;
 const CONNECTING: u32 = 3;
 
+const POOLER_UNKNOWN: u32 = 0;
+const POOLER_OK: u32 = 1;
+const POOLER_REFUSED: u32 = 2;
+/// A thread is running the probe (one at a time: there is one probe
+/// socket record); the others wait for its answer.
+const POOLER_PROBING: u32 = 3;
+
 struct Slot {
     state: AtomicU32,
     conn: AtomicPtr<PgConn>,
@@ -58,6 +65,15 @@ impl Slot {
 
 pub struct Pool {
     slots: Box<[Slot]>,
+    /// The socket of the pooler probe's second session (see
+    /// [`Pool::check_pooler`]): published like a slot's, for the fork
+    /// handler, but never leased nor reported.
+    probe: SocketRecord,
+    /// Whether the servers were found fit for the pool's session state:
+    /// [`POOLER_UNKNOWN`], [`POOLER_OK`] or [`POOLER_REFUSED`] (then
+    /// `pooler_refusal` says why, for every later connect).
+    pooler: AtomicU32,
+    pooler_refusal: std::sync::OnceLock<String>,
     lock: RawLock,
     generation: AtomicU64,
     /// Bumped on every release; waiters for a free slot sleep on it.
@@ -122,6 +138,9 @@ impl Pool {
     ) -> Pool {
         Pool {
             slots: (0..settings.max).map(|_| Slot::new()).collect(),
+            probe: SocketRecord::new(),
+            pooler: AtomicU32::new(POOLER_UNKNOWN),
+            pooler_refusal: std::sync::OnceLock::new(),
             lock: RawLock::new(),
             generation: AtomicU64::new(1),
             released: AtomicU32::new(0),
@@ -282,7 +301,10 @@ impl Pool {
     fn connect_slot(&'static self, slot: u32, schema_id: u32, schema: &str) -> Result<Lease> {
         let generation = self.generation.load(Ordering::Acquire);
         let s = &self.slots[slot as usize];
-        match self.connect_with_retry(schema, &s.socket) {
+        match self
+            .connect_with_retry(schema, &s.socket)
+            .and_then(|conn| self.check_pooler(conn, schema))
+        {
             Ok(conn) => {
                 let (fd, inode) = conn.socket();
                 self.lock.lock();
@@ -312,6 +334,122 @@ impl Pool {
                     .store(FREE, Ordering::Release);
                 self.wake();
                 Err(e)
+            }
+        }
+    }
+
+    /// Once per process, with its first connection `conn`: refuse a pooler
+    /// that pools per transaction or statement (PgBouncer's
+    /// `pool_mode = transaction`), which would lose the session's schema,
+    /// time zone and prepared statements between transactions. The probe
+    /// opens a second session for a moment (see `plex_pg_tls::pooler`);
+    /// when it cannot be run (no second connection to be had), the check
+    /// is left for the next connection. Refused, every later connection of
+    /// the process fails with the same message, without a probe. One thread
+    /// probes at a time (there is one probe socket record); threads that
+    /// connect meanwhile wait for its answer (at most twice
+    /// `postgres.connect_timeout`).
+    fn check_pooler(&'static self, conn: PgConn, schema: &str) -> Result<PgConn> {
+        let refuse = |conn: PgConn, why: &str| {
+            conn.close();
+            Err(Error::new(
+                SQLITE_CANTOPEN,
+                format!("plex-pg cannot use this PostgreSQL connection: {why}"),
+            ))
+        };
+        let waited = Instant::now();
+        loop {
+            match self.pooler.compare_exchange(
+                POOLER_UNKNOWN,
+                POOLER_PROBING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(POOLER_OK) => return Ok(conn),
+                Err(POOLER_REFUSED) => {
+                    let why = self.pooler_refusal.get().cloned().unwrap_or_default();
+                    return refuse(conn, &why);
+                }
+                // Another thread probes: its answer comes within a
+                // connection's time; past that, go on unprobed (the next
+                // connection asks again).
+                Err(_) if waited.elapsed() < self.postgres.connect_timeout * 2 => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(_) => return Ok(conn),
+            }
+        }
+        let (conn, outcome) = self.probe_pooler(conn, schema);
+        let state = match &outcome {
+            Probe::Passed => POOLER_OK,
+            Probe::Refused(why) => {
+                let _ = self.pooler_refusal.set(why.clone());
+                POOLER_REFUSED
+            }
+            Probe::Inconclusive => POOLER_UNKNOWN,
+        };
+        self.pooler.store(state, Ordering::Release);
+        match outcome {
+            Probe::Refused(why) => refuse(conn, &why),
+            _ => Ok(conn),
+        }
+    }
+
+    /// The probe itself (see [`Pool::check_pooler`]), with `conn` as its
+    /// session A; gives the connection back with the outcome.
+    fn probe_pooler(&'static self, mut conn: PgConn, schema: &str) -> (PgConn, Probe) {
+        let Ok(tls) = &self.tls else {
+            return (conn, Probe::Inconclusive);
+        };
+        /// A probe session that says goodbye politely when dropped.
+        struct Polite(Option<PgConn>);
+        impl plex_pg_tls::pooler::Session for Polite {
+            fn pid(&mut self, sql: &str) -> std::result::Result<i32, String> {
+                match self.0.as_mut() {
+                    Some(c) => c.backend_pid(sql),
+                    None => Err("no session".into()),
+                }
+            }
+        }
+        impl Drop for Polite {
+            fn drop(&mut self) {
+                if let Some(c) = self.0.take() {
+                    c.close();
+                }
+            }
+        }
+        /// Session A: the connection being checked, kept.
+        struct Kept<'a>(&'a mut PgConn);
+        impl plex_pg_tls::pooler::Session for Kept<'_> {
+            fn pid(&mut self, sql: &str) -> std::result::Result<i32, String> {
+                self.0.backend_pid(sql)
+            }
+        }
+        let at = self.postgres.endpoint();
+        let open_b = || {
+            PgConn::connect(&self.postgres, tls, schema, &self.timezone, &self.probe)
+                .map(|c| Polite(Some(c)))
+                .map_err(|e| {
+                    format!(
+                        "its second session could not be opened: {}",
+                        e.error().message
+                    )
+                })
+        };
+        let verdict = plex_pg_tls::pooler::run(&at, &mut Kept(&mut conn), open_b);
+        match verdict {
+            Ok(None) => {
+                tracing::debug!("the pooler probe passed: one backend per session");
+                (conn, Probe::Passed)
+            }
+            Ok(Some(why)) => {
+                tracing::error!("{why}");
+                (conn, Probe::Refused(why))
+            }
+            Err(e) => {
+                tracing::debug!("the pooler probe could not run: {e}");
+                (conn, Probe::Inconclusive)
             }
         }
     }
@@ -450,12 +588,13 @@ impl Pool {
         out: &mut [std::mem::MaybeUninit<HarmlessFd>],
     ) -> usize {
         let mut n = 0;
-        for s in self.slots.iter() {
+        let records = self.slots.iter().map(|s| (&s.socket, Some(s)));
+        for (record, slot) in records.chain(std::iter::once((&self.probe, None))) {
             // Every published fd, whatever the slot's state: a socket is
             // published from its `socket(2)` to its `close(2)` (see
             // `pg::socket`), also while it connects or says goodbye.
-            let fd = s.socket.fd.swap(-1, Ordering::AcqRel);
-            let inode = s.socket.inode.swap(0, Ordering::AcqRel);
+            let fd = record.fd.swap(-1, Ordering::AcqRel);
+            let inode = record.inode.swap(0, Ordering::AcqRel);
             if fd >= 0 {
                 // SAFETY: dup3 and close are async-signal-safe; both fds
                 // are ours. Without a harmless fd to copy (none could be
@@ -475,12 +614,21 @@ impl Pool {
                     n += 1;
                 }
             }
+            let Some(s) = slot else { continue };
             if s.state.load(Ordering::Acquire) != FREE {
                 // Forget, never drop: the parent still uses this connection.
                 s.conn.store(std::ptr::null_mut(), Ordering::Release);
                 s.state.store(FREE, Ordering::Release);
             }
         }
+        // A probe the parent was running when it forked is not the
+        // child's: its thread is gone, so the child asks again.
+        let _ = self.pooler.compare_exchange(
+            POOLER_PROBING,
+            POOLER_UNKNOWN,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.released.store(0, Ordering::Release);
         self.lock.reset_in_child();
@@ -497,6 +645,15 @@ fn now_ms() -> u64 {
     // SAFETY: filling a timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// What the pooler probe found.
+enum Probe {
+    Passed,
+    Refused(String),
+    /// It could not run (no second session to be had): ask again at the
+    /// next connection.
+    Inconclusive,
 }
 
 enum Choice {

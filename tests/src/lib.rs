@@ -372,3 +372,195 @@ pub fn attempt(
         });
     (v, out.stderr, started.elapsed())
 }
+
+/// A PgBouncer (Debian's `pgbouncer`) in front of a test server: its own
+/// configuration in a temporary directory, listening on a free loopback
+/// port, passing every database to the server's Unix socket; clients log
+/// in as [`PG_USER`] with [`PG_PASSWORD`] (SCRAM). Run as the `postgres`
+/// user when we are root (PgBouncer refuses root); stopped when dropped.
+pub struct PgBouncer {
+    child: std::process::Child,
+    port: u16,
+    dir: TempDir,
+}
+
+impl PgBouncer {
+    /// Start one with `pool_mode` (`session`, `transaction` or
+    /// `statement`) in front of the server at `socket_dir`/`port`; waits
+    /// until it accepts connections.
+    pub fn start(socket_dir: &Path, server_port: u16, pool_mode: &str) -> PgBouncer {
+        use std::os::unix::process::CommandExt;
+        let dir = TempDir::new("pgbouncer");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let ini = dir.path().join("pgbouncer.ini");
+        std::fs::write(
+            dir.path().join("userlist.txt"),
+            format!("\"{PG_USER}\" \"{PG_PASSWORD}\"\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            &ini,
+            format!(
+                "[databases]\n* = host={} port={server_port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = scram-sha-256\nauth_file = {}\npool_mode = {pool_mode}\nmax_client_conn = 1000\ndefault_pool_size = 100\nlogfile = {}\n",
+                socket_dir.display(),
+                dir.path().join("userlist.txt").display(),
+                dir.path().join("pgbouncer.log").display(),
+            ),
+        )
+        .unwrap();
+        let mut cmd = std::process::Command::new("pgbouncer");
+        cmd.arg(&ini)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let (uid, gid) = postgres_ids();
+            for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+                std::os::unix::fs::chown(entry.path(), Some(uid), Some(gid)).unwrap();
+            }
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+            cmd.uid(uid).gid(gid);
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("cannot start pgbouncer ({e}): install Debian's pgbouncer (packaging/install-deps.sh does)")
+        });
+        let mut bouncer = PgBouncer { child, port, dir };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = bouncer.child.try_wait() {
+                panic!("pgbouncer exited ({status}): {}", bouncer.log());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pgbouncer does not listen: {}",
+                bouncer.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        bouncer
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// PgBouncer's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pgbouncer.log")).unwrap_or_default()
+    }
+
+    /// `PLEX_PG_*` variables pointing the shim (or the launcher) at this
+    /// PgBouncer over TCP, library schema `schema`.
+    pub fn env(&self, schema: &str) -> Vec<(String, String)> {
+        vec![
+            ("PLEX_PG_HOST".into(), "127.0.0.1".into()),
+            ("PLEX_PG_PORT".into(), self.port.to_string()),
+            ("PLEX_PG_DATABASE".into(), PG_DATABASE.into()),
+            ("PLEX_PG_USER".into(), PG_USER.into()),
+            ("PLEX_PG_PASSWORD".into(), PG_PASSWORD.into()),
+            ("PLEX_PG_SCHEMA".into(), schema.into()),
+            ("PLEX_PG_CONFIG".into(), "/dev/null".into()),
+        ]
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `postgres` user's uid and gid (Debian's postgresql package makes it).
+fn postgres_ids() -> (u32, u32) {
+    let id = |flag: &str| -> u32 {
+        let out = std::process::Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .expect("id");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no postgres user: install Debian's postgresql package"))
+    };
+    (id("-u"), id("-g"))
+}
+
+/// `restart_workload.py` (an autocommit insert into `events (id, at)` every
+/// 10 ms, each outcome a JSON line) with the shim preloaded, under `env`
+/// (the `PLEX_PG_*` settings: servers and schema), for `seconds`; running
+/// while a test restarts or fails over the server.
+pub struct Workload {
+    child: std::process::Child,
+    out: std::thread::JoinHandle<Vec<String>>,
+    err: std::thread::JoinHandle<String>,
+    _dir: TempDir,
+}
+
+impl Workload {
+    pub fn start(env: &[(String, String)], seconds: f64) -> Workload {
+        use std::io::BufRead;
+        let dir = TempDir::new("workload");
+        let db = dir.library_db();
+        let mut child = std::process::Command::new("python3")
+            .arg(python_script("restart_workload.py"))
+            .arg(&db)
+            .arg(seconds.to_string())
+            .env("PLEX_PG_CONFIG", "/dev/null")
+            .envs(env.iter().cloned())
+            .env("LD_PRELOAD", shim())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start restart_workload.py");
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let out = std::thread::spawn(move || stdout.lines().map_while(Result::ok).collect());
+        let stderr = child.stderr.take().unwrap();
+        let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+        Workload {
+            child,
+            out,
+            err,
+            _dir: dir,
+        }
+    }
+
+    /// Wait (at most `limit`: longer is a hang, and panics) for the end:
+    /// each statement's outcome (`{"id", "ok", "error"}`) and stderr.
+    pub fn finish(mut self, limit: std::time::Duration) -> (Vec<serde_json::Value>, String) {
+        let deadline = std::time::Instant::now() + limit;
+        while self.child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("the workload hung: {}", self.err.join().unwrap_or_default());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let status = self.child.wait().unwrap();
+        let err = self.err.join().unwrap_or_default();
+        assert!(status.success(), "the workload failed ({status}): {err}");
+        let lines = self
+            .out
+            .join()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (lines, err)
+    }
+}
+
+/// The ids of the writes a workload saw succeed.
+pub fn ok_ids(lines: &[serde_json::Value]) -> Vec<i64> {
+    lines
+        .iter()
+        .filter(|v| v["ok"] == true)
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect()
+}

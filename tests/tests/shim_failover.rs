@@ -4,83 +4,26 @@
 //! server that accepts writes, give in-flight statements a clear error,
 //! reconnect within `postgres.retry_for_ms`, and lose no acknowledged write.
 
-use plex_pg_tests::{python_script, shim, Cluster, TempDir, PG_DATABASE, PG_PASSWORD, PG_USER};
-use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::thread::JoinHandle;
+use plex_pg_tests::{ok_ids, Cluster, TempDir, Workload, PG_DATABASE, PG_PASSWORD, PG_USER};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const TABLE: &str = "CREATE SCHEMA failover; CREATE TABLE failover.events (id bigint PRIMARY KEY, at double precision)";
 
-/// restart_workload.py against `hosts`/`ports` (libpq's comma lists),
-/// inserting for `seconds`; its JSON lines and stderr when it ends.
-struct Workload {
-    child: Child,
-    out: JoinHandle<Vec<String>>,
-    err: JoinHandle<String>,
-    _dir: TempDir,
-}
-
-impl Workload {
-    fn start(hosts: &str, ports: &str, seconds: f64) -> Workload {
-        let dir = TempDir::new("failover");
-        let db = dir.library_db();
-        let mut child = Command::new("python3")
-            .arg(python_script("restart_workload.py"))
-            .arg(&db)
-            .arg(seconds.to_string())
-            .env("PLEX_PG_HOST", hosts)
-            .env("PLEX_PG_PORT", ports)
-            .env("PLEX_PG_DATABASE", PG_DATABASE)
-            .env("PLEX_PG_USER", PG_USER)
-            .env("PLEX_PG_PASSWORD", PG_PASSWORD)
-            .env("PLEX_PG_SCHEMA", "failover")
-            .env("PLEX_PG_CONFIG", "/dev/null")
-            .env("LD_PRELOAD", shim())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let out = std::thread::spawn(move || stdout.lines().map_while(Result::ok).collect());
-        let stderr = child.stderr.take().unwrap();
-        let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-        Workload {
-            child,
-            out,
-            err,
-            _dir: dir,
-        }
-    }
-
-    fn finish(mut self, limit: Duration) -> (Vec<Value>, String) {
-        let deadline = Instant::now() + limit;
-        while self.child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("the workload hung: {}", self.err.join().unwrap());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(self.child.wait().unwrap().success());
-        let lines = self
-            .out
-            .join()
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        (lines, self.err.join().unwrap())
-    }
-}
-
-fn ok_ids(lines: &[Value]) -> Vec<i64> {
-    lines
-        .iter()
-        .filter(|v| v["ok"] == true)
-        .map(|v| v["id"].as_i64().unwrap())
-        .collect()
+/// The shim's settings for the servers `hosts`/`ports` (libpq's comma
+/// lists), schema `failover`.
+fn servers(hosts: &str, ports: &str) -> Vec<(String, String)> {
+    [
+        ("PLEX_PG_HOST", hosts),
+        ("PLEX_PG_PORT", ports),
+        ("PLEX_PG_DATABASE", PG_DATABASE),
+        ("PLEX_PG_USER", PG_USER),
+        ("PLEX_PG_PASSWORD", PG_PASSWORD),
+        ("PLEX_PG_SCHEMA", "failover"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 fn stored(cluster: &Cluster) -> Vec<i64> {
@@ -107,7 +50,8 @@ fn first_host_down_and_a_standby_first_are_skipped() {
         primary.socket_dir().display()
     );
     let ports = format!("{},{},{}", primary.port(), standby.port(), primary.port());
-    let (lines, stderr) = Workload::start(&hosts, &ports, 1.0).finish(Duration::from_secs(60));
+    let (lines, stderr) =
+        Workload::start(&servers(&hosts, &ports), 1.0).finish(Duration::from_secs(60));
     assert!(lines.len() > 10, "{stderr}");
     assert!(
         lines.iter().all(|v| v["ok"] == true),
@@ -169,7 +113,7 @@ fn failover_to_a_promoted_standby_loses_no_acknowledged_write() {
         standby.socket_dir().display()
     );
     let ports = format!("{},{}", primary.port(), standby.port());
-    let workload = Workload::start(&hosts, &ports, 8.0);
+    let workload = Workload::start(&servers(&hosts, &ports), 8.0);
     std::thread::sleep(Duration::from_millis(2000));
     // The failover: the primary goes away, an HA manager promotes the
     // standby a moment later.

@@ -2,10 +2,7 @@
 //! (with backoff while the server is down) and the statements after the
 //! restart succeed; no write the client saw succeed is lost.
 
-use plex_pg_tests::{python_script, shim, Cluster, TempDir, PG_DATABASE, PG_PASSWORD, PG_USER};
-use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use plex_pg_tests::{ok_ids, Cluster, Workload};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -14,57 +11,17 @@ fn server_restart_mid_workload() {
     cluster
         .psql("CREATE SCHEMA restart; CREATE TABLE restart.events (id bigint PRIMARY KEY, at double precision)")
         .unwrap();
-    let dir = TempDir::new("restart");
-    let db = dir.path().join("com.plexapp.plugins.library.db");
-    let mut child = Command::new("python3")
-        .arg(python_script("restart_workload.py"))
-        .arg(&db)
-        .arg("6")
-        .env("PLEX_PG_HOST", cluster.socket_dir())
-        .env("PLEX_PG_PORT", cluster.port().to_string())
-        .env("PLEX_PG_DATABASE", PG_DATABASE)
-        .env("PLEX_PG_USER", PG_USER)
-        .env("PLEX_PG_PASSWORD", PG_PASSWORD)
-        .env("PLEX_PG_SCHEMA", "restart")
-        .env("PLEX_PG_CONFIG", "/dev/null")
-        .env("LD_PRELOAD", shim())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let reader =
-        std::thread::spawn(move || stdout.lines().map_while(Result::ok).collect::<Vec<_>>());
-    let stderr = child.stderr.take().unwrap();
-    let err_reader =
-        std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let mut env = cluster.env();
+    env.push(("PLEX_PG_SCHEMA".into(), "restart".into()));
+    let workload = Workload::start(&env, 6.0);
 
     std::thread::sleep(Duration::from_millis(1500));
     let restarted_at = Instant::now();
     cluster.restart().expect("restart");
     let downtime = restarted_at.elapsed();
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the workload hung after the restart"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(child.wait().unwrap().success());
-    let lines: Vec<Value> = reader
-        .join()
-        .unwrap()
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let stderr = err_reader.join().unwrap();
-    let ok_ids: Vec<i64> = lines
-        .iter()
-        .filter(|v| v["ok"] == true)
-        .map(|v| v["id"].as_i64().unwrap())
-        .collect();
+    let (lines, stderr) = workload.finish(Duration::from_secs(60));
+    let ok_ids = ok_ids(&lines);
     let first_failure = lines.iter().position(|v| v["ok"] == false);
     let last = lines.last().unwrap();
     assert!(

@@ -5,6 +5,9 @@
 //! says which protocol each one used. Python's sqlite3 with the shim
 //! preloaded is the client; the launcher's `check` is asked too.
 
+#[path = "launcher_support.rs"]
+mod support;
+
 use plex_pg_tests::{artifact, attempt, python_script, run, shim, Cluster, TempDir};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
@@ -425,6 +428,98 @@ fn forked_children_never_touch_the_parents_tls_session() {
             "the child queried on its own TLS session: {child}"
         );
     }
+}
+
+/// The fork tests over TLS under the launcher: its pool checks must still
+/// see the connections (TCP sockets to the server, TLS or not): 10 forks
+/// while 40,000 rows stream pass their checks, and with the fork handler
+/// off a child's use of its parent's TLS session is caught.
+#[test]
+fn the_launcher_sees_tls_connections_passes_forks_and_catches_an_inherited_use() {
+    let t = tls();
+    t.cluster
+        .psql(
+            "CREATE SCHEMA IF NOT EXISTS tls_launcher; SET search_path = tls_launcher; \
+             CREATE TABLE IF NOT EXISTS metadata_items (id bigint PRIMARY KEY, guid text, hash text); \
+             TRUNCATE metadata_items; \
+             INSERT INTO metadata_items SELECT g, 'guid-' || g, NULL FROM generate_series(1, 40000) g",
+        )
+        .unwrap();
+    let peer = format!("tcp:127.0.0.1:{}", t.cluster.port());
+    let settings = env(
+        "127.0.0.1",
+        &[
+            ("PLEX_PG_SSLMODE", "require"),
+            ("PLEX_PG_SCHEMA", "tls_launcher"),
+            ("PLEX_PG_ALLOW_EMPTY_LIBRARY", "1"),
+        ],
+    );
+    let inherited_peers = |run: &support::Run, child: i64| -> Vec<String> {
+        run.event_for("fork", child)["inherited"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .map(|s| s["peer"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    // The fork handler on: every check passes.
+    let mut l = support::Launcher::new();
+    l.cmd.envs(settings.clone());
+    let db = l.dir.library_db();
+    let script = python_script("fork_stream.py").display().to_string();
+    let run = l.run(&["python3", &script, &db, "4000"], Duration::from_secs(240));
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let got: Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(got["rows"], 40_000, "{}", run.dump());
+    let children = got["children"].as_array().unwrap();
+    assert_eq!(children.len(), 10);
+    for child in children {
+        assert_eq!(child["count"], 40_000, "{child}");
+        let pid = child["pid"].as_i64().unwrap();
+        assert!(
+            inherited_peers(&run, pid).contains(&peer),
+            "the launcher saw the parent's TLS connection ({peer}) at the fork of {pid}\n{}",
+            run.dump()
+        );
+        assert_eq!(
+            run.event_for("pool_check", pid)["verdict"],
+            "ok",
+            "{}",
+            run.dump()
+        );
+    }
+    assert_eq!(run.summary()["pool_check_violations"], 0, "{}", run.dump());
+
+    // The fork handler off: the child uses its parent's TLS session.
+    let mut l = support::Launcher::new();
+    l.cmd.envs(settings).env("PLEX_PG_FORK_HANDLER", "0");
+    let db = l.dir.library_db();
+    let script = python_script("inherited_use.py").display().to_string();
+    let run = l.run(&["python3", &script, &db], Duration::from_secs(120));
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let phase: Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    let child = phase["child"].as_i64().unwrap();
+    assert!(
+        inherited_peers(&run, child).contains(&peer),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(
+        run.event_for("pool_check", child)["verdict"],
+        "violation",
+        "{}",
+        run.dump()
+    );
+    let uses = run.events("inherited_fd_use");
+    assert!(
+        uses.iter()
+            .any(|u| u["pid"] == child && u["peer"] == peer.as_str()),
+        "the child's use of the inherited TLS connection was caught\n{}",
+        run.dump()
+    );
 }
 
 #[test]

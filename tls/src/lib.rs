@@ -27,6 +27,7 @@
 
 #[cfg(feature = "postgres")]
 pub mod client;
+pub mod pooler;
 mod stream;
 mod verify;
 

@@ -17,11 +17,25 @@ use tokio_postgres::tls::{ChannelBinding, TlsConnect};
 pub struct Connect {
     config: Option<Arc<ClientConfig>>,
     name: ServerName<'static>,
+    started: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Connect {
     pub(crate) fn new(config: Option<Arc<ClientConfig>>, name: ServerName<'static>) -> Connect {
-        Connect { config, name }
+        Connect {
+            config,
+            name,
+            started: Arc::default(),
+        }
+    }
+
+    /// Set once tokio-postgres starts the handshake, which it does only
+    /// after the server agreed to TLS: a connection that asked for TLS
+    /// (`require`) and failed without it set was refused TLS by the server
+    /// (it answered the SSLRequest with `N`). Take it before the connector
+    /// is given away.
+    pub fn handshake_started(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.started.clone()
     }
 }
 
@@ -87,6 +101,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TlsConnect<S> for Connect {
     type Future = ConnectFuture<S>;
 
     fn connect(self, stream: S) -> ConnectFuture<S> {
+        self.started
+            .store(true, std::sync::atomic::Ordering::Release);
         ConnectFuture(self.config.map(|config| {
             Box::pin(tokio_rustls::TlsConnector::from(config).connect(self.name, stream))
         }))

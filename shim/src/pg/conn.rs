@@ -219,8 +219,7 @@ impl PgConn {
         config
             .user(&cfg.user)
             .dbname(&cfg.database)
-            .application_name("plex-pg")
-            .options(format!("-c search_path={schema} -c TimeZone={timezone}"));
+            .application_name("plex-pg");
         if !cfg.password.is_empty() {
             config.password(cfg.password.expose());
         }
@@ -233,6 +232,7 @@ impl PgConn {
         let connector = tls
             .connect_to(name)
             .map_err(|e| ConnectError::Fatal(Error::new(SQLITE_CANTOPEN, e)))?;
+        let handshake_started = connector.handshake_started();
         let startup = block_on_alone(
             raw,
             &readiness.want_write,
@@ -241,7 +241,11 @@ impl PgConn {
         );
         let (client, connection) = match startup {
             Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => return Err(classify(cfg, &at, &e)),
+            Ok(Err(e)) => {
+                let refused_tls = ssl == PgSslMode::Require
+                    && !handshake_started.load(std::sync::atomic::Ordering::Acquire);
+                return Err(classify(cfg, &at, &e, refused_tls));
+            }
             Err(Stop::TimedOut) => {
                 return Err(ConnectError::Retry(Error::new(
                     SQLITE_CANTOPEN,
@@ -268,6 +272,20 @@ impl PgConn {
             statements: StatementCache::default(),
             broken: false,
         };
+        // The schema and time zone are set with SET rather than in the
+        // start-up packet's `options`: PgBouncer (1.18, Debian 12's) refuses
+        // a start-up that carries `options`, or, told to ignore it, would
+        // drop the settings without a word.
+        if let Err(e) = conn.batch(&session_settings(schema, timezone)) {
+            conn.close();
+            return Err(ConnectError::Retry(Error::new(
+                SQLITE_CANTOPEN,
+                format!(
+                    "PostgreSQL at {at} accepted the connection but setting the schema and time zone failed: {}",
+                    e.message
+                ),
+            )));
+        }
         if cfg.target_session_attrs == SessionAttrs::ReadWrite && conn.read_only()? {
             conn.close();
             return Err(ConnectError::Retry(Error::new(
@@ -278,6 +296,19 @@ impl PgConn {
             )));
         }
         Ok(conn)
+    }
+
+    /// `pg_backend_pid()` with `sql` (the pooler probe's steps, see
+    /// `plex_pg_tls::pooler`); an error as its text.
+    pub fn backend_pid(&mut self, sql: &str) -> std::result::Result<i32, String> {
+        let (client, mut d) = self.parts();
+        let rows = d.run(client.simple_query(sql)).map_err(|e| e.message)?;
+        rows.iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
+                _ => None,
+            })
+            .ok_or_else(|| "pg_backend_pid() gave no row".to_string())
     }
 
     /// Whether the server is read-only for this session: from what it
@@ -437,6 +468,19 @@ impl PgConn {
     }
 }
 
+/// The session settings every connection starts with: `schema` first on
+/// the search path (a plain lowercase name, validated by the
+/// configuration) and the session in `timezone`, as string literals, so
+/// they mean what `-c search_path=… -c TimeZone=…` in the start-up meant.
+fn session_settings(schema: &str, timezone: &str) -> String {
+    let literal = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    format!(
+        "SET search_path = {}; SET TimeZone = {}",
+        literal(schema),
+        literal(timezone)
+    )
+}
+
 /// Column `i` of `row` as text (NULL as None).
 pub fn cell_text(row: &tokio_postgres::Row, i: usize) -> Result<Option<String>> {
     let Column(cell) = row
@@ -446,7 +490,14 @@ pub fn cell_text(row: &tokio_postgres::Row, i: usize) -> Result<Option<String>> 
     Ok(v.blob().map(|b| String::from_utf8_lossy(b).into_owned()))
 }
 
-fn classify(cfg: &Postgres, at: &str, e: &tokio_postgres::Error) -> ConnectError {
+/// What a failed start-up means. `refused_tls`: TLS was required and the
+/// handshake never started, so whatever failed happened at the SSLRequest.
+fn classify(
+    cfg: &Postgres,
+    at: &str,
+    e: &tokio_postgres::Error,
+    refused_tls: bool,
+) -> ConnectError {
     if let Some(db) = e.as_db_error() {
         let code = db.code().code();
         let msg = |what: &str| {
@@ -474,11 +525,16 @@ fn classify(cfg: &Postgres, at: &str, e: &tokio_postgres::Error) -> ConnectError
     }
     // A TLS handshake that failed: a certificate that does not verify, or
     // a server without TLS where TLS is required, fails the same way on
-    // every attempt; an I/O failure during the handshake may pass.
+    // every attempt; an I/O failure during the handshake (or while asking
+    // for TLS) may pass. Decided from what was asked and how far it went
+    // (our connector's flag and error type), not from error text.
     let handshake = std::error::Error::source(e).and_then(|s| s.downcast_ref::<HandshakeError>());
-    let text = e.to_string();
-    if handshake.is_some() || text.contains("TLS") {
-        let why = handshake.map_or(text.clone(), |h| h.message.clone());
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    if handshake.is_some() || (refused_tls && !io && !e.is_closed()) {
+        let why = handshake.map_or_else(
+            || format!("the server does not support TLS ({e})"),
+            |h| h.message.clone(),
+        );
         let message = format!(
             "TLS with PostgreSQL at {at} failed: {why} (postgres.sslmode = {}; check postgres.sslmode and postgres.sslrootcert)",
             cfg.sslmode.name()
@@ -493,7 +549,6 @@ fn classify(cfg: &Postgres, at: &str, e: &tokio_postgres::Error) -> ConnectError
     // (retry); anything else happened in the start-up itself (a password
     // asked for and none configured, an authentication exchange that
     // failed, a protocol error) and fails the same way on every attempt.
-    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
     if io || e.is_closed() {
         return ConnectError::Retry(Error::new(
             SQLITE_CANTOPEN,
