@@ -89,7 +89,8 @@ enum Command {
     Insert { db: PathBuf },
 }
 
-/// Run `plex-sim library ARGS` (`args` starts with `library`); the exit status.
+/// Run `plex-sim library ARGS` (`args` starts with `library`); the exit
+/// status. What a command prints (a JSON line, or nothing) goes to stdout.
 pub fn run(args: impl Iterator<Item = String>) -> i32 {
     let cli = LibraryCli::parse_from(args);
     let outcome = match cli.command {
@@ -101,7 +102,9 @@ pub fn run(args: impl Iterator<Item = String>) -> i32 {
     };
     match outcome {
         Ok(out) => {
-            println!("{out}");
+            if !out.is_empty() {
+                println!("{out}");
+            }
             0
         }
         Err(e) => {
@@ -325,7 +328,7 @@ fn hold(db: &Path, ready: &Path, go: &Path) -> Result<String> {
         std::thread::sleep(Duration::from_millis(10));
     }
     exec(&conn, "ROLLBACK")?;
-    Ok(json!({ "held": true }).to_string())
+    Ok(String::new())
 }
 
 /// A value with its class: `["integer", 5]`, `["real", "<64 bits in hex>"]`,
