@@ -268,6 +268,22 @@ pub fn python_with_shim(script: &str, schema: &str, args: &[&str]) -> std::proce
     cmd
 }
 
+/// `plex-sim library <args>` (the generator of test libraries and what the
+/// tests do with them, `docs/plex-sim.md`), on the real SQLite.
+pub fn plex_sim_library(args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(artifact("plex-sim"));
+    cmd.arg("library").args(args);
+    cmd
+}
+
+/// `plex-sim library <args>` with the shim preloaded and pointed at the
+/// test server, library schema `schema`.
+pub fn plex_sim_library_with_shim(schema: &str, args: &[&str]) -> std::process::Command {
+    let mut cmd = plex_sim_library(args);
+    cmd.envs(pg().env(schema)).env("LD_PRELOAD", shim());
+    cmd
+}
+
 /// A fresh schema with the given tables (PostgreSQL DDL), made with psql.
 pub fn schema_with(prefix: &str, ddl: &str) -> String {
     let schema = unique_name(prefix);

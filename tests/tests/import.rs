@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use plex_pg_tests::{
-    artifact, fixture, pg, python_script, python_with_shim, run, unique_name, Run, TempDir,
+    artifact, pg, plex_sim_library, plex_sim_library_with_shim, run, unique_name, Run, TempDir,
 };
 use serde_json::Value;
 
@@ -23,23 +23,17 @@ fn json_out(stdout: &str) -> Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}"))
 }
 
-/// `library.py` on the real SQLite (no shim).
+/// `plex-sim library ARGS` on the real SQLite (no shim).
 fn library(args: &[&str]) -> Run {
-    let out = run(
-        Command::new("python3")
-            .arg(python_script("library.py"))
-            .args(args),
-        LIMIT,
-    );
+    let out = run(&mut plex_sim_library(args), LIMIT);
     out.assert_ok();
     out
 }
 
-/// A library of `items` movies in `dir`.
+/// A library of `items` movies in `dir` (`plex-sim library generate`).
 fn make_library(dir: &Path, items: usize) {
     let d = dir.display().to_string();
-    let schema = fixture("sqlite_schema.sql").display().to_string();
-    library(&["make", &d, &schema, &items.to_string()]);
+    library(&["generate", "--dir", &d, "--items", &items.to_string()]);
 }
 
 fn library_db(dir: &Path) -> String {
@@ -124,7 +118,7 @@ fn an_imported_library_verifies_and_the_shim_reads_and_writes_it() {
 
     // Through the shim: the same rows, classes and bytes as on SQLite.
     let through = run(
-        &mut python_with_shim("library.py", &schema, &["rows", &db]),
+        &mut plex_sim_library_with_shim(&schema, &["rows", &db]),
         LIMIT,
     );
     through.assert_ok();
@@ -136,7 +130,7 @@ fn an_imported_library_verifies_and_the_shim_reads_and_writes_it() {
 
     // New rows get ids after the imported ones (and after sqlite_sequence's).
     let ins = run(
-        &mut python_with_shim("library.py", &schema, &["insert", &db]),
+        &mut plex_sim_library_with_shim(&schema, &["insert", &db]),
         LIMIT,
     );
     ins.assert_ok();
@@ -203,9 +197,7 @@ fn a_library_open_for_writing_is_refused() {
     let db = library_db(dir.path());
     let ready = dir.path().join("ready");
     let go = dir.path().join("go");
-    let mut holder = Command::new("python3")
-        .arg(python_script("library.py"))
-        .args(["hold", &db])
+    let mut holder = plex_sim_library(&["hold", &db])
         .arg(&ready)
         .arg(&go)
         .spawn()
@@ -516,13 +508,13 @@ fn a_pg_dump_of_an_imported_library_restores_to_the_same_library() {
     restore.args(["-d", plex_pg_tests::PG_DATABASE]).arg(&dump);
     run(&mut restore, LIMIT).assert_ok();
     let through = run(
-        &mut python_with_shim("library.py", &schema, &["rows", &db]),
+        &mut plex_sim_library_with_shim(&schema, &["rows", &db]),
         LIMIT,
     );
     through.assert_ok();
     assert_eq!(json_out(&through.stdout), before);
     let ins = run(
-        &mut python_with_shim("library.py", &schema, &["insert", &db]),
+        &mut plex_sim_library_with_shim(&schema, &["insert", &db]),
         LIMIT,
     );
     ins.assert_ok();
@@ -613,12 +605,12 @@ fn export_writes_back_what_postgresql_holds() {
     let schema = unique_name("exported");
     import(dir.path(), &schema, &[]).assert_ok();
     let ins = run(
-        &mut python_with_shim("library.py", &schema, &["insert", &db]),
+        &mut plex_sim_library_with_shim(&schema, &["insert", &db]),
         LIMIT,
     );
     ins.assert_ok();
     let on_pg = run(
-        &mut python_with_shim("library.py", &schema, &["rows", &db]),
+        &mut plex_sim_library_with_shim(&schema, &["rows", &db]),
         LIMIT,
     );
     on_pg.assert_ok();

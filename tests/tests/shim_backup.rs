@@ -435,7 +435,7 @@ fn time_v(stderr: &str) -> (u64, String) {
 }
 
 /// The figures of `docs/benchmarks.md`, "Backup": a generated library of
-/// 100,000 items (`library.py`), imported, then backed up through the shim
+/// 100,000 items (`plex-sim library generate`), imported, then backed up through the shim
 /// with Python's `Connection.backup()`; the real SQLite's own backup of the
 /// original file as the anchor. The copy must hold every row of the
 /// original. Run: `cargo test --release -p plex-pg-tests --test
@@ -449,14 +449,14 @@ fn backup_of_a_100000_item_library() {
         .unwrap_or(100_000);
     let dir = TempDir::new("backup_bench");
     let lib_dir = dir.path().join("lib");
-    let fixture = plex_pg_tests::fixture("sqlite_schema.sql");
     run(
-        Command::new("python3")
-            .arg(plex_pg_tests::python_script("library.py"))
-            .arg("make")
-            .arg(&lib_dir)
-            .arg(&fixture)
-            .arg(items.to_string()),
+        &mut plex_pg_tests::plex_sim_library(&[
+            "generate",
+            "--dir",
+            &lib_dir.display().to_string(),
+            "--items",
+            &items.to_string(),
+        ]),
         Duration::from_secs(3600),
     )
     .assert_ok();

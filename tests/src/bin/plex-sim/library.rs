@@ -82,7 +82,7 @@ pub fn schema_statements() -> impl Iterator<Item = (usize, &'static str)> {
 
 /// The part of the schema that lives in the blobs database: `schema_migrations`,
 /// the `blobs` table and its indexes.
-fn blobs_statements() -> impl Iterator<Item = (usize, &'static str)> {
+pub fn blobs_statements() -> impl Iterator<Item = (usize, &'static str)> {
     schema_statements().filter(|(_, s)| {
         s.contains("\"schema_migrations\"")
             || s.contains("EXISTS \"blobs\"")
@@ -91,7 +91,7 @@ fn blobs_statements() -> impl Iterator<Item = (usize, &'static str)> {
 }
 
 /// A failure of a virtual table for want of its module: tolerated, listed.
-fn is_missing_module(statement: &str, error: &sqlite::Error) -> bool {
+pub fn is_missing_module(statement: &str, error: &sqlite::Error) -> bool {
     statement.starts_with("CREATE VIRTUAL TABLE")
         && (error.message.starts_with("no such module")
             || error.message.starts_with("unknown tokenizer"))

@@ -3,13 +3,15 @@
 //!
 //! One binary, several roles: the server (default), and the helpers the
 //! server executes: `--scanner` (Plex Media Scanner) and `--child KIND`
-//! (Tuner Service, Script Host, Crash Uploader, Transcoder).
+//! (Tuner Service, Script Host, Crash Uploader, Transcoder); and
+//! `plex-sim library …`, the generator of test libraries (`generator.rs`).
 
 mod catalog;
 mod check;
 mod children;
 mod cli;
 mod faults;
+mod generator;
 mod helpers;
 mod journal;
 mod library;
@@ -29,6 +31,9 @@ mod workload;
 use clap::Parser;
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("library") {
+        std::process::exit(generator::run(std::env::args().skip(1)));
+    }
     let opts = cli::Options::parse();
     let code = if opts.scanner {
         scanner::run(&opts)

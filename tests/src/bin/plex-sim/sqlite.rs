@@ -86,6 +86,7 @@ extern "C" {
     fn sqlite3_bind_null(stmt: *mut sqlite3_stmt, idx: c_int) -> c_int;
     fn sqlite3_step(stmt: *mut sqlite3_stmt) -> c_int;
     fn sqlite3_finalize(stmt: *mut sqlite3_stmt) -> c_int;
+    fn sqlite3_reset(stmt: *mut sqlite3_stmt) -> c_int;
     fn sqlite3_column_count(stmt: *mut sqlite3_stmt) -> c_int;
     fn sqlite3_column_name(stmt: *mut sqlite3_stmt, col: c_int) -> *const c_char;
     fn sqlite3_column_type(stmt: *mut sqlite3_stmt, col: c_int) -> c_int;
@@ -524,6 +525,14 @@ impl Statement<'_> {
             SQLITE_DONE => Ok(false),
             _ => Err(self.fail(rc)),
         }
+    }
+
+    /// Back to the start, bindings kept, to run again (the previous run's
+    /// error, if any, was reported by its `step`).
+    pub fn reset(&mut self) {
+        let _g = enter();
+        // SAFETY: valid statement.
+        unsafe { sqlite3_reset(self.stmt) };
     }
 
     pub fn column_count(&self) -> usize {
