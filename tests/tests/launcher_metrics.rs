@@ -186,3 +186,34 @@ fn the_violations_of_a_run_with_the_fork_handler_off_are_counted() {
         "{m:?}"
     );
 }
+
+#[test]
+fn the_grafana_dashboard_asks_only_for_metrics_the_launcher_serves() {
+    let text = plex_pg_launcher::metrics::render(&plex_pg_launcher::metrics::Snapshot::default());
+    let served: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let path = plex_pg_tests::workspace_root().join("packaging/grafana/plex-pg.json");
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut asked = 0;
+    for panel in dash["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for (i, _) in expr.match_indices("plexpg_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    served.contains(name.as_str()),
+                    "the dashboard asks for {name}, not served: {served:?}"
+                );
+                asked += 1;
+            }
+        }
+    }
+    assert!(asked >= 8, "{asked}");
+}
