@@ -218,6 +218,114 @@ fn generate(dir: &Path, items: i64) -> Result<String> {
             ]
         }),
     )?;
+    // A real library's proportions: a file (part) per media item, three
+    // streams per part (video, audio, subtitles), play state for about a
+    // third of the items, a view history for a fifth.
+    insert_many(
+        &lib,
+        "INSERT INTO media_parts (media_item_id, directory_id, hash, file, \"index\", size, \
+         duration, created_at) VALUES (?, 1, ?, ?, 0, ?, ?, ?)",
+        (1..=items).map(|i| {
+            let t = TITLES[(i % 6) as usize].unwrap_or("");
+            vec![
+                Value::Integer(i),
+                Value::Text(format!(
+                    "{:040x}",
+                    (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                )),
+                Value::Text(format!(
+                    "/media/movies/{t} {i} ({})/{t} {i}.mkv",
+                    1990 + i % 30
+                )),
+                Value::Integer(i * 1_000_003),
+                Value::Integer(i * 1000),
+                Value::Integer(1_600_000_000 + i),
+            ]
+        }),
+    )?;
+    insert_many(
+        &lib,
+        "INSERT INTO media_streams (stream_type_id, media_item_id, media_part_id, codec, language, \
+         \"index\", channels, bitrate, \"default\", forced, url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (1..=items).flat_map(|i| {
+            let video = vec![
+                Value::Integer(1),
+                Value::Integer(i),
+                Value::Integer(i),
+                Value::Text(if i % 3 == 0 { "hevc" } else { "h264" }.into()),
+                Value::Null,
+                Value::Integer(0),
+                Value::Null,
+                Value::Integer(8_000_000 + i % 1000),
+                Value::Integer(1),
+                Value::Integer(0),
+                Value::Null,
+            ];
+            let audio = vec![
+                Value::Integer(2),
+                Value::Integer(i),
+                Value::Integer(i),
+                Value::Text(if i % 2 == 0 { "eac3" } else { "aac" }.into()),
+                Value::Text(if i % 4 == 0 { "fra" } else { "eng" }.into()),
+                Value::Integer(1),
+                Value::Integer(if i % 2 == 0 { 6 } else { 2 }),
+                Value::Integer(640_000),
+                Value::Integer(1),
+                Value::Integer(0),
+                Value::Null,
+            ];
+            let subtitles = vec![
+                Value::Integer(3),
+                Value::Integer(i),
+                Value::Integer(i),
+                Value::Text("srt".into()),
+                if i % 7 == 0 { Value::Null } else { Value::Text("fra".into()) },
+                Value::Integer(2),
+                Value::Null,
+                Value::Null,
+                Value::Integer(0),
+                Value::Integer((i % 11 == 0) as i64),
+                if i % 5 == 0 {
+                    Value::Text(format!("file:///media/movies/sous-titres/{i}.fra.srt"))
+                } else {
+                    Value::Null
+                },
+            ];
+            [video, audio, subtitles]
+        }),
+    )?;
+    insert_many(
+        &lib,
+        "INSERT INTO metadata_item_settings (account_id, guid, rating, view_offset, view_count, \
+         last_viewed_at, created_at) VALUES (1, ?, ?, ?, ?, ?, ?)",
+        (1..=items).filter(|i| i % 10 < 3).map(|i| {
+            vec![
+                Value::Text(format!("plex://movie/{i:x}")),
+                if i % 4 == 0 {
+                    Value::Null
+                } else {
+                    Value::Real(REALS[(i % 6) as usize])
+                },
+                Value::Integer(i * 37 % 7_200_000),
+                Value::Integer(i % 4),
+                Value::Integer(1_700_000_000 + i),
+                Value::Integer(1_650_000_000 + i),
+            ]
+        }),
+    )?;
+    insert_many(
+        &lib,
+        "INSERT INTO metadata_item_views (account_id, guid, metadata_type, library_section_id, \
+         title, viewed_at, view_type) VALUES (1, ?, 1, 1, ?, ?, 0)",
+        (1..=items).filter(|i| i % 5 == 0).map(|i| {
+            let t = TITLES[(i % 6) as usize];
+            vec![
+                Value::Text(format!("plex://movie/{i:x}")),
+                opt_text(t.map(|t| format!("{t} {i}"))),
+                Value::Integer(1_700_000_000 + i),
+            ]
+        }),
+    )?;
     exec(
         &lib,
         "INSERT INTO tags (tag, tag_type) VALUES ('Drama', 1), ('Comédie', 1), ('', 1)",
