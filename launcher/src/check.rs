@@ -93,6 +93,7 @@ pub fn run(settings: &Settings, config_errors: &[ConfigError]) -> i32 {
     check_ptrace(&mut r, settings);
     check_shim(&mut r, &settings.launcher.shim);
     check_user(&mut r, settings);
+    check_log_files(&mut r, settings);
     check_postgres(&mut r, settings);
     check_connections(&mut r, settings);
     for (problem, text) in crate::guard::state(settings) {
@@ -706,5 +707,125 @@ mod budget_tests {
         // A CONNECTION LIMIT on the role counts too.
         assert_eq!(budget(500, 3, 0, Some(20)).judge(32).0, Some(true));
         assert_eq!(budget(10, 20, 0, None).available(), 0);
+    }
+}
+
+/// The user Plex (and the launcher in front of it) runs as: `launcher.user`,
+/// else the `User=` of Plex's systemd unit, else whoever runs `check`.
+fn service_user(settings: &Settings) -> Option<crate::privileges::Target> {
+    if let Some(name) = &settings.launcher.user {
+        return crate::privileges::lookup(name).ok();
+    }
+    let systemctl = ["/usr/bin/systemctl", "/bin/systemctl"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
+    let out = std::process::Command::new(systemctl)
+        .args([
+            "show",
+            "--property=User",
+            "--value",
+            "plexmediaserver.service",
+        ])
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || name.is_empty() {
+        return None;
+    }
+    crate::privileges::lookup(&name).ok()
+}
+
+/// Whether `user` may append to `path` (or create it in its directory):
+/// asked in a child that has become the user, so the kernel answers with
+/// every rule it applies (modes, ACLs, read-only mounts).
+fn writable_as(user: &crate::privileges::Target, path: &Path) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let target = if path.exists() {
+        path.to_path_buf()
+    } else {
+        match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    };
+    let cpath = std::ffi::CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| "the path has a NUL byte".to_string())?;
+    let (uid, gid) = (user.uid.as_raw(), user.gid.as_raw());
+    // SAFETY: `check` is single-threaded; the child makes only plain
+    // syscalls (setgroups, setgid, setuid, access) and returns a code.
+    let (pid, _read) = unsafe {
+        fork_with_pipe(|_| {
+            let groups = [gid];
+            if libc::setgroups(1, groups.as_ptr()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                return 100;
+            }
+            if libc::access(cpath.as_ptr(), libc::W_OK) == 0 {
+                0
+            } else {
+                std::io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(1)
+                    .min(99)
+            }
+        })
+    }?;
+    match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+        Ok(nix::sys::wait::WaitStatus::Exited(_, 100)) => {
+            Err(format!("cannot become {} to try", user.name))
+        }
+        Ok(nix::sys::wait::WaitStatus::Exited(_, errno)) => Err(format!(
+            "{} cannot write {}: {}",
+            user.name,
+            target.display(),
+            std::io::Error::from_raw_os_error(errno)
+        )),
+        other => Err(format!("the test process ended with {other:?}")),
+    }
+}
+
+/// The event log and `log.file`, as the user that will write them.
+fn check_log_files(r: &mut Report, settings: &Settings) {
+    let files: Vec<(&str, PathBuf)> = [
+        settings
+            .launcher
+            .events
+            .as_deref()
+            .filter(|e| *e != "-")
+            .map(|e| ("launcher.events", PathBuf::from(e))),
+        settings.log.file.clone().map(|f| ("log.file", f)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if files.is_empty() {
+        return;
+    }
+    let Some(user) = service_user(settings) else {
+        return r.line(
+            Level::Warn,
+            "logs",
+            "cannot tell which user Plex runs as (no launcher.user, no User= in plexmediaserver.service): the event log and log file were not checked",
+        );
+    };
+    for (key, path) in files {
+        match writable_as(&user, &path) {
+            Ok(()) => r.line(
+                Level::Ok,
+                "logs",
+                format!("{} ({key}) is writable by {}, who runs Plex", path.display(), user.name),
+            ),
+            Err(e) => r.line(
+                Level::Fail,
+                "logs",
+                format!("{e}: the launcher, running as {}, could not write {} ({key}); make the directory writable by that user (the package's drop-in sets LogsDirectory=plex-pg) or change {key}", user.name, path.display()),
+            ),
+        }
     }
 }

@@ -159,3 +159,49 @@ fn check_weighs_max_connections_against_the_pools_plex_will_open() {
         "{limited}"
     );
 }
+
+#[test]
+fn check_tries_the_event_log_as_the_user_plex_runs_as() {
+    let dir = TempDir::new("config-logs");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[launcher]\nuser = \"nobody\"\nevents = \"{}/events.jsonl\"\n",
+            logs.display()
+        ),
+    )
+    .unwrap();
+    let logs_line = || {
+        let out = run(
+            Command::new(artifact("plex-pg-launcher"))
+                .arg("--config")
+                .arg(&file)
+                .arg("check")
+                .env_remove("PLEX_PG_CONFIG"),
+            Duration::from_secs(60),
+        );
+        out.stdout
+            .lines()
+            .find(|l| l.contains(" logs: "))
+            .unwrap_or_else(|| panic!("no logs line:\n{}", out.stdout))
+            .to_string()
+    };
+    use std::os::unix::fs::PermissionsExt;
+    // Root's directory, 0755: nobody cannot create the log there.
+    std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let refused = logs_line();
+    assert!(
+        refused.starts_with("FAIL logs: nobody cannot write")
+            && refused.contains("launcher.events"),
+        "{refused}"
+    );
+    std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let allowed = logs_line();
+    assert!(
+        allowed.starts_with("ok   logs: ") && allowed.contains("writable by nobody"),
+        "{allowed}"
+    );
+}
