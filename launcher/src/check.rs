@@ -684,32 +684,6 @@ fn check_connections(r: &mut Report, settings: &Settings) {
     }
 }
 
-#[cfg(test)]
-mod budget_tests {
-    use super::ConnectionBudget;
-
-    #[test]
-    fn the_pools_of_three_processes_against_what_postgresql_leaves() {
-        let budget = |max, reserved, others, limit| ConnectionBudget {
-            max_connections: max,
-            reserved,
-            others,
-            limit,
-        };
-        // Debian's default server: 100, 3 reserved; plex-pg's default pool.max 32.
-        let (verdict, text) = budget(100, 3, 0, None).judge(32);
-        assert_eq!(verdict, Some(false), "{text}");
-        assert!(text.contains("97 for plex-pg"), "{text}");
-        let (verdict, text) = budget(100, 3, 10, None).judge(32);
-        assert_eq!(verdict, None, "{text}");
-        assert!(text.contains("lower pool.max to 29"), "{text}");
-        assert_eq!(budget(100, 3, 70, None).judge(32).0, Some(true));
-        // A CONNECTION LIMIT on the role counts too.
-        assert_eq!(budget(500, 3, 0, Some(20)).judge(32).0, Some(true));
-        assert_eq!(budget(10, 20, 0, None).available(), 0);
-    }
-}
-
 /// The user Plex (and the launcher in front of it) runs as: `launcher.user`,
 /// else the `User=` of Plex's systemd unit, else whoever runs `check`.
 fn service_user(settings: &Settings) -> Option<crate::privileges::Target> {
@@ -827,5 +801,31 @@ fn check_log_files(r: &mut Report, settings: &Settings) {
                 format!("{e}: the launcher, running as {}, could not write {} ({key}); make the directory writable by that user (the package's drop-in sets LogsDirectory=plex-pg) or change {key}", user.name, path.display()),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::ConnectionBudget;
+
+    #[test]
+    fn the_pools_of_three_processes_against_what_postgresql_leaves() {
+        let budget = |max, reserved, others, limit| ConnectionBudget {
+            max_connections: max,
+            reserved,
+            others,
+            limit,
+        };
+        // Debian's default server: 100, 3 reserved; plex-pg's default pool.max 32.
+        let (verdict, text) = budget(100, 3, 0, None).judge(32);
+        assert_eq!(verdict, Some(false), "{text}");
+        assert!(text.contains("97 for plex-pg"), "{text}");
+        let (verdict, text) = budget(100, 3, 10, None).judge(32);
+        assert_eq!(verdict, None, "{text}");
+        assert!(text.contains("lower pool.max to 29"), "{text}");
+        assert_eq!(budget(100, 3, 70, None).judge(32).0, Some(true));
+        // A CONNECTION LIMIT on the role counts too.
+        assert_eq!(budget(500, 3, 0, Some(20)).judge(32).0, Some(true));
+        assert_eq!(budget(10, 20, 0, None).available(), 0);
     }
 }
