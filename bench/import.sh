@@ -7,7 +7,7 @@
 # to <target>/plex-pg-bench/import.md). What it means: docs/benchmarks.md,
 # "Import".
 #
-#   bash bench/import.sh               # 15 rounds, about 20 minutes on 2 cores
+#   bash bench/import.sh               # 15 rounds, about 10 minutes on 2 cores
 #   ROUNDS=3 bash bench/import.sh      # a smoke run
 #   ITEMS=20000 bash bench/import.sh   # another library size
 #
