@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The import against its anchors (issue 13): `plex-pg-launcher import`,
 # pgloader and a bare `COPY` loading the same generated library (100,000
-# items, tests/python/library.py) into one throwaway PostgreSQL server,
+# items, plex-sim library generate) into one throwaway PostgreSQL server,
 # interleaved round after round; plus the import of a 10,000-item library
 # for the per-row cost at both sizes. Prints a Markdown table (also saved
 # to <target>/plex-pg-bench/import.md). What it means: docs/benchmarks.md,
@@ -26,6 +26,7 @@ fi
 
 echo "== build (release)" >&2
 cargo build --release -p plex-pg-launcher -p plex-pg-import >&2
+cargo build --release -p plex-pg-tests --bin plex-sim >&2
 cargo build --release -p plex-pg-bench --bin import-bench >&2
 mkdir -p "$out"
 "$target/release/import-bench" \

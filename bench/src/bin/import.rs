@@ -28,7 +28,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use plex_pg_bench::{cli, results, stats::rotation, stats::Spread};
-use plex_pg_tests::{fixture, python_script, Cluster, TempDir, PG_DATABASE, PG_PASSWORD, PG_USER};
+use plex_pg_tests::{Cluster, TempDir, PG_DATABASE, PG_PASSWORD, PG_USER};
 use serde_json::json;
 
 const LIB: &str = "com.plexapp.plugins.library.db";
@@ -105,15 +105,16 @@ fn copy_phase(stdout: &str) -> (f64, f64) {
 }
 
 fn make_library(dir: &Path, items: usize) {
-    let out = Command::new("python3")
-        .arg(python_script("library.py"))
-        .arg("make")
-        .arg(dir)
-        .arg(fixture("sqlite_schema.sql"))
-        .arg(items.to_string())
-        .output()
-        .expect("python3");
-    assert!(out.status.success(), "library.py make: {out:?}");
+    let out = plex_pg_tests::plex_sim_library(&[
+        "generate",
+        "--dir",
+        &dir.display().to_string(),
+        "--items",
+        &items.to_string(),
+    ])
+    .output()
+    .expect("plex-sim");
+    assert!(out.status.success(), "plex-sim library generate: {out:?}");
     // One file for all three: no WAL beside it.
     let db = dir.join(LIB);
     let out = Command::new("sqlite3")
@@ -225,7 +226,7 @@ fn main() {
     let tmp = TempDir::new("plex-pg-bench-import");
     let large = tmp.path().join("large");
     let small = tmp.path().join("small");
-    eprintln!("== libraries of {items} and {small_items} items (library.py)");
+    eprintln!("== libraries of {items} and {small_items} items (plex-sim library generate)");
     make_library(&large, items);
     make_library(&small, small_items);
 
