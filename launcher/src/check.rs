@@ -45,7 +45,8 @@ impl Report {
 
 /// Run every check, after listing every configuration problem
 /// (`config_errors`; the checks then run on the settings that could be
-/// applied); returns the exit status.
+/// applied); returns the exit status: 2 with a configuration error (the
+/// launcher would refuse to start), 1 when another check failed, else 0.
 pub fn run(settings: &Settings, config_errors: &[ConfigError]) -> i32 {
     let mut r = Report { failed: false };
     let file = settings
@@ -110,7 +111,14 @@ pub fn run(settings: &Settings, config_errors: &[ConfigError]) -> i32 {
             text,
         );
     }
-    if r.failed {
+    if !config_errors.is_empty() {
+        // As a start with this configuration would: 2, after every check.
+        println!(
+            "the configuration has {} error(s): the launcher would refuse to start",
+            config_errors.len()
+        );
+        2
+    } else if r.failed {
         println!("some checks failed: Plex would not work as configured");
         1
     } else {
