@@ -95,8 +95,9 @@ fn scraped(
         let seen =
             plex_pg_tests::cluster::wait_until(Duration::from_secs(120), || match wait_for {
                 "done" => done.exists(),
+                // Every `&`-separated part, in any order.
                 _ => std::fs::read_to_string(&events)
-                    .map(|t| t.contains(wait_for))
+                    .map(|t| wait_for.split('&').all(|part| t.contains(part)))
                     .unwrap_or(false),
             });
         if seen {
@@ -172,7 +173,14 @@ fn the_counters_move_with_a_run_through_the_shim() {
 
 #[test]
 fn the_violations_of_a_run_with_the_fork_handler_off_are_counted() {
-    let (m, _, _) = scraped("fork_crash.py", 40000, "40000", false, "inherited_fd_use");
+    let (m, _, _) = scraped(
+        "fork_crash.py",
+        40000,
+        "40000",
+        false,
+        // The use is seen at once; the pool check's verdict at its deadline.
+        "inherited_fd_use&\"verdict\":\"violation\"",
+    );
     assert!(
         m["plexpg_pool_checks_total{verdict=violation}"] >= 1.0,
         "{m:?}"
