@@ -194,7 +194,8 @@ impl Activity {
                     (
                         w,
                         Op::ALL[self.op[w].load(Ordering::Relaxed)].name(),
-                        (now - since) as f64 / 1000.0,
+                        // A worker may begin after `now` was read: never negative.
+                        now.saturating_sub(since) as f64 / 1000.0,
                     )
                 })
             })
