@@ -28,6 +28,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::trust;
+use plex_pg_config::rotate::Limits;
 
 /// Open `path` for appending (creating it 0640 when missing). `service_uid`:
 /// Plex's user when the launcher will drop to it; that user may own the
@@ -166,21 +167,21 @@ pub fn write_once(fd: &impl AsRawFd, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// A log the launcher appends whole lines to, kept under a size: when the
-/// next line would take it past `max_bytes`, `NAME` becomes `NAME.1`
-/// (`NAME.1` becomes `NAME.2` …, the oldest beyond `keep` is removed) and a
-/// new `NAME` is opened with [`open_append`]'s rules. A line is never split
-/// between two files. Renames replace names, never follow them, so a link
-/// planted at `NAME.1` is replaced, not written through; a rotation that
-/// fails (a directory planted there) is reported and the current file goes
-/// on growing: nothing is lost.
+/// A log the launcher appends whole lines to, kept under a size by the
+/// rotation protocol the shim follows too ([`plex_pg_config::rotate`]):
+/// when the next line would take it past `max_bytes`, `NAME` becomes
+/// `NAME.1` (`NAME.1` becomes `NAME.2` …, the oldest beyond `keep` is
+/// removed) and a new `NAME` is opened with [`open_append`]'s rules. A line
+/// is never split between two files. Renames replace names, never follow
+/// them, so a link planted at `NAME.1` is replaced, not written through; a
+/// rotation that fails (a directory planted there) is reported and the
+/// current file goes on growing: nothing is lost. Used for the event log
+/// and for `log.file`.
 pub struct Rotating {
     path: std::path::PathBuf,
     service_uid: Option<u32>,
     file: File,
-    size: u64,
-    max_bytes: u64,
-    keep: u32,
+    limits: Limits,
 }
 
 impl Rotating {
@@ -191,15 +192,11 @@ impl Rotating {
         max_bytes: u64,
         keep: u32,
     ) -> io::Result<Rotating> {
-        let file = open_append(path, service_uid)?;
-        let size = file.metadata()?.len();
         Ok(Rotating {
             path: path.to_path_buf(),
             service_uid,
-            file,
-            size,
-            max_bytes,
-            keep,
+            file: open_append(path, service_uid)?,
+            limits: Limits { max_bytes, keep },
         })
     }
 
@@ -210,46 +207,38 @@ impl Rotating {
 
     /// Rotate at `max_bytes` (0: never), keeping `keep` old files.
     pub fn set_limits(&mut self, max_bytes: u64, keep: u32) {
-        self.max_bytes = max_bytes;
-        self.keep = keep;
+        self.limits = Limits { max_bytes, keep };
     }
 
     /// Append `line` (whole lines), rotating first when it would not fit.
     /// `Err`: the line was not written. `Ok(Some(e))`: it was, to the
     /// current file, because the rotation failed with `e`.
     pub fn append(&mut self, line: &[u8]) -> io::Result<Option<io::Error>> {
-        let mut rotation = None;
-        if self.max_bytes > 0 && self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
-            rotation = self.rotate().err();
-        }
+        let uid = self.service_uid;
+        let reopen = |p: &Path| open_append(p, uid).map(OwnedFd::from);
+        let rotation = plex_pg_config::rotate::before_append(
+            self.file.as_raw_fd(),
+            &self.path,
+            line.len(),
+            self.limits,
+            &reopen,
+        )
+        .err();
         write_once(&self.file, line)?;
-        self.size += line.len() as u64;
         Ok(rotation)
     }
+}
 
-    fn numbered(&self, n: u32) -> std::path::PathBuf {
-        let mut name = self.path.as_os_str().to_os_string();
-        name.push(format!(".{n}"));
-        name.into()
+/// For `tracing`'s writer: it hands over one formatted line per write. A
+/// failed rotation does not lose the line (it goes on into the current
+/// file).
+impl io::Write for Rotating {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.append(buf)?;
+        Ok(buf.len())
     }
 
-    fn rotate(&mut self) -> io::Result<()> {
-        if self.keep == 0 {
-            // Nothing kept: start the file again.
-            self.file.set_len(0)?;
-            self.size = 0;
-            return Ok(());
-        }
-        let _ = std::fs::remove_file(self.numbered(self.keep));
-        for n in (1..self.keep).rev() {
-            match std::fs::rename(self.numbered(n), self.numbered(n + 1)) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-        std::fs::rename(&self.path, self.numbered(1))?;
-        self.file = open_append(&self.path, self.service_uid)?;
-        self.size = 0;
+    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }

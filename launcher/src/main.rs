@@ -97,23 +97,19 @@ fn init_logging(settings: &plex_pg_config::Settings) {
         .and_then(|u| plex_pg_launcher::privileges::lookup(u).ok())
         .map(|t| t.uid.as_raw());
     let file = settings.log.file.as_ref().and_then(|path| {
-        plex_pg_launcher::log_files::open_append(path, service_uid)
-            .map_err(|e| {
-                eprintln!(
-                    "plex-pg-launcher: cannot open log.file {}: {e}; logging to standard error",
-                    path.display()
-                )
-            })
-            .ok()
-            .map(|file| RotatingLog {
-                file,
-                path: path.clone(),
-                limits: plex_pg_config::rotate::Limits {
-                    max_bytes: settings.log.max_bytes,
-                    keep: settings.log.keep,
-                },
-                service_uid,
-            })
+        plex_pg_launcher::log_files::Rotating::open(
+            path,
+            service_uid,
+            settings.log.max_bytes,
+            settings.log.keep,
+        )
+        .map_err(|e| {
+            eprintln!(
+                "plex-pg-launcher: cannot open log.file {}: {e}; logging to standard error",
+                path.display()
+            )
+        })
+        .ok()
     });
     match file {
         Some(f) => builder.with_writer(std::sync::Mutex::new(f)).init(),
@@ -121,35 +117,3 @@ fn init_logging(settings: &plex_pg_config::Settings) {
     }
 }
 
-/// `log.file`, rotated by the protocol the shim follows too
-/// (`plex_pg_config::rotate`); a new file is opened as the first was.
-struct RotatingLog {
-    file: std::fs::File,
-    path: std::path::PathBuf,
-    limits: plex_pg_config::rotate::Limits,
-    service_uid: Option<u32>,
-}
-
-impl std::io::Write for RotatingLog {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        use std::os::fd::AsRawFd;
-        let uid = self.service_uid;
-        let reopen = |p: &std::path::Path| {
-            plex_pg_launcher::log_files::open_append(p, uid).map(std::os::fd::OwnedFd::from)
-        };
-        // A failed rotation must not lose the line: it goes on into the
-        // current file.
-        let _ = plex_pg_config::rotate::before_append(
-            self.file.as_raw_fd(),
-            &self.path,
-            buf.len(),
-            self.limits,
-            &reopen,
-        );
-        self.file.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
-}
