@@ -116,4 +116,3 @@ fn init_logging(settings: &plex_pg_config::Settings) {
         None => builder.with_writer(std::io::stderr).init(),
     }
 }
-
