@@ -698,23 +698,8 @@ fn service_user(settings: &Settings) -> Option<crate::privileges::Target> {
     if let Some(name) = &settings.launcher.user {
         return crate::privileges::lookup(name).ok();
     }
-    let systemctl = ["/usr/bin/systemctl", "/bin/systemctl"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())?;
-    let out = std::process::Command::new(systemctl)
-        .args([
-            "show",
-            "--property=User",
-            "--value",
-            "plexmediaserver.service",
-        ])
-        .env_clear()
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if !out.status.success() || name.is_empty() {
+    let name = crate::systemd::show(crate::switch::UNIT, "User")?;
+    if name.is_empty() {
         return None;
     }
     crate::privileges::lookup(&name).ok()

@@ -28,7 +28,8 @@
 //! (`docs/security.md`).
 //! [`guard`] refuses to start Plex on an empty schema beside an SQLite
 //! library; [`switch`] is `enable`/`disable` (the systemd drop-in) and
-//! [`import`] runs `plex-pg-import`.
+//! [`import`] runs `plex-pg-import`; every question to systemd goes
+//! through [`systemd`].
 
 pub(crate) mod alert;
 pub mod check;
@@ -50,6 +51,7 @@ pub(crate) mod spawn;
 pub(crate) mod stop;
 pub mod supervisor;
 pub mod switch;
+pub(crate) mod systemd;
 pub mod trust;
 pub(crate) mod verdict;
 pub(crate) mod watch;

@@ -12,20 +12,13 @@
 //!
 //! The unit and its timeout are read from what systemd itself says: the
 //! unit's name from `/proc/self/cgroup`, the timeout from `systemctl show`
-//! (run by absolute path, from a root-owned directory, with an empty
-//! environment, and killed after 2 s), never from anything the Plex user
+//! (by [`crate::systemd`]'s rules: an absolute root-owned path, an empty
+//! environment, killed after 2 s), never from anything the Plex user
 //! controls.
 
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use plex_pg_config::{Settings, Source};
-
-/// Where `systemctl` is looked for, in order.
-const SYSTEMCTL: [&str; 2] = ["/usr/bin/systemctl", "/bin/systemctl"];
 
 /// The grace period, one line saying where it came from (for the log and
 /// `check`), and whether systemd will KILL before it ends.
@@ -142,43 +135,7 @@ pub fn unit_of_cgroup(text: &str) -> Option<String> {
 /// `TimeoutStopUSec` of `unit`, from `systemctl show`: `Some(None)` for
 /// infinity, `None` when it cannot be read.
 fn stop_timeout(unit: &str) -> Option<Option<Duration>> {
-    let systemctl = SYSTEMCTL.iter().map(Path::new).find(|p| trusted(p))?;
-    let mut child = Command::new(systemctl)
-        .args(["show", "--property=TimeoutStopUSec", "--value", "--", unit])
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
-    }
-    let mut out = String::new();
-    child.stdout.take()?.read_to_string(&mut out).ok()?;
-    parse_span(out.trim())
-}
-
-/// A file root owns and only root may change, in directories of the same.
-fn trusted(path: &Path) -> bool {
-    let mut p = Some(path);
-    while let Some(at) = p {
-        match std::fs::metadata(at) {
-            Ok(m) if m.uid() == 0 && m.mode() & 0o022 == 0 => {}
-            _ => return false,
-        }
-        p = at.parent();
-    }
-    true
+    parse_span(&crate::systemd::show(unit, "TimeoutStopUSec")?)
 }
 
 /// A systemd time span as `systemctl show` prints it (`1min 30s`,

@@ -34,7 +34,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
 
 use clap::Args;
 use plex_pg_config::Settings;
@@ -268,7 +268,7 @@ pub fn installed(systemd_dir: &Path) -> bool {
 
 /// Is systemd the running init (`sd_booted`'s test)?
 pub fn systemd_running() -> bool {
-    Path::new("/run/systemd/system").is_dir()
+    crate::systemd::running()
 }
 
 fn daemon_reload() {
@@ -276,10 +276,11 @@ fn daemon_reload() {
         println!("systemd is not running here: it reads the drop-in when it starts");
         return;
     }
-    match Command::new("systemctl").arg("daemon-reload").status() {
-        Ok(s) if s.success() => println!("systemctl daemon-reload: done"),
-        Ok(s) => println!(
-            "WARNING: systemctl daemon-reload failed ({s}); run it yourself before restarting Plex"
+    match crate::systemd::systemctl(&["daemon-reload"], Duration::from_secs(60)) {
+        Ok(o) if o.success => println!("systemctl daemon-reload: done"),
+        Ok(o) => println!(
+            "WARNING: systemctl daemon-reload failed ({}); run it yourself before restarting Plex",
+            o.stderr.trim()
         ),
         Err(e) => println!(
             "WARNING: cannot run systemctl daemon-reload ({e}); run it yourself before restarting Plex"
@@ -290,15 +291,7 @@ fn daemon_reload() {
 /// A variable of Plex's unit's environment (`systemctl show -p
 /// Environment`), when systemd runs and sets it.
 fn unit_environment(name: &str) -> Option<String> {
-    if !systemd_running() {
-        return None;
-    }
-    let out = Command::new("systemctl")
-        .args(["show", "-p", "Environment", UNIT])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    environment_value(text.trim().strip_prefix("Environment=")?, name)
+    environment_value(&crate::systemd::show(UNIT, "Environment")?, name)
 }
 
 /// `name`'s value in systemd's `Environment=` list (`A=1 "B=two words"`).
@@ -477,18 +470,7 @@ pub fn disable(settings: &Settings, args: &DisableArgs) -> i32 {
 /// `systemctl show -p ExecStart plexmediaserver`'s program and arguments,
 /// when systemd runs and knows the unit.
 pub fn effective_exec_start() -> Option<String> {
-    if !systemd_running() {
-        return None;
-    }
-    let out = Command::new("systemctl")
-        .args(["show", "-p", "ExecStart", UNIT])
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let value = text.trim().strip_prefix("ExecStart=")?.trim().to_string();
+    let value = crate::systemd::show(UNIT, "ExecStart")?;
     if value.is_empty() {
         return None;
     }
