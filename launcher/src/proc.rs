@@ -97,6 +97,15 @@ pub(crate) fn starttime(pid: i32) -> Option<u64> {
         .map(|s| s.starttime)
 }
 
+/// The state letter of `pid` (`/proc/PID/stat`: R, S, D, T, t, Z…).
+pub(crate) fn state(pid: i32) -> Option<char> {
+    procfs::process::Process::new(pid)
+        .ok()?
+        .stat()
+        .ok()
+        .map(|s| s.state)
+}
+
 /// (pid, ppid, starttime) of every process; `None` when `/proc` cannot be
 /// listed.
 pub(crate) fn processes() -> Option<Vec<(i32, i32, u64)>> {

@@ -98,6 +98,11 @@ impl Probe for KernelProbe {
     fn descends_from(&mut self, pid: i32, ancestor: i32) -> bool {
         crate::proc::is_descendant(pid, ancestor)
     }
+
+    fn waiting_for_cpu(&mut self, pid: i32) -> bool {
+        // R: runnable; T: stopped by a signal; t: stopped by the tracer.
+        matches!(crate::proc::state(pid), Some('R' | 'T' | 't'))
+    }
 }
 
 struct Supervisor {

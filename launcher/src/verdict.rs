@@ -16,7 +16,13 @@
 //!   children born without handlers (vfork, posix_spawn, clone);
 //! - its exit: exiting while still holding one is a violation;
 //! - [`POOL_CHECK_DEADLINE`] after its birth: still holding one then is a
-//!   violation (a fork child that neither reset its pool nor exec'd).
+//!   violation (a fork child that neither reset its pool nor exec'd),
+//!   unless the child has not had the CPU to reset it yet: a child that is
+//!   runnable or stopped (by a signal or a tracer), not asleep, is looked
+//!   at again every [`POOL_CHECK_RECHECK`], up to [`POOL_CHECK_LIMIT`]
+//!   after its birth. On a loaded machine a child can wait longer than the
+//!   deadline for its first time slice; a child asleep while holding its
+//!   parent's socket (waiting on it, say) is not waiting for the CPU.
 //!
 //! A process that inherited no PostgreSQL socket is decided at birth, unless
 //! its AfterFork report arrived before it was seen (procfs). An
@@ -46,6 +52,14 @@ use crate::sockets::PgFd;
 /// the pool check calls it a violation.
 pub const POOL_CHECK_DEADLINE: Duration = Duration::from_secs(1);
 
+/// How often a child past the deadline that is still waiting for the CPU
+/// is looked at again.
+pub const POOL_CHECK_RECHECK: Duration = Duration::from_millis(250);
+
+/// The latest a pool check is decided, however long the child waited for
+/// the CPU.
+pub const POOL_CHECK_LIMIT: Duration = Duration::from_secs(10);
+
 /// Most reports kept for processes not seen yet (procfs watcher lag).
 pub const EARLY_REPORTS_LIMIT: usize = 1024;
 
@@ -65,6 +79,10 @@ pub trait Probe {
     fn still_held(&mut self, pid: i32, of: &[PgFd]) -> Vec<PgFd>;
     /// Whether `pid` descends from `ancestor`.
     fn descends_from(&mut self, pid: i32, ancestor: i32) -> bool;
+    /// Whether `pid` is runnable or stopped (by a signal or a tracer)
+    /// rather than asleep: it may not have had the CPU to run its fork
+    /// handler yet.
+    fn waiting_for_cpu(&mut self, pid: i32) -> bool;
 }
 
 /// A line for the human log only.
@@ -95,6 +113,8 @@ struct Proc {
     ppid: i32,
     birth: Birth,
     born_at: Instant,
+    /// When the deadline rule next looks at it.
+    due: Instant,
     inherited: Vec<PgFd>,
     decided: bool,
     shim: Option<Shim>,
@@ -274,6 +294,7 @@ impl Judge {
                 ppid,
                 birth,
                 born_at: now,
+                due: now + POOL_CHECK_DEADLINE,
                 inherited,
                 decided: false,
                 shim: None,
@@ -321,7 +342,7 @@ impl Judge {
             let what = match trigger {
                 Trigger::Exec => "after exec (not close-on-exec?)",
                 Trigger::Exit => "when it exited, without exec",
-                Trigger::Deadline => "more than 1 s after its birth, without exec or pool reset",
+                Trigger::Deadline => "past the deadline (1 s after its birth, longer while it waited for the CPU), without exec or pool reset",
                 Trigger::AfterFork => "after its fork handler ran",
                 Trigger::Birth => "at birth",
             };
@@ -570,22 +591,34 @@ impl Judge {
         let due: Vec<i32> = self
             .procs
             .iter()
-            .filter(|(_, p)| !p.decided && now.duration_since(p.born_at) >= POOL_CHECK_DEADLINE)
+            .filter(|(_, p)| !p.decided && now >= p.due)
             .map(|(&pid, _)| pid)
             .collect();
         for pid in due {
-            let inherited = self.procs[&pid].inherited.clone();
+            let (inherited, born_at) = {
+                let p = &self.procs[&pid];
+                (p.inherited.clone(), p.born_at)
+            };
             let still = probe.still_held(pid, &inherited);
+            let age = now.duration_since(born_at);
+            if !still.is_empty() && age < POOL_CHECK_LIMIT && probe.waiting_for_cpu(pid) {
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    p.due = (now + POOL_CHECK_RECHECK).min(born_at + POOL_CHECK_LIMIT);
+                }
+                self.note(Note::Debug(format!(
+                    "process {pid} still holds {} inherited PostgreSQL socket(s) {} ms after its birth but has not been asleep (runnable or stopped): looked at again in {} ms",
+                    still.len(),
+                    age.as_millis(),
+                    POOL_CHECK_RECHECK.as_millis()
+                )));
+                continue;
+            }
             self.decide(pid, Trigger::Deadline, still, None);
         }
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        let checks = self
-            .procs
-            .values()
-            .filter(|p| !p.decided)
-            .map(|p| p.born_at + POOL_CHECK_DEADLINE);
+        let checks = self.procs.values().filter(|p| !p.decided).map(|p| p.due);
         let early = self.early.values().map(|e| e.first + EARLY_REPORT_TTL);
         checks
             .chain(early)
@@ -642,6 +675,8 @@ mod tests {
     struct Kernel {
         held: HashMap<i32, Vec<u64>>,
         tree: HashSet<i32>,
+        /// Runnable or stopped, not asleep.
+        runnable: HashSet<i32>,
     }
 
     impl Probe for Kernel {
@@ -655,6 +690,10 @@ mod tests {
 
         fn descends_from(&mut self, pid: i32, ancestor: i32) -> bool {
             ancestor == ME && self.tree.contains(&pid)
+        }
+
+        fn waiting_for_cpu(&mut self, pid: i32) -> bool {
+            self.runnable.contains(&pid)
         }
     }
 
@@ -975,7 +1014,40 @@ mod tests {
             (trigger, verdict, held),
             (Trigger::Deadline, Verdict::Violation, 1)
         );
-        assert!(reason.unwrap().contains("more than 1 s after its birth"));
+        assert!(reason
+            .unwrap()
+            .contains("past the deadline (1 s after its birth"));
+    }
+
+    #[test]
+    fn a_child_still_waiting_for_the_cpu_at_the_deadline_gets_more_time_up_to_the_limit() {
+        let mut w = World::new();
+        w.forked(Birth::Fork, vec![sock(5, 55)]);
+        w.kernel.runnable.insert(CHILD);
+        // Runnable (never scheduled since its birth): looked at again later.
+        assert!(checks(&w.tick(1_000)).is_empty());
+        assert_eq!(
+            w.judge.next_deadline(),
+            Some(w.at(1_000) + POOL_CHECK_RECHECK)
+        );
+        // It ran its handler meanwhile: ok, not a violation.
+        w.kernel.held.insert(CHILD, Vec::new());
+        assert_eq!(
+            only_check(&w.tick(1_250)),
+            (Trigger::Deadline, Verdict::Ok, 0, None)
+        );
+
+        // One that stays runnable and keeps the socket: decided at the limit.
+        let mut w = World::new();
+        w.forked(Birth::Fork, vec![sock(5, 55)]);
+        w.kernel.runnable.insert(CHILD);
+        let limit = POOL_CHECK_LIMIT.as_millis() as u64;
+        assert!(checks(&w.tick(limit - 1)).is_empty());
+        let (trigger, verdict, held, _) = only_check(&w.tick(limit));
+        assert_eq!(
+            (trigger, verdict, held),
+            (Trigger::Deadline, Verdict::Violation, 1)
+        );
     }
 
     #[test]
