@@ -1,6 +1,7 @@
-//! What the ptrace watcher does differently per architecture: which
-//! syscall numbers act on an fd (and at which argument positions), which
-//! may drop one, and how a denied syscall is skipped and its result set.
+//! What the ptrace watcher needs per architecture: which syscall numbers
+//! act on an fd (and at which argument positions; the list is shared, the
+//! numbers are the target's), which may drop one (per architecture), and
+//! how a denied syscall is skipped and its result set.
 //! One module per supported architecture ([`x86_64`], [`aarch64`]); any
 //! other target does not build, rather than build a watcher that would see
 //! no inherited-socket use.
@@ -22,11 +23,46 @@ use x86_64 as imp;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 compile_error!("plex-pg-launcher's ptrace watcher supports x86_64 and aarch64 only: add this architecture's syscall table and register access in launcher/src/watch/arch/");
 
+/// Syscalls on an fd: number, name, positions of fd arguments. The same
+/// calls on both architectures (neither table has a legacy call here);
+/// `libc` gives each its number for the target (`c_long` is `i64` on both).
+const USES: &[(i64, &str, &[usize])] = &[
+    (libc::SYS_read, "read", &[0]),
+    (libc::SYS_write, "write", &[0]),
+    (libc::SYS_pread64, "pread64", &[0]),
+    (libc::SYS_pwrite64, "pwrite64", &[0]),
+    (libc::SYS_readv, "readv", &[0]),
+    (libc::SYS_writev, "writev", &[0]),
+    (libc::SYS_preadv, "preadv", &[0]),
+    (libc::SYS_pwritev, "pwritev", &[0]),
+    (libc::SYS_preadv2, "preadv2", &[0]),
+    (libc::SYS_pwritev2, "pwritev2", &[0]),
+    (libc::SYS_sendto, "sendto", &[0]),
+    (libc::SYS_recvfrom, "recvfrom", &[0]),
+    (libc::SYS_sendmsg, "sendmsg", &[0]),
+    (libc::SYS_recvmsg, "recvmsg", &[0]),
+    (libc::SYS_sendmmsg, "sendmmsg", &[0]),
+    (libc::SYS_recvmmsg, "recvmmsg", &[0]),
+    (libc::SYS_shutdown, "shutdown", &[0]),
+    (libc::SYS_setsockopt, "setsockopt", &[0]),
+    (libc::SYS_getsockopt, "getsockopt", &[0]),
+    (libc::SYS_ioctl, "ioctl", &[0]),
+    (libc::SYS_connect, "connect", &[0]),
+    (libc::SYS_bind, "bind", &[0]),
+    (libc::SYS_listen, "listen", &[0]),
+    (libc::SYS_accept, "accept", &[0]),
+    (libc::SYS_accept4, "accept4", &[0]),
+    (libc::SYS_sendfile, "sendfile", &[0, 1]),
+    (libc::SYS_splice, "splice", &[0, 2]),
+    (libc::SYS_tee, "tee", &[0, 1]),
+    (libc::SYS_copy_file_range, "copy_file_range", &[0, 2]),
+    (libc::SYS_epoll_ctl, "epoll_ctl", &[2]),
+];
+
 /// A syscall that reads, writes or otherwise acts on a socket, with the
 /// argument positions holding fds.
 pub(crate) fn uses_fd(nr: i64) -> Option<(&'static str, &'static [usize])> {
-    imp::USES
-        .iter()
+    USES.iter()
         .find(|(n, _, _)| *n == nr)
         .map(|(_, name, pos)| (*name, *pos))
 }
