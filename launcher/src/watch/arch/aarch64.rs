@@ -1,5 +1,5 @@
-//! aarch64: the syscall table (the asm-generic numbering: no `open`,
-//! `dup2`, `select` or other legacy calls — `dup2` is `dup3` there) and
+//! aarch64: the calls that may drop an fd (the asm-generic numbering: no
+//! `dup2` or other legacy calls — `dup2` is `dup3` there) and
 //! register access through `PTRACE_GETREGSET` / `PTRACE_SETREGSET`.
 //!
 //! `NT_PRSTATUS` is `struct user_pt_regs`: `x0`–`x30`, `sp`, `pc`,

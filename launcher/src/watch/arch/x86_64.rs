@@ -1,5 +1,5 @@
-//! x86_64: the syscall table (the x86_64 numbering, with the legacy calls
-//! such as `dup2`) and register writes through `PTRACE_GETREGS` /
+//! x86_64: the calls that may drop an fd (with the legacy `dup2`) and
+//! register writes through `PTRACE_GETREGS` /
 //! `PTRACE_SETREGS`: the number is `orig_rax`, the result `rax`.
 
 use nix::sys::ptrace;
