@@ -14,9 +14,13 @@
 //! - group-stops (`PTRACE_EVENT_STOP` with a stopping signal) are left in
 //!   place with `PTRACE_LISTEN`, never resumed, never re-injected; a
 //!   signal-delivery stop is resumed with its signal;
-//! - a vfork parent is resumed at once after its event (it then blocks in
-//!   the kernel until the child execs or exits), and the child is never
-//!   held waiting on the parent.
+//! - a fork or vfork parent is resumed at once after its event, before the
+//!   child's fds are read (the child runs nothing before its first stop is
+//!   handled, so its fd table stays as the fork left it; a vfork parent
+//!   then blocks in the kernel until the child execs or exits), and the
+//!   child is never held waiting on the parent; only a `clone` of a new
+//!   process, which may share the parent's fd table, holds the parent
+//!   until the child's fds are read.
 //!
 //! The syscall and its arguments come from `PTRACE_GET_SYSCALL_INFO`
 //! ([`super::syscall_info`]), the same on every architecture. Enforce mode
@@ -291,11 +295,24 @@ impl Tracer {
             if was_held {
                 self.resume(child, None);
             }
+            self.resume(parent, None);
         } else {
             self.threads.remove(&child);
+            // The child runs no instruction before its first stop is
+            // handled, so its fd table stays as fork or vfork left it: the
+            // parent goes on at once and the child's fds are read after.
+            // A clone of a new process may share the parent's table
+            // (CLONE_FILES), which the parent could change meanwhile: that
+            // parent is held until the child's fds are read.
+            let shares_fds = birth == Birth::Clone;
+            if !shares_fds {
+                self.resume(parent, None);
+            }
             self.adopt_child(parent_tgid, child, birth, was_held, out, kernel);
+            if shares_fds {
+                self.resume(parent, None);
+            }
         }
-        self.resume(parent, None);
     }
 
     /// Record a new process: its inherited PostgreSQL sockets, read before
