@@ -10,7 +10,7 @@
 //! `pool_mode = session`.
 
 use plex_pg_tests::{
-    artifact, attempt, pg, python_script, run, schema_with, shim, PgBouncer, TempDir,
+    artifact, attempt, pg, python_script, run, schema_with, shim, PgBouncer, Run, TempDir,
 };
 use serde_json::{json, Value};
 use std::process::Command;
@@ -111,21 +111,29 @@ fn session_pooling_runs_the_shims_core() {
     }
 
     // `check` sees one backend per session.
+    let (line, _) = check_pooling_line(&b, &schema);
+    assert!(
+        line.starts_with("ok") && line.contains("one backend per session"),
+        "{line}"
+    );
+}
+
+/// `plex-pg-launcher check` through the bouncer: its `postgres pooling:`
+/// line, and the whole run.
+fn check_pooling_line(b: &PgBouncer, schema: &str) -> (String, Run) {
     let out = run(
         Command::new(artifact("plex-pg-launcher"))
             .arg("check")
-            .envs(b.env(&schema)),
+            .envs(b.env(schema)),
         Duration::from_secs(60),
     );
     let line = out
         .stdout
         .lines()
         .find(|l| l.contains("postgres pooling:"))
-        .unwrap_or_else(|| panic!("no pooling line:\n{}\n{}", out.stdout, out.stderr));
-    assert!(
-        line.starts_with("ok") && line.contains("one backend per session"),
-        "{line}"
-    );
+        .unwrap_or_else(|| panic!("no pooling line:\n{}\n{}", out.stdout, out.stderr))
+        .to_string();
+    (line, out)
 }
 
 /// Every refusal names the cause and the remedy.
@@ -151,19 +159,9 @@ fn refused_everywhere(mode: &str, per: &str) {
     );
 
     // `check`: a FAIL line, and a failing exit status.
-    let out = run(
-        Command::new(artifact("plex-pg-launcher"))
-            .arg("check")
-            .envs(b.env(&schema)),
-        Duration::from_secs(60),
-    );
-    let line = out
-        .stdout
-        .lines()
-        .find(|l| l.contains("postgres pooling:"))
-        .unwrap_or_else(|| panic!("no pooling line:\n{}\n{}", out.stdout, out.stderr));
+    let (line, out) = check_pooling_line(&b, &schema);
     assert!(line.starts_with("FAIL"), "{line}");
-    assert_names_session_mode(line, per);
+    assert_names_session_mode(&line, per);
     assert_eq!(out.code, Some(1), "{}", out.stdout);
 
     // The launcher: Plex is not started.
