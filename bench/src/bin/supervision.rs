@@ -26,64 +26,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use plex_pg_bench::launch::{launcher_summary, Launch, Setup, BASELINE, NO_SHIM, SETUPS};
 use plex_pg_bench::procs::{self, Watch};
 use plex_pg_bench::stats::{rotation, Spread};
 use plex_pg_bench::{cli, fixture, results};
 use plex_pg_tests::{artifact, Cluster, TempDir};
 use serde_json::{json, Value};
 
-/// How a program is started.
-struct Setup {
-    name: &'static str,
-    shim: bool,
-    /// The launcher's options, or None for no launcher.
-    launcher: Option<&'static [&'static str]>,
-}
-
-const SETUPS: [Setup; 6] = [
-    Setup {
-        name: "no shim",
-        shim: false,
-        launcher: None,
-    },
-    Setup {
-        name: "no launcher",
-        shim: true,
-        launcher: None,
-    },
-    Setup {
-        name: "launcher off",
-        shim: true,
-        launcher: Some(&["--mode", "off"]),
-    },
-    Setup {
-        name: "verify ptrace",
-        shim: true,
-        launcher: Some(&["--mode", "verify", "--watcher", "ptrace"]),
-    },
-    Setup {
-        name: "verify procfs",
-        shim: true,
-        launcher: Some(&["--mode", "verify", "--watcher", "procfs"]),
-    },
-    Setup {
-        name: "enforce",
-        shim: true,
-        launcher: Some(&["--mode", "enforce", "--watcher", "ptrace"]),
-    },
-];
-/// What the launcher's variants are compared with: the shim, no launcher.
-const BASELINE: usize = 1;
-/// What the shim's preload is compared with.
-const NO_SHIM: usize = 0;
 const SCHEMA: &str = "sim";
 
 struct Bench {
     _cluster: Cluster,
-    env: Vec<(String, String)>,
+    launch: Launch,
     tmp: TempDir,
-    shim: PathBuf,
-    launcher: PathBuf,
     plex_sim: PathBuf,
     fork_probe: PathBuf,
     items: u64,
@@ -98,38 +53,16 @@ impl Bench {
         let env = fixture::shim_env_for(&cluster, SCHEMA);
         Bench {
             _cluster: cluster,
-            env,
+            launch: Launch::new(env),
             tmp: TempDir::new("plex-pg-bench-supervision"),
-            shim: plex_pg_tests::shim(),
-            launcher: artifact("plex-pg-launcher"),
             plex_sim: artifact("plex-sim"),
             fork_probe: artifact("fork-probe"),
             items,
         }
     }
 
-    /// `program args` started as `setup` says; the launcher's events go to `events`.
     fn command(&self, setup: &Setup, program: &Path, args: &[OsString], events: &Path) -> Command {
-        let mut cmd = match setup.launcher {
-            None => Command::new(program),
-            Some(options) => {
-                let mut c = Command::new(&self.launcher);
-                c.arg("--shim")
-                    .arg(&self.shim)
-                    .args(options)
-                    .arg("--events")
-                    .arg(events);
-                c.args(["--grace-period-ms", "2000", "--"]).arg(program);
-                c
-            }
-        };
-        cmd.args(args)
-            .env_remove("LD_PRELOAD")
-            .envs(self.env.iter().cloned());
-        if setup.shim && setup.launcher.is_none() {
-            cmd.env("LD_PRELOAD", &self.shim);
-        }
-        cmd
+        self.launch.command(setup, program, args, events)
     }
 
     fn data_dir(&self, shim: bool) -> PathBuf {
@@ -249,7 +182,7 @@ impl Bench {
         let mut cmd = Command::new(&self.fork_probe);
         cmd.args(["server", "0", "600"]).env_remove("LD_PRELOAD");
         if shim {
-            cmd.env("LD_PRELOAD", &self.shim);
+            cmd.env("LD_PRELOAD", &self.launch.shim);
         }
         let mut child = cmd.spawn().expect("fork-probe server");
         std::thread::sleep(Duration::from_millis(300));
@@ -262,16 +195,6 @@ impl Bench {
             "private_dirty_kib": procs::status_field(&rollup, "Private_Dirty:"),
         })
     }
-}
-
-/// The launcher's closing summary event, if it wrote one.
-fn launcher_summary(events: &Path) -> Value {
-    let text = std::fs::read_to_string(events).unwrap_or_default();
-    text.lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["event"] == "summary")
-        .unwrap_or(Value::Null)
 }
 
 /// `f` of each run of `setup` that succeeded.
