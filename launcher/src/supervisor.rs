@@ -144,8 +144,13 @@ impl Supervisor {
         }
         let path = spawn::resolve(&program[0], std::env::var_os("PATH").as_deref())
             .map_err(|e| fail(127, format!("cannot start {:?}: {e}", program[0])))?;
-        match std::fs::metadata(&l.shim) {
-            Ok(m) if m.is_file() => {}
+        // Preloaded by its absolute path: a relative one would stop
+        // loading in any Plex process that changes its directory (and
+        // musl's loader skips a missing preload without a word).
+        let shim = std::fs::canonicalize(&l.shim)
+            .and_then(|p| std::fs::metadata(&p).map(|m| (p, m.is_file())));
+        let shim = match shim {
+            Ok((path, true)) => path,
             Ok(_) => return Err(fail(2, format!("the shim {} (launcher.shim, from {}) is not a file", l.shim.display(), settings.origin("launcher.shim")))),
             Err(e) => {
                 return Err(fail(
@@ -157,8 +162,8 @@ impl Supervisor {
                     ),
                 ))
             }
-        }
-        trust::check_file(&l.shim).map_err(|e| {
+        };
+        trust::check_file(&shim).map_err(|e| {
             fail(
                 2,
                 format!(
@@ -230,7 +235,7 @@ impl Supervisor {
                     && (settings.file.is_none() || k != CONFIG_ENV)
             })
             .collect();
-        let mut preload = OsString::from(l.shim.as_os_str());
+        let mut preload = OsString::from(shim.as_os_str());
         if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
             preload.push(":");
             preload.push(old);

@@ -338,3 +338,23 @@ fn a_stopped_command_stays_stopped_until_continued() {
     assert_eq!(run.code, Some(9), "{}", run.dump());
     assert_eq!(run.stdout.trim(), "resumed");
 }
+
+#[test]
+fn a_relative_shim_path_is_preloaded_by_its_absolute_path() {
+    let mut l = Launcher::new();
+    // `--shim` relative to the launcher's directory; the command then
+    // changes directory, as any Plex process may.
+    let shim = l.shim.clone();
+    l.cmd.current_dir(shim.parent().unwrap());
+    l.shim = shim.file_name().unwrap().into();
+    let out = l.dir.path().join("preload");
+    let script = format!("cd / && printf %s \"$LD_PRELOAD\" > {}", out.display());
+    let run = l.run(&["sh", "-c", &script], LIMIT);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let preload = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        std::path::Path::new(&preload),
+        shim.canonicalize().unwrap(),
+        "LD_PRELOAD is the shim's absolute path"
+    );
+}
