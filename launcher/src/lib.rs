@@ -12,7 +12,8 @@
 //!   and push `Event`s ([`observed`]);
 //! - the judge ([`verdict`]) turns events, the shim's reports ([`reports`])
 //!   and a probe of the kernel into typed records ([`events::Record`], the
-//!   event log's schema); it does no I/O;
+//!   event log's schema), and keeps the shim's own figures ([`tally`], for
+//!   [`metrics`]); it does no I/O;
 //! - the sinks ([`sink`]) write each record to the event log ([`events`])
 //!   and the human log, and send violations to the alert command
 //!   ([`alert`]).
@@ -50,6 +51,7 @@ pub(crate) mod spawn;
 pub(crate) mod stop;
 pub mod supervisor;
 pub mod switch;
+pub mod tally;
 pub mod trust;
 pub(crate) mod verdict;
 pub(crate) mod watch;

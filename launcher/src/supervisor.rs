@@ -351,6 +351,7 @@ impl Supervisor {
             s.mode = self.mode;
             s.watcher = self.watching.name();
             s.tree = self.judge.tree_size() as u64;
+            s.shim = self.judge.tallies.summary();
         }
     }
 
