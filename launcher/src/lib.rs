@@ -15,8 +15,8 @@
 //!   event log's schema), and keeps the shim's own figures ([`tally`], for
 //!   [`metrics`]); it does no I/O;
 //! - the sinks ([`sink`]) write each record to the event log ([`events`])
-//!   and the human log, and send violations to the alert command
-//!   ([`alert`]).
+//!   and the human log (repeats limited: [`repeats`]), and send violations
+//!   to the alert command ([`alert`]).
 //!
 //! Around it: [`cli`] (the command line and how it overrides the settings),
 //! [`check`] (the `check` subcommand), [`spawn`] (fork/exec without
@@ -44,6 +44,7 @@ pub mod metrics;
 pub(crate) mod observed;
 pub mod privileges;
 pub(crate) mod proc;
+pub(crate) mod repeats;
 pub(crate) mod reports;
 pub(crate) mod sink;
 pub(crate) mod sockets;
