@@ -168,9 +168,13 @@ fn the_counters_move_with_a_run_through_the_shim() {
         "{info}"
     );
     assert!(
-        status.contains("plexpg_forks_total "),
+        status.contains("plexpg_forks_total ")
+            && status.contains("plexpg_shim_statements_total ")
+            && status.contains("plexpg_shim_statement_seconds_bucket{le=\"+Inf\"} "),
         "status printed:\n{status}"
     );
+    // fork_stream.py's statements went through the shim: counted.
+    assert!(m["plexpg_shim_statements_total"] >= 1.0, "{m:?}");
 }
 
 #[test]
