@@ -1263,7 +1263,7 @@ mod tests {
             Ok(Message::Tally {
                 pid,
                 ppid: PARENT,
-                tally: t,
+                tally: Box::new(t),
             })
         };
         w.report(10, Some(PARENT), tally(PARENT, 30));
