@@ -12,10 +12,11 @@
 //!   and push `Event`s ([`observed`]);
 //! - the judge ([`verdict`]) turns events, the shim's reports ([`reports`])
 //!   and a probe of the kernel into typed records ([`events::Record`], the
-//!   event log's schema); it does no I/O;
+//!   event log's schema), and keeps the shim's own figures ([`tally`], for
+//!   [`metrics`]); it does no I/O;
 //! - the sinks ([`sink`]) write each record to the event log ([`events`])
-//!   and the human log, and send violations to the alert command
-//!   ([`alert`]).
+//!   and the human log (repeats limited: [`repeats`]), and send violations
+//!   to the alert command ([`alert`]).
 //!
 //! Around it: [`cli`] (the command line and how it overrides the settings),
 //! [`check`] (the `check` subcommand), [`spawn`] (fork/exec without
@@ -44,6 +45,7 @@ pub mod metrics;
 pub(crate) mod observed;
 pub mod privileges;
 pub(crate) mod proc;
+pub(crate) mod repeats;
 pub(crate) mod reports;
 pub(crate) mod sink;
 pub(crate) mod sockets;
@@ -52,6 +54,7 @@ pub(crate) mod stop;
 pub mod supervisor;
 pub mod switch;
 pub(crate) mod systemd;
+pub mod tally;
 pub mod trust;
 pub(crate) mod verdict;
 pub(crate) mod watch;

@@ -3,8 +3,13 @@
 //! format, on `GET /metrics`; and `plex-pg-launcher status`, which reads
 //! them back.
 //!
+//! The shim's own figures come from its Tally reports ([`crate::tally`]):
+//! statements, their latency histogram, errors by SQLite code, connects,
+//! reconnects, and each live process's pool.
+//!
 //! The supervisor's loop copies the judge's counts into a [`Shared`]
-//! snapshot after each round (a mutex and a dozen integers); one thread
+//! snapshot after each round (a mutex, a few dozen integers and a line per
+//! live process using the shim); one thread
 //! serves the snapshot, a request at a time, with short timeouts so a slow
 //! or silent client cannot hold it. Nothing on this path touches the
 //! traced tree or the judge: the endpoint only reads what was counted.
@@ -28,6 +33,8 @@ pub struct Snapshot {
     pub watcher: &'static str,
     /// Processes of Plex's tree alive now.
     pub tree: u64,
+    /// The shim's figures.
+    pub shim: crate::tally::Summary,
 }
 
 /// The snapshot the loop writes and the server reads.
@@ -180,7 +187,110 @@ pub fn render(s: &Snapshot) -> String {
         "The launcher's mode, the watcher running and its version.",
         &[(&info, 1)],
     );
+    shim(&mut out, &s.shim);
     out
+}
+
+/// The shim's families, from its Tally reports.
+fn shim(out: &mut String, shim: &crate::tally::Summary) {
+    use plex_pg_config::report::LATENCY_BOUNDS_US;
+    let t = &shim.total;
+    fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(
+            out,
+            "# HELP plexpg_shim_{name} {help}\n# TYPE plexpg_shim_{name} {kind}"
+        );
+    }
+    family(
+        out,
+        "statements_total",
+        "counter",
+        "Statements the shim ran on PostgreSQL (executions, not rows), in every process.",
+    );
+    let _ = writeln!(out, "plexpg_shim_statements_total {}", t.statements());
+    family(
+        out,
+        "errors_total",
+        "counter",
+        "Failed statements (prepare or step) by SQLite primary result code.",
+    );
+    for (code, n) in t.errors.iter().enumerate().filter(|(_, n)| **n > 0) {
+        let _ = writeln!(
+            out,
+            "plexpg_shim_errors_total{{code=\"{}\"}} {n}",
+            crate::tally::code_name(code)
+        );
+    }
+    family(
+        out,
+        "connects_total",
+        "counter",
+        "PostgreSQL connections the shim's pools opened.",
+    );
+    let _ = writeln!(out, "plexpg_shim_connects_total {}", t.connects);
+    family(
+        out,
+        "reconnects_total",
+        "counter",
+        "Connections opened in place of one the server closed or broke.",
+    );
+    let _ = writeln!(out, "plexpg_shim_reconnects_total {}", t.reconnects);
+    family(
+        out,
+        "statement_seconds",
+        "histogram",
+        "Time of a statement's first step (PostgreSQL's answer and the first row).",
+    );
+    let mut cumulative = 0;
+    for (i, n) in t.buckets.iter().enumerate() {
+        cumulative += n;
+        let le = match LATENCY_BOUNDS_US.get(i) {
+            Some(&us) => (us as f64 / 1e6).to_string(),
+            None => "+Inf".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "plexpg_shim_statement_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "plexpg_shim_statement_seconds_sum {}\nplexpg_shim_statement_seconds_count {cumulative}",
+        t.latency_us as f64 / 1e6
+    );
+    family(
+        out,
+        "processes",
+        "gauge",
+        "Live processes of Plex's tree whose shim reported its figures.",
+    );
+    let _ = writeln!(out, "plexpg_shim_processes {}", shim.pools.len());
+    family(
+        out,
+        "pool_slots_in_use",
+        "gauge",
+        "Pool slots holding a PostgreSQL connection, per process.",
+    );
+    for p in &shim.pools {
+        let _ = writeln!(
+            out,
+            "plexpg_shim_pool_slots_in_use{{pid=\"{}\"}} {}",
+            p.pid, p.slots_in_use
+        );
+    }
+    family(
+        out,
+        "pool_slots_max",
+        "gauge",
+        "Pool slots a process may use (pool.max), per process.",
+    );
+    for p in &shim.pools {
+        let _ = writeln!(
+            out,
+            "plexpg_shim_pool_slots_max{{pid=\"{}\"}} {}",
+            p.pid, p.slots_max
+        );
+    }
 }
 
 /// `plex-pg-launcher status`: the running launcher's metrics, read from
@@ -243,6 +353,51 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }
         assert!(text.contains("mode=\"enforce\",watcher=\"ptrace\""));
+    }
+
+    #[test]
+    fn the_shims_figures_are_counters_a_histogram_and_gauges_per_process() {
+        let mut tallies = crate::tally::Tallies::default();
+        let mut t = plex_pg_config::report::Tally {
+            seq: 1,
+            slots_in_use: 2,
+            slots_max: 20,
+            connects: 3,
+            reconnects: 1,
+            latency_us: 2_500_000,
+            ..Default::default()
+        };
+        t.buckets[0] = 5;
+        t.buckets[3] = 2;
+        t.buckets[14] = 1;
+        t.errors[1] = 2;
+        t.errors[19] = 1;
+        tallies.update(77, &t);
+        let text = render(&Snapshot {
+            shim: tallies.summary(),
+            ..Snapshot::default()
+        });
+        for line in [
+            "plexpg_shim_statements_total 8",
+            "plexpg_shim_errors_total{code=\"SQLITE_ERROR\"} 2",
+            "plexpg_shim_errors_total{code=\"SQLITE_CONSTRAINT\"} 1",
+            "plexpg_shim_connects_total 3",
+            "plexpg_shim_reconnects_total 1",
+            "plexpg_shim_statement_seconds_bucket{le=\"0.000125\"} 5",
+            "plexpg_shim_statement_seconds_bucket{le=\"0.0005\"} 5",
+            "plexpg_shim_statement_seconds_bucket{le=\"0.001\"} 7",
+            "plexpg_shim_statement_seconds_bucket{le=\"1.024\"} 7",
+            "plexpg_shim_statement_seconds_bucket{le=\"+Inf\"} 8",
+            "plexpg_shim_statement_seconds_sum 2.5",
+            "plexpg_shim_statement_seconds_count 8",
+            "plexpg_shim_processes 1",
+            "plexpg_shim_pool_slots_in_use{pid=\"77\"} 2",
+            "plexpg_shim_pool_slots_max{pid=\"77\"} 20",
+            "# TYPE plexpg_shim_statement_seconds histogram",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        assert!(!text.contains("SQLITE_BUSY"), "only codes seen: {text}");
     }
 
     #[test]

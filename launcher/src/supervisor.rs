@@ -291,10 +291,10 @@ impl Supervisor {
 
         let kernel = Kernel::new(&settings.postgres);
         let judge = Judge::new(me, settings.pool.max);
-        let mut sinks = Sinks {
+        let mut sinks = Sinks::new(
             log,
-            alerts: Alerts::new(l.alert_command.clone(), l.alert_limit_per_minute),
-        };
+            Alerts::new(l.alert_command.clone(), l.alert_limit_per_minute),
+        );
         sinks.record(&Record::Start {
             args: program
                 .iter()
@@ -361,6 +361,7 @@ impl Supervisor {
             s.mode = self.mode;
             s.watcher = self.watching.name();
             s.tree = self.judge.tree_size() as u64;
+            s.shim = self.judge.tallies.summary();
         }
     }
 
@@ -390,6 +391,7 @@ impl Supervisor {
             self.judge_seen(now);
             self.judge.tick(now, &mut KernelProbe);
             self.sinks.take(self.judge.take_output());
+            self.sinks.tick(now);
             self.publish_metrics();
             let helpers = self.sinks.alerts.running().clone();
             self.init.tick(now, &helpers);
@@ -429,6 +431,7 @@ impl Supervisor {
         };
         self.judge.summary(code, extra);
         self.sinks.take(self.judge.take_output());
+        self.sinks.flush();
         tracing::info!(
             "{} and its tree have exited; the launcher exits with {code}",
             self.program
@@ -447,6 +450,7 @@ impl Supervisor {
                 Watching::Off => None,
             },
             self.judge.next_deadline(),
+            self.sinks.next_deadline(),
             self.init.next_deadline(),
             drain_until,
         ];

@@ -165,6 +165,8 @@ pub struct Judge {
     /// only from its descendants.
     me: i32,
     pub counts: Counts,
+    /// The shim's own figures, per process (its Tally reports).
+    pub tallies: crate::tally::Tallies,
     out: Vec<Output>,
 }
 
@@ -180,6 +182,7 @@ impl Judge {
             rejected: RejectedLog::default(),
             me,
             counts: Counts::default(),
+            tallies: crate::tally::Tallies::default(),
             out: Vec::new(),
         }
     }
@@ -233,6 +236,7 @@ impl Judge {
                     return;
                 };
                 self.counts.exits += 1;
+                self.tallies.exited(pid);
                 let (code, signal, status) = match status {
                     Some(ExitStatus::Code(c)) => (Some(c), None, None),
                     Some(ExitStatus::Signal(s)) => (None, Some(s), None),
@@ -537,6 +541,7 @@ impl Judge {
                     .connections
                     .remove(&slot);
             }
+            Message::Tally { tally, .. } => self.tallies.update(pid, &tally),
             Message::AfterFork {
                 ppid,
                 slots_in_use,
@@ -1312,5 +1317,46 @@ mod tests {
             (3, 2, 1, 2, 1)
         );
         assert_eq!((event_stops, watcher.as_str()), (&None, "procfs"));
+    }
+
+    #[test]
+    fn the_shims_figures_are_kept_per_process_and_outlive_its_exit() {
+        let mut w = World::new();
+        w.forked(Birth::Fork, Vec::new());
+        let tally = |pid: i32, statements: u64| {
+            let mut t = plex_pg_config::report::Tally {
+                seq: statements,
+                slots_in_use: 2,
+                slots_max: 4,
+                ..Default::default()
+            };
+            t.buckets[0] = statements;
+            t.errors[1] = 1;
+            Ok(Message::Tally {
+                pid,
+                ppid: PARENT,
+                tally: Box::new(t),
+            })
+        };
+        w.report(10, Some(PARENT), tally(PARENT, 30));
+        w.report(10, Some(CHILD), tally(CHILD, 4));
+        // A Tally naming another pid than its sender's is rejected.
+        w.report(10, Some(CHILD), tally(PARENT, 1000));
+        assert_eq!(w.judge.counts.reports_rejected, 1);
+        let s = w.judge.tallies.summary();
+        assert_eq!(s.total.statements(), 34);
+        assert_eq!(s.total.errors[1], 2);
+        assert_eq!(s.pools.len(), 2);
+        w.event(
+            20,
+            Event::Exited {
+                pid: CHILD,
+                status: Some(ExitStatus::Code(0)),
+            },
+        );
+        let after = w.judge.tallies.summary();
+        assert_eq!(after.total, s.total);
+        assert_eq!(after.pools.len(), 1);
+        assert_eq!(after.pools[0].pid, PARENT);
     }
 }

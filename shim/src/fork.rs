@@ -129,8 +129,8 @@ extern "C" fn child() {
 
 /// Empty the pool as the child's handler does, and report it.
 fn empty_pool(rt: &Runtime) {
-    // Not zero-filled: only the entries written are read, and filling 12 KiB
-    // of stack would copy three pages in the child for nothing.
+    // Not zero-filled: only the entries written are read, and filling 4 KiB
+    // of stack would copy a page or two in the child for nothing.
     let mut done = [std::mem::MaybeUninit::<HarmlessFd>::uninit(); MAX_REPORTED_FDS];
     let n = rt
         .pool

@@ -6,7 +6,8 @@
 //! If so: [`connection`] holds the handle's state, [`statement`] plans a
 //! statement ([`translate`]) and runs it on a connection from the [`pool`]
 //! through [`pg`]; rows come back as [`row`] values. [`fork`] keeps all of
-//! it safe across `fork()`, [`report`] tells the launcher, [`runtime`]
+//! it safe across `fork()`, [`report`] tells the launcher ([`tally`]: the
+//! figures for its metrics), [`runtime`]
 //! holds the process-wide state, created at the first routed open.
 //! `docs/architecture.md` tells the whole story.
 
@@ -29,6 +30,7 @@ pub mod runtime;
 pub mod split;
 pub mod statement;
 pub mod sys;
+pub mod tally;
 pub mod translate;
 pub mod value;
 

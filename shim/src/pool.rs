@@ -219,6 +219,7 @@ impl Pool {
                         slot,
                         "an idle PostgreSQL connection was closed by the server; reconnecting"
                     );
+                    crate::tally::lost(1);
                     self.close_slot(slot);
                     self.close_idle();
                 }
@@ -325,6 +326,7 @@ impl Pool {
                 self.lock.unlock();
                 self.reporter
                     .connection(Kind::Connected, slot, fd, inode, generation);
+                crate::tally::connected();
                 tracing::debug!(slot, fd, inode, schema, "connected to PostgreSQL");
                 Ok(self.lease(slot))
             }
@@ -524,6 +526,7 @@ impl Pool {
             .filter(|s| s.state.load(Ordering::Relaxed) == IDLE)
             .count() as u32;
         let close = broken || idle >= self.settings.size;
+        crate::tally::lost(broken as u64);
         if !close {
             s.released_at.store(now_ms(), Ordering::Relaxed);
             s.state.store(IDLE, Ordering::Release);

@@ -10,8 +10,10 @@
 //! costs it, and a gone one fails at once. Never a SIGPIPE. (A launcher
 //! stalled for longer would stall the processes it traces anyway.)
 //! [`Reporter::after_fork`] allocates nothing: it runs in the fork handler.
+//! [`Reporter::tally`] never waits: the shim's figures are cumulative, so
+//! one dropped on a full queue is made good by the next.
 
-use plex_pg_config::report::{self, HarmlessFd, Kind, SlotSocket, MAX_DATAGRAM};
+use plex_pg_config::report::{self, HarmlessFd, Kind, SlotSocket, Tally, MAX_AFTER_FORK};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -54,10 +56,14 @@ impl Reporter {
     }
 
     fn send(&self, buf: &[u8]) {
+        self.send_with(buf, libc::MSG_NOSIGNAL)
+    }
+
+    fn send_with(&self, buf: &[u8], flags: libc::c_int) {
         let fd = self.fd.load(Ordering::Relaxed);
         if fd >= 0 {
             // SAFETY: sending a valid buffer on our socket.
-            unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+            unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) };
         }
     }
 
@@ -97,12 +103,24 @@ impl Reporter {
         if !self.is_connected() {
             return;
         }
-        let mut buf = [0u8; MAX_DATAGRAM];
+        // The largest AfterFork: a socket per pool slot and the pooler
+        // probe's (4,144 bytes, `report::MAX_AFTER_FORK`). Zero-filled on
+        // the child's stack, so sized for this report alone.
+        let mut buf = [0u8; MAX_AFTER_FORK];
         let (pid, ppid) = ids();
         if let Some(n) =
             report::encode_after_fork(&mut buf, pid, ppid, generation, slots_in_use, harmless)
         {
             self.send(&buf[..n]);
+        }
+    }
+
+    /// The shim's figures (see `crate::tally`), without waiting for room.
+    pub fn tally(&self, t: &Tally) {
+        let mut buf = [0u8; report::TALLY_LEN];
+        let (pid, ppid) = ids();
+        if let Some(n) = report::encode_tally(&mut buf, pid, ppid, t) {
+            self.send_with(&buf[..n], libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
         }
     }
 }

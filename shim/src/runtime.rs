@@ -225,6 +225,7 @@ impl Runtime {
     }
 
     pub fn unregister_db(&self, handle: usize) -> Option<Arc<RoutedDb>> {
+        crate::tally::flush();
         let mut dbs = self.dbs.lock();
         let i = dbs.iter().position(|d| d.handle as usize == handle)?;
         Some(dbs.swap_remove(i))

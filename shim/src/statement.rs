@@ -126,7 +126,7 @@ impl RoutedStmt {
                 .fail(&Error::misuse("statement used after sqlite3_finalize"));
         }
         let mut st = db.state.lock();
-        let result = self.step_locked(&db, &mut st, rt);
+        let result = crate::tally::step(!self.busy(), || self.step_locked(&db, &mut st, rt));
         match result {
             Ok(rc) => {
                 st.ok();
@@ -870,6 +870,7 @@ pub fn create(db: &Arc<RoutedDb>, rt: &'static Runtime, text: &str) -> Result<*m
             Ok(Box::into_raw(stmt))
         }
         Err(e) => {
+            crate::tally::error(e.code);
             st.release_if_idle();
             Err(e)
         }

@@ -254,6 +254,11 @@ fn crash_before_the_fix_is_reported_and_hurts_the_parents_query() {
         "{}",
         sim.run.stderr
     );
+    // The stale-handle child reads the parent's socket over and over: the
+    // human log says it in full a few times at most, the event log has
+    // every one.
+    let most = sim.run.assert_repeats_limited(3);
+    eprintln!("the most uses of one fd by one syscall: {most}");
 
     // What happened to the parent's query: an error or a hang, bounded.
     let harm = harm_to_the_parent(&sim);

@@ -130,6 +130,10 @@ fn verify_reports_the_january_crash() {
         "{}",
         run.stderr
     );
+    // Each use is a record; the human log says a repeat in full at most
+    // once per quiet second, and counts the rest.
+    let most = run.assert_repeats_limited(3);
+    eprintln!("the most uses of one fd by one syscall: {most}");
 }
 
 #[test]
@@ -142,6 +146,7 @@ fn enforce_saves_the_parents_query() {
         "{}",
         run.dump()
     );
+    run.assert_repeats_limited(3);
     let result = last_json(&run);
     assert_eq!(
         result["complete"],

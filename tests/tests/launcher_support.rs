@@ -82,6 +82,60 @@ impl Run {
             .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
     }
 
+    /// The human log limits repeats of a violation: for each process, fd
+    /// and syscall, at most `max_full` lines in full, and those plus the
+    /// counts of the "… the same … N more time(s)" lines make exactly the
+    /// `inherited_fd_use` records of the event log (which keeps every one).
+    /// Returns the most records one of them had.
+    pub fn assert_repeats_limited(&self, max_full: usize) -> usize {
+        use std::collections::BTreeMap;
+        let mut records: BTreeMap<(i64, i64, String), usize> = BTreeMap::new();
+        for u in self.events("inherited_fd_use") {
+            let key = (
+                u["pid"].as_i64().unwrap(),
+                u["fd"].as_i64().unwrap(),
+                u["syscall"].as_str().unwrap().to_string(),
+            );
+            *records.entry(key).or_default() += 1;
+        }
+        for ((pid, fd, syscall), &n) in &records {
+            let full_start = format!("FORK-SAFETY VIOLATION: process {pid} (thread ");
+            let full_mid = format!(") called {syscall} on fd {fd}, ");
+            let count_start =
+                format!("the same FORK-SAFETY VIOLATION of process {pid} ({syscall} on fd {fd}, ");
+            let mut full = 0;
+            let mut counted = 0;
+            for line in self.stderr.lines() {
+                if let Some(i) = line.find(&full_start) {
+                    if line[i..].contains(&full_mid) {
+                        full += 1;
+                    }
+                } else if let Some(i) = line.find(&count_start) {
+                    let rest = &line[i + count_start.len()..];
+                    let number = rest
+                        .split(") ")
+                        .nth(1)
+                        .and_then(|r| r.split(' ').next())
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .unwrap_or_else(|| panic!("no count in {line:?}"));
+                    counted += number;
+                }
+            }
+            assert!(
+                full >= 1 && full <= max_full,
+                "process {pid}'s {syscall} on fd {fd}: {full} lines in full (at most {max_full}), {n} records\n{}",
+                self.stderr
+            );
+            assert_eq!(
+                full + counted,
+                n,
+                "process {pid}'s {syscall} on fd {fd}: {full} in full + {counted} counted, {n} records\n{}",
+                self.stderr
+            );
+        }
+        records.values().copied().max().unwrap_or(0)
+    }
+
     pub fn dump(&self) -> String {
         format!(
             "exit {:?} after {:?}\n--- stdout\n{}--- stderr\n{}--- events\n{}",
