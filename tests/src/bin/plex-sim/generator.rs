@@ -11,8 +11,11 @@
 //!   subnormal, the largest double, −0.0), 2^63−1, a negative id; an
 //!   AUTOINCREMENT table whose `sqlite_sequence` is above its largest id;
 //!   Plex's FTS4 tables rebuilt, a full-text table with its own content, an
-//!   rtree row; in the blobs file, up to 500 blobs (every fourth empty) and
-//!   a row of NULLs. Every value is a function of the item number: the same
+//!   rtree row; every other table of the schema too (`generator_tables.rs`:
+//!   accounts, devices, directories, play queues, statistics, agents,
+//!   settings, …, in a real library's proportions), so that no table is
+//!   empty; in the blobs file, up to 500 blobs (every fourth empty), a row
+//!   of NULLs, and Plex's schema migrations. Every value is a function of the item number: the same
 //!   N gives the same library. Prints `{"items": N}`.
 //! - `bad DB`: a text in an integer column (metadata item 3's year).
 //! - `hold DB READY GO`: `BEGIN IMMEDIATE`, a write, creates READY, waits
@@ -28,6 +31,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value as Json};
 
+use crate::generator_tables;
 use crate::library::{blobs_statements, is_missing_module, schema_statements};
 use crate::sqlite::{Connection, Value};
 
@@ -35,7 +39,7 @@ const LIB: &str = "com.plexapp.plugins.library.db";
 const BLOBS: &str = "com.plexapp.plugins.library.blobs.db";
 
 /// Titles SQLite keeps exactly that a careless copy would not (`None`: NULL).
-const TITLES: [Option<&str>; 6] = [
+pub(crate) const TITLES: [Option<&str>; 6] = [
     Some("日本語のタイトル 🎬"),
     Some(""),
     None,
@@ -45,7 +49,7 @@ const TITLES: [Option<&str>; 6] = [
 ];
 
 /// Ratings: REALs whose every bit matters.
-const REALS: [f64; 6] = [
+pub(crate) const REALS: [f64; 6] = [
     0.1 + 0.2,
     1.0 / 3.0,
     5e-324,
@@ -114,7 +118,7 @@ pub fn run(args: impl Iterator<Item = String>) -> i32 {
     }
 }
 
-type Result<T> = std::result::Result<T, String>;
+pub(crate) type Result<T> = std::result::Result<T, String>;
 
 fn open(db: &Path) -> Result<Connection> {
     Connection::open(db, 20_000).map_err(|e| e.to_string())
@@ -125,7 +129,11 @@ fn exec(conn: &Connection, sql: &str) -> Result<()> {
 }
 
 /// Run `sql` once per row of `rows`, one prepared statement.
-fn insert_many(conn: &Connection, sql: &str, rows: impl Iterator<Item = Vec<Value>>) -> Result<()> {
+pub(crate) fn insert_many(
+    conn: &Connection,
+    sql: &str,
+    rows: impl Iterator<Item = Vec<Value>>,
+) -> Result<()> {
     let mut stmt = conn.prepare(sql).map_err(|e| e.to_string())?;
     for row in rows {
         stmt.reset();
@@ -224,11 +232,12 @@ fn generate(dir: &Path, items: i64) -> Result<String> {
     insert_many(
         &lib,
         "INSERT INTO media_parts (media_item_id, directory_id, hash, file, \"index\", size, \
-         duration, created_at) VALUES (?, 1, ?, ?, 0, ?, ?, ?)",
+         duration, created_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
         (1..=items).map(|i| {
             let t = TITLES[(i % 6) as usize].unwrap_or("");
             vec![
                 Value::Integer(i),
+                Value::Integer(generator_tables::item_directory(i)),
                 Value::Text(format!(
                     "{:040x}",
                     (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
@@ -353,6 +362,8 @@ fn generate(dir: &Path, items: i64) -> Result<String> {
         &lib,
         "INSERT INTO section_locations (library_section_id, root_path) VALUES (1, '/media/more')",
     )?;
+    // Every other table of Plex's schema.
+    generator_tables::fill(&lib, items)?;
     exec(&lib, "COMMIT")?;
     // A full-text table with its own content, and an rtree row (values a
     // 4-byte float holds exactly).
@@ -409,6 +420,7 @@ fn generate(dir: &Path, items: i64) -> Result<String> {
         &blobs,
         "INSERT INTO blobs (blob, linked_type, linked_id) VALUES (NULL, 'none', NULL)",
     )?;
+    generator_tables::fill_blobs(&blobs)?;
     exec(&blobs, "COMMIT")?;
     blobs.close().map_err(|e| e.to_string())?;
     Ok(json!({ "items": items }).to_string())

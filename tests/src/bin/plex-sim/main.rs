@@ -12,6 +12,7 @@ mod children;
 mod cli;
 mod faults;
 mod generator;
+mod generator_tables;
 mod helpers;
 mod journal;
 mod library;
