@@ -295,7 +295,7 @@ fn integrity_check(
             conn.batch(&sql)
         };
         if let Err(e) = result {
-            if e.message.contains("permission denied") {
+            if e.is_permission_denied() {
                 unchecked(
                     db,
                     pragma,

@@ -613,8 +613,7 @@ fn prepare(conn: &mut PgConn, rt: &Runtime, sql: &str) -> Result<tokio_postgres:
 /// PostgreSQL refuses a cached plan whose result type changed after DDL
 /// from another session: prepare again, once.
 fn stale_plan(e: &Error) -> bool {
-    e.message
-        .contains("cached plan must not change result type")
+    e.is_stale_plan()
 }
 
 type Stream = std::pin::Pin<Box<tokio_postgres::RowStream>>;
