@@ -156,7 +156,10 @@ impl DbState {
     /// Inherited from before a fork (the pool's generation moved on):
     /// forget the lease and the results in flight, which belong to the
     /// parent's connection, without dropping them (dropping could talk on
-    /// the parent's socket). The transaction is the parent's too.
+    /// the parent's socket). Rows read ahead are leaked too, never freed:
+    /// this may run in a child born without fork handlers, where another
+    /// thread of the parent may have held the allocator's lock at the
+    /// fork. The transaction is the parent's too.
     pub fn forget_if_inherited(&mut self, rt: &Runtime) {
         let now = rt.pool.generation();
         if self.generation == now {
@@ -164,7 +167,7 @@ impl DbState {
         }
         std::mem::forget(self.lease.take());
         std::mem::forget(self.active.take());
-        self.buffered.clear();
+        std::mem::forget(std::mem::take(&mut self.buffered));
         self.tx = None;
         self.generation = now;
     }
