@@ -214,7 +214,7 @@ impl Backup {
         let started = Instant::now();
         let rt = self.rt;
         let db = self.source.clone();
-        crate::fork::ensure_own_pool(rt)?;
+        crate::fork::ensure_own_process()?;
         let dest = Dest(self.dest);
         if unsafe { real::sqlite3_get_autocommit(self.dest) } == 0 {
             return Err(Error::sql("destination database is in use"));

@@ -90,8 +90,10 @@ pub struct DbState {
     generation: u64,
     /// Statements prepared on this handle and not finalized.
     pub live_statements: usize,
-    /// Finalized statements kept for reuse (see `registry`).
-    pub spare: Vec<Box<crate::statement::RoutedStmt>>,
+    /// Finalized statements kept for reuse: `registry`'s, which alone
+    /// knows their type; kept here so they are taken and given back under
+    /// the handle's lock.
+    pub spare: Vec<Box<dyn std::any::Any + Send>>,
     /// Closed with `sqlite3_close_v2` while statements were alive: goes
     /// away when the last one is finalized.
     pub zombie: bool,
@@ -174,7 +176,7 @@ impl DbState {
 
     /// The handle's connection, taking one from the pool if it has none.
     pub fn conn(&mut self, db: &RoutedDb, rt: &'static Runtime) -> Result<&mut PgConn> {
-        crate::fork::ensure_own_pool(rt)?;
+        crate::fork::ensure_own_process()?;
         self.forget_if_inherited(rt);
         if self.lease.as_mut().and_then(|l| l.conn()).is_none() {
             if self.tx.is_some() {
@@ -186,12 +188,7 @@ impl DbState {
                     "the connection to PostgreSQL was lost; the transaction was rolled back",
                 ));
             }
-            let mut lease = rt.pool.acquire(db.schema_id, &db.schema)?;
-            let conn = lease
-                .conn()
-                .ok_or_else(|| Error::new(SQLITE_IOERR, "pool lease is stale"))?;
-            rt.ensure_schema(db.schema_id, conn)?;
-            self.lease = Some(lease);
+            self.lease = Some(rt.ready_lease(db.schema_id, &db.schema)?);
         }
         Ok(self
             .lease

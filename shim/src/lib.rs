@@ -3,11 +3,18 @@
 //!
 //! How a call flows: [`api`] (the exports) asks [`registry`] whether the
 //! handle is routed. If not, the call goes to the real SQLite ([`real`]).
-//! If so: [`connection`] holds the handle's state, [`statement`] plans a
-//! statement ([`translate`]) and runs it on a connection from the [`pool`]
-//! through [`pg`]; rows come back as [`row`] values. [`fork`] keeps all of
-//! it safe across `fork()`, [`report`] tells the launcher, [`runtime`]
-//! holds the process-wide state, created at the first routed open.
+//! If so: [`registry`] owns the handle's life (open, close) and the real
+//! statements that stand for routed ones; [`connection`] holds the
+//! handle's state between calls, [`statement`] plans a statement
+//! ([`translate`]) and runs it on a connection from the [`pool`] through
+//! [`pg`]; rows come back as [`row`] values. [`runtime`] holds the
+//! process-wide state, created at the first routed open, and the one path
+//! to a ready connection (`Runtime::ready_lease`). [`fork`] keeps it all
+//! safe across `fork()` without knowing any of it: `runtime` and
+//! `registry` join it with their locks and child-side resets. [`report`]
+//! tells the launcher. The dependencies go one way, top to bottom:
+//! api → registry → statement → maintenance → connection → runtime →
+//! pool → pg, with fork, lock and error below them all.
 //! `docs/architecture.md` tells the whole story.
 
 pub mod api;

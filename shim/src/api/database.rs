@@ -5,8 +5,8 @@ use super::guard;
 use crate::connection::RoutedDb;
 use crate::error::Error;
 use crate::registry;
-use crate::runtime::{self, Runtime};
-use crate::statement::{self, RoutedStmt};
+use crate::runtime::Runtime;
+use crate::statement::RoutedStmt;
 use crate::sys::*;
 use crate::{real, split};
 use plex_pg_config::Settings;
@@ -72,58 +72,7 @@ unsafe fn open(
     let Some(path) = routed_path(CStr::from_ptr(filename).to_bytes()) else {
         return real::sqlite3_open_v2(filename, out, flags, vfs);
     };
-    let rt = runtime::init();
-    // The handle the client gets: a real in-memory database, so any SQLite
-    // function the shim does not export works on it.
-    let mem_flags = SQLITE_OPEN_READWRITE
-        | SQLITE_OPEN_CREATE
-        | (flags & (SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_FULLMUTEX));
-    let mut mem = std::ptr::null_mut();
-    let rc = real::sqlite3_open_v2(c":memory:".as_ptr(), &mut mem, mem_flags, std::ptr::null());
-    *out = mem;
-    if rc != SQLITE_OK || mem.is_null() {
-        return if rc == SQLITE_OK { SQLITE_NOMEM } else { rc };
-    }
-    let file = path.rsplit('/').next().unwrap_or(&path);
-    let schema = rt.settings.schema_for(file);
-    let schema_id = rt.schema_id(&schema);
-    let db = Arc::new(RoutedDb::new(
-        mem,
-        path.clone(),
-        schema.clone(),
-        schema_id,
-        rt.pool.generation(),
-    ));
-    rt.register_db(db.clone());
-    // A configuration error was logged once, when the runtime was made.
-    let checked = match &rt.init_error {
-        Some(e) => Err(e.clone()),
-        None => check_reachable(&db, rt)
-            .inspect_err(|e| tracing::error!("cannot open {path} on PostgreSQL: {}", e.message)),
-    };
-    let mut st = db.state.lock();
-    match checked {
-        Ok(()) => {
-            tracing::debug!("opened {path} on PostgreSQL (schema {schema})");
-            st.ok();
-            SQLITE_OK
-        }
-        Err(e) => {
-            let e = Error::new(SQLITE_CANTOPEN, e.message);
-            st.fail(&e)
-        }
-    }
-}
-
-/// At open: a connection can be had and the schema is ready, so a dead
-/// server or a bad password shows at open time, as a missing file would.
-fn check_reachable(db: &RoutedDb, rt: &'static Runtime) -> crate::error::Result<()> {
-    crate::fork::ensure_own_pool(rt)?;
-    let mut lease = rt.pool.acquire(db.schema_id, &db.schema)?;
-    let conn = lease
-        .conn()
-        .ok_or_else(|| Error::new(SQLITE_IOERR, "pool lease is stale"))?;
-    rt.ensure_schema(db.schema_id, conn)
+    registry::open(path, out, flags)
 }
 
 /// # Safety
@@ -174,36 +123,7 @@ unsafe fn close(handle: *mut sqlite3, v2: bool) -> c_int {
             real::sqlite3_close(handle)
         };
     };
-    let mut st = db.state.lock();
-    st.forget_if_inherited(rt);
-    // The source of an unfinished backup: SQLite's answer for close (a
-    // close_v2 goes ahead; the backup keeps what it needs of the handle).
-    if (st.live_statements > 0 || crate::backup::is_source(handle)) && !v2 {
-        return st.fail(&Error::new(
-            SQLITE_BUSY,
-            "unable to close due to unfinalized statements or unfinished backups",
-        ));
-    }
-    // Closing rolls back what is not committed, as SQLite does.
-    if st.tx.is_some() {
-        let _ = st.conn(&db, rt).map(|c| c.batch("ROLLBACK"));
-        st.tx = None;
-    }
-    st.active = None;
-    st.buffered.clear();
-    st.lease = None;
-    for shell in st.spare.drain(..) {
-        registry::finalize_dummy(shell.dummy);
-    }
-    if st.live_statements > 0 {
-        st.zombie = true; // gone when its last statement is finalized
-        drop(st);
-    } else {
-        drop(st);
-        rt.unregister_db(handle as usize);
-    }
-    tracing::debug!("closed {}", db.path);
-    real::sqlite3_close_v2(handle)
+    registry::close(db, rt, v2)
 }
 
 /// # Safety
@@ -240,7 +160,7 @@ unsafe fn run_script(
             Ok(t) => t,
             Err(_) => return (SQLITE_ERROR, Some("SQL text is not valid UTF-8".into())),
         };
-        let stmt = match statement::create(db, rt, text) {
+        let stmt = match registry::prepare(db, rt, text) {
             Ok(s) => s,
             Err(e) => {
                 let rc = db.state.lock().fail(&e);
@@ -269,7 +189,7 @@ unsafe fn run_script(
                 }
             }
         }
-        statement::finalize(stmt);
+        registry::finalize(stmt);
         if result.0 != SQLITE_OK {
             if result.0 != SQLITE_ABORT {
                 db.state

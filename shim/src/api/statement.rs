@@ -4,7 +4,7 @@
 use super::{guard, sql_bytes};
 use crate::registry;
 use crate::row::RowValue;
-use crate::statement::{self, RoutedStmt};
+use crate::statement::RoutedStmt;
 use crate::sys::*;
 use crate::value::{Value, SQLITE_BLOB, SQLITE_FLOAT, SQLITE_INTEGER, SQLITE_NULL, SQLITE_TEXT};
 use crate::{real, split};
@@ -45,7 +45,7 @@ unsafe fn prepare(
                 .fail(&crate::error::Error::sql("SQL text is not valid UTF-8")),
         );
     };
-    Some(match statement::create(&db, rt, text) {
+    Some(match registry::prepare(&db, rt, text) {
         Ok(stmt) => {
             *out = (*stmt).dummy;
             SQLITE_OK
@@ -209,7 +209,7 @@ pub unsafe extern "C" fn sqlite3_finalize(stmt: *mut sqlite3_stmt) -> c_int {
     stmt_call!(
         stmt,
         SQLITE_INTERNAL,
-        |s, rt| statement::finalize(s as *mut RoutedStmt),
+        |s, rt| registry::finalize(s as *mut RoutedStmt),
         real::sqlite3_finalize(stmt)
     )
 }
