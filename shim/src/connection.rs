@@ -36,6 +36,8 @@ pub struct RoutedDb {
 // SAFETY: the raw handle is only an identity and is passed to the real
 // SQLite, which is thread-safe; all mutable state is behind `state`.
 unsafe impl Send for RoutedDb {}
+// SAFETY: as for Send: shared access reads the immutable identity fields or
+// goes through `state`'s lock.
 unsafe impl Sync for RoutedDb {}
 
 /// A transaction in progress.

@@ -154,10 +154,12 @@ pub fn join(p: &'static Participant) {
 /// The participants that joined, in order; the first `n` at most (slots
 /// fill in order, so the empty ones are at the end).
 fn participants(n: usize) -> impl DoubleEndedIterator<Item = &'static Participant> {
-    PARTICIPANTS[..n.min(MAX_PARTICIPANTS)].iter().filter_map(|slot| {
-        // SAFETY: only `&'static Participant`s are stored, never removed.
-        unsafe { slot.load(Ordering::Acquire).as_ref() }
-    })
+    PARTICIPANTS[..n.min(MAX_PARTICIPANTS)]
+        .iter()
+        .filter_map(|slot| {
+            // SAFETY: only `&'static Participant`s are stored, never removed.
+            unsafe { slot.load(Ordering::Acquire).as_ref() }
+        })
 }
 
 extern "C" fn prepare() {

@@ -17,24 +17,28 @@
 //! pool → pg, with fork, lock and error below them all.
 //! `docs/architecture.md` tells the whole story.
 
-pub mod api;
-pub mod backup;
-pub mod calendar;
-pub mod connection;
-pub mod error;
-pub mod fork;
-pub mod lock;
-pub mod log;
-pub mod maintenance;
-pub mod pg;
-pub mod pool;
+mod api;
+mod backup;
+mod calendar;
+mod connection;
+mod error;
+mod fork;
+mod lock;
+mod log;
+mod maintenance;
+mod pg;
+mod pool;
+mod registry;
+mod report;
+mod row;
+mod runtime;
+mod split;
+mod statement;
+
+// Used outside the crate: `real` and `sys` by plex-pg-import (the real
+// SQLite's entry points), `translate` and `value` by plex-pg-import and the
+// benchmarks.
 pub mod real;
-pub mod registry;
-pub mod report;
-pub mod row;
-pub mod runtime;
-pub mod split;
-pub mod statement;
 pub mod sys;
 pub mod translate;
 pub mod value;

@@ -77,8 +77,12 @@ thread_local! {
 /// # Safety
 /// `dummy` must be a routed statement's real statement, not yet finalized.
 unsafe fn finalize_dummy(dummy: *mut sqlite3_stmt) {
-    EPOCH.fetch_add(1, Ordering::SeqCst);
-    real::sqlite3_finalize(dummy);
+    // SAFETY: this function's `# Safety` contract, which the caller
+    // keeps, is what the calls below rely on.
+    unsafe {
+        EPOCH.fetch_add(1, Ordering::SeqCst);
+        real::sqlite3_finalize(dummy);
+    }
 }
 
 const PREFIX: &[u8] = b"SELECT 'plex-pg:";
@@ -115,48 +119,54 @@ fn unregister(handle: *mut sqlite3) -> Option<Arc<RoutedDb>> {
 /// # Safety
 /// `out` must be valid for writing.
 pub unsafe fn open(path: String, out: *mut *mut sqlite3, flags: c_int) -> c_int {
-    fork::join(&FORK);
-    let rt = runtime::init();
-    let mem_flags = SQLITE_OPEN_READWRITE
-        | SQLITE_OPEN_CREATE
-        | (flags & (SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_FULLMUTEX));
-    let mut mem = std::ptr::null_mut();
-    let rc = real::sqlite3_open_v2(c":memory:".as_ptr(), &mut mem, mem_flags, std::ptr::null());
-    *out = mem;
-    if rc != SQLITE_OK || mem.is_null() {
-        return if rc == SQLITE_OK { SQLITE_NOMEM } else { rc };
-    }
-    let file = path.rsplit('/').next().unwrap_or(&path);
-    let schema = rt.settings.schema_for(file);
-    let schema_id = rt.schema_id(&schema);
-    let db = Arc::new(RoutedDb::new(
-        mem,
-        path.clone(),
-        schema.clone(),
-        schema_id,
-        rt.pool.generation(),
-    ));
-    DBS.lock().push(db.clone());
-    // A configuration error was logged once, when the runtime was made.
-    // Otherwise a connection must be had and the schema be ready, so a
-    // dead server or a bad password shows at open time.
-    let checked = match &rt.init_error {
-        Some(e) => Err(e.clone()),
-        None => rt
-            .ready_lease(db.schema_id, &db.schema)
-            .map(drop)
-            .inspect_err(|e| tracing::error!("cannot open {path} on PostgreSQL: {}", e.message)),
-    };
-    let mut st = db.state.lock();
-    match checked {
-        Ok(()) => {
-            tracing::debug!("opened {path} on PostgreSQL (schema {schema})");
-            st.ok();
-            SQLITE_OK
+    // SAFETY: this function's `# Safety` contract, which the caller
+    // keeps, is what the calls below rely on.
+    unsafe {
+        fork::join(&FORK);
+        let rt = runtime::init();
+        let mem_flags = SQLITE_OPEN_READWRITE
+            | SQLITE_OPEN_CREATE
+            | (flags & (SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_FULLMUTEX));
+        let mut mem = std::ptr::null_mut();
+        let rc = real::sqlite3_open_v2(c":memory:".as_ptr(), &mut mem, mem_flags, std::ptr::null());
+        *out = mem;
+        if rc != SQLITE_OK || mem.is_null() {
+            return if rc == SQLITE_OK { SQLITE_NOMEM } else { rc };
         }
-        Err(e) => {
-            let e = Error::new(SQLITE_CANTOPEN, e.message);
-            st.fail(&e)
+        let file = path.rsplit('/').next().unwrap_or(&path);
+        let schema = rt.settings.schema_for(file);
+        let schema_id = rt.schema_id(&schema);
+        let db = Arc::new(RoutedDb::new(
+            mem,
+            path.clone(),
+            schema.clone(),
+            schema_id,
+            rt.pool.generation(),
+        ));
+        DBS.lock().push(db.clone());
+        // A configuration error was logged once, when the runtime was made.
+        // Otherwise a connection must be had and the schema be ready, so a
+        // dead server or a bad password shows at open time.
+        let checked = match &rt.init_error {
+            Some(e) => Err(e.clone()),
+            None => rt
+                .ready_lease(db.schema_id, &db.schema)
+                .map(drop)
+                .inspect_err(|e| {
+                    tracing::error!("cannot open {path} on PostgreSQL: {}", e.message)
+                }),
+        };
+        let mut st = db.state.lock();
+        match checked {
+            Ok(()) => {
+                tracing::debug!("opened {path} on PostgreSQL (schema {schema})");
+                st.ok();
+                SQLITE_OK
+            }
+            Err(e) => {
+                let e = Error::new(SQLITE_CANTOPEN, e.message);
+                st.fail(&e)
+            }
         }
     }
 }
@@ -167,39 +177,43 @@ pub unsafe fn open(path: String, out: *mut *mut sqlite3, flags: c_int) -> c_int 
 /// # Safety
 /// `db` must be the routed database behind its handle, not closed yet.
 pub unsafe fn close(db: Arc<RoutedDb>, rt: &'static Runtime, v2: bool) -> c_int {
-    let handle = db.handle;
-    let mut st = db.state.lock();
-    st.forget_if_inherited(rt);
-    // The source of an unfinished backup: SQLite's answer for close (a
-    // close_v2 goes ahead; the backup keeps what it needs of the handle).
-    if (st.live_statements > 0 || crate::backup::is_source(handle)) && !v2 {
-        return st.fail(&Error::new(
-            SQLITE_BUSY,
-            "unable to close due to unfinalized statements or unfinished backups",
-        ));
-    }
-    // Closing rolls back what is not committed, as SQLite does.
-    if st.tx.is_some() {
-        let _ = st.conn(&db, rt).map(|c| c.batch("ROLLBACK"));
-        st.tx = None;
-    }
-    st.active = None;
-    st.buffered.clear();
-    st.lease = None;
-    for shell in st.spare.drain(..) {
-        if let Ok(shell) = shell.downcast::<RoutedStmt>() {
-            finalize_dummy(shell.dummy);
+    // SAFETY: this function's `# Safety` contract, which the caller
+    // keeps, is what the calls below rely on.
+    unsafe {
+        let handle = db.handle;
+        let mut st = db.state.lock();
+        st.forget_if_inherited(rt);
+        // The source of an unfinished backup: SQLite's answer for close (a
+        // close_v2 goes ahead; the backup keeps what it needs of the handle).
+        if (st.live_statements > 0 || crate::backup::is_source(handle)) && !v2 {
+            return st.fail(&Error::new(
+                SQLITE_BUSY,
+                "unable to close due to unfinalized statements or unfinished backups",
+            ));
         }
+        // Closing rolls back what is not committed, as SQLite does.
+        if st.tx.is_some() {
+            let _ = st.conn(&db, rt).map(|c| c.batch("ROLLBACK"));
+            st.tx = None;
+        }
+        st.active = None;
+        st.buffered.clear();
+        st.lease = None;
+        for shell in st.spare.drain(..) {
+            if let Ok(shell) = shell.downcast::<RoutedStmt>() {
+                finalize_dummy(shell.dummy);
+            }
+        }
+        if st.live_statements > 0 {
+            st.zombie = true; // gone when its last statement is finalized
+            drop(st);
+        } else {
+            drop(st);
+            unregister(handle);
+        }
+        tracing::debug!("closed {}", db.path);
+        real::sqlite3_close_v2(handle)
     }
-    if st.live_statements > 0 {
-        st.zombie = true; // gone when its last statement is finalized
-        drop(st);
-    } else {
-        drop(st);
-        unregister(handle);
-    }
-    tracing::debug!("closed {}", db.path);
-    real::sqlite3_close_v2(handle)
 }
 
 /// Prepare `text` (one statement) on a routed database: plan it, and give
@@ -211,10 +225,7 @@ pub fn prepare(db: &Arc<RoutedDb>, rt: &'static Runtime, text: &str) -> Result<*
         let plan = statement::plan(db, &mut st, rt, text)?;
         let sql =
             CString::new(text).map_err(|_| Error::sql("unrecognized token: NUL byte in SQL"))?;
-        let spare = st
-            .spare
-            .pop()
-            .and_then(|s| s.downcast::<RoutedStmt>().ok());
+        let spare = st.spare.pop().and_then(|s| s.downcast::<RoutedStmt>().ok());
         let stmt = match spare {
             Some(mut shell) => {
                 shell.renew(sql, plan);
@@ -267,29 +278,33 @@ pub fn prepare(db: &Arc<RoutedDb>, rt: &'static Runtime, text: &str) -> Result<*
 /// # Safety
 /// `stmt` must come from [`prepare`] and not be finalized yet.
 pub unsafe fn finalize(stmt: *mut RoutedStmt) -> c_int {
-    if (*stmt).spare {
-        return finalize_spare(stmt);
+    // SAFETY: this function's `# Safety` contract, which the caller
+    // keeps, is what the calls below rely on.
+    unsafe {
+        if (*stmt).spare {
+            return finalize_spare(stmt);
+        }
+        let mut shell = Box::from_raw(stmt);
+        let db = shell.db.clone();
+        let mut st = db.state.lock();
+        shell.stop(&mut st);
+        st.live_statements -= 1;
+        let rc = shell.last_error & 0xff;
+        if st.zombie || st.spare.len() >= 16 {
+            finalize_dummy(shell.dummy);
+            drop(shell);
+        } else {
+            shell.binds.clear();
+            shell.row.clear();
+            shell.spare = true;
+            st.spare.push(shell);
+        }
+        if st.zombie && st.live_statements == 0 {
+            drop(st);
+            unregister(db.handle);
+        }
+        rc
     }
-    let mut shell = Box::from_raw(stmt);
-    let db = shell.db.clone();
-    let mut st = db.state.lock();
-    shell.stop(&mut st);
-    st.live_statements -= 1;
-    let rc = shell.last_error & 0xff;
-    if st.zombie || st.spare.len() >= 16 {
-        finalize_dummy(shell.dummy);
-        drop(shell);
-    } else {
-        shell.binds.clear();
-        shell.row.clear();
-        shell.spare = true;
-        st.spare.push(shell);
-    }
-    if st.zombie && st.live_statements == 0 {
-        drop(st);
-        unregister(db.handle);
-    }
-    rc
 }
 
 /// A client finalizing a spare shell it found with `sqlite3_next_stmt`
@@ -298,18 +313,22 @@ pub unsafe fn finalize(stmt: *mut RoutedStmt) -> c_int {
 /// # Safety
 /// `stmt` must be a spare shell of its database.
 unsafe fn finalize_spare(stmt: *mut RoutedStmt) -> c_int {
-    let db = (*stmt).db.clone();
-    let mut st = db.state.lock();
-    let found = st.spare.iter().position(|s| {
-        s.downcast_ref::<RoutedStmt>()
-            .is_some_and(|s| std::ptr::eq(s, stmt))
-    });
-    if let Some(i) = found {
-        if let Ok(shell) = st.spare.swap_remove(i).downcast::<RoutedStmt>() {
-            finalize_dummy(shell.dummy);
+    // SAFETY: this function's `# Safety` contract, which the caller
+    // keeps, is what the calls below rely on.
+    unsafe {
+        let db = (*stmt).db.clone();
+        let mut st = db.state.lock();
+        let found = st.spare.iter().position(|s| {
+            s.downcast_ref::<RoutedStmt>()
+                .is_some_and(|s| std::ptr::eq(s, stmt))
+        });
+        if let Some(i) = found {
+            if let Ok(shell) = st.spare.swap_remove(i).downcast::<RoutedStmt>() {
+                finalize_dummy(shell.dummy);
+            }
         }
+        SQLITE_OK
     }
-    SQLITE_OK
 }
 
 /// The routed statement behind `stmt`, if it is one.
@@ -318,47 +337,57 @@ unsafe fn finalize_spare(stmt: *mut RoutedStmt) -> c_int {
 /// `stmt` must be a statement handle the client got from SQLite (or us),
 /// not yet finalized, and used by one thread at a time.
 pub unsafe fn stmt<'a>(stmt: *mut sqlite3_stmt) -> Option<(&'a mut RoutedStmt, &'static Runtime)> {
-    let rt = runtime::get()?;
-    if stmt.is_null() {
-        return None;
+    // SAFETY: this function's `# Safety` contract, which the caller
+    // keeps, is what the calls below rely on.
+    unsafe {
+        let rt = runtime::get()?;
+        if stmt.is_null() {
+            return None;
+        }
+        let epoch = EPOCH.load(Ordering::Acquire);
+        let (last_stmt, last_routed, last_epoch) = LAST.with(Cell::get);
+        if last_stmt == stmt as usize && last_epoch == epoch {
+            // SAFETY: found below in this epoch, and not freed since (freeing
+            // a routed statement's real statement retires the epoch first).
+            return Some((&mut *(last_routed as *mut RoutedStmt), rt));
+        }
+        let found = find(stmt, rt)?;
+        LAST.with(|l| l.set((stmt as usize, found as *mut RoutedStmt as usize, epoch)));
+        Some((found, rt))
     }
-    let epoch = EPOCH.load(Ordering::Acquire);
-    let (last_stmt, last_routed, last_epoch) = LAST.with(Cell::get);
-    if last_stmt == stmt as usize && last_epoch == epoch {
-        // SAFETY: found below in this epoch, and not freed since (freeing
-        // a routed statement's real statement retires the epoch first).
-        return Some((&mut *(last_routed as *mut RoutedStmt), rt));
-    }
-    let found = find(stmt, rt)?;
-    LAST.with(|l| l.set((stmt as usize, found as *mut RoutedStmt as usize, epoch)));
-    Some((found, rt))
 }
 
 /// The routed statement behind `stmt`, from its text.
+/// # Safety
+/// As [`stmt`]: a live statement handle, used by one thread at a time.
 unsafe fn find<'a>(stmt: *mut sqlite3_stmt, rt: &Runtime) -> Option<&'a mut RoutedStmt> {
-    let text = real::sqlite3_sql(stmt);
-    if text.is_null() {
-        return None;
-    }
-    // The marker is PREFIX, 16 hex digits, ':', 16 hex digits, '\''.
-    // Compare byte by byte: the text ends at its NUL, which matches
-    // nothing here, so nothing past it is read.
-    let text = text as *const u8;
-    const LEN: usize = PREFIX.len() + 34;
-    let mut bytes = [0u8; LEN];
-    for (i, b) in bytes.iter_mut().enumerate() {
-        *b = *text.add(i);
-        if *b == 0 || (i < PREFIX.len() && *b != PREFIX[i]) {
+    // SAFETY: this function's `# Safety` contract, which the caller
+    // keeps, is what the calls below rely on.
+    unsafe {
+        let text = real::sqlite3_sql(stmt);
+        if text.is_null() {
             return None;
         }
+        // The marker is PREFIX, 16 hex digits, ':', 16 hex digits, '\''.
+        // Compare byte by byte: the text ends at its NUL, which matches
+        // nothing here, so nothing past it is read.
+        let text = text as *const u8;
+        const LEN: usize = PREFIX.len() + 34;
+        let mut bytes = [0u8; LEN];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = *text.add(i);
+            if *b == 0 || (i < PREFIX.len() && *b != PREFIX[i]) {
+                return None;
+            }
+        }
+        let secret = hex(&bytes[PREFIX.len()..PREFIX.len() + 16])?;
+        if secret != rt.secret || bytes[PREFIX.len() + 16] != b':' {
+            return None;
+        }
+        let addr = hex(&bytes[PREFIX.len() + 17..PREFIX.len() + 33])? as usize;
+        let routed = (addr as *mut RoutedStmt).as_mut()?;
+        (routed.secret == rt.secret && routed.dummy == stmt).then_some(routed)
     }
-    let secret = hex(&bytes[PREFIX.len()..PREFIX.len() + 16])?;
-    if secret != rt.secret || bytes[PREFIX.len() + 16] != b':' {
-        return None;
-    }
-    let addr = hex(&bytes[PREFIX.len() + 17..PREFIX.len() + 33])? as usize;
-    let routed = (addr as *mut RoutedStmt).as_mut()?;
-    (routed.secret == rt.secret && routed.dummy == stmt).then_some(routed)
 }
 
 fn hex(digits: &[u8]) -> Option<u64> {
