@@ -16,7 +16,8 @@
 //!   parent's connections, free every routed handle's lock, tell the
 //!   launcher: AfterFork); then free every participant's locks. Every hook
 //!   is async-signal-safe: atomics, `dup3`, `getpid`, one `send`; no
-//!   allocation, no lock another thread may hold.
+//!   allocation, no lock another thread may hold (the `fork-audit` build
+//!   aborts if one is taken).
 //!
 //! glibc does not run these handlers for `vfork`, `posix_spawn`, `clone`
 //! or `_Fork`. [`ensure_own_process`], called before a routed database is
@@ -177,6 +178,7 @@ extern "C" fn parent() {
 }
 
 extern "C" fn child() {
+    let _audit = crate::audit::ChildHandler::enter();
     let n = PREPARED.load(Ordering::Acquire);
     if n == 0 {
         return; // no routed database was ever opened

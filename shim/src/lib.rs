@@ -18,6 +18,7 @@
 //! `docs/architecture.md` tells the whole story.
 
 mod api;
+mod audit;
 mod backup;
 mod calendar;
 mod connection;

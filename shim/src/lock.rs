@@ -30,6 +30,7 @@ impl RawLock {
     }
 
     pub fn lock(&self) {
+        crate::audit::lock_taken();
         if self
             .word
             .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
