@@ -2,7 +2,8 @@
 # The README's test command: installs what is missing, checks formatting
 # (rustfmt) and lints (clippy, warnings are errors), checks that the
 # launcher builds for aarch64, builds the release
-# artifacts the tests run (the shim, the launcher, plex-sim), then runs every
+# artifacts the tests run (the shim, the launcher, plex-sim), runs the fork
+# tests over the shim's fork-audit build (docs/architecture.md), then runs every
 # test of the workspace against real PostgreSQL servers the tests start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,5 +25,10 @@ else
 fi
 echo "== build (release)" >&2
 cargo build --release --workspace
+echo "== fork tests over the fork-audit shim (an allocation or a lock in the child's fork handler aborts)" >&2
+cargo build --profile fork-audit -p plex-pg-shim --features plex-pg-shim/fork-audit
+target_dir="${CARGO_TARGET_DIR:-target}"
+PLEX_PG_TEST_SHIM="$(cd "$target_dir" && pwd)/fork-audit/libplex_pg_shim.so" \
+    cargo test --release -p plex-pg-tests --test shim_fork
 echo "== test" >&2
 cargo test --release --workspace --no-fail-fast "$@"

@@ -140,7 +140,9 @@ impl Backup {
     /// `p` must be null or a live backup object (ours or the real
     /// SQLite's, which is larger than two words).
     pub unsafe fn is_ours(p: *mut c_void) -> bool {
-        !p.is_null() && *(p as *const [u64; 2]) == MAGIC
+        // SAFETY: this function's `# Safety` contract, which the caller
+        // keeps, is what the calls below rely on.
+        unsafe { !p.is_null() && *(p as *const [u64; 2]) == MAGIC }
     }
 
     /// `sqlite3_backup_step`.
@@ -214,8 +216,10 @@ impl Backup {
         let started = Instant::now();
         let rt = self.rt;
         let db = self.source.clone();
-        crate::fork::ensure_own_pool(rt)?;
+        crate::fork::ensure_own_process()?;
         let dest = Dest(self.dest);
+        // SAFETY: `dest` is the client's open handle, which the backup may
+        // use until it finishes (`sqlite3_backup_init`'s contract).
         if unsafe { real::sqlite3_get_autocommit(self.dest) } == 0 {
             return Err(Error::sql("destination database is in use"));
         }
@@ -692,6 +696,9 @@ impl Drop for DestStmt<'_> {
 /// # Safety
 /// `dest` must be a live handle of the real SQLite.
 pub unsafe fn set_dest_error(dest: *mut sqlite3, e: &Error) {
+    /// # Safety
+    /// Only as the SQL function registered below: SQLite's context and two
+    /// argument values.
     unsafe extern "C" fn raise(ctx: *mut c_void, _argc: c_int, argv: *mut *mut sqlite3_value) {
         // SAFETY: SQLite passes two arguments (declared so below).
         unsafe {

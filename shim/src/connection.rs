@@ -36,6 +36,8 @@ pub struct RoutedDb {
 // SAFETY: the raw handle is only an identity and is passed to the real
 // SQLite, which is thread-safe; all mutable state is behind `state`.
 unsafe impl Send for RoutedDb {}
+// SAFETY: as for Send: shared access reads the immutable identity fields or
+// goes through `state`'s lock.
 unsafe impl Sync for RoutedDb {}
 
 /// A transaction in progress.
@@ -90,8 +92,10 @@ pub struct DbState {
     generation: u64,
     /// Statements prepared on this handle and not finalized.
     pub live_statements: usize,
-    /// Finalized statements kept for reuse (see `registry`).
-    pub spare: Vec<Box<crate::statement::RoutedStmt>>,
+    /// Finalized statements kept for reuse: `registry`'s, which alone
+    /// knows their type; kept here so they are taken and given back under
+    /// the handle's lock.
+    pub spare: Vec<Box<dyn std::any::Any + Send>>,
     /// Closed with `sqlite3_close_v2` while statements were alive: goes
     /// away when the last one is finalized.
     pub zombie: bool,
@@ -156,7 +160,10 @@ impl DbState {
     /// Inherited from before a fork (the pool's generation moved on):
     /// forget the lease and the results in flight, which belong to the
     /// parent's connection, without dropping them (dropping could talk on
-    /// the parent's socket). The transaction is the parent's too.
+    /// the parent's socket). Rows read ahead are leaked too, never freed:
+    /// this may run in a child born without fork handlers, where another
+    /// thread of the parent may have held the allocator's lock at the
+    /// fork. The transaction is the parent's too.
     pub fn forget_if_inherited(&mut self, rt: &Runtime) {
         let now = rt.pool.generation();
         if self.generation == now {
@@ -164,14 +171,14 @@ impl DbState {
         }
         std::mem::forget(self.lease.take());
         std::mem::forget(self.active.take());
-        self.buffered.clear();
+        std::mem::forget(std::mem::take(&mut self.buffered));
         self.tx = None;
         self.generation = now;
     }
 
     /// The handle's connection, taking one from the pool if it has none.
     pub fn conn(&mut self, db: &RoutedDb, rt: &'static Runtime) -> Result<&mut PgConn> {
-        crate::fork::ensure_own_pool(rt)?;
+        crate::fork::ensure_own_process()?;
         self.forget_if_inherited(rt);
         if self.lease.as_mut().and_then(|l| l.conn()).is_none() {
             if self.tx.is_some() {
@@ -183,12 +190,7 @@ impl DbState {
                     "the connection to PostgreSQL was lost; the transaction was rolled back",
                 ));
             }
-            let mut lease = rt.pool.acquire(db.schema_id, &db.schema)?;
-            let conn = lease
-                .conn()
-                .ok_or_else(|| Error::new(SQLITE_IOERR, "pool lease is stale"))?;
-            rt.ensure_schema(db.schema_id, conn)?;
-            self.lease = Some(lease);
+            self.lease = Some(rt.ready_lease(db.schema_id, &db.schema)?);
         }
         Ok(self
             .lease

@@ -4,6 +4,13 @@
 //! SQLite code a client would get for the same failure (a unique violation
 //! is `SQLITE_CONSTRAINT_UNIQUE`, a lock timeout `SQLITE_BUSY` …), so Plex's
 //! error handling takes the same paths it takes on SQLite.
+//!
+//! Where the shim itself decides by what went wrong (prepare again after a
+//! stale cached plan, explain a missing privilege), it asks the error's
+//! kind ([`Error::is_stale_plan`], [`Error::is_permission_denied`]), which
+//! reads PostgreSQL's SQLSTATE code and never its message text: the text
+//! is translated with the server's `lc_messages` and changes between
+//! versions.
 
 use crate::sys::*;
 use std::ffi::c_int;
@@ -15,6 +22,18 @@ pub struct Error {
     /// Extended result code; `code & 0xff` is the primary one.
     pub code: c_int,
     pub message: String,
+    /// PostgreSQL's SQLSTATE and reporting routine, when PostgreSQL
+    /// reported the failure.
+    pg: Option<PgCause>,
+}
+
+/// What PostgreSQL said about a failure, besides its words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PgCause {
+    state: SqlState,
+    /// The server function that raised it (`RevalidateCachedQuery` …):
+    /// tells apart failures that share an SQLSTATE.
+    routine: Option<String>,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -24,7 +43,27 @@ impl Error {
         Error {
             code,
             message: message.into(),
+            pg: None,
         }
+    }
+    /// PostgreSQL's SQLSTATE, when PostgreSQL reported this failure.
+    pub fn state(&self) -> Option<&SqlState> {
+        self.pg.as_ref().map(|c| &c.state)
+    }
+    /// PostgreSQL refused a cached plan whose result type changed after
+    /// DDL from another session (`feature_not_supported`, raised while
+    /// revalidating the plan): preparing again fixes it.
+    pub fn is_stale_plan(&self) -> bool {
+        self.pg.as_ref().is_some_and(|c| {
+            c.state == SqlState::FEATURE_NOT_SUPPORTED
+                && c.routine
+                    .as_deref()
+                    .is_none_or(|r| r == "RevalidateCachedQuery")
+        })
+    }
+    /// The role lacks a privilege (`insufficient_privilege`).
+    pub fn is_permission_denied(&self) -> bool {
+        self.state() == Some(&SqlState::INSUFFICIENT_PRIVILEGE)
     }
     pub fn sql(message: impl Into<String>) -> Error {
         Error::new(SQLITE_ERROR, message)
@@ -88,7 +127,12 @@ pub fn from_pg(e: &tokio_postgres::Error) -> Error {
         if let Some(sqlite) = sqlite_wording(db) {
             message = format!("{sqlite} [PostgreSQL: {message}]");
         }
-        return Error::new(code_for_state(db.code()), message);
+        let mut err = Error::new(code_for_state(db.code()), message);
+        err.pg = Some(PgCause {
+            state: db.code().clone(),
+            routine: db.routine().map(str::to_string),
+        });
+        return err;
     }
     if e.is_closed() {
         return Error::new(SQLITE_IOERR, "the connection to PostgreSQL was closed");

@@ -1,17 +1,26 @@
 //! Fork safety: the `pthread_atfork` handlers, and the check that covers
 //! children born without them.
 //!
-//! - prepare (parent, before `fork()`): take the shim's global locks, so
+//! This module knows none of the state it protects. The modules that own
+//! state a fork would break join from below, each with a [`Participant`]:
+//! its locks to hold across `fork()` and what to drop in the child
+//! (`runtime`: its caches' locks and the pool; `registry`: the handle
+//! table and every routed handle's lock). The handlers only run the
+//! participants' hooks, in the order they joined:
+//!
+//! - prepare (parent, before `fork()`): take every participant's locks, so
 //!   none is mid-update in the child.
 //! - parent (after): release them.
-//! - child (after): release them; then, unless `PLEX_PG_FORK_HANDLER=0`,
-//!   empty the pool without touching the parent's connections (see
-//!   `Pool::reset_in_child`), free every routed handle's lock, and tell the
-//!   launcher (AfterFork). Async-signal-safe: atomics, `dup3`, `getpid`,
-//!   one `send`; no allocation, no lock another thread may hold.
+//! - child (after): unless `PLEX_PG_FORK_HANDLER=0`, let each participant
+//!   disown what is the parent's (empty the pool without touching the
+//!   parent's connections, free every routed handle's lock, tell the
+//!   launcher: AfterFork); then free every participant's locks. Every hook
+//!   is async-signal-safe: atomics, `dup3`, `getpid`, one `send`; no
+//!   allocation, no lock another thread may hold (the `fork-audit` build
+//!   aborts if one is taken).
 //!
 //! glibc does not run these handlers for `vfork`, `posix_spawn`, `clone`
-//! or `_Fork`. [`ensure_own_pool`], called before a routed database is
+//! or `_Fork`. [`ensure_own_process`], called before a routed database is
 //! used, notices a process whose pid differs from the pool's owner. A
 //! page marked `MADV_WIPEONFORK` tells the two kinds of such children
 //! apart: after a real fork (own memory) the page reads zero and the pool
@@ -20,10 +29,8 @@
 //! corrupt the parent's, so the call fails instead.
 
 use crate::error::{Error, Result};
-use crate::runtime::{self, Runtime};
 use crate::sys::SQLITE_MISUSE;
-use plex_pg_config::report::{HarmlessFd, MAX_REPORTED_FDS};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 
 static HANDLER_ON: AtomicBool = AtomicBool::new(true);
 static HARMLESS_FD: AtomicI32 = AtomicI32::new(-1);
@@ -95,62 +102,116 @@ pub fn handler_on() -> bool {
     HANDLER_ON.load(Ordering::Acquire)
 }
 
-extern "C" fn prepare() {
-    if let Some(rt) = runtime::get() {
-        for lock in rt.fork_locks() {
-            lock.lock();
+/// The fd that replaces an inherited socket in a child (`/dev/null`, or a
+/// pipe's read end), -1 before [`configure`].
+pub fn harmless_fd() -> i32 {
+    HARMLESS_FD.load(Ordering::Acquire)
+}
+
+/// A module that owns state a fork would break. Every hook must be
+/// async-signal-safe (see the module's doc).
+pub struct Participant {
+    /// Before `fork()`, in the parent: take the participant's locks.
+    pub lock: fn(),
+    /// After `fork()`, in the parent: release them, in reverse order.
+    pub unlock: fn(),
+    /// In the child: free them (they may be held by a thread that does not
+    /// exist there). Always runs, handler on or off.
+    pub reset_locks: fn(),
+    /// In the child: drop, without touching it, what belongs to the
+    /// parent. `from_handler` is false when [`ensure_own_process`] calls it
+    /// for a child born without fork handlers: the calling thread may then
+    /// hold locks of this participant, which must not be freed.
+    pub disown: fn(from_handler: bool),
+}
+
+const MAX_PARTICIPANTS: usize = 4;
+static PARTICIPANTS: [AtomicPtr<Participant>; MAX_PARTICIPANTS] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_PARTICIPANTS];
+/// How many participants `prepare` locked: `parent` and `child` undo
+/// exactly those, even if another joined in between.
+static PREPARED: AtomicUsize = AtomicUsize::new(0);
+
+/// Join the fork handlers (once per participant; later calls do nothing).
+pub fn join(p: &'static Participant) {
+    let ptr = p as *const Participant as *mut Participant;
+    for slot in &PARTICIPANTS {
+        match slot.compare_exchange(
+            std::ptr::null_mut(),
+            ptr,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return,
+            Err(current) if current == ptr => return,
+            Err(_) => continue,
         }
+    }
+    // A fixed table: more participants than slots is a programming error,
+    // found by the first test that opens a database.
+    debug_assert!(false, "more fork participants than MAX_PARTICIPANTS");
+}
+
+/// The participants that joined, in order; the first `n` at most (slots
+/// fill in order, so the empty ones are at the end).
+fn participants(n: usize) -> impl DoubleEndedIterator<Item = &'static Participant> {
+    PARTICIPANTS[..n.min(MAX_PARTICIPANTS)]
+        .iter()
+        .filter_map(|slot| {
+            // SAFETY: only `&'static Participant`s are stored, never removed.
+            unsafe { slot.load(Ordering::Acquire).as_ref() }
+        })
+}
+
+extern "C" fn prepare() {
+    let n = participants(MAX_PARTICIPANTS).count();
+    PREPARED.store(n, Ordering::Release);
+    for p in participants(n) {
+        (p.lock)();
     }
 }
 
 extern "C" fn parent() {
-    if let Some(rt) = runtime::get() {
-        for lock in rt.fork_locks().iter().rev() {
-            lock.unlock();
-        }
+    for p in participants(PREPARED.load(Ordering::Acquire)).rev() {
+        (p.unlock)();
     }
 }
 
 extern "C" fn child() {
-    let Some(rt) = runtime::get() else { return };
+    let _audit = crate::audit::ChildHandler::enter();
+    let n = PREPARED.load(Ordering::Acquire);
+    if n == 0 {
+        return; // no routed database was ever opened
+    }
     let started = monotonic_ns();
     if handler_on() {
-        // SAFETY: only this thread exists in the child.
-        for db in unsafe { rt.dbs_in_child() } {
-            db.state.raw().reset_in_child();
-        }
-        empty_pool(rt);
+        disown(n, true);
     }
-    for lock in rt.fork_locks() {
-        lock.reset_in_child();
+    for p in participants(n) {
+        (p.reset_locks)();
     }
     LAST_HANDLER_NS.store(monotonic_ns() - started, Ordering::Relaxed);
 }
 
-/// Empty the pool as the child's handler does, and report it.
-fn empty_pool(rt: &Runtime) {
-    // Not zero-filled: only the entries written are read, and filling 4 KiB
-    // of stack would copy a page or two in the child for nothing.
-    let mut done = [std::mem::MaybeUninit::<HarmlessFd>::uninit(); MAX_REPORTED_FDS];
-    let n = rt
-        .pool
-        .reset_in_child(HARMLESS_FD.load(Ordering::Acquire), &mut done);
-    // SAFETY: reset_in_child initialized the first n entries.
-    let done = unsafe { std::slice::from_raw_parts(done.as_ptr() as *const HarmlessFd, n) };
-    // SAFETY: getpid is async-signal-safe.
+/// Let the first `n` participants drop what is the parent's, then make
+/// this process the owner.
+fn disown(n: usize, from_handler: bool) {
+    for p in participants(n) {
+        (p.disown)(from_handler);
+    }
+    // SAFETY: getpid is async-signal-safe and cannot fail.
     OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Release);
     let page = WIPE_PAGE.load(Ordering::Acquire);
     if !page.is_null() {
-        // SAFETY: our mapped page.
+        // SAFETY: the page `configure` mapped, never unmapped; a child
+        // keeps the mapping (zeroed after a real fork).
         unsafe { page.write_volatile(1) };
     }
-    rt.reporter
-        .after_fork(rt.pool.generation(), rt.pool.open_count(), done);
 }
 
 /// Before a routed database is used: make sure the pool belongs to this
 /// process (see the module's doc).
-pub fn ensure_own_pool(rt: &Runtime) -> Result<()> {
+pub fn ensure_own_process() -> Result<()> {
     if !handler_on() {
         return Ok(()); // reproducing the old shim: no protection at all
     }
@@ -169,6 +230,6 @@ pub fn ensure_own_pool(rt: &Runtime) -> Result<()> {
         ));
     }
     tracing::warn!("this process was forked without fork handlers (_Fork or clone); emptying the inherited pool now");
-    empty_pool(rt);
+    disown(MAX_PARTICIPANTS, false);
     Ok(())
 }

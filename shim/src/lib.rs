@@ -3,34 +3,46 @@
 //!
 //! How a call flows: [`api`] (the exports) asks [`registry`] whether the
 //! handle is routed. If not, the call goes to the real SQLite ([`real`]).
-//! If so: [`connection`] holds the handle's state, [`statement`] plans a
-//! statement ([`translate`]) and runs it on a connection from the [`pool`]
-//! through [`pg`]; rows come back as [`row`] values. [`fork`] keeps all of
-//! it safe across `fork()`, [`report`] tells the launcher ([`tally`]: the
-//! figures for its metrics), [`runtime`]
-//! holds the process-wide state, created at the first routed open.
+//! If so: [`registry`] owns the handle's life (open, close) and the real
+//! statements that stand for routed ones; [`connection`] holds the
+//! handle's state between calls, [`statement`] plans a statement
+//! ([`translate`]) and runs it on a connection from the [`pool`] through
+//! [`pg`]; rows come back as [`row`] values. [`runtime`] holds the
+//! process-wide state, created at the first routed open, and the one path
+//! to a ready connection (`Runtime::ready_lease`). [`fork`] keeps it all
+//! safe across `fork()` without knowing any of it: `runtime` and
+//! `registry` join it with their locks and child-side resets. [`report`]
+//! tells the launcher ([`tally`]: the figures for its metrics). The
+//! dependencies go one way, top to bottom:
+//! api → registry → statement → maintenance → connection → runtime →
+//! pool → pg, with fork, lock and error below them all.
 //! `docs/architecture.md` tells the whole story.
 
-pub mod api;
-pub mod backup;
-pub mod calendar;
-pub mod connection;
-pub mod error;
-pub mod fork;
-pub mod lock;
-pub mod log;
-pub mod maintenance;
-pub mod pg;
-pub mod pool;
+mod api;
+mod audit;
+mod backup;
+mod calendar;
+mod connection;
+mod error;
+mod fork;
+mod lock;
+mod log;
+mod maintenance;
+mod pg;
+mod pool;
+mod registry;
+mod report;
+mod row;
+mod runtime;
+mod split;
+mod statement;
+mod tally;
+
+// Used outside the crate: `real` and `sys` by plex-pg-import (the real
+// SQLite's entry points), `translate` and `value` by plex-pg-import and the
+// benchmarks.
 pub mod real;
-pub mod registry;
-pub mod report;
-pub mod row;
-pub mod runtime;
-pub mod split;
-pub mod statement;
 pub mod sys;
-pub mod tally;
 pub mod translate;
 pub mod value;
 

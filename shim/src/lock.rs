@@ -30,6 +30,7 @@ impl RawLock {
     }
 
     pub fn lock(&self) {
+        crate::audit::lock_taken();
         if self
             .word
             .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
@@ -82,6 +83,8 @@ pub struct ForkLock<T> {
 
 // SAFETY: access to `value` is serialized by `raw`, as with std's Mutex.
 unsafe impl<T: Send> Send for ForkLock<T> {}
+// SAFETY: as for Send: `&ForkLock` gives access to `value` only through
+// the lock (or `get_unlocked`, whose contract excludes other threads).
 unsafe impl<T: Send> Sync for ForkLock<T> {}
 
 impl<T> ForkLock<T> {
@@ -110,7 +113,9 @@ impl<T> ForkLock<T> {
     /// No other thread may access the value (true in a forked child).
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn get_unlocked(&self) -> &mut T {
-        &mut *self.value.get()
+        // SAFETY: this function's `# Safety` contract, which the caller
+        // keeps, is what the calls below rely on.
+        unsafe { &mut *self.value.get() }
     }
 }
 

@@ -57,12 +57,10 @@ pub fn run(db: &RoutedDb, st: &mut DbState, rt: &'static Runtime, m: &Maintenanc
         conn.batch("RELEASE SAVEPOINT plex_pg_maintenance")?;
         result
     } else {
-        crate::fork::ensure_own_pool(rt)?;
-        let mut lease = rt.pool.acquire(db.schema_id, &db.schema)?;
+        let mut lease = rt.ready_lease(db.schema_id, &db.schema)?;
         let conn = lease
             .conn()
             .ok_or_else(|| Error::new(SQLITE_IOERR, "pool lease is stale"))?;
-        rt.ensure_schema(db.schema_id, conn)?;
         work(conn, rt, db, m, false)
     }
 }
@@ -295,7 +293,7 @@ fn integrity_check(
             conn.batch(&sql)
         };
         if let Err(e) = result {
-            if e.message.contains("permission denied") {
+            if e.is_permission_denied() {
                 unchecked(
                     db,
                     pragma,

@@ -112,15 +112,6 @@ impl Lease {
         // holder, and the pointer stays valid until the lease is released.
         unsafe { p.as_mut() }
     }
-
-    pub fn slot(&self) -> u32 {
-        self.slot
-    }
-
-    /// Whether this lease was taken in the current generation.
-    pub fn is_current(&self) -> bool {
-        self.generation == self.pool.generation.load(Ordering::Acquire)
-    }
 }
 
 impl Drop for Lease {

@@ -89,14 +89,20 @@ macro_rules! real_api {
                 let mut f = SLOT.load(Ordering::Relaxed);
                 if f.is_null() {
                     let cname = concat!(stringify!($name), "\0");
-                    f = lookup(CStr::from_bytes_with_nul_unchecked(cname.as_bytes()));
+                    // SAFETY: a literal name with one NUL, at its end.
+                    f = lookup(unsafe { CStr::from_bytes_with_nul_unchecked(cname.as_bytes()) });
                     if f.is_null() {
                         missing(stringify!($name));
                     }
                     SLOT.store(f, Ordering::Relaxed);
                 }
-                let f: unsafe extern "C" fn($($ty),*) -> $ret = std::mem::transmute(f);
-                f($($arg),*)
+                // SAFETY: `f` is the real SQLite's function of this name
+                // (non-null, checked above), whose C signature is the one
+                // declared here, from sqlite3.h.
+                let f: unsafe extern "C" fn($($ty),*) -> $ret = unsafe { std::mem::transmute(f) };
+                // SAFETY: the caller keeps the C function's contract (this
+                // function's `# Safety`).
+                unsafe { f($($arg),*) }
             }
         )*
     };

@@ -87,7 +87,9 @@ impl RowValue {
     /// `p` must point at least 16 readable bytes (any `sqlite3_value`,
     /// real or ours, does).
     pub unsafe fn is_ours(p: *const u8) -> bool {
-        !p.is_null() && std::ptr::read_unaligned(p as *const [u64; 2]) == VALUE_MAGIC
+        // SAFETY: this function's `# Safety` contract, which the caller
+        // keeps, is what the calls below rely on.
+        unsafe { !p.is_null() && std::ptr::read_unaligned(p as *const [u64; 2]) == VALUE_MAGIC }
     }
 
     pub fn cell(&self) -> &Cell {
@@ -359,8 +361,10 @@ mod tests {
     #[test]
     fn magic_tells_our_values_apart() {
         let v = RowValue::new(Cell::Integer(1));
+        // SAFETY: a live RowValue, readable for its whole size.
         assert!(unsafe { RowValue::is_ours(&v as *const RowValue as *const u8) });
         let other = [0u64; 4];
+        // SAFETY: 32 readable bytes, more than the magic's offset and size.
         assert!(!unsafe { RowValue::is_ours(other.as_ptr() as *const u8) });
     }
 }

@@ -3,19 +3,25 @@
 //! Plex starts inherits `LD_PRELOAD`) gets no thread, no connection, no
 //! settings read.
 //!
-//! It holds the settings, the pool, the reporter, the open routed
-//! databases, and the caches that spare PostgreSQL round trips: per schema,
-//! what each statement text translates to and which columns it returns;
-//! per column, its declared SQLite type.
+//! It holds the settings, the pool, the reporter, and the caches that
+//! spare PostgreSQL round trips: per schema, what each statement text
+//! translates to and which columns it returns; per column, its declared
+//! SQLite type. [`Runtime::ready_lease`] is the one way to a connection
+//! ready for a schema: this process's own pool, a lease, the schema
+//! prepared. The routed handles are `registry`'s.
+//!
+//! It joins the fork handlers (`fork`) when created: its locks are held
+//! across `fork()`, and a child empties the pool and tells the launcher.
 
-use crate::connection::RoutedDb;
 use crate::error::{Error, Result};
+use crate::fork::{self, Participant};
 use crate::lock::{ForkLock, RawLock};
 use crate::pg::PgConn;
-use crate::pool::Pool;
+use crate::pool::{Lease, Pool};
 use crate::report::Reporter;
-use crate::sys::SQLITE_CANTOPEN;
+use crate::sys::{SQLITE_CANTOPEN, SQLITE_IOERR};
 use crate::translate::{self, Translation};
+use plex_pg_config::report::{HarmlessFd, MAX_REPORTED_FDS};
 use plex_pg_config::Settings;
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -53,7 +59,6 @@ pub struct Runtime {
     pub reporter: &'static Reporter,
     /// Identifies this process's routed statements (see `registry`).
     pub secret: u64,
-    dbs: ForkLock<Vec<Arc<RoutedDb>>>,
     schemas: ForkLock<Vec<Schema>>,
     decltypes: ForkLock<HashMap<(u32, i16), Option<CString>>>,
     /// Bumped by every schema change; connections drop prepared
@@ -74,6 +79,21 @@ pub fn get() -> Option<&'static Runtime> {
 /// The runtime, created on first call. Bad settings do not prevent it:
 /// they are logged once, and every routed open fails with them
 /// ([`Runtime::init_error`]).
+/// The tally's sender: the pool's slots filled in, sent to the launcher
+/// when there is one. Whether it went.
+fn send_tally(t: &mut plex_pg_config::report::Tally) -> bool {
+    let Some(rt) = get() else {
+        return false;
+    };
+    if !rt.reporter.is_connected() {
+        return false;
+    }
+    t.slots_in_use = rt.pool.open_count();
+    t.slots_max = rt.pool.capacity();
+    rt.reporter.tally(t);
+    true
+}
+
 pub fn init() -> &'static Runtime {
     if let Some(rt) = get() {
         return rt;
@@ -103,8 +123,9 @@ pub fn init() -> &'static Runtime {
     if let Some(problem) = problem {
         tracing::warn!("{problem}");
     }
+    crate::tally::set_sender(send_tally);
     let fork_handler = settings.shim.fork_handler;
-    crate::fork::configure(fork_handler);
+    fork::configure(fork_handler);
     if !fork_handler {
         tracing::warn!(
             "PLEX_PG_FORK_HANDLER=0: the fork handler is OFF. A forked child keeps the parent's PostgreSQL connections and can corrupt them (the crash of January 2026). Use this only to reproduce that crash in tests."
@@ -131,13 +152,13 @@ pub fn init() -> &'static Runtime {
         pool,
         reporter,
         secret: secret(),
-        dbs: ForkLock::new(Vec::new()),
         schemas: ForkLock::new(Vec::new()),
         decltypes: ForkLock::new(HashMap::new()),
         epoch: AtomicU64::new(1),
         settings,
     });
     RUNTIME.store(Box::into_raw(rt), Ordering::Release);
+    fork::join(&FORK);
     drop(guard);
     get().unwrap()
 }
@@ -197,52 +218,69 @@ fn secret() -> u64 {
     v | 1
 }
 
+/// The runtime's part in fork safety (see `fork`). It joins once the
+/// runtime exists, so every hook finds it.
+static FORK: Participant = Participant {
+    lock: || fork_locks().into_iter().flatten().for_each(RawLock::lock),
+    unlock: || {
+        fork_locks()
+            .into_iter()
+            .flatten()
+            .rev()
+            .for_each(RawLock::unlock)
+    },
+    reset_locks: || {
+        fork_locks()
+            .into_iter()
+            .flatten()
+            .for_each(RawLock::reset_in_child)
+    },
+    disown: |_| {
+        if let Some(rt) = get() {
+            rt.empty_pool();
+        }
+    },
+};
+
+/// The locks the fork handlers hold across `fork()`, in the order they are
+/// taken. No code holds two of them at once. No allocation: the handlers
+/// call it.
+fn fork_locks() -> Option<[&'static RawLock; 5]> {
+    let rt = get()?;
+    Some([
+        INIT.raw(),
+        rt.schemas.raw(),
+        rt.decltypes.raw(),
+        rt.pool.lock(),
+        crate::pg::socket::fork_lock(),
+    ])
+}
+
 impl Runtime {
-    /// The locks the fork handlers hold across `fork()`, in the order they
-    /// are taken. No code holds two of them at once.
-    pub fn fork_locks(&self) -> [&RawLock; 6] {
-        [
-            INIT.raw(),
-            self.dbs.raw(),
-            self.schemas.raw(),
-            self.decltypes.raw(),
-            self.pool.lock(),
-            crate::pg::socket::fork_lock(),
-        ]
+    /// In a forked child: empty the pool without touching the parent's
+    /// connections, and tell the launcher (AfterFork). Async-signal-safe.
+    fn empty_pool(&self) {
+        // Not zero-filled: only the entries written are read, and filling
+        // 4 KiB of stack would copy a page or two in the child for nothing.
+        let mut done = [std::mem::MaybeUninit::<HarmlessFd>::uninit(); MAX_REPORTED_FDS];
+        let n = self.pool.reset_in_child(fork::harmless_fd(), &mut done);
+        // SAFETY: reset_in_child initialized the first n entries.
+        let done = unsafe { std::slice::from_raw_parts(done.as_ptr() as *const HarmlessFd, n) };
+        self.reporter
+            .after_fork(self.pool.generation(), self.pool.open_count(), done);
     }
 
-    /// In a forked child: the routed databases (the `dbs` lock is held by
-    /// the forking thread, so reading is safe).
-    ///
-    /// # Safety
-    /// Only from the child's fork handler.
-    pub unsafe fn dbs_in_child(&self) -> &[Arc<RoutedDb>] {
-        self.dbs.get_unlocked()
-    }
-
-    pub fn register_db(&self, db: Arc<RoutedDb>) {
-        self.dbs.lock().push(db);
-    }
-
-    pub fn unregister_db(&self, handle: usize) -> Option<Arc<RoutedDb>> {
-        crate::tally::flush();
-        let mut dbs = self.dbs.lock();
-        let i = dbs.iter().position(|d| d.handle as usize == handle)?;
-        Some(dbs.swap_remove(i))
-    }
-
-    /// The routed database behind a handle, if it is one.
-    pub fn db(&self, handle: usize) -> Option<Arc<RoutedDb>> {
-        self.dbs
-            .lock()
-            .iter()
-            .find(|d| d.handle as usize == handle)
-            .cloned()
-    }
-
-    /// Whether any routed database is open.
-    pub fn has_dbs(&self) -> bool {
-        !self.dbs.lock().is_empty()
+    /// A connection of this process's pool, ready for the schema: the one
+    /// path to PostgreSQL for a routed database (the handle's own
+    /// connection, planning without one, the check at open, maintenance).
+    pub fn ready_lease(&'static self, schema_id: u32, schema: &str) -> Result<Lease> {
+        fork::ensure_own_process()?;
+        let mut lease = self.pool.acquire(schema_id, schema)?;
+        let conn = lease
+            .conn()
+            .ok_or_else(|| Error::new(SQLITE_IOERR, "pool lease is stale"))?;
+        self.ensure_schema(schema_id, conn)?;
+        Ok(lease)
     }
 
     /// The number of a schema, registering it on first use.

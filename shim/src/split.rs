@@ -35,12 +35,14 @@ pub fn first_statement(sql: &[u8]) -> Split<'_> {
 }
 
 /// Whether `sql` holds nothing but blanks, comments and `;`.
-pub fn is_blank(sql: &[u8]) -> bool {
+#[cfg(test)]
+fn is_blank(sql: &[u8]) -> bool {
     first_statement(sql).statement.is_empty()
 }
 
 /// Every statement of `sql`, in order.
-pub fn statements(mut sql: &[u8]) -> Vec<&[u8]> {
+#[cfg(test)]
+fn statements(mut sql: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     loop {
         let s = first_statement(sql);

@@ -613,8 +613,7 @@ fn prepare(conn: &mut PgConn, rt: &Runtime, sql: &str) -> Result<tokio_postgres:
 /// PostgreSQL refuses a cached plan whose result type changed after DDL
 /// from another session: prepare again, once.
 fn stale_plan(e: &Error) -> bool {
-    e.message
-        .contains("cached plan must not change result type")
+    e.is_stale_plan()
 }
 
 type Stream = std::pin::Pin<Box<tokio_postgres::RowStream>>;
@@ -665,13 +664,10 @@ pub fn plan(db: &RoutedDb, st: &mut DbState, rt: &'static Runtime, sql: &str) ->
         st.put_aside_active()?;
         st.conn(db, rt)?
     } else {
-        crate::fork::ensure_own_pool(rt)?;
-        let lease = temporary.insert(rt.pool.acquire(db.schema_id, &db.schema)?);
-        let conn = lease
+        let lease = temporary.insert(rt.ready_lease(db.schema_id, &db.schema)?);
+        lease
             .conn()
-            .ok_or_else(|| Error::new(SQLITE_IOERR, "pool lease is stale"))?;
-        rt.ensure_schema(db.schema_id, conn)?;
-        conn
+            .ok_or_else(|| Error::new(SQLITE_IOERR, "pool lease is stale"))?
     };
     let translation = {
         let mut catalog = ConnCatalog {
@@ -821,104 +817,4 @@ impl translate::Catalog for ConnCatalog<'_> {
             .query_text(sql, params, self.rt.epoch(), cache)
             .map_err(|e| e.message)
     }
-}
-
-/// Prepare `text` (one statement) on a routed database: plan it, and give
-/// it a real statement to stand for it (a spare one when there is).
-pub fn create(db: &Arc<RoutedDb>, rt: &'static Runtime, text: &str) -> Result<*mut RoutedStmt> {
-    let mut st = db.state.lock();
-    st.forget_if_inherited(rt);
-    let made = (|| {
-        let plan = plan(db, &mut st, rt, text)?;
-        let sql =
-            CString::new(text).map_err(|_| Error::sql("unrecognized token: NUL byte in SQL"))?;
-        let stmt = match st.spare.pop() {
-            Some(mut shell) => {
-                shell.renew(sql, plan);
-                shell
-            }
-            None => {
-                let mut shell = Box::new(RoutedStmt::new(rt.secret, db.clone(), sql, plan));
-                let marker = crate::registry::marker_sql(rt.secret, &*shell);
-                let mut dummy = std::ptr::null_mut();
-                // SAFETY: preparing a constant SELECT on our own handle.
-                let rc = unsafe {
-                    crate::real::sqlite3_prepare_v2(
-                        db.handle,
-                        marker.as_ptr(),
-                        -1,
-                        &mut dummy,
-                        std::ptr::null_mut(),
-                    )
-                };
-                if rc != SQLITE_OK || dummy.is_null() {
-                    return Err(Error::new(
-                        SQLITE_NOMEM,
-                        "cannot allocate a statement handle",
-                    ));
-                }
-                shell.dummy = dummy;
-                shell
-            }
-        };
-        Ok(stmt)
-    })();
-    match made {
-        Ok(stmt) => {
-            st.live_statements += 1;
-            st.ok();
-            Ok(Box::into_raw(stmt))
-        }
-        Err(e) => {
-            crate::tally::error(e.code);
-            st.release_if_idle();
-            Err(e)
-        }
-    }
-}
-
-/// Finalize a routed statement: stop it, keep its shell for reuse (or free
-/// it), and complete a deferred close of its database. Returns the error
-/// of its last step, as `sqlite3_finalize` does.
-///
-/// # Safety
-/// `stmt` must come from [`create`] and not be finalized yet.
-pub unsafe fn finalize(stmt: *mut RoutedStmt) -> c_int {
-    if (*stmt).spare {
-        return finalize_spare(stmt);
-    }
-    let mut shell = Box::from_raw(stmt);
-    let db = shell.db.clone();
-    let mut st = db.state.lock();
-    shell.stop(&mut st);
-    st.live_statements -= 1;
-    let rc = shell.last_error & 0xff;
-    if st.zombie || st.spare.len() >= 16 {
-        crate::registry::finalize_dummy(shell.dummy);
-        drop(shell);
-    } else {
-        shell.binds.clear();
-        shell.row.clear();
-        shell.spare = true;
-        st.spare.push(shell);
-    }
-    if st.zombie && st.live_statements == 0 {
-        drop(st);
-        if let Some(rt) = crate::runtime::get() {
-            rt.unregister_db(db.handle as usize);
-        }
-    }
-    rc
-}
-
-/// A client finalizing a spare shell it found with `sqlite3_next_stmt`
-/// (some do, before closing): take it out of the spares, free it.
-unsafe fn finalize_spare(stmt: *mut RoutedStmt) -> c_int {
-    let db = (*stmt).db.clone();
-    let mut st = db.state.lock();
-    if let Some(i) = st.spare.iter().position(|s| std::ptr::eq(&**s, stmt)) {
-        let shell = st.spare.swap_remove(i);
-        crate::registry::finalize_dummy(shell.dummy);
-    }
-    SQLITE_OK
 }

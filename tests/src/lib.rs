@@ -137,9 +137,22 @@ pub fn artifact(name: &str) -> PathBuf {
     path
 }
 
-/// The shim, `libplex_pg_shim.so`.
+/// The shim, `libplex_pg_shim.so`: the release build's, or the one
+/// `PLEX_PG_TEST_SHIM` names (`tests/run.sh` runs the fork tests over the
+/// fork-audit build that way).
 pub fn shim() -> PathBuf {
-    artifact("libplex_pg_shim.so")
+    match std::env::var_os("PLEX_PG_TEST_SHIM") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            assert!(
+                path.exists(),
+                "PLEX_PG_TEST_SHIM names {}, which is missing",
+                path.display()
+            );
+            path
+        }
+        None => artifact("libplex_pg_shim.so"),
+    }
 }
 
 /// Plex's real SQL: `tests/fixtures/plex/<name>`.

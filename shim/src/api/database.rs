@@ -5,8 +5,8 @@ use super::guard;
 use crate::connection::RoutedDb;
 use crate::error::Error;
 use crate::registry;
-use crate::runtime::{self, Runtime};
-use crate::statement::{self, RoutedStmt};
+use crate::runtime::Runtime;
+use crate::statement::RoutedStmt;
 use crate::sys::*;
 use crate::{real, split};
 use plex_pg_config::Settings;
@@ -37,10 +37,12 @@ fn route_settings() -> &'static Settings {
         Ordering::AcqRel,
         Ordering::Acquire,
     ) {
+        // SAFETY: published now, and never freed.
         Ok(_) => unsafe { &*fresh },
         Err(winner) => {
-            // SAFETY: ours, never published.
+            // SAFETY: ours, from Box::into_raw above, never published.
             drop(unsafe { Box::from_raw(fresh) });
+            // SAFETY: the winner's, published once and never freed.
             unsafe { &*winner }
         }
     }
@@ -60,84 +62,45 @@ fn routed_path(filename: &[u8]) -> Option<String> {
     route_settings().routes(path).then(|| path.to_string())
 }
 
+/// # Safety
+/// As `sqlite3_open_v2`: `filename` null or a C string, `out` null or
+/// writable, `vfs` null or a C string.
 unsafe fn open(
     filename: *const c_char,
     out: *mut *mut sqlite3,
     flags: c_int,
     vfs: *const c_char,
 ) -> c_int {
-    if filename.is_null() || out.is_null() {
-        return real::sqlite3_open_v2(filename, out, flags, vfs);
-    }
-    let Some(path) = routed_path(CStr::from_ptr(filename).to_bytes()) else {
-        return real::sqlite3_open_v2(filename, out, flags, vfs);
-    };
-    let rt = runtime::init();
-    // The handle the client gets: a real in-memory database, so any SQLite
-    // function the shim does not export works on it.
-    let mem_flags = SQLITE_OPEN_READWRITE
-        | SQLITE_OPEN_CREATE
-        | (flags & (SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_FULLMUTEX));
-    let mut mem = std::ptr::null_mut();
-    let rc = real::sqlite3_open_v2(c":memory:".as_ptr(), &mut mem, mem_flags, std::ptr::null());
-    *out = mem;
-    if rc != SQLITE_OK || mem.is_null() {
-        return if rc == SQLITE_OK { SQLITE_NOMEM } else { rc };
-    }
-    let file = path.rsplit('/').next().unwrap_or(&path);
-    let schema = rt.settings.schema_for(file);
-    let schema_id = rt.schema_id(&schema);
-    let db = Arc::new(RoutedDb::new(
-        mem,
-        path.clone(),
-        schema.clone(),
-        schema_id,
-        rt.pool.generation(),
-    ));
-    rt.register_db(db.clone());
-    // A configuration error was logged once, when the runtime was made.
-    let checked = match &rt.init_error {
-        Some(e) => Err(e.clone()),
-        None => check_reachable(&db, rt)
-            .inspect_err(|e| tracing::error!("cannot open {path} on PostgreSQL: {}", e.message)),
-    };
-    let mut st = db.state.lock();
-    match checked {
-        Ok(()) => {
-            tracing::debug!("opened {path} on PostgreSQL (schema {schema})");
-            st.ok();
-            SQLITE_OK
+    // SAFETY: this function's `# Safety` contract, which the caller
+    // keeps, is what the calls below rely on.
+    unsafe {
+        if filename.is_null() || out.is_null() {
+            return real::sqlite3_open_v2(filename, out, flags, vfs);
         }
-        Err(e) => {
-            let e = Error::new(SQLITE_CANTOPEN, e.message);
-            st.fail(&e)
-        }
+        let Some(path) = routed_path(CStr::from_ptr(filename).to_bytes()) else {
+            return real::sqlite3_open_v2(filename, out, flags, vfs);
+        };
+        registry::open(path, out, flags)
     }
-}
-
-/// At open: a connection can be had and the schema is ready, so a dead
-/// server or a bad password shows at open time, as a missing file would.
-fn check_reachable(db: &RoutedDb, rt: &'static Runtime) -> crate::error::Result<()> {
-    crate::fork::ensure_own_pool(rt)?;
-    let mut lease = rt.pool.acquire(db.schema_id, &db.schema)?;
-    let conn = lease
-        .conn()
-        .ok_or_else(|| Error::new(SQLITE_IOERR, "pool lease is stale"))?;
-    rt.ensure_schema(db.schema_id, conn)
 }
 
 /// # Safety
 /// As `sqlite3_open`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_open(filename: *const c_char, db: *mut *mut sqlite3) -> c_int {
-    guard(SQLITE_INTERNAL, || {
-        open(
-            filename,
-            db,
-            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-            std::ptr::null(),
-        )
-    })
+    // SAFETY: the caller keeps `sqlite3_open`'s contract (the `# Safety`
+    // above): live handles, pointers valid for the lengths given; the
+    // calls below rely on nothing more.
+    unsafe {
+        guard(SQLITE_INTERNAL, || {
+            open(
+                filename,
+                db,
+                SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                std::ptr::null(),
+            )
+        })
+    }
 }
 
 /// # Safety
@@ -149,134 +112,127 @@ pub unsafe extern "C" fn sqlite3_open_v2(
     flags: c_int,
     vfs: *const c_char,
 ) -> c_int {
-    guard(SQLITE_INTERNAL, || open(filename, db, flags, vfs))
+    // SAFETY: the caller keeps `sqlite3_open_v2`'s contract (the `# Safety`
+    // above): live handles, pointers valid for the lengths given; the
+    // calls below rely on nothing more.
+    unsafe { guard(SQLITE_INTERNAL, || open(filename, db, flags, vfs)) }
 }
 
+/// # Safety
+/// As `sqlite3_close`: `handle` null or a live database handle.
 unsafe fn close(handle: *mut sqlite3, v2: bool) -> c_int {
-    let Some((db, rt)) = registry::db(handle) else {
-        // The destination of an unfinished shim backup (the real SQLite
-        // does not know of it): refused as SQLite refuses it, or, for
-        // close_v2, the backup told to leave the handle alone.
-        if crate::backup::is_dest(handle) {
-            if !v2 {
-                let e = Error::new(
-                    SQLITE_BUSY,
-                    "unable to close due to unfinalized statements or unfinished backups",
-                );
-                crate::backup::set_dest_error(handle, &e);
-                return SQLITE_BUSY;
+    // SAFETY: this function's `# Safety` contract, which the caller
+    // keeps, is what the calls below rely on.
+    unsafe {
+        let Some((db, rt)) = registry::db(handle) else {
+            // The destination of an unfinished shim backup (the real SQLite
+            // does not know of it): refused as SQLite refuses it, or, for
+            // close_v2, the backup told to leave the handle alone.
+            if crate::backup::is_dest(handle) {
+                if !v2 {
+                    let e = Error::new(
+                        SQLITE_BUSY,
+                        "unable to close due to unfinalized statements or unfinished backups",
+                    );
+                    crate::backup::set_dest_error(handle, &e);
+                    return SQLITE_BUSY;
+                }
+                crate::backup::dest_closed(handle);
             }
-            crate::backup::dest_closed(handle);
-        }
-        return if v2 {
-            real::sqlite3_close_v2(handle)
-        } else {
-            real::sqlite3_close(handle)
+            return if v2 {
+                real::sqlite3_close_v2(handle)
+            } else {
+                real::sqlite3_close(handle)
+            };
         };
-    };
-    let mut st = db.state.lock();
-    st.forget_if_inherited(rt);
-    // The source of an unfinished backup: SQLite's answer for close (a
-    // close_v2 goes ahead; the backup keeps what it needs of the handle).
-    if (st.live_statements > 0 || crate::backup::is_source(handle)) && !v2 {
-        return st.fail(&Error::new(
-            SQLITE_BUSY,
-            "unable to close due to unfinalized statements or unfinished backups",
-        ));
+        registry::close(db, rt, v2)
     }
-    // Closing rolls back what is not committed, as SQLite does.
-    if st.tx.is_some() {
-        let _ = st.conn(&db, rt).map(|c| c.batch("ROLLBACK"));
-        st.tx = None;
-    }
-    st.active = None;
-    st.buffered.clear();
-    st.lease = None;
-    for shell in st.spare.drain(..) {
-        registry::finalize_dummy(shell.dummy);
-    }
-    if st.live_statements > 0 {
-        st.zombie = true; // gone when its last statement is finalized
-        drop(st);
-    } else {
-        drop(st);
-        rt.unregister_db(handle as usize);
-    }
-    tracing::debug!("closed {}", db.path);
-    real::sqlite3_close_v2(handle)
 }
 
 /// # Safety
 /// As `sqlite3_close`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_close(db: *mut sqlite3) -> c_int {
-    guard(SQLITE_INTERNAL, || close(db, false))
+    // SAFETY: the caller keeps `sqlite3_close`'s contract (the `# Safety`
+    // above): live handles, pointers valid for the lengths given; the
+    // calls below rely on nothing more.
+    unsafe { guard(SQLITE_INTERNAL, || close(db, false)) }
 }
 
 /// # Safety
 /// As `sqlite3_close_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_close_v2(db: *mut sqlite3) -> c_int {
-    guard(SQLITE_INTERNAL, || close(db, true))
+    // SAFETY: the caller keeps `sqlite3_close_v2`'s contract (the `# Safety`
+    // above): live handles, pointers valid for the lengths given; the
+    // calls below rely on nothing more.
+    unsafe { guard(SQLITE_INTERNAL, || close(db, true)) }
 }
 
 /// Run every statement of `sql` on a routed database, calling `on_row`
 /// with each result row's texts and column names. `on_row` returning true
 /// aborts (SQLITE_ABORT). Returns the result code and the error message.
+///
+/// # Safety
+/// `db` must be open; `on_row` gets statements valid only for the call.
 unsafe fn run_script(
     db: &Arc<RoutedDb>,
     rt: &'static Runtime,
     sql: &[u8],
     mut on_row: impl FnMut(&RoutedStmt) -> bool,
 ) -> (c_int, Option<String>) {
-    let mut rest = sql;
-    loop {
-        let part = split::first_statement(rest);
-        if part.statement.is_empty() {
-            return (SQLITE_OK, None);
-        }
-        rest = part.tail;
-        let text = match std::str::from_utf8(part.statement) {
-            Ok(t) => t,
-            Err(_) => return (SQLITE_ERROR, Some("SQL text is not valid UTF-8".into())),
-        };
-        let stmt = match statement::create(db, rt, text) {
-            Ok(s) => s,
-            Err(e) => {
-                let rc = db.state.lock().fail(&e);
-                return (rc, Some(e.message));
-            }
-        };
-        let s = &mut *stmt;
-        let mut result = (SQLITE_OK, None);
+    // SAFETY: this function's `# Safety` contract, which the caller
+    // keeps, is what the calls below rely on.
+    unsafe {
+        let mut rest = sql;
         loop {
-            match s.step(rt) {
-                SQLITE_ROW => {
-                    if on_row(s) {
-                        let e = Error::new(SQLITE_ABORT, "query aborted");
-                        db.state.lock().fail(&e);
-                        result = (SQLITE_ABORT, Some(e.message));
+            let part = split::first_statement(rest);
+            if part.statement.is_empty() {
+                return (SQLITE_OK, None);
+            }
+            rest = part.tail;
+            let text = match std::str::from_utf8(part.statement) {
+                Ok(t) => t,
+                Err(_) => return (SQLITE_ERROR, Some("SQL text is not valid UTF-8".into())),
+            };
+            let stmt = match registry::prepare(db, rt, text) {
+                Ok(s) => s,
+                Err(e) => {
+                    let rc = db.state.lock().fail(&e);
+                    return (rc, Some(e.message));
+                }
+            };
+            let s = &mut *stmt;
+            let mut result = (SQLITE_OK, None);
+            loop {
+                match s.step(rt) {
+                    SQLITE_ROW => {
+                        if on_row(s) {
+                            let e = Error::new(SQLITE_ABORT, "query aborted");
+                            db.state.lock().fail(&e);
+                            result = (SQLITE_ABORT, Some(e.message));
+                            break;
+                        }
+                    }
+                    SQLITE_DONE => break,
+                    rc => {
+                        result = (
+                            rc,
+                            Some(db.state.lock().errmsg.to_string_lossy().into_owned()),
+                        );
                         break;
                     }
                 }
-                SQLITE_DONE => break,
-                rc => {
-                    result = (
-                        rc,
-                        Some(db.state.lock().errmsg.to_string_lossy().into_owned()),
-                    );
-                    break;
+            }
+            registry::finalize(stmt);
+            if result.0 != SQLITE_OK {
+                if result.0 != SQLITE_ABORT {
+                    db.state
+                        .lock()
+                        .set_errmsg(result.0, result.1.as_deref().unwrap_or(""));
                 }
+                return result;
             }
-        }
-        statement::finalize(stmt);
-        if result.0 != SQLITE_OK {
-            if result.0 != SQLITE_ABORT {
-                db.state
-                    .lock()
-                    .set_errmsg(result.0, result.1.as_deref().unwrap_or(""));
-            }
-            return result;
         }
     }
 }
@@ -292,12 +248,21 @@ fn row_texts(s: &RoutedStmt) -> Vec<Option<CString>> {
         .collect()
 }
 
+/// Hand `msg` to the client as `sqlite3_exec`'s error message (freed
+/// with `sqlite3_free`).
+///
+/// # Safety
+/// `out` must be null or writable.
 unsafe fn set_errmsg(out: *mut *mut c_char, msg: Option<String>) {
-    if !out.is_null() {
-        *out = match msg {
-            Some(m) => real::malloc_cstring(m.as_bytes()),
-            None => std::ptr::null_mut(),
-        };
+    // SAFETY: this function's `# Safety` contract, which the caller
+    // keeps, is what the calls below rely on.
+    unsafe {
+        if !out.is_null() {
+            *out = match msg {
+                Some(m) => real::malloc_cstring(m.as_bytes()),
+                None => std::ptr::null_mut(),
+            };
+        }
     }
 }
 
@@ -311,40 +276,45 @@ pub unsafe extern "C" fn sqlite3_exec(
     arg: *mut c_void,
     errmsg: *mut *mut c_char,
 ) -> c_int {
-    guard(SQLITE_INTERNAL, || {
-        let Some((db, rt)) = registry::db(handle) else {
-            return real::sqlite3_exec(handle, sql, callback, arg, errmsg);
-        };
-        if sql.is_null() {
-            return SQLITE_OK;
-        }
-        let (rc, msg) = run_script(&db, rt, CStr::from_ptr(sql).to_bytes(), |s| {
-            let Some(cb) = callback else { return false };
-            let texts = row_texts(s);
-            let mut values: Vec<*mut c_char> = texts
-                .iter()
-                .map(|t| {
-                    t.as_ref()
-                        .map_or(std::ptr::null_mut(), |c| c.as_ptr() as *mut c_char)
-                })
-                .collect();
-            let mut names: Vec<*mut c_char> = s
-                .columns
-                .names
-                .iter()
-                .map(|n| n.as_ptr() as *mut c_char)
-                .collect();
-            names.resize(values.len(), std::ptr::null_mut());
-            cb(
-                arg,
-                values.len() as c_int,
-                values.as_mut_ptr(),
-                names.as_mut_ptr(),
-            ) != 0
-        });
-        set_errmsg(errmsg, if rc == SQLITE_OK { None } else { msg });
-        rc
-    })
+    // SAFETY: the caller keeps `sqlite3_exec`'s contract (the `# Safety`
+    // above): live handles, pointers valid for the lengths given; the
+    // calls below rely on nothing more.
+    unsafe {
+        guard(SQLITE_INTERNAL, || {
+            let Some((db, rt)) = registry::db(handle) else {
+                return real::sqlite3_exec(handle, sql, callback, arg, errmsg);
+            };
+            if sql.is_null() {
+                return SQLITE_OK;
+            }
+            let (rc, msg) = run_script(&db, rt, CStr::from_ptr(sql).to_bytes(), |s| {
+                let Some(cb) = callback else { return false };
+                let texts = row_texts(s);
+                let mut values: Vec<*mut c_char> = texts
+                    .iter()
+                    .map(|t| {
+                        t.as_ref()
+                            .map_or(std::ptr::null_mut(), |c| c.as_ptr() as *mut c_char)
+                    })
+                    .collect();
+                let mut names: Vec<*mut c_char> = s
+                    .columns
+                    .names
+                    .iter()
+                    .map(|n| n.as_ptr() as *mut c_char)
+                    .collect();
+                names.resize(values.len(), std::ptr::null_mut());
+                cb(
+                    arg,
+                    values.len() as c_int,
+                    values.as_mut_ptr(),
+                    names.as_mut_ptr(),
+                ) != 0
+            });
+            set_errmsg(errmsg, if rc == SQLITE_OK { None } else { msg });
+            rc
+        })
+    }
 }
 
 /// # Safety
@@ -360,65 +330,70 @@ pub unsafe extern "C" fn sqlite3_get_table(
     ncolumn: *mut c_int,
     errmsg: *mut *mut c_char,
 ) -> c_int {
-    guard(SQLITE_INTERNAL, || {
-        let Some((db, rt)) = registry::db(handle) else {
-            return real::sqlite3_get_table(handle, sql, result, nrow, ncolumn, errmsg);
-        };
-        if result.is_null() || sql.is_null() {
-            return SQLITE_MISUSE;
-        }
-        let mut cells: Vec<Option<Vec<u8>>> = Vec::new();
-        let mut columns = 0usize;
-        let mut rows = 0usize;
-        let (rc, msg) = run_script(&db, rt, CStr::from_ptr(sql).to_bytes(), |s| {
-            let n = s.data_count();
-            if rows == 0 && columns == 0 {
-                columns = n;
-                cells.extend(
-                    s.columns
-                        .names
-                        .iter()
-                        .take(n)
-                        .map(|c| Some(c.as_bytes().to_vec())),
-                );
-                cells.resize(n, Some(Vec::new()));
+    // SAFETY: the caller keeps `sqlite3_get_table`'s contract (the `# Safety`
+    // above): live handles, pointers valid for the lengths given; the
+    // calls below rely on nothing more.
+    unsafe {
+        guard(SQLITE_INTERNAL, || {
+            let Some((db, rt)) = registry::db(handle) else {
+                return real::sqlite3_get_table(handle, sql, result, nrow, ncolumn, errmsg);
+            };
+            if result.is_null() || sql.is_null() {
+                return SQLITE_MISUSE;
             }
-            cells.extend(
-                row_texts(s)
-                    .into_iter()
-                    .take(columns)
-                    .map(|t| t.map(|c| c.into_bytes())),
-            );
-            rows += 1;
-            false
-        });
-        *result = std::ptr::null_mut();
-        if rc != SQLITE_OK {
-            set_errmsg(errmsg, msg);
-            return rc;
-        }
-        let slots = cells.len() + 1;
-        let array = real::sqlite3_malloc64((slots * std::mem::size_of::<*mut c_char>()) as u64)
-            as *mut *mut c_char;
-        if array.is_null() {
-            return SQLITE_NOMEM;
-        }
-        *array = slots as *mut c_char;
-        for (i, cell) in cells.iter().enumerate() {
-            *array.add(i + 1) = cell
-                .as_ref()
-                .map_or(std::ptr::null_mut(), |b| real::malloc_cstring(b));
-        }
-        *result = array.add(1);
-        if !nrow.is_null() {
-            *nrow = rows as c_int;
-        }
-        if !ncolumn.is_null() {
-            *ncolumn = columns as c_int;
-        }
-        set_errmsg(errmsg, None);
-        SQLITE_OK
-    })
+            let mut cells: Vec<Option<Vec<u8>>> = Vec::new();
+            let mut columns = 0usize;
+            let mut rows = 0usize;
+            let (rc, msg) = run_script(&db, rt, CStr::from_ptr(sql).to_bytes(), |s| {
+                let n = s.data_count();
+                if rows == 0 && columns == 0 {
+                    columns = n;
+                    cells.extend(
+                        s.columns
+                            .names
+                            .iter()
+                            .take(n)
+                            .map(|c| Some(c.as_bytes().to_vec())),
+                    );
+                    cells.resize(n, Some(Vec::new()));
+                }
+                cells.extend(
+                    row_texts(s)
+                        .into_iter()
+                        .take(columns)
+                        .map(|t| t.map(|c| c.into_bytes())),
+                );
+                rows += 1;
+                false
+            });
+            *result = std::ptr::null_mut();
+            if rc != SQLITE_OK {
+                set_errmsg(errmsg, msg);
+                return rc;
+            }
+            let slots = cells.len() + 1;
+            let array = real::sqlite3_malloc64((slots * std::mem::size_of::<*mut c_char>()) as u64)
+                as *mut *mut c_char;
+            if array.is_null() {
+                return SQLITE_NOMEM;
+            }
+            *array = slots as *mut c_char;
+            for (i, cell) in cells.iter().enumerate() {
+                *array.add(i + 1) = cell
+                    .as_ref()
+                    .map_or(std::ptr::null_mut(), |b| real::malloc_cstring(b));
+            }
+            *result = array.add(1);
+            if !nrow.is_null() {
+                *nrow = rows as c_int;
+            }
+            if !ncolumn.is_null() {
+                *ncolumn = columns as c_int;
+            }
+            set_errmsg(errmsg, None);
+            SQLITE_OK
+        })
+    }
 }
 
 macro_rules! db_getter {
@@ -434,7 +409,9 @@ macro_rules! db_getter {
                     $st.forget_if_inherited(rt);
                     $body
                 }
-                None => real::$name(handle),
+                // SAFETY: not ours: the caller's handle, passed on to the
+                // real function under the same contract.
+                None => unsafe { real::$name(handle) },
             })
         }
     };
@@ -471,9 +448,14 @@ pub unsafe extern "C" fn sqlite3_create_collation(
     arg: *mut c_void,
     cmp: CollationCompare,
 ) -> c_int {
-    guard(SQLITE_INTERNAL, || {
-        real::sqlite3_create_collation(db, name, rep, arg, cmp)
-    })
+    // SAFETY: the caller keeps `sqlite3_create_collation`'s contract (the `# Safety`
+    // above): live handles, pointers valid for the lengths given; the
+    // calls below rely on nothing more.
+    unsafe {
+        guard(SQLITE_INTERNAL, || {
+            real::sqlite3_create_collation(db, name, rep, arg, cmp)
+        })
+    }
 }
 
 /// # Safety
@@ -487,21 +469,32 @@ pub unsafe extern "C" fn sqlite3_create_collation_v2(
     cmp: CollationCompare,
     destroy: Destructor,
 ) -> c_int {
-    guard(SQLITE_INTERNAL, || {
-        real::sqlite3_create_collation_v2(db, name, rep, arg, cmp, destroy)
-    })
+    // SAFETY: the caller keeps `sqlite3_create_collation_v2`'s contract (the `# Safety`
+    // above): live handles, pointers valid for the lengths given; the
+    // calls below rely on nothing more.
+    unsafe {
+        guard(SQLITE_INTERNAL, || {
+            real::sqlite3_create_collation_v2(db, name, rep, arg, cmp, destroy)
+        })
+    }
 }
 
 /// # Safety
 /// As `sqlite3_free`: memory always comes from the real SQLite's allocator.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_free(p: *mut c_void) {
-    real::sqlite3_free(p)
+    // SAFETY: the caller keeps `sqlite3_free`'s contract (the `# Safety`
+    // above): live handles, pointers valid for the lengths given; the
+    // calls below rely on nothing more.
+    unsafe { real::sqlite3_free(p) }
 }
 
 /// # Safety
 /// As `sqlite3_malloc`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_malloc(n: c_int) -> *mut c_void {
-    real::sqlite3_malloc(n)
+    // SAFETY: the caller keeps `sqlite3_malloc`'s contract (the `# Safety`
+    // above): live handles, pointers valid for the lengths given; the
+    // calls below rely on nothing more.
+    unsafe { real::sqlite3_malloc(n) }
 }

@@ -37,10 +37,14 @@ pub(crate) fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 /// # Safety
 /// `p` must be valid for the bytes described.
 pub(crate) unsafe fn sql_bytes<'a>(p: *const c_char, n: i32) -> &'a [u8] {
-    if n < 0 {
-        return CStr::from_ptr(p).to_bytes();
+    // SAFETY: this function's `# Safety` contract, which the caller
+    // keeps, is what the calls below rely on.
+    unsafe {
+        if n < 0 {
+            return CStr::from_ptr(p).to_bytes();
+        }
+        let all = std::slice::from_raw_parts(p as *const u8, n as usize);
+        let end = all.iter().position(|&b| b == 0).unwrap_or(all.len());
+        &all[..end]
     }
-    let all = std::slice::from_raw_parts(p as *const u8, n as usize);
-    let end = all.iter().position(|&b| b == 0).unwrap_or(all.len());
-    &all[..end]
 }

@@ -9,11 +9,18 @@ use crate::sys::*;
 use std::ffi::{c_int, c_uchar, c_void};
 
 /// Ours, if it is.
+/// # Safety
+/// `v` must be null or a live `sqlite3_value*` (the real SQLite's or
+/// ours), used by one thread at a time.
 unsafe fn ours<'a>(v: *mut sqlite3_value) -> Option<&'a RowValue> {
-    if RowValue::is_ours(v as *const u8) {
-        Some(&*(v as *const RowValue))
-    } else {
-        None
+    // SAFETY: this function's `# Safety` contract, which the caller
+    // keeps, is what the calls below rely on.
+    unsafe {
+        if RowValue::is_ours(v as *const u8) {
+            Some(&*(v as *const RowValue))
+        } else {
+            None
+        }
     }
 }
 
@@ -23,9 +30,13 @@ macro_rules! value_getter {
         /// As the SQLite function of that name.
         #[no_mangle]
         pub unsafe extern "C" fn $name(value: *mut sqlite3_value) -> $ty {
-            guard($fallback, || match ours(value) {
+            // SAFETY: `value` is the caller's live `sqlite3_value*`, as the
+            // function's contract requires; one not ours goes to the real
+            // function under the same contract.
+            guard($fallback, || match unsafe { ours(value) } {
                 Some($v) => $body,
-                None => real::$name(value),
+                // SAFETY: not ours: passed on under the same contract.
+                None => unsafe { real::$name(value) },
             })
         }
     };
@@ -46,22 +57,32 @@ value_getter!(sqlite3_value_blob -> *const c_void, std::ptr::null(), |v| {
 /// As `sqlite3_value_dup`: a copy the caller frees with `sqlite3_value_free`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_value_dup(value: *const sqlite3_value) -> *mut sqlite3_value {
-    guard(std::ptr::null_mut(), || {
-        match ours(value as *mut sqlite3_value) {
-            Some(v) => {
-                Box::into_raw(Box::new(RowValue::new(v.cell().clone()))) as *mut sqlite3_value
+    // SAFETY: the caller keeps `sqlite3_value_dup`'s contract (the `# Safety`
+    // above): live handles, pointers valid for the lengths given; the
+    // calls below rely on nothing more.
+    unsafe {
+        guard(std::ptr::null_mut(), || {
+            match ours(value as *mut sqlite3_value) {
+                Some(v) => {
+                    Box::into_raw(Box::new(RowValue::new(v.cell().clone()))) as *mut sqlite3_value
+                }
+                None => real::sqlite3_value_dup(value),
             }
-            None => real::sqlite3_value_dup(value),
-        }
-    })
+        })
+    }
 }
 
 /// # Safety
 /// As `sqlite3_value_free`.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_value_free(value: *mut sqlite3_value) {
-    guard((), || match ours(value) {
-        Some(_) => drop(Box::from_raw(value as *mut RowValue)),
-        None => real::sqlite3_value_free(value),
-    })
+    // SAFETY: the caller keeps `sqlite3_value_free`'s contract (the `# Safety`
+    // above): live handles, pointers valid for the lengths given; the
+    // calls below rely on nothing more.
+    unsafe {
+        guard((), || match ours(value) {
+            Some(_) => drop(Box::from_raw(value as *mut RowValue)),
+            None => real::sqlite3_value_free(value),
+        })
+    }
 }

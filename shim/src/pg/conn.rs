@@ -242,9 +242,9 @@ impl PgConn {
         let (client, connection) = match startup {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => {
-                let refused_tls = ssl == PgSslMode::Require
-                    && !handshake_started.load(std::sync::atomic::Ordering::Acquire);
-                return Err(classify(cfg, &at, &e, refused_tls));
+                let plaintext = !handshake_started.load(std::sync::atomic::Ordering::Acquire);
+                let refused_tls = ssl == PgSslMode::Require && plaintext;
+                return Err(classify(cfg, &at, &e, plaintext, refused_tls));
             }
             Err(Stop::TimedOut) => {
                 return Err(ConnectError::Retry(Error::new(
@@ -490,12 +490,16 @@ pub fn cell_text(row: &tokio_postgres::Row, i: usize) -> Result<Option<String>> 
     Ok(v.blob().map(|b| String::from_utf8_lossy(b).into_owned()))
 }
 
-/// What a failed start-up means. `refused_tls`: TLS was required and the
-/// handshake never started, so whatever failed happened at the SSLRequest.
+/// What a failed start-up means. `plaintext`: no TLS handshake started
+/// (the start-up went in the clear). `refused_tls`: TLS was required and
+/// the handshake never started, so whatever failed happened at the
+/// SSLRequest. Decided by SQLSTATE and reporting routine, never by the
+/// server's message text.
 fn classify(
     cfg: &Postgres,
     at: &str,
     e: &tokio_postgres::Error,
+    plaintext: bool,
     refused_tls: bool,
 ) -> ConnectError {
     if let Some(db) = e.as_db_error() {
@@ -510,8 +514,10 @@ fn classify(
             )
         };
         return match code {
-            "28000" if db.message().contains("no encryption") => ConnectError::Fatal(msg(
-                "the server accepts this role only over TLS: set postgres.sslmode to prefer or stricter",
+            // pg_hba.conf had no entry for a start-up in the clear: a
+            // `hostssl`-only role is the usual cause.
+            "28000" if plaintext && db.routine() == Some("ClientAuthentication") => ConnectError::Fatal(msg(
+                "pg_hba.conf refuses this role in the clear: if the server accepts it only over TLS, set postgres.sslmode to prefer or stricter",
             )),
             "28P01" | "28000" => {
                 ConnectError::Fatal(msg("check postgres.user and postgres.password"))
