@@ -33,7 +33,7 @@ use super::construct::{
 };
 use super::dialect::Source;
 use super::functions::{function_name, plain_args, translate_call};
-use super::kinds::is_text;
+use super::kinds::{is_boolean, is_text};
 use super::literals::{integer_literal_text, is_literal, loosen, loosen_all, translate_value};
 use super::names::is_client_call;
 use super::truth::{make_truth, truth};
@@ -117,6 +117,14 @@ fn rewrite_one(expr: &mut Expr, source: &Source) -> Result<Option<Expr>, Error> 
         }),
         // `-` of a text reads the text as a number first (`-'5'` is -5,
         // `-'x'` is 0).
+        // A condition used as a number (`- NOT a`) is 0 or 1.
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus | UnaryOperator::BitwiseNot,
+            expr: inner,
+        } if is_boolean(inner) => {
+            **inner = cast(take(inner), DataType::Integer(None));
+            None
+        }
         Expr::UnaryOp {
             op: UnaryOperator::Minus,
             expr: inner,
@@ -213,7 +221,15 @@ fn rewrite_one(expr: &mut Expr, source: &Source) -> Result<Option<Expr>, Error> 
             case(operand.is_some(), conditions, else_result);
             None
         }
-        Expr::Function(f) if is_client_call(f) => Some(translate_call(f)?),
+        Expr::Function(f) if is_client_call(f) => {
+            if matches!(
+                function_name(f).as_str(),
+                "sum" | "avg" | "total" | "min" | "max"
+            ) {
+                numeric_args(f);
+            }
+            Some(translate_call(f)?)
+        }
         Expr::Cast {
             kind: CastKind::Cast,
             expr: value,
@@ -277,6 +293,24 @@ fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Result<Option<Expr>, E
         left: Box::new(l),
         op,
         right: Box::new(r),
+    };
+    let arithmetic = matches!(
+        op,
+        BinaryOperator::Plus
+            | BinaryOperator::Minus
+            | BinaryOperator::Multiply
+            | BinaryOperator::Divide
+            | BinaryOperator::Modulo
+            | BinaryOperator::BitwiseAnd
+            | BinaryOperator::BitwiseOr
+            | BinaryOperator::PGBitwiseShiftLeft
+            | BinaryOperator::PGBitwiseShiftRight
+    );
+    // Conditions used as numbers (`(a > 1) + 1`) are 0 or 1.
+    let (left, right) = if arithmetic {
+        (integer_if_boolean(left), integer_if_boolean(right))
+    } else {
+        (left, right)
     };
     Ok(Some(match op {
         BinaryOperator::Eq
@@ -358,6 +392,31 @@ fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Result<Option<Expr>, E
         BinaryOperator::AtAt => op_expr(left, op, right),
         other => return Err(Error::new(format!("operator {other} is not supported"))),
     }))
+}
+
+/// A boolean (a comparison, `NOT`, `IN` …) as SQLite's integer 0 or 1
+/// (PostgreSQL casts a boolean to `integer`, not to `bigint`).
+fn integer_if_boolean(e: Expr) -> Expr {
+    if is_boolean(&e) {
+        cast(e, DataType::Integer(None))
+    } else {
+        e
+    }
+}
+
+/// Conditions given to a numeric function (`sum(a > 1)`, SQLite's way to
+/// count) as 0 or 1.
+fn numeric_args(f: &mut sqlparser::ast::Function) {
+    if let sqlparser::ast::FunctionArguments::List(list) = &mut f.args {
+        for a in &mut list.args {
+            if let sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(x)) =
+                a
+            {
+                let inner = std::mem::replace(x, Expr::value(Value::Null));
+                *x = integer_if_boolean(inner);
+            }
+        }
+    }
 }
 
 /// Arithmetic between integer constants in 64 bits: SQLite's integers are
