@@ -32,6 +32,7 @@ use super::catalog::TableInfo;
 use super::construct::{as_text, call, column, ident, object_name, qualified_column};
 use super::fts;
 use super::functions::{function_name, plain_args};
+use super::grouping;
 use super::{Context, Error};
 
 /// One table a query reads, by the name that qualifies its columns.
@@ -47,7 +48,7 @@ pub struct ScopeTable {
 }
 
 impl ScopeTable {
-    fn has_column(&self, name: &str) -> bool {
+    pub(super) fn has_column(&self, name: &str) -> bool {
         self.info.as_ref().is_some_and(|i| i.column(name).is_some())
     }
 }
@@ -65,6 +66,8 @@ pub fn resolve(
         query_scopes: vec![],
         select_owns_scope: vec![],
         body_scope_pushed: false,
+        top_query_pending: false,
+        query_is_top: vec![],
         error: None,
     };
     let _ = statement.visit(&mut r);
@@ -90,6 +93,11 @@ struct Resolver<'r, 's, 'a, 'c> {
     select_owns_scope: Vec<bool>,
     /// The next `SELECT` visited is a query body whose scope is pushed.
     body_scope_pushed: bool,
+    /// The next query visited is the statement's outermost (a `SELECT`, or
+    /// an `INSERT`'s rows): the one whose order the client sees.
+    top_query_pending: bool,
+    /// Per query being visited: whether it is the outermost.
+    query_is_top: Vec<bool>,
     error: Option<Error>,
 }
 
@@ -328,6 +336,7 @@ impl Resolver<'_, '_, '_, '_> {
     fn group_bare_columns(&mut self, select: &mut Select) -> Result<(), Error> {
         let grouped = match &select.group_by {
             GroupByExpr::Expressions(exprs, _) if !exprs.is_empty() => exprs.clone(),
+            _ if grouping::is_aggregate_query(select) => vec![],
             _ => return Ok(()),
         };
         let scope = self.chain.last().cloned().unwrap_or_default();
@@ -465,6 +474,8 @@ impl VisitorMut for Resolver<'_, '_, '_, '_> {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        self.query_is_top
+            .push(std::mem::take(&mut self.top_query_pending));
         let SetExpr::Select(select) = query.body.as_mut() else {
             self.query_scopes.push(false);
             return ControlFlow::Continue(());
@@ -481,6 +492,14 @@ impl VisitorMut for Resolver<'_, '_, '_, '_> {
 
     fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
         let own_scope = self.query_scopes.pop() == Some(true);
+        if self.query_is_top.pop() == Some(true) {
+            grouping::group_key_order(query, false);
+        }
+        let from: &[ScopeTable] = match (own_scope, self.chain.last()) {
+            (true, Some(scope)) => scope,
+            _ => &[],
+        };
+        grouping::distinct_order(query, from);
         if let Some(OrderBy {
             kind: OrderByKind::Expressions(order),
             ..
@@ -520,6 +539,7 @@ impl VisitorMut for Resolver<'_, '_, '_, '_> {
     }
 
     fn post_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
+        grouping::resolve_group_terms(select, self.chain.last().map_or(&[], |s| s.as_slice()));
         self.having_aliases(select);
         let result = self
             .expand_stars(select)
@@ -534,6 +554,7 @@ impl VisitorMut for Resolver<'_, '_, '_, '_> {
     }
 
     fn pre_visit_statement(&mut self, statement: &mut Statement) -> ControlFlow<()> {
+        self.top_query_pending = matches!(statement, Statement::Query(_) | Statement::Insert(_));
         let target = match statement {
             Statement::Update(Update { table, .. }) => {
                 Some(self.scope_of_from(std::slice::from_ref(table)))
@@ -744,7 +765,8 @@ fn collect_extremes(e: &Expr, out: &mut Vec<(bool, Expr)>) {
     }
 }
 
-const AGGREGATES: &[&str] = &[
+/// SQLite's aggregate functions (`min`/`max` with one argument).
+pub(super) const AGGREGATES: &[&str] = &[
     "count",
     "sum",
     "avg",
