@@ -168,6 +168,17 @@ fn rewrite_one(expr: &mut Expr, source: &Source) -> Result<Option<Expr>, Error> 
             }
             None
         }
+        // A number beside a column of a subquery takes the column's
+        // affinity (`5 IN (SELECT text_col)` compares '5'), as SQLite's
+        // `=`: untyped, PostgreSQL reads it as the column's type.
+        Expr::In {
+            expr: left,
+            target: InTarget::Subquery(query),
+            ..
+        } if integer_literal_text(left).is_some() && selects_one_column(query) => {
+            **left = loosen(take(left));
+            None
+        }
         Expr::In {
             expr: left,
             target: InTarget::Subquery(query),
@@ -464,6 +475,23 @@ fn widen(e: Expr) -> Expr {
     match integer_literal_text(&e) {
         Some(text) if text.parse::<i32>().is_ok() => cast(e, DataType::BigInt(None)),
         _ => e,
+    }
+}
+
+/// A query whose one result is a plain column (which has an affinity).
+fn selects_one_column(query: &sqlparser::ast::Query) -> bool {
+    match query.body.as_ref() {
+        sqlparser::ast::SetExpr::Select(select) => matches!(
+            select.projection.as_slice(),
+            [
+                SelectItem::UnnamedExpr(Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+                    | SelectItem::ExprWithAlias {
+                        expr: Expr::Identifier(_) | Expr::CompoundIdentifier(_),
+                        ..
+                    }
+            ]
+        ),
+        _ => false,
     }
 }
 
