@@ -29,7 +29,7 @@ use sqlparser::ast::{
 use super::affinity::{affinity, Affinity};
 use super::collation::postgres_collation;
 use super::construct::{
-    as_text, binary_collated, bool_literal, call, cast, object_name, text_literal,
+    as_text, binary_collated, bool_literal, call, cast, float8, object_name, text_literal,
 };
 use super::dialect::Source;
 use super::functions::{function_name, plain_args, translate_call};
@@ -392,6 +392,11 @@ fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Result<Option<Expr>, E
                 numeric_if_placeholder(right),
             )
         }
+        BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply
+            if overflowed_constant(&left, &op, &right).is_some() =>
+        {
+            overflowed_constant(&left, &op, &right).unwrap_or(left)
+        }
         BinaryOperator::Plus
         | BinaryOperator::Minus
         | BinaryOperator::Multiply
@@ -440,6 +445,61 @@ fn widen_constants(left: Expr, right: Expr) -> (Expr, Expr) {
         (widen(left), widen(right))
     } else {
         (left, right)
+    }
+}
+
+/// Arithmetic of integer constants that overflows 64 bits: the REAL
+/// SQLite turns it into (both operands as doubles), as a literal; PostgreSQL's
+/// `bigint` arithmetic would fail. `None` when it fits (or is not constant).
+fn overflowed_constant(left: &Expr, op: &BinaryOperator, right: &Expr) -> Option<Expr> {
+    let (l, r) = (constant_value(left)?, constant_value(right)?);
+    if exact_arithmetic(l, op, r).is_some() {
+        return None;
+    }
+    let (lf, rf) = (l as f64, r as f64);
+    let real = match op {
+        BinaryOperator::Plus => lf + rf,
+        BinaryOperator::Minus => lf - rf,
+        BinaryOperator::Multiply => lf * rf,
+        _ => return None,
+    };
+    let magnitude = cast(
+        Expr::value(Value::Number(format!("{:?}", real.abs()), false)),
+        float8(),
+    );
+    Some(if real < 0.0 {
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr: Box::new(magnitude),
+        }
+    } else {
+        magnitude
+    })
+}
+
+/// `+`, `-`, `*` of two 64-bit integers, `None` on overflow.
+fn exact_arithmetic(l: i64, op: &BinaryOperator, r: i64) -> Option<i64> {
+    match op {
+        BinaryOperator::Plus => l.checked_add(r),
+        BinaryOperator::Minus => l.checked_sub(r),
+        BinaryOperator::Multiply => l.checked_mul(r),
+        _ => None,
+    }
+}
+
+/// The value of an integer literal or of (translated) `+ - *` of them.
+fn constant_value(e: &Expr) -> Option<i64> {
+    match e {
+        Expr::Cast {
+            expr,
+            data_type: DataType::BigInt(None),
+            ..
+        }
+        | Expr::Nested(expr) => constant_value(expr),
+        Expr::BinaryOp { left, op, right } => {
+            exact_arithmetic(constant_value(left)?, op, constant_value(right)?)
+        }
+        _ => integer_literal_text(e)?.parse().ok(),
     }
 }
 
