@@ -308,3 +308,56 @@ fn is_constant(e: &Expr) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::translate::{translate, Action, Catalog};
+
+    struct NoTables;
+
+    impl Catalog for NoTables {
+        fn schema(&self) -> &str {
+            "grouping"
+        }
+        fn query(&mut self, _: &str, _: &[&str]) -> Result<Vec<Vec<Option<String>>>, String> {
+            Ok(vec![])
+        }
+    }
+
+    fn pg(sql: &str) -> String {
+        match translate(sql, &mut NoTables).map(|t| t.action) {
+            Ok(Action::Run(statements)) => {
+                statements.last().map(|s| s.sql.clone()).unwrap_or_default()
+            }
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn positions_name_result_columns_and_groups_come_in_key_order() {
+        let out = pg("SELECT k, count(*) FROM t GROUP BY 1");
+        assert!(out.contains("GROUP BY k ORDER BY k NULLS FIRST"), "{out}");
+        let out = pg("SELECT k, count(*) FROM t GROUP BY k ORDER BY 2");
+        assert!(!out.contains("ORDER BY k"), "{out}");
+    }
+
+    #[test]
+    fn constants_are_one_group_without_an_order() {
+        let out = pg("SELECT count(*) FROM t GROUP BY NULL");
+        assert!(out.contains("GROUP BY NULL::TEXT"), "{out}");
+        assert!(!out.contains("ORDER BY"), "{out}");
+    }
+
+    #[test]
+    fn distinct_ordered_by_an_unselected_column_groups() {
+        let out = pg("SELECT DISTINCT k FROM t ORDER BY v DESC");
+        assert!(out.contains("GROUP BY k"), "{out}");
+        assert!(!out.contains("DISTINCT"), "{out}");
+        assert!(
+            out.contains("sqlite_first(array_agg(v ORDER BY v DESC NULLS LAST)) DESC NULLS LAST"),
+            "{out}"
+        );
+        let out = pg("SELECT DISTINCT k FROM t ORDER BY k DESC");
+        assert!(out.contains("DISTINCT"), "{out}");
+    }
+}
