@@ -68,10 +68,7 @@ fn result_expr(term: &Expr, projection: &[SelectItem], scope: &[ScopeTable]) -> 
     let Expr::Identifier(id) = term else {
         return None;
     };
-    if scope
-        .iter()
-        .any(|t| t.info.is_none() || t.has_column(&id.value))
-    {
+    if scope.iter().any(|t| t.may_have_column(&id.value)) {
         return None;
     }
     projection.iter().find_map(|item| match item {

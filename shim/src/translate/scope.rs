@@ -45,11 +45,24 @@ pub struct ScopeTable {
     /// Its `FROM` has an outer join: its columns may read as NULL even
     /// where they are `NOT NULL`.
     pub nullable: bool,
+    /// A subquery's result column names, when each is named by an alias or
+    /// is a plain column (else unknown).
+    pub columns: Option<Vec<String>>,
 }
 
 impl ScopeTable {
     pub(super) fn has_column(&self, name: &str) -> bool {
         self.info.as_ref().is_some_and(|i| i.column(name).is_some())
+    }
+
+    /// Whether `name` may be one of its columns: a catalog table's, a
+    /// subquery's known names, anything of what is not known.
+    pub(super) fn may_have_column(&self, name: &str) -> bool {
+        match (&self.info, &self.columns) {
+            (Some(_), _) => self.has_column(name),
+            (None, Some(columns)) => columns.iter().any(|c| c == name),
+            (None, None) => true,
+        }
     }
 }
 
@@ -80,6 +93,7 @@ pub fn table_scope(name: &str, qualifier: &str, cx: &mut Context) -> Result<Scop
         qualifier: qualifier.to_string(),
         info: cx.schema.table(name)?,
         nullable: false,
+        columns: None,
     })
 }
 
@@ -206,17 +220,27 @@ impl Resolver<'_, '_, '_, '_> {
                     qualifier,
                     info: None,
                     nullable: false,
+                    columns: None,
                 });
             }
-            TableFactor::Derived { alias, .. } => {
+            TableFactor::Derived {
+                alias, subquery, ..
+            } => {
                 let qualifier = alias
                     .as_ref()
                     .map(|a| a.name.value.clone())
                     .unwrap_or_default();
+                let columns = match alias {
+                    Some(a) if !a.columns.is_empty() => {
+                        Some(a.columns.iter().map(|c| c.name.value.clone()).collect())
+                    }
+                    _ => result_column_names(subquery),
+                };
                 out.push(ScopeTable {
                     qualifier,
                     info: None,
                     nullable: false,
+                    columns,
                 });
             }
             TableFactor::NestedJoin {
@@ -231,6 +255,7 @@ impl Resolver<'_, '_, '_, '_> {
                 qualifier: String::new(),
                 info: None,
                 nullable: false,
+                columns: None,
             }),
         }
         Ok(())
@@ -379,7 +404,7 @@ impl Resolver<'_, '_, '_, '_> {
                 }
                 _ => None,
             })
-            .filter(|(name, _)| !scope.iter().any(|t| t.info.is_none() || t.has_column(name)))
+            .filter(|(name, _)| !scope.iter().any(|t| t.may_have_column(name)))
             .collect();
         if aliases.is_empty() {
             return;
@@ -430,6 +455,26 @@ impl Resolver<'_, '_, '_, '_> {
         select.projection = items;
         Ok(())
     }
+}
+
+/// The result column names of a query whose every column is named by an
+/// alias or is a plain column.
+fn result_column_names(query: &Query) -> Option<Vec<String>> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+            SelectItem::UnnamedExpr(Expr::Identifier(id)) => Some(id.value.clone()),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(p)) => {
+                p.last().map(|i| i.value.clone())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn columns_of(t: &ScopeTable) -> Result<Vec<SelectItem>, Error> {
