@@ -29,11 +29,11 @@ use sqlparser::ast::{
 use super::affinity::{affinity, Affinity};
 use super::collation::postgres_collation;
 use super::construct::{
-    as_text, binary_collated, bool_literal, call, cast, object_name, text_literal,
+    as_text, binary_collated, bool_literal, call, cast, float8, object_name, text_literal,
 };
 use super::dialect::Source;
 use super::functions::{function_name, plain_args, translate_call};
-use super::kinds::is_text;
+use super::kinds::{is_boolean, is_text};
 use super::literals::{integer_literal_text, is_literal, loosen, loosen_all, translate_value};
 use super::names::is_client_call;
 use super::truth::{make_truth, truth};
@@ -117,6 +117,14 @@ fn rewrite_one(expr: &mut Expr, source: &Source) -> Result<Option<Expr>, Error> 
         }),
         // `-` of a text reads the text as a number first (`-'5'` is -5,
         // `-'x'` is 0).
+        // A condition used as a number (`- NOT a`) is 0 or 1.
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus | UnaryOperator::BitwiseNot,
+            expr: inner,
+        } if is_boolean(inner) => {
+            **inner = cast(take(inner), DataType::Integer(None));
+            None
+        }
         Expr::UnaryOp {
             op: UnaryOperator::Minus,
             expr: inner,
@@ -158,6 +166,17 @@ fn rewrite_one(expr: &mut Expr, source: &Source) -> Result<Option<Expr>, Error> 
                 let items = std::mem::take(list);
                 *list = items.into_iter().map(loosen).collect();
             }
+            None
+        }
+        // A number beside a column of a subquery takes the column's
+        // affinity (`5 IN (SELECT text_col)` compares '5'), as SQLite's
+        // `=`: untyped, PostgreSQL reads it as the column's type.
+        Expr::In {
+            expr: left,
+            target: InTarget::Subquery(query),
+            ..
+        } if integer_literal_text(left).is_some() && selects_one_column(query) => {
+            **left = loosen(take(left));
             None
         }
         Expr::In {
@@ -213,7 +232,15 @@ fn rewrite_one(expr: &mut Expr, source: &Source) -> Result<Option<Expr>, Error> 
             case(operand.is_some(), conditions, else_result);
             None
         }
-        Expr::Function(f) if is_client_call(f) => Some(translate_call(f)?),
+        Expr::Function(f) if is_client_call(f) => {
+            if matches!(
+                function_name(f).as_str(),
+                "sum" | "avg" | "total" | "min" | "max"
+            ) {
+                numeric_args(f);
+            }
+            Some(translate_call(f)?)
+        }
         Expr::Cast {
             kind: CastKind::Cast,
             expr: value,
@@ -277,6 +304,24 @@ fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Result<Option<Expr>, E
         left: Box::new(l),
         op,
         right: Box::new(r),
+    };
+    let arithmetic = matches!(
+        op,
+        BinaryOperator::Plus
+            | BinaryOperator::Minus
+            | BinaryOperator::Multiply
+            | BinaryOperator::Divide
+            | BinaryOperator::Modulo
+            | BinaryOperator::BitwiseAnd
+            | BinaryOperator::BitwiseOr
+            | BinaryOperator::PGBitwiseShiftLeft
+            | BinaryOperator::PGBitwiseShiftRight
+    );
+    // Conditions used as numbers (`(a > 1) + 1`) are 0 or 1.
+    let (left, right) = if arithmetic {
+        (integer_if_boolean(left), integer_if_boolean(right))
+    } else {
+        (left, right)
     };
     Ok(Some(match op {
         BinaryOperator::Eq
@@ -347,6 +392,11 @@ fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Result<Option<Expr>, E
                 numeric_if_placeholder(right),
             )
         }
+        BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply
+            if overflowed_constant(&left, &op, &right).is_some() =>
+        {
+            overflowed_constant(&left, &op, &right).unwrap_or(left)
+        }
         BinaryOperator::Plus
         | BinaryOperator::Minus
         | BinaryOperator::Multiply
@@ -360,6 +410,31 @@ fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Result<Option<Expr>, E
     }))
 }
 
+/// A boolean (a comparison, `NOT`, `IN` …) as SQLite's integer 0 or 1
+/// (PostgreSQL casts a boolean to `integer`, not to `bigint`).
+fn integer_if_boolean(e: Expr) -> Expr {
+    if is_boolean(&e) {
+        cast(e, DataType::Integer(None))
+    } else {
+        e
+    }
+}
+
+/// Conditions given to a numeric function (`sum(a > 1)`, SQLite's way to
+/// count) as 0 or 1.
+fn numeric_args(f: &mut sqlparser::ast::Function) {
+    if let sqlparser::ast::FunctionArguments::List(list) = &mut f.args {
+        for a in &mut list.args {
+            if let sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(x)) =
+                a
+            {
+                let inner = std::mem::replace(x, Expr::value(Value::Null));
+                *x = integer_if_boolean(inner);
+            }
+        }
+    }
+}
+
 /// Arithmetic between integer constants in 64 bits: SQLite's integers are
 /// 64-bit, PostgreSQL's literals 32-bit (`79*91*73*67*94` would overflow).
 /// Beside anything else a literal keeps its type (PostgreSQL widens it to
@@ -370,6 +445,61 @@ fn widen_constants(left: Expr, right: Expr) -> (Expr, Expr) {
         (widen(left), widen(right))
     } else {
         (left, right)
+    }
+}
+
+/// Arithmetic of integer constants that overflows 64 bits: the REAL
+/// SQLite turns it into (both operands as doubles), as a literal; PostgreSQL's
+/// `bigint` arithmetic would fail. `None` when it fits (or is not constant).
+fn overflowed_constant(left: &Expr, op: &BinaryOperator, right: &Expr) -> Option<Expr> {
+    let (l, r) = (constant_value(left)?, constant_value(right)?);
+    if exact_arithmetic(l, op, r).is_some() {
+        return None;
+    }
+    let (lf, rf) = (l as f64, r as f64);
+    let real = match op {
+        BinaryOperator::Plus => lf + rf,
+        BinaryOperator::Minus => lf - rf,
+        BinaryOperator::Multiply => lf * rf,
+        _ => return None,
+    };
+    let magnitude = cast(
+        Expr::value(Value::Number(format!("{:?}", real.abs()), false)),
+        float8(),
+    );
+    Some(if real < 0.0 {
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr: Box::new(magnitude),
+        }
+    } else {
+        magnitude
+    })
+}
+
+/// `+`, `-`, `*` of two 64-bit integers, `None` on overflow.
+fn exact_arithmetic(l: i64, op: &BinaryOperator, r: i64) -> Option<i64> {
+    match op {
+        BinaryOperator::Plus => l.checked_add(r),
+        BinaryOperator::Minus => l.checked_sub(r),
+        BinaryOperator::Multiply => l.checked_mul(r),
+        _ => None,
+    }
+}
+
+/// The value of an integer literal or of (translated) `+ - *` of them.
+fn constant_value(e: &Expr) -> Option<i64> {
+    match e {
+        Expr::Cast {
+            expr,
+            data_type: DataType::BigInt(None),
+            ..
+        }
+        | Expr::Nested(expr) => constant_value(expr),
+        Expr::BinaryOp { left, op, right } => {
+            exact_arithmetic(constant_value(left)?, op, constant_value(right)?)
+        }
+        _ => integer_literal_text(e)?.parse().ok(),
     }
 }
 
@@ -405,6 +535,23 @@ fn widen(e: Expr) -> Expr {
     match integer_literal_text(&e) {
         Some(text) if text.parse::<i32>().is_ok() => cast(e, DataType::BigInt(None)),
         _ => e,
+    }
+}
+
+/// A query whose one result is a plain column (which has an affinity).
+fn selects_one_column(query: &sqlparser::ast::Query) -> bool {
+    match query.body.as_ref() {
+        sqlparser::ast::SetExpr::Select(select) => matches!(
+            select.projection.as_slice(),
+            [
+                SelectItem::UnnamedExpr(Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+                    | SelectItem::ExprWithAlias {
+                        expr: Expr::Identifier(_) | Expr::CompoundIdentifier(_),
+                        ..
+                    }
+            ]
+        ),
+        _ => false,
     }
 }
 

@@ -36,6 +36,7 @@ mod dml;
 mod expr;
 mod fts;
 mod functions;
+mod grouping;
 mod kinds;
 mod literals;
 mod names;

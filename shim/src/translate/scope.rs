@@ -32,6 +32,7 @@ use super::catalog::TableInfo;
 use super::construct::{as_text, call, column, ident, object_name, qualified_column};
 use super::fts;
 use super::functions::{function_name, plain_args};
+use super::grouping;
 use super::{Context, Error};
 
 /// One table a query reads, by the name that qualifies its columns.
@@ -44,11 +45,24 @@ pub struct ScopeTable {
     /// Its `FROM` has an outer join: its columns may read as NULL even
     /// where they are `NOT NULL`.
     pub nullable: bool,
+    /// A subquery's result column names, when each is named by an alias or
+    /// is a plain column (else unknown).
+    pub columns: Option<Vec<String>>,
 }
 
 impl ScopeTable {
-    fn has_column(&self, name: &str) -> bool {
+    pub(super) fn has_column(&self, name: &str) -> bool {
         self.info.as_ref().is_some_and(|i| i.column(name).is_some())
+    }
+
+    /// Whether `name` may be one of its columns: a catalog table's, a
+    /// subquery's known names, anything of what is not known.
+    pub(super) fn may_have_column(&self, name: &str) -> bool {
+        match (&self.info, &self.columns) {
+            (Some(_), _) => self.has_column(name),
+            (None, Some(columns)) => columns.iter().any(|c| c == name),
+            (None, None) => true,
+        }
     }
 }
 
@@ -65,6 +79,8 @@ pub fn resolve(
         query_scopes: vec![],
         select_owns_scope: vec![],
         body_scope_pushed: false,
+        top_query_pending: false,
+        query_is_top: vec![],
         error: None,
     };
     let _ = statement.visit(&mut r);
@@ -77,6 +93,7 @@ pub fn table_scope(name: &str, qualifier: &str, cx: &mut Context) -> Result<Scop
         qualifier: qualifier.to_string(),
         info: cx.schema.table(name)?,
         nullable: false,
+        columns: None,
     })
 }
 
@@ -90,6 +107,11 @@ struct Resolver<'r, 's, 'a, 'c> {
     select_owns_scope: Vec<bool>,
     /// The next `SELECT` visited is a query body whose scope is pushed.
     body_scope_pushed: bool,
+    /// The next query visited is the statement's outermost (a `SELECT`, or
+    /// an `INSERT`'s rows): the one whose order the client sees.
+    top_query_pending: bool,
+    /// Per query being visited: whether it is the outermost.
+    query_is_top: Vec<bool>,
     error: Option<Error>,
 }
 
@@ -198,17 +220,27 @@ impl Resolver<'_, '_, '_, '_> {
                     qualifier,
                     info: None,
                     nullable: false,
+                    columns: None,
                 });
             }
-            TableFactor::Derived { alias, .. } => {
+            TableFactor::Derived {
+                alias, subquery, ..
+            } => {
                 let qualifier = alias
                     .as_ref()
                     .map(|a| a.name.value.clone())
                     .unwrap_or_default();
+                let columns = match alias {
+                    Some(a) if !a.columns.is_empty() => {
+                        Some(a.columns.iter().map(|c| c.name.value.clone()).collect())
+                    }
+                    _ => result_column_names(subquery),
+                };
                 out.push(ScopeTable {
                     qualifier,
                     info: None,
                     nullable: false,
+                    columns,
                 });
             }
             TableFactor::NestedJoin {
@@ -223,6 +255,7 @@ impl Resolver<'_, '_, '_, '_> {
                 qualifier: String::new(),
                 info: None,
                 nullable: false,
+                columns: None,
             }),
         }
         Ok(())
@@ -328,6 +361,7 @@ impl Resolver<'_, '_, '_, '_> {
     fn group_bare_columns(&mut self, select: &mut Select) -> Result<(), Error> {
         let grouped = match &select.group_by {
             GroupByExpr::Expressions(exprs, _) if !exprs.is_empty() => exprs.clone(),
+            _ if grouping::is_aggregate_query(select) => vec![],
             _ => return Ok(()),
         };
         let scope = self.chain.last().cloned().unwrap_or_default();
@@ -370,7 +404,7 @@ impl Resolver<'_, '_, '_, '_> {
                 }
                 _ => None,
             })
-            .filter(|(name, _)| !scope.iter().any(|t| t.info.is_none() || t.has_column(name)))
+            .filter(|(name, _)| !scope.iter().any(|t| t.may_have_column(name)))
             .collect();
         if aliases.is_empty() {
             return;
@@ -423,6 +457,26 @@ impl Resolver<'_, '_, '_, '_> {
     }
 }
 
+/// The result column names of a query whose every column is named by an
+/// alias or is a plain column.
+fn result_column_names(query: &Query) -> Option<Vec<String>> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+            SelectItem::UnnamedExpr(Expr::Identifier(id)) => Some(id.value.clone()),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(p)) => {
+                p.last().map(|i| i.value.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 fn columns_of(t: &ScopeTable) -> Result<Vec<SelectItem>, Error> {
     let info = t
         .info
@@ -465,6 +519,8 @@ impl VisitorMut for Resolver<'_, '_, '_, '_> {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        self.query_is_top
+            .push(std::mem::take(&mut self.top_query_pending));
         let SetExpr::Select(select) = query.body.as_mut() else {
             self.query_scopes.push(false);
             return ControlFlow::Continue(());
@@ -481,6 +537,14 @@ impl VisitorMut for Resolver<'_, '_, '_, '_> {
 
     fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
         let own_scope = self.query_scopes.pop() == Some(true);
+        if self.query_is_top.pop() == Some(true) {
+            grouping::group_key_order(query, false);
+        }
+        let from: &[ScopeTable] = match (own_scope, self.chain.last()) {
+            (true, Some(scope)) => scope,
+            _ => &[],
+        };
+        grouping::distinct_order(query, from);
         if let Some(OrderBy {
             kind: OrderByKind::Expressions(order),
             ..
@@ -520,6 +584,7 @@ impl VisitorMut for Resolver<'_, '_, '_, '_> {
     }
 
     fn post_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
+        grouping::resolve_group_terms(select, self.chain.last().map_or(&[], |s| s.as_slice()));
         self.having_aliases(select);
         let result = self
             .expand_stars(select)
@@ -534,6 +599,7 @@ impl VisitorMut for Resolver<'_, '_, '_, '_> {
     }
 
     fn pre_visit_statement(&mut self, statement: &mut Statement) -> ControlFlow<()> {
+        self.top_query_pending = matches!(statement, Statement::Query(_) | Statement::Insert(_));
         let target = match statement {
             Statement::Update(Update { table, .. }) => {
                 Some(self.scope_of_from(std::slice::from_ref(table)))
@@ -744,7 +810,8 @@ fn collect_extremes(e: &Expr, out: &mut Vec<(bool, Expr)>) {
     }
 }
 
-const AGGREGATES: &[&str] = &[
+/// SQLite's aggregate functions (`min`/`max` with one argument).
+pub(super) const AGGREGATES: &[&str] = &[
     "count",
     "sum",
     "avg",

@@ -73,11 +73,13 @@ fn create(ct: CreateTrigger, cx: &mut Context) -> Result<Plan, Error> {
             qualifier: "new".into(),
             info: Some(info.clone()),
             nullable: false,
+            columns: None,
         },
         ScopeTable {
             qualifier: "old".into(),
             info: Some(info.clone()),
             nullable: false,
+            columns: None,
         },
     ];
     let saved = cx.trigger_scope.replace(outer.clone());
