@@ -13,7 +13,7 @@ echo "== rustfmt" >&2
 cargo fmt --all --check
 echo "== clippy" >&2
 cargo clippy --release --workspace --all-targets -- -D warnings
-echo "== aarch64 (cargo check of the launcher and its configuration)" >&2
+echo "== aarch64 (cargo check of the launcher, its configuration and the shim)" >&2
 # ring's build script compiles C for the target: it needs aarch64-linux-gnu-gcc
 # (Debian's gcc-aarch64-linux-gnu).
 if ! rustup target add aarch64-unknown-linux-gnu >&2; then
@@ -21,7 +21,7 @@ if ! rustup target add aarch64-unknown-linux-gnu >&2; then
 elif ! command -v aarch64-linux-gnu-gcc >/dev/null; then
     echo "SKIPPED: aarch64-linux-gnu-gcc is missing (apt-get install gcc-aarch64-linux-gnu); the aarch64 build is not checked" >&2
 else
-    cargo check --release --target aarch64-unknown-linux-gnu -p plex-pg-launcher -p plex-pg-config
+    cargo check --release --target aarch64-unknown-linux-gnu -p plex-pg-launcher -p plex-pg-config -p plex-pg-shim
 fi
 echo "== build (release)" >&2
 cargo build --release --workspace
