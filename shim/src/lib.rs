@@ -22,6 +22,7 @@ mod api;
 mod audit;
 mod backup;
 mod calendar;
+mod clock;
 mod connection;
 mod error;
 mod fork;

@@ -276,7 +276,7 @@ impl Pool {
     /// restart that quick shows as one failed statement, then reconnects).
     fn alive(&self, slot: u32) -> bool {
         let s = &self.slots[slot as usize];
-        if now_ms().saturating_sub(s.released_at.load(Ordering::Relaxed)) < 100 {
+        if crate::clock::now_ms().saturating_sub(s.released_at.load(Ordering::Relaxed)) < 100 {
             return true;
         }
         let fd = s.socket.fd.load(Ordering::Acquire);
@@ -519,7 +519,8 @@ impl Pool {
         let close = broken || idle >= self.settings.size;
         crate::tally::lost(broken as u64);
         if !close {
-            s.released_at.store(now_ms(), Ordering::Relaxed);
+            s.released_at
+                .store(crate::clock::now_ms(), Ordering::Relaxed);
             s.state.store(IDLE, Ordering::Release);
         }
         self.lock.unlock();
@@ -628,17 +629,6 @@ impl Pool {
         self.lock.reset_in_child();
         n
     }
-}
-
-/// Milliseconds on the monotonic clock (a vDSO call, no syscall).
-fn now_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: filling a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
 /// What the pooler probe found.

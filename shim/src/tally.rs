@@ -200,7 +200,7 @@ extern "C" fn at_exit() {
 /// A report if the last one by activity is [`SEND_INTERVAL_MS`] old: one
 /// thread wins the interval, the others go on.
 fn maybe_send(f: &Figures) {
-    let now = now_ms();
+    let now = crate::clock::now_ms();
     let last = f.sent_at_ms.load(Relaxed);
     if last != 0 && now.saturating_sub(last) < SEND_INTERVAL_MS {
         return;
@@ -245,17 +245,6 @@ fn send(f: &Figures) {
         f.seq.fetch_add(1, Relaxed);
         f.sent_activity.store(activity, Relaxed);
     }
-}
-
-/// Milliseconds on the coarse monotonic clock (a vDSO call, no syscall).
-fn now_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: filling a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
 #[cfg(test)]
