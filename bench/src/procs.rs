@@ -33,6 +33,16 @@ impl Memory {
 }
 
 /// A `kB` field of `/proc/<pid>/status` or `smaps_rollup`.
+/// The load averages (1, 5, 15 min) as `/proc/loadavg` gives them, e.g.
+/// `1.87 1.75 1.68`; empty when it cannot be read.
+pub fn loadavg() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn status_field(text: &str, name: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with(name))?;
     line[name.len()..].split_whitespace().next()?.parse().ok()

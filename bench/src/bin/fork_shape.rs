@@ -90,14 +90,8 @@ fn main() {
     let mut loadavg = Vec::new();
     let mut runs = Vec::new();
     for round in 0..rounds {
-        loadavg.push(
-            std::fs::read_to_string("/proc/loadavg")
-                .unwrap_or_default()
-                .split_whitespace()
-                .next()
-                .unwrap_or("?")
-                .to_string(),
-        );
+        let load = plex_pg_bench::procs::loadavg();
+        loadavg.push(load.split_whitespace().next().unwrap_or("?").to_string());
         for i in rotation(round, SETUPS.len()) {
             let mut r = run(i, &format!("{round}-{i}"), shape_rounds);
             r["round"] = json!(round);

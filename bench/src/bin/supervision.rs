@@ -272,12 +272,7 @@ fn main() {
     let mut loadavg = Vec::new();
     let mut runs = Vec::new();
     for round in 0..rounds {
-        loadavg.push(
-            std::fs::read_to_string("/proc/loadavg")
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
-        );
+        loadavg.push(procs::loadavg());
         for i in rotation(round, SETUPS.len()) {
             let mut run = bench.plex_sim(&SETUPS[i], &format!("{round}-{i}"), iterations, true);
             run["round"] = json!(round);
