@@ -42,15 +42,18 @@ impl Figures {
         self.buckets.iter().sum()
     }
 
+    /// Saturating: the figures come from Plex's processes, which could send
+    /// any value; a sum must neither wrap (a counter going backwards) nor
+    /// overflow.
     fn add(&mut self, o: &Figures) {
-        self.connects += o.connects;
-        self.reconnects += o.reconnects;
-        self.latency_us += o.latency_us;
+        self.connects = self.connects.saturating_add(o.connects);
+        self.reconnects = self.reconnects.saturating_add(o.reconnects);
+        self.latency_us = self.latency_us.saturating_add(o.latency_us);
         for (a, b) in self.buckets.iter_mut().zip(&o.buckets) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
         for (a, b) in self.errors.iter_mut().zip(&o.errors) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
     }
 
@@ -233,5 +236,17 @@ mod tests {
         assert_eq!(code_name(28), "SQLITE_WARNING");
         assert_eq!(code_name(0), "other");
         assert_eq!(code_name(31), "other");
+    }
+
+    #[test]
+    fn forged_huge_figures_saturate_instead_of_wrapping() {
+        let mut all = Tallies::default();
+        all.update(10, &tally(1, u64::MAX, 1));
+        all.exited(10);
+        all.update(11, &tally(1, 5, 1));
+        // The exited total is u64::MAX statements; adding the live 5 stays there.
+        assert_eq!(all.summary().total.buckets[3], u64::MAX);
+        all.exited(11);
+        assert_eq!(all.summary().total.buckets[3], u64::MAX);
     }
 }
