@@ -593,3 +593,21 @@ pub fn ok_ids(lines: &[serde_json::Value]) -> Vec<i64> {
         .map(|v| v["id"].as_i64().unwrap())
         .collect()
 }
+
+/// plex-sim's journal at `path`, one JSON value per complete line. Writers
+/// append each line with one `write(2)`, but a reader polling while they
+/// write can see the last line half-written: a line without its `\n` is
+/// still being written and is left for the next read. A complete line that
+/// is not JSON is a bug in plex-sim and panics.
+pub fn plex_sim_journal(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..end],
+        None => "",
+    };
+    complete
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("journal line {l:?}: {e}")))
+        .collect()
+}

@@ -223,12 +223,7 @@ pub fn journal(dir: &Path) -> Vec<Value> {
 }
 
 pub fn journal_at(path: &PathBuf) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("journal line {l:?}: {e}")))
-        .collect()
+    plex_pg_tests::plex_sim_journal(path)
 }
 
 /// Every row the journal says was committed, with its last journaled

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use plex_pg_tests::{artifact, fixture, run, Run, TempDir};
+use plex_pg_tests::{artifact, fixture, plex_sim_journal, run, Run, TempDir};
 use serde_json::Value as Json;
 use sqlite::{Connection, Value};
 
@@ -104,11 +104,7 @@ fn int(conn: &Connection, sql: &str) -> i64 {
 }
 
 fn journal(dir: &Path) -> Vec<Json> {
-    std::fs::read_to_string(dir.join("plex-sim-journal.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("journal line {l:?}: {e}")))
-        .collect()
+    plex_sim_journal(&dir.join("plex-sim-journal.jsonl"))
 }
 
 fn children_of<'a>(summary: &'a Json, kind: &str) -> Vec<&'a Json> {

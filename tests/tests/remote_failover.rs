@@ -48,11 +48,7 @@ fn servers(primary: &Cluster, standby: &Cluster) -> Vec<(String, String)> {
 }
 
 fn journal(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    plex_pg_tests::plex_sim_journal(path)
 }
 
 #[test]
