@@ -390,10 +390,18 @@ fn now_seconds() -> f64 {
     (d.as_millis() as f64) / 1000.0
 }
 
-/// Read an event log back as typed lines: one per non-empty line.
+/// The complete lines of an event log's text. The launcher writes each line
+/// with one `write(2)`, but a reader running beside it can catch the last
+/// one half-written: a line without its `\n` is left for the next read.
+fn complete_lines(text: &str) -> std::str::Lines<'_> {
+    let end = text.rfind('\n').unwrap_or(0);
+    text[..end].lines()
+}
+
+/// Read an event log back as typed lines: one per complete, non-empty line.
 pub fn read_lines(path: &Path) -> io::Result<Vec<Line>> {
     let text = std::fs::read_to_string(path)?;
-    text.lines()
+    complete_lines(&text)
         .filter(|l| !l.trim().is_empty())
         .map(parse_record)
         .collect()
@@ -405,11 +413,11 @@ pub fn parse_record(line: &str) -> io::Result<Line> {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e}: {line}")))
 }
 
-/// Read an event log back: one JSON value per non-empty line. For tests,
-/// the demo, and people's scripts.
+/// Read an event log back: one JSON value per complete, non-empty line.
+/// For tests, the demo, and people's scripts.
 pub fn read(path: &Path) -> io::Result<Vec<Value>> {
     let text = std::fs::read_to_string(path)?;
-    text.lines()
+    complete_lines(&text)
         .filter(|l| !l.trim().is_empty())
         .map(parse_line)
         .collect()
@@ -437,6 +445,26 @@ mod tests {
             pid: 14472,
             ppid: 14469,
         }
+    }
+
+    #[test]
+    fn a_half_written_last_line_is_left_for_the_next_read() {
+        let dir = std::env::temp_dir().join(format!("plexpg-events-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.jsonl");
+        let whole = serde_json::to_string(&Line {
+            time: 1.0,
+            record: fork(),
+        })
+        .unwrap();
+        std::fs::write(&path, format!("{whole}\n{}", &whole[..40])).unwrap();
+        assert_eq!(read_lines(&path).unwrap().len(), 1);
+        assert_eq!(read(&path).unwrap().len(), 1);
+        std::fs::write(&path, format!("{whole}\n{whole}\n")).unwrap();
+        assert_eq!(read(&path).unwrap().len(), 2);
+        std::fs::write(&path, "{\"time\":1,\n").unwrap();
+        assert!(read(&path).is_err(), "a complete line that is not JSON is an error");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
