@@ -57,6 +57,17 @@ fn import(dir: &Path, schema: &str, args: &[&str]) -> Run {
     run(&mut import_cmd(dir, schema, args), LIMIT)
 }
 
+/// `plex-pg-launcher export --to DIR` from `schema`.
+fn export(to: &Path, schema: &str) -> Run {
+    run(
+        Command::new(artifact("plex-pg-launcher"))
+            .args(["export", "--to"])
+            .arg(to)
+            .envs(pg().env(schema)),
+        LIMIT,
+    )
+}
+
 fn count(sql: &str) -> i64 {
     pg().psql(sql)
         .trim()
@@ -617,23 +628,11 @@ fn export_writes_back_what_postgresql_holds() {
     let on_pg = json_out(&on_pg.stdout);
 
     let back = TempDir::new("import_back");
-    let out = run(
-        Command::new(artifact("plex-pg-launcher"))
-            .args(["export", "--to"])
-            .arg(back.path())
-            .envs(pg().env(&schema)),
-        LIMIT,
-    );
+    let out = export(back.path(), &schema);
     eprintln!("{}", out.stdout);
     out.assert_ok();
     assert!(!out.stdout.contains("DIFFERS"), "{}", out.stdout);
-    let refused = run(
-        Command::new(artifact("plex-pg-launcher"))
-            .args(["export", "--to"])
-            .arg(back.path())
-            .envs(pg().env(&schema)),
-        LIMIT,
-    );
+    let refused = export(back.path(), &schema);
     assert_eq!(refused.code, Some(3), "{refused:?}");
     assert!(
         refused.stderr.contains("never overwrites"),
@@ -756,13 +755,7 @@ fn enable_and_disable_refuse_to_hand_plex_an_empty_library() {
     );
     assert!(drop_in.is_file(), "a refused disable removed the drop-in");
 
-    let exported = run(
-        Command::new(artifact("plex-pg-launcher"))
-            .args(["export", "--to"])
-            .arg(&databases)
-            .envs(pg().env(&schema)),
-        LIMIT,
-    );
+    let exported = export(&databases, &schema);
     exported.assert_ok();
     let disabled = switch(support.path(), systemd.path(), &schema, &["disable"], &[]);
     disabled.assert_ok();
@@ -779,6 +772,19 @@ fn enable_and_disable_refuse_to_hand_plex_an_empty_library() {
 /// Prints JSON: tables and rows compared, rows only in the second file
 /// (by table, with their `id`), rows only in the first, and the
 /// sqlite_sequence of each.
+/// Runs [`COMPARE_PY`] on two library files; its JSON report.
+fn compare_libraries(first: &Path, second: &Path) -> Value {
+    let cmp = run(
+        Command::new("python3")
+            .args(["-c", COMPARE_PY])
+            .arg(first)
+            .arg(second),
+        LIMIT,
+    );
+    cmp.assert_ok();
+    json_out(&cmp.stdout)
+}
+
 const COMPARE_PY: &str = r#"
 import json, sqlite3, sys
 from collections import Counter
@@ -962,13 +968,7 @@ fn a_plex_sim_library_goes_to_postgresql_runs_under_the_launcher_and_comes_back(
 
     // 4. Exported, and compared with the originals by the real SQLite.
     let back = TempDir::new("import_roundtrip_back");
-    let exported = run(
-        Command::new(artifact("plex-pg-launcher"))
-            .args(["export", "--to"])
-            .arg(back.path())
-            .envs(pg().env(&schema)),
-        LIMIT,
-    );
+    let exported = export(back.path(), &schema);
     exported.assert_ok();
     for (file, new_table) in [
         (
@@ -977,15 +977,7 @@ fn a_plex_sim_library_goes_to_postgresql_runs_under_the_launcher_and_comes_back(
         ),
         ("com.plexapp.plugins.library.blobs.db", None),
     ] {
-        let cmp = run(
-            Command::new("python3")
-                .args(["-c", COMPARE_PY])
-                .arg(originals.path().join(file))
-                .arg(back.path().join(file)),
-            LIMIT,
-        );
-        cmp.assert_ok();
-        let report = json_out(&cmp.stdout);
+        let report = compare_libraries(&originals.path().join(file), &back.path().join(file));
         eprintln!("{file}: {report}");
         assert!(report["tables"].as_u64().unwrap() >= 1, "{report}");
         assert_eq!(report["missing_tables"], serde_json::json!([]), "{report}");
@@ -1084,25 +1076,11 @@ fn a_generated_library_fills_every_table_and_every_row_comes_back() {
         imported.stdout
     );
     let back = TempDir::new("import_every_table_back");
-    let exported = run(
-        Command::new(artifact("plex-pg-launcher"))
-            .args(["export", "--to"])
-            .arg(back.path())
-            .envs(pg().env(&schema)),
-        LIMIT,
-    );
+    let exported = export(back.path(), &schema);
     eprintln!("{}", exported.stdout);
     exported.assert_ok();
     for file in files {
-        let cmp = run(
-            Command::new("python3")
-                .args(["-c", COMPARE_PY])
-                .arg(originals.path().join(file))
-                .arg(back.path().join(file)),
-            LIMIT,
-        );
-        cmp.assert_ok();
-        let report = json_out(&cmp.stdout);
+        let report = compare_libraries(&originals.path().join(file), &back.path().join(file));
         eprintln!("{file}: {report}");
         assert_eq!(report["missing_tables"], serde_json::json!([]), "{report}");
         assert_eq!(report["only_in_first"], serde_json::json!({}), "{report}");
