@@ -16,10 +16,7 @@ pub fn full(
     roots: Arc<RootCertStore>,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<dyn ServerCertVerifier>, String> {
-    let v = WebPkiServerVerifier::builder_with_provider(roots, provider)
-        .build()
-        .map_err(|e| format!("cannot use postgres.sslrootcert: {e}"))?;
-    Ok(v)
+    Ok(webpki(roots, provider)?)
 }
 
 /// `verify-ca`: the WebPKI verifier, with a wrong name forgiven. The name
@@ -28,10 +25,17 @@ pub fn ca(
     roots: Arc<RootCertStore>,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<dyn ServerCertVerifier>, String> {
-    let inner = WebPkiServerVerifier::builder_with_provider(roots, provider)
+    Ok(Arc::new(ChainOnly(webpki(roots, provider)?)))
+}
+
+/// rustls's WebPKI verifier over `roots`.
+fn webpki(
+    roots: Arc<RootCertStore>,
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<WebPkiServerVerifier>, String> {
+    WebPkiServerVerifier::builder_with_provider(roots, provider)
         .build()
-        .map_err(|e| format!("cannot use postgres.sslrootcert: {e}"))?;
-    Ok(Arc::new(ChainOnly(inner)))
+        .map_err(|e| format!("cannot use postgres.sslrootcert: {e}"))
 }
 
 /// `prefer` and `require`: encryption without authentication, as libpq
