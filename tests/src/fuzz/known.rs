@@ -1,0 +1,165 @@
+//! Differences the fuzzer finds that are already known: each listed in
+//! `docs/sql-support.md`'s "Known differences" or written as a minimal
+//! `-- gap:` case in `tests/sql/fuzz_found.test`, with the reason. A
+//! difference matching one is counted under its name, not reported as
+//! new. When the translator fixes one, its case's gap goes stale
+//! (`tests/tests/fuzz_sql.rs` says so) and its entry here goes too.
+
+use super::compare::Difference;
+
+/// A class of known difference.
+#[derive(Debug)]
+pub struct Known {
+    /// Short name, shown in the summary.
+    pub name: &'static str,
+    /// Where it is written down, and why it is a difference.
+    pub reason: &'static str,
+    matches: fn(&Difference) -> bool,
+}
+
+/// SQLite succeeded, the shim failed with a message containing one of
+/// `needles`.
+fn shim_error(d: &Difference, needles: &[&str]) -> bool {
+    d.reference_error.is_none()
+        && d.shim_error
+            .as_deref()
+            .is_some_and(|e| needles.iter().any(|n| e.contains(n)))
+}
+
+/// Whether `sql` names a column declared `COLLATE NOCASE` in the
+/// fuzzer's tables (`t1.nc`, `t3.s`) or in `fuzz_found.test` (`ff.nc`).
+fn names_nocase_column(sql: &str) -> bool {
+    sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|w| w == "nc" || w == "s")
+}
+
+/// Every known class, checked in order.
+pub const KNOWN: &[Known] = &[
+    Known {
+        name: "integer overflow",
+        reason: "docs/sql-support.md, Known differences, \"Integer overflow\": 64-bit overflow of \
+                 arithmetic on columns is PostgreSQL's `bigint out of range` where SQLite gives a REAL",
+        matches: |d| shim_error(d, &["out of range"]),
+    },
+    Known {
+        name: "transaction aborted after a refused statement",
+        reason: "fuzz_found.test: inside BEGIN, a statement PostgreSQL refuses when preparing it \
+                 (not fenced by the per-write savepoint) aborts the transaction; every later \
+                 statement fails until ROLLBACK, where SQLite's transaction goes on",
+        matches: |d| shim_error(d, &["current transaction is aborted"]),
+    },
+    Known {
+        name: "integer column as the condition of a write",
+        reason: "fuzz_found.test: `UPDATE/DELETE … WHERE int_col` is PostgreSQL's `argument of \
+                 WHERE must be type boolean` (a query's WHERE goes through sqlite_truth)",
+        matches: |d| shim_error(d, &["argument of WHERE must be type boolean"]),
+    },
+    Known {
+        name: "boolean column as a number",
+        reason: "fuzz_found.test: a `boolean` column is PostgreSQL's boolean; arithmetic, bitwise \
+                 operators, abs/min/max/sum/avg, comparing it with a number column or a number \
+                 other than 0/1 fail, and CAST(b AS TEXT) is 'true'/'false' (SQLite's boolean is \
+                 NUMERIC: 0 and 1)",
+        matches: |d| {
+            shim_error(d, &["boolean"])
+                || (d.aspect == "rows"
+                    && (d.detail.contains("[\"text\",\"false\"]")
+                        || d.detail.contains("[\"text\",\"true\"]")))
+        },
+    },
+    Known {
+        name: "GLOB on a NOCASE text",
+        reason: "fuzz_found.test: GLOB is a regular expression on PostgreSQL, which refuses the \
+                 nondeterministic sqlite_nocase collation; SQLite's GLOB ignores collations",
+        matches: |d| shim_error(d, &["nondeterministic collations are not supported"]),
+    },
+    Known {
+        name: "BINARY and NOCASE texts in one expression",
+        reason: "fuzz_found.test: `min(v, nc)`, `CASE … THEN nc ELSE v END`, a compound column \
+                 from both: PostgreSQL's `collation mismatch` / `could not determine which \
+                 collation`; SQLite takes the left operand's collation or none",
+        matches: |d| {
+            shim_error(
+                d,
+                &["collation mismatch", "could not determine which collation"],
+            )
+        },
+    },
+    Known {
+        name: "NOCASE kept by expressions",
+        reason: "fuzz_found.test: on PostgreSQL an expression over a NOCASE column (`nc || 'x'`, \
+                 `CASE … THEN nc`) keeps sqlite_nocase, so it sorts, compares and groups ignoring \
+                 case; in SQLite only the column itself (or an explicit COLLATE) carries NOCASE. \
+                 Matched broadly: any row or invariant difference of a statement naming a NOCASE \
+                 column",
+        matches: |d| {
+            matches!(d.aspect, "rows" | "norec" | "partition") && names_nocase_column(&d.sql)
+        },
+    },
+    Known {
+        name: "GROUP BY a constant",
+        reason: "fuzz_found.test: `SELECT 7, count(*) … GROUP BY 1`, `GROUP BY 9007199254740993`, \
+                 `GROUP BY - 9007199254740993`: the constant reaches PostgreSQL as a GROUP BY or \
+                 ORDER BY position (or a non-integer constant there), which it refuses",
+        matches: |d| {
+            shim_error(
+                d,
+                &[
+                    "non-integer constant in GROUP BY",
+                    "non-integer constant in ORDER BY",
+                    "GROUP BY position",
+                    "ORDER BY position",
+                ],
+            )
+        },
+    },
+    Known {
+        name: "declared types of a compound SELECT",
+        reason: "fuzz_found.test: SQLite gives a compound's columns the first SELECT's declared \
+                 types; the shim none",
+        matches: |d| {
+            d.aspect == "decltypes"
+                && ["UNION", "INTERSECT", "EXCEPT"]
+                    .iter()
+                    .any(|k| d.sql.contains(k))
+        },
+    },
+    Known {
+        name: "NULL beside a blob or a real",
+        reason: "fuzz_found.test: a NULL literal whose type PostgreSQL cannot infer is text \
+                 (`CASE NULL WHEN x'00'`, `nullif(NULL, x'41')`, `CASE … THEN NULL ELSE NULL \
+                 END`); beside a blob or a real it is `operator does not exist` or `COALESCE \
+                 types … cannot be matched`",
+        matches: |d| {
+            d.sql.contains("NULL")
+                && (shim_error(d, &["operator does not exist: text =", "<> text", "= text"])
+                    || shim_error(d, &["COALESCE types bytea and text", "COALESCE types text and bytea"]))
+        },
+    },
+    Known {
+        name: "bitwise operators on a datetime column",
+        reason: "fuzz_found.test: a `datetime` column is PostgreSQL's numeric, which has no `&`, `|`",
+        matches: |d| {
+            shim_error(
+                d,
+                &[
+                    "operator does not exist: numeric &",
+                    "operator does not exist: numeric |",
+                    "& numeric",
+                    "| numeric",
+                ],
+            )
+        },
+    },
+    Known {
+        name: "aggregate of NULL",
+        reason: "fuzz_found.test: `sum(NULL)`, `total(NULL)`, `avg(NULL)`: PostgreSQL's \
+                 `function sum(unknown) is not unique`",
+        matches: |d| shim_error(d, &["(unknown) is not unique"]),
+    },
+];
+
+/// The known class `d` belongs to, if any.
+pub fn classify(d: &Difference) -> Option<&'static Known> {
+    KNOWN.iter().find(|k| (k.matches)(d))
+}
