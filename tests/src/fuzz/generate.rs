@@ -217,7 +217,7 @@ impl Gen<'_> {
     }
 
     fn int_expr(&mut self, scope: &Scope, d: u32) -> Expr {
-        let sql = match self.rng.below(12) {
+        let sql = match self.rng.below(16) {
             0..=2 => {
                 let a = self.expr(scope, Kind::Int, d);
                 let b = self.expr(scope, Kind::Int, d);
@@ -245,7 +245,21 @@ impl Gen<'_> {
             8 => format!("CAST({} AS INTEGER)", self.expr(scope, Kind::Real, d).sql),
             9 => format!("- {}", self.expr(scope, Kind::Int, d).sql),
             10 => return self.common(scope, Kind::Int, d),
-            _ => format!("({})", self.cond(scope, d)),
+            11 => format!("({})", self.cond(scope, d)),
+            12 => format!("unicode({})", self.expr(scope, Kind::Text, d).sql),
+            13 => format!("length({})", self.expr(scope, Kind::Blob, d).sql),
+            14 => {
+                // A text that reads as a number, in arithmetic.
+                let t = self.rng.pick(&["'42'", "'-3'", "'10'", "' 7'"]);
+                let a = self.expr(scope, Kind::Int, d);
+                format!("({t} {} {})", self.rng.pick(&["+", "-", "*"]), a.sql)
+            }
+            _ => {
+                let p = self.cond(scope, d);
+                let a = self.expr(scope, Kind::Int, d);
+                let b = self.expr(scope, Kind::Int, d);
+                format!("iif({p}, {}, {})", a.sql, b.sql)
+            }
         };
         Expr::new(sql, Kind::Int)
     }
@@ -274,7 +288,7 @@ impl Gen<'_> {
     }
 
     fn text_expr(&mut self, scope: &Scope, d: u32) -> Expr {
-        let sql = match self.rng.below(10) {
+        let sql = match self.rng.below(17) {
             0 | 1 => {
                 let a = self.expr(scope, Kind::Text, d);
                 let b = self.expr(scope, Kind::Text, d);
@@ -309,6 +323,45 @@ impl Gen<'_> {
                 format!("typeof({})", self.expr(scope, k, d).sql)
             }
             7 => format!("hex({})", self.expr(scope, Kind::Blob, d).sql),
+            8 => format!("CAST({} AS TEXT)", self.expr(scope, Kind::Real, d).sql),
+            9 => {
+                let n = self.number(scope, d);
+                let t = self.expr(scope, Kind::Text, d);
+                format!("({} || {})", n.sql, t.sql)
+            }
+            10 => format!(
+                "{}({}, {})",
+                self.rng.pick(&["trim", "ltrim", "rtrim"]),
+                self.expr(scope, Kind::Text, d).sql,
+                self.rng.pick(&["'a'", "'xy'", "' 7'", "''"])
+            ),
+            11 => {
+                let k = *self
+                    .rng
+                    .pick(&[Kind::Int, Kind::Real, Kind::Text, Kind::Blob]);
+                format!("quote({})", self.expr(scope, k, d).sql)
+            }
+            12 => match self.rng.below(4) {
+                0 => format!("printf('%d', {})", self.expr(scope, Kind::Int, d).sql),
+                1 => format!("printf('%.2f', {})", self.expr(scope, Kind::Real, d).sql),
+                2 => format!(
+                    "printf('%s-%s', {}, {})",
+                    self.expr(scope, Kind::Text, d).sql,
+                    self.expr(scope, Kind::Int, d).sql
+                ),
+                _ => format!(
+                    "printf('%5d|%-4s|', {}, {})",
+                    self.expr(scope, Kind::Int, d).sql,
+                    self.expr(scope, Kind::Text, d).sql
+                ),
+            },
+            13 => {
+                let p = self.cond(scope, d);
+                let a = self.expr(scope, Kind::Text, d);
+                let b = self.expr(scope, Kind::Text, d);
+                format!("iif({p}, {}, {})", a.sql, b.sql)
+            }
+            14 => format!("char({} + 65)", self.small_int().sql),
             _ => return self.common(scope, Kind::Text, d),
         };
         Expr::new(sql, Kind::Text)
@@ -419,6 +472,30 @@ impl Gen<'_> {
                 let p = self.cond(&inner, 0);
                 let not = if self.rng.chance(30) { "NOT " } else { "" };
                 format!("{not}EXISTS (SELECT 1 FROM {} WHERE {p})", t.name)
+            }
+            10 if self.rng.chance(50) => {
+                // A column beside a literal of another class: SQLite's
+                // affinity rules (docs/sql-support.md, "loose typing").
+                let (kind, lit) = if self.rng.chance(50) {
+                    (
+                        Kind::Int,
+                        *self.rng.pick(&["'42'", "'7'", "'-1'", "'abc'", "''"]),
+                    )
+                } else {
+                    (Kind::Text, *self.rng.pick(&["42", "7", "10", "3.5"]))
+                };
+                let cols = scope.of_kind(kind);
+                let (name, _) = self.rng.pick(&cols);
+                let op = self.rng.pick(&["=", "<>", "<", ">="]);
+                format!("{name} {op} {lit}")
+            }
+            10 if self.rng.chance(50) => {
+                let p = self.cond(scope, d);
+                format!(
+                    "({p}) {}",
+                    self.rng
+                        .pick(&["IS TRUE", "IS FALSE", "IS NOT TRUE", "IS NOT FALSE"])
+                )
             }
             10 => format!("NOT ({})", self.cond(scope, d)),
             11 | 12 => {
@@ -668,6 +745,91 @@ impl Gen<'_> {
         }
     }
 
+    /// A CTE or a subquery in `FROM` over one table, read by its named
+    /// columns.
+    fn derived(&mut self) -> Statement {
+        let t = self.table();
+        let scope = Scope::of(&[(&t, false)]);
+        let n = 1 + self.rng.below(3);
+        let outs = self.outputs(&scope, n);
+        let nocase = outs.iter().any(|e| e.nocase);
+        let list: Vec<String> = outs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| format!("{} AS c{i}", e.sql))
+            .collect();
+        let names: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        let inner = format!(
+            "SELECT {} FROM {} WHERE {}",
+            list.join(", "),
+            t.name,
+            self.cond(&scope, 1)
+        );
+        let mut sql = if self.rng.chance(50) {
+            format!("WITH q AS ({inner}) SELECT {} FROM q", names.join(", "))
+        } else {
+            format!("SELECT {} FROM ({inner}) AS q", names.join(", "))
+        };
+        sql += &self.order_by(n);
+        Statement {
+            sql,
+            ordered: !nocase,
+        }
+    }
+
+    /// A window function beside the rowid, ordered by the rowid.
+    fn window(&mut self) -> Statement {
+        let t = self.table();
+        let scope = Scope::of(&[(&t, false)]);
+        let k = *self.rng.pick(&[Kind::Int, Kind::Real]);
+        let e = self.expr(&scope, k, 1);
+        let kk = *self.rng.pick(&[Kind::Int, Kind::Text]);
+        let mut key = self.expr(&scope, kk, 0);
+        if key.nocase {
+            key = Expr::new("id", Kind::Int);
+        }
+        let func = match self.rng.below(5) {
+            0 => "row_number()".to_string(),
+            1 => "rank()".to_string(),
+            2 => format!("sum({})", e.sql),
+            3 => format!("count({})", e.sql),
+            _ => format!("max({})", e.sql),
+        };
+        let over = if self.rng.chance(50) {
+            format!("PARTITION BY {} ORDER BY id", key.sql)
+        } else {
+            format!("ORDER BY {}, id", key.sql)
+        };
+        Statement {
+            sql: format!(
+                "SELECT id, {func} OVER ({over}) FROM {} ORDER BY id",
+                t.name
+            ),
+            ordered: true,
+        }
+    }
+
+    /// `ORDER BY` expressions that are not selected, then the rowid.
+    fn ordered_by_other(&mut self) -> Statement {
+        let t = self.table();
+        let scope = Scope::of(&[(&t, false)]);
+        let n = 1 + self.rng.below(2);
+        let outs = self.outputs(&scope, n);
+        let k = self.random_kind();
+        let key = self.expr(&scope, k, 1);
+        let dir = *self.rng.pick(&["", " DESC", " ASC"]);
+        let mut sql = format!(
+            "SELECT {} FROM {} ORDER BY {}{dir}, id",
+            self.select_list(&outs),
+            t.name,
+            key.sql
+        );
+        if self.rng.chance(40) {
+            sql += &format!(" LIMIT {}", 1 + self.rng.below(5));
+        }
+        Statement { sql, ordered: true }
+    }
+
     fn no_rec(&mut self) -> Vec<Statement> {
         let t = self.table();
         let scope = Scope::of(&[(&t, false)]);
@@ -788,14 +950,17 @@ pub fn unit(seed: u64, index: usize) -> Unit {
         rng: &mut rng,
         tables: &tables,
     };
-    let (statements, invariant) = match g.rng.below(20) {
-        0..=5 => (vec![g.plain_select()], None),
-        6 | 7 => (vec![g.aggregate_row()], None),
-        8..=10 => (vec![g.grouped()], None),
-        11 | 12 => (vec![g.join()], None),
-        13 => (vec![g.compound()], None),
-        14 | 15 => (g.no_rec(), Some(Invariant::NoRec)),
-        16 | 17 => (g.partition(), Some(Invariant::Partition)),
+    let (statements, invariant) = match g.rng.below(24) {
+        0..=4 => (vec![g.plain_select()], None),
+        5 | 6 => (vec![g.aggregate_row()], None),
+        7..=9 => (vec![g.grouped()], None),
+        10 | 11 => (vec![g.join()], None),
+        12 => (vec![g.compound()], None),
+        13 => (vec![g.derived()], None),
+        14 => (vec![g.window()], None),
+        15 => (vec![g.ordered_by_other()], None),
+        16 | 17 => (g.no_rec(), Some(Invariant::NoRec)),
+        18 | 19 => (g.partition(), Some(Invariant::Partition)),
         _ => (g.write(index), None),
     };
     Unit {

@@ -153,6 +153,7 @@ pub fn run(seed: u64, count: usize) -> Report {
     // only keep that difference until both sides agree again.
     let mut tainted: Vec<&str> = Vec::new();
     let mut diverged = false;
+    let mut last_write: Option<String> = None;
     for (i, (index, st)) in all.iter().enumerate() {
         match (reference.get(i), shimmed.get(i)) {
             (Some(r), Some(p)) => {
@@ -165,7 +166,18 @@ pub fn run(seed: u64, count: usize) -> Report {
                     report.skipped += 1;
                     continue;
                 }
-                let diffs = compare::compare(*index, st, r, p, &tainted);
+                let mut diffs = compare::compare(*index, st, r, p, &tainted);
+                if st.sql == "ROLLBACK" {
+                    last_write = None;
+                } else if let Some(write) = &last_write {
+                    // The table read after a write differs because of it.
+                    for d in &mut diffs {
+                        d.sql = format!("{write}; {}", d.sql);
+                    }
+                }
+                if compare::is_write(&st.sql) {
+                    last_write = Some(st.sql.clone());
+                }
                 if compare::is_write(&st.sql)
                     && compare::error(r).is_none() != compare::error(p).is_none()
                 {
