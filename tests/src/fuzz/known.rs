@@ -35,6 +35,22 @@ fn names(sql: &str, columns: &[&str]) -> bool {
 /// Columns declared `COLLATE NOCASE` in the fuzzer's tables (`t1.nc`,
 /// `t3.s`) and in `fuzz_found.test` (`ff.nc`).
 const NOCASE_COLUMNS: &[&str] = &["nc", "s"];
+/// Columns declared `float` (REAL) in the fuzzer's tables and in
+/// `fuzz_found.test`.
+const REAL_COLUMNS: &[&str] = &["f", "score", "r"];
+
+/// Whether `sql` names a REAL column or has a REAL literal (`3.0`, `1e10`).
+fn names_a_real(sql: &str) -> bool {
+    names(sql, REAL_COLUMNS)
+        || sql
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+            .any(|w| {
+                w.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+                    && (w.contains('.') || w.contains('e'))
+                    && w.parse::<f64>().is_ok()
+            })
+}
+
 /// Columns declared `boolean` (PostgreSQL's boolean), as the fuzzer's
 /// statements and `fuzz_found.test` name them.
 const BOOLEAN_COLUMNS: &[&str] = &["(b", ".b", "flag"];
@@ -207,13 +223,14 @@ pub const KNOWN: &[Known] = &[
                  `f || ''`, `quote(f)`, `printf('%s', f)`) is '3' through the shim, SQLite's '3.0' \
                  ('10000000000.0' for 1e10): a silent difference in the value, and in whatever \
                  compares it (`LIKE '_'`). Matched where the texts differ only by `.0`, or where \
-                 the statement converts to text",
+                 the statement converts a number to text (CAST, quote, printf, `||` beside a REAL)",
         matches: |d| {
             matches!(d.aspect, "rows" | "norec" | "partition")
                 && (d.only_point_zero_differs()
-                    || ["AS TEXT)", "quote(", "printf(", "|| "]
+                    || ["AS TEXT)", "quote(", "printf("]
                         .iter()
-                        .any(|k| d.sql.contains(k)))
+                        .any(|k| d.sql.contains(k))
+                    || (d.sql.contains("||") && names_a_real(&d.sql)))
         },
     },
     Known {
