@@ -101,7 +101,8 @@ pub fn units(seed: u64, count: usize) -> Vec<Unit> {
 }
 
 /// The whole run as a case file for `tests/sql/run_case.py`: the setup,
-/// then each unit's statements, each preceded by `-- note: index N`.
+/// then each unit's statements, each preceded by `-- note: index N` (and
+/// `-- unordered` when its rows are compared as a multiset).
 pub fn case_file(seed: u64, count: usize) -> String {
     let mut s = format!("-- note: sql-fuzz seed {seed}, {count} units\n");
     for sql in schema::setup(seed) {
@@ -109,7 +110,8 @@ pub fn case_file(seed: u64, count: usize) -> String {
     }
     for u in units(seed, count) {
         for st in &u.statements {
-            s += &format!("-- note: index {}\n{}\n\n", u.index, st.sql);
+            let unordered = if st.ordered { "" } else { "-- unordered\n" };
+            s += &format!("-- note: index {}\n{unordered}{}\n\n", u.index, st.sql);
         }
     }
     s
