@@ -468,7 +468,15 @@ impl Gen<'_> {
                 let (c, _) = self.rng.pick(&cols);
                 let p = self.cond(&inner, 0);
                 let not = if self.rng.chance(30) { "NOT " } else { "" };
-                format!("{} {not}IN (SELECT {c} FROM {} WHERE {p})", a.sql, t.name)
+                let limit = if self.rng.chance(25) {
+                    format!(" ORDER BY {c} DESC, id LIMIT {}", 1 + self.rng.below(3))
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{} {not}IN (SELECT {c} FROM {} WHERE {p}{limit})",
+                    a.sql, t.name
+                )
             }
             9 => {
                 let t = self.rng.pick(self.tables).clone();
@@ -621,7 +629,7 @@ impl Gen<'_> {
             .pick(&[Kind::Int, Kind::Int, Kind::Real, Kind::Text]);
         let e = self.expr(scope, k, 1);
         let numeric = matches!(k, Kind::Int | Kind::Real);
-        let (sql, kind) = match self.rng.below(7) {
+        let (sql, kind) = match self.rng.below(8) {
             0 => ("count(*)".to_string(), Kind::Int),
             1 => (format!("count({})", e.sql), Kind::Int),
             2 if !e.nocase => (format!("count(DISTINCT {})", e.sql), Kind::Int),
@@ -630,6 +638,11 @@ impl Gen<'_> {
                 format!("{}({})", self.rng.pick(&["avg", "total"]), e.sql),
                 Kind::Real,
             ),
+            5 if numeric => {
+                let f = *self.rng.pick(&["sum", "avg", "total"]);
+                let kind = if f == "sum" { k } else { Kind::Real };
+                (format!("{f}(DISTINCT {})", e.sql), kind)
+            }
             _ if !e.nocase => (format!("{}({})", self.rng.pick(&["min", "max"]), e.sql), k),
             _ => ("count(*)".to_string(), Kind::Int),
         };
@@ -704,8 +717,15 @@ impl Gen<'_> {
         let kind = *self
             .rng
             .pick(&["JOIN", "LEFT JOIN", "INNER JOIN", "LEFT OUTER JOIN"]);
+        let on = *self.rng.pick(&[
+            "t1.id = t2.t1_id",
+            "t1.id = t2.t1_id",
+            "t1.i = t2.t1_id",
+            "t1.di = t2.at",
+            "t1.id < t2.t1_id",
+        ]);
         let mut sql = format!(
-            "SELECT {} FROM t1 {kind} t2 ON t1.id = t2.t1_id",
+            "SELECT {} FROM t1 {kind} t2 ON {on}",
             self.select_list(&outs)
         );
         if self.rng.chance(30) {
