@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+pub mod fuzz;
+
 pub use plex_pg_launcher::cluster::{self, Cluster};
 
 /// The role, password and database every test server has.

@@ -1,0 +1,299 @@
+//! Differences the fuzzer finds that are already known: each listed in
+//! `docs/sql-support.md`'s "Known differences" or written as a minimal
+//! `-- gap:` case in `tests/sql/fuzz_found.test`, with the reason. A
+//! difference matching one is counted under its name, not reported as
+//! new. When the translator fixes one, its case's gap goes stale
+//! (`tests/tests/fuzz_sql.rs` says so) and its entry here goes too.
+
+use super::compare::Difference;
+
+/// A class of known difference.
+#[derive(Debug)]
+pub struct Known {
+    /// Short name, shown in the summary.
+    pub name: &'static str,
+    /// Where it is written down, and why it is a difference.
+    pub reason: &'static str,
+    matches: fn(&Difference) -> bool,
+}
+
+/// SQLite succeeded, the shim failed with a message containing one of
+/// `needles`.
+fn shim_error(d: &Difference, needles: &[&str]) -> bool {
+    d.reference_error.is_none()
+        && d.shim_error
+            .as_deref()
+            .is_some_and(|e| needles.iter().any(|n| e.contains(n)))
+}
+
+/// Whether `sql` names one of `columns` (a word of it).
+fn names(sql: &str, columns: &[&str]) -> bool {
+    sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|w| columns.contains(&w))
+}
+
+/// Columns declared `COLLATE NOCASE` in the fuzzer's tables (`t1.nc`,
+/// `t3.s`) and in `fuzz_found.test` (`ff.nc`).
+const NOCASE_COLUMNS: &[&str] = &["nc", "s"];
+/// Columns declared `float` (REAL) in the fuzzer's tables and in
+/// `fuzz_found.test`.
+const REAL_COLUMNS: &[&str] = &["f", "score", "r"];
+
+/// Whether `sql` names a REAL column, has a REAL literal (`3.0`, `1e10`)
+/// or casts to REAL.
+fn names_a_real(sql: &str) -> bool {
+    names(sql, REAL_COLUMNS)
+        || sql.contains("AS REAL)")
+        || sql
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+            .any(|w| {
+                w.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+                    && (w.contains('.') || w.contains('e'))
+                    && w.parse::<f64>().is_ok()
+            })
+}
+
+/// Columns declared `boolean` (PostgreSQL's boolean), as the fuzzer's
+/// statements and `fuzz_found.test` name them.
+const BOOLEAN_COLUMNS: &[&str] = &["(b", ".b", "flag"];
+/// Columns declared `datetime` (NUMERIC affinity, PostgreSQL's numeric).
+const DATETIME_COLUMNS: &[&str] = &["d"];
+
+/// Every known class, checked in order.
+pub const KNOWN: &[Known] = &[
+    Known {
+        name: "integer overflow",
+        reason: "docs/sql-support.md, Known differences, \"Integer overflow\": 64-bit overflow of \
+                 arithmetic on columns is PostgreSQL's `bigint out of range` where SQLite gives a REAL",
+        matches: |d| shim_error(d, &["out of range"]),
+    },
+    Known {
+        name: "transaction aborted after a refused statement",
+        reason: "fuzz_found.test: inside BEGIN, a statement PostgreSQL refuses when preparing it \
+                 (not fenced by the per-write savepoint) aborts the transaction; every later \
+                 statement fails until ROLLBACK, where SQLite's transaction goes on",
+        matches: |d| shim_error(d, &["current transaction is aborted"]),
+    },
+    Known {
+        name: "integer column as the condition of a write",
+        reason: "fuzz_found.test: `UPDATE/DELETE … WHERE int_col` is PostgreSQL's `argument of \
+                 WHERE must be type boolean` (a query's WHERE goes through sqlite_truth)",
+        matches: |d| shim_error(d, &["argument of WHERE must be type boolean"]),
+    },
+    Known {
+        name: "boolean column as a number",
+        reason: "fuzz_found.test: a `boolean` column is PostgreSQL's boolean; arithmetic, bitwise \
+                 operators, abs/min/max/sum/avg, comparing it with a number column or a number \
+                 other than 0/1 fail, and as text (CAST, `||`) it is 'true'/'false' (SQLite's \
+                 boolean is NUMERIC: 0 and 1)",
+        matches: |d| {
+            shim_error(d, &["boolean"])
+                || (d.aspect == "rows"
+                    && (["[\"text\",\"false", "[\"text\",\"true", "74727565", "66616c7365"]
+                        .iter()
+                        .any(|v| d.detail.contains(v))
+                        || BOOLEAN_COLUMNS
+                            .iter()
+                            .any(|c| d.sql.contains(&format!("{c} AS TEXT)")))))
+        },
+    },
+    Known {
+        name: "GLOB on a NOCASE text",
+        reason: "fuzz_found.test: GLOB is a regular expression on PostgreSQL, which refuses the \
+                 nondeterministic sqlite_nocase collation; SQLite's GLOB ignores collations",
+        matches: |d| shim_error(d, &["nondeterministic collations are not supported"]),
+    },
+    Known {
+        name: "BINARY and NOCASE texts in one expression",
+        reason: "fuzz_found.test: `min(v, nc)`, `CASE … THEN nc ELSE v END`, a compound column \
+                 from both: PostgreSQL's `collation mismatch` / `could not determine which \
+                 collation`; SQLite takes the left operand's collation or none",
+        matches: |d| {
+            shim_error(
+                d,
+                &["collation mismatch", "could not determine which collation"],
+            )
+        },
+    },
+    Known {
+        name: "NOCASE kept by expressions",
+        reason: "fuzz_found.test: on PostgreSQL an expression over a NOCASE column (`nc || 'x'`, \
+                 `CASE … THEN nc`) keeps sqlite_nocase, so it sorts, compares and groups ignoring \
+                 case; in SQLite only the column itself (or an explicit COLLATE) carries NOCASE. \
+                 Matched broadly: any row or invariant difference of a statement naming a NOCASE \
+                 column",
+        matches: |d| {
+            matches!(d.aspect, "rows" | "norec" | "partition") && names(&d.sql, NOCASE_COLUMNS)
+        },
+    },
+    Known {
+        name: "GROUP BY a constant",
+        reason: "fuzz_found.test: `SELECT 7, count(*) … GROUP BY 1`, `SELECT 2, count(*) … GROUP BY 1` (then PostgreSQL's position 2: \
+                 the aggregate), `GROUP BY 9007199254740993`, \
+                 `GROUP BY - 9007199254740993`: the constant reaches PostgreSQL as a GROUP BY or \
+                 ORDER BY position (or a non-integer constant there), which it refuses",
+        matches: |d| {
+            shim_error(
+                d,
+                &[
+                    "non-integer constant in GROUP BY",
+                    "non-integer constant in ORDER BY",
+                    "GROUP BY position",
+                    "ORDER BY position",
+                    "aggregate functions are not allowed in GROUP BY",
+                ],
+            )
+        },
+    },
+    Known {
+        name: "declared types of a compound SELECT",
+        reason: "fuzz_found.test: SQLite gives a compound's columns the first SELECT's declared \
+                 types; the shim none",
+        matches: |d| {
+            d.aspect == "decltypes"
+                && ["UNION", "INTERSECT", "EXCEPT"]
+                    .iter()
+                    .any(|k| d.sql.contains(k))
+        },
+    },
+    Known {
+        name: "NULL literal typed text",
+        reason: "fuzz_found.test: a NULL literal whose type PostgreSQL cannot infer is text, or \
+                 stays unknown (`CASE NULL WHEN x'00'`, `nullif(NULL, x)`, `CASE … THEN NULL ELSE \
+                 NULL END`, `NULL - NULL`, `NULL & NULL`): beside a blob or a real, or as a number, it is \
+                 `operator does not exist`, `function avg(text) does not exist`, `COALESCE types \
+                 … cannot be matched` or `operator is not unique: unknown - unknown`",
+        matches: |d| {
+            d.sql.contains("NULL")
+                && shim_error(
+                    d,
+                    &[
+                        "operator does not exist: text ",
+                        " text hint",
+                        "(text)",
+                        "(text, ",
+                        ", text)",
+                        "and text cannot be matched",
+                        "types text and ",
+                        "double precision |",
+                        "double precision &",
+                        "| double precision",
+                        "& double precision",
+                        "operator is not unique: unknown",
+                    ],
+                )
+        },
+    },
+    Known {
+        name: "bitwise operators on a datetime column",
+        reason: "fuzz_found.test: a `datetime` column is PostgreSQL's numeric, which has no `&`, `|`",
+        matches: |d| {
+            shim_error(
+                d,
+                &[
+                    "operator does not exist: numeric &",
+                    "operator does not exist: numeric |",
+                    "& numeric",
+                    "| numeric",
+                ],
+            )
+        },
+    },
+    Known {
+        name: "datetime arithmetic beyond 64 bits",
+        reason: "fuzz_found.test: a `datetime` column is PostgreSQL's numeric, so arithmetic on it \
+                 is exact where SQLite's 64-bit integers overflow into REAL: the same numbers, \
+                 INTEGER where SQLite has REAL (`(d * 9007199254740993) * 0` is 0, SQLite 0.0)",
+        matches: |d| d.only_number_classes_differ() && names(&d.sql, DATETIME_COLUMNS),
+    },
+    Known {
+        name: "one class per result column",
+        reason: "docs/sql-support.md, Known differences, \"Per-value classes of expressions\": a \
+                 PostgreSQL result column has one type, so a number SQLite gives as INTEGER in \
+                 some rows and REAL in others (`CASE … THEN CAST(x AS INTEGER) ELSE abs(NULL) \
+                 END`) comes back as one class; the values are equal",
+        matches: |d| d.only_number_classes_differ(),
+    },
+    Known {
+        name: "integral REAL as text",
+        reason: "fuzz_found.test: a REAL with no fraction converted to text (`CAST(3.0 AS TEXT)`, \
+                 `f || ''`, `quote(f)`, `printf('%s', f)`) is '3' through the shim, SQLite's '3.0' \
+                 ('10000000000.0' for 1e10): a silent difference in the value, and in whatever \
+                 compares it (`LIKE '_'`). Matched where the texts differ only by `.0`, or where \
+                 the statement converts a number to text (CAST, quote, printf, `||` beside a REAL)",
+        matches: |d| {
+            matches!(d.aspect, "rows" | "norec" | "partition")
+                && (d.only_point_zero_differs()
+                    || ["AS TEXT)", "quote(", "printf("]
+                        .iter()
+                        .any(|k| d.sql.contains(k))
+                    || (d.sql.contains("||") && names_a_real(&d.sql)))
+        },
+    },
+    Known {
+        name: "a column beside a literal that does not convert",
+        reason: "fuzz_found.test: `int_col < 'abc'`, `int_col = ''`, `datetime_col > 'x'`, \
+                 `text_col >= 3.5`: the literal takes the column's PostgreSQL type and fails to \
+                 convert (`invalid input syntax`, `operator does not exist: text >= double \
+                 precision`); SQLite compares across classes",
+        matches: |d| {
+            shim_error(
+                d,
+                &[
+                    "invalid input syntax for type bigint",
+                    "invalid input syntax for type numeric",
+                    "invalid input syntax for type double precision",
+                    "operator does not exist: text ",
+                    "operator does not exist: double precision ",
+                ],
+            )
+        },
+    },
+    Known {
+        name: "unicode of an empty text",
+        reason: "fuzz_found.test: `unicode('')` is 0 through the shim, NULL in SQLite: a silent \
+                 difference (matched on any row or invariant difference of a statement calling \
+                 unicode)",
+        matches: |d| matches!(d.aspect, "rows" | "norec" | "partition") && d.sql.contains("unicode("),
+    },
+    Known {
+        name: "ORDER BY a name a CASE output repeats",
+        reason: "fuzz_found.test: `SELECT CASE … ELSE v END, v … ORDER BY v`: PostgreSQL names \
+                 the CASE column `v` too (after its ELSE), and the ORDER BY is `ambiguous`; \
+                 SQLite names it by its text",
+        matches: |d| shim_error(d, &["is ambiguous"]),
+    },
+    Known {
+        name: "integer beyond 2^53 compared with a REAL",
+        reason: "fuzz_found.test: SQLite compares an INTEGER with a REAL exactly \
+                 (9007199254740993 <> 9007199254740992.0); PostgreSQL converts the bigint to \
+                 double precision first, so they are equal. Matched on the one such integer of \
+                 the fuzzer's values",
+        matches: |d| {
+            matches!(d.aspect, "rows" | "norec" | "partition")
+                && (d.sql.contains("9007199254740993") || d.detail.contains("9007199254740993"))
+                && names_a_real(&d.sql)
+        },
+    },
+    Known {
+        name: "sum() beyond 64 bits",
+        reason: "fuzz_found.test: SQLite's sum() of integers fails with `integer overflow` past \
+                 64 bits; PostgreSQL's sum(bigint) is an exact numeric and succeeds",
+        matches: |d| {
+            d.shim_error.is_none()
+                && d.reference_error.as_deref() == Some("integer overflow")
+                && d.sql.contains("sum(")
+        },
+    },
+    Known {
+        name: "aggregate of NULL",
+        reason: "fuzz_found.test: `sum(NULL)`, `total(NULL)`, `avg(NULL)`: PostgreSQL's \
+                 `function sum(unknown) is not unique`",
+        matches: |d| shim_error(d, &["(unknown) is not unique"]),
+    },
+];
+
+/// The known class `d` belongs to, if any.
+pub fn classify(d: &Difference) -> Option<&'static Known> {
+    KNOWN.iter().find(|k| (k.matches)(d))
+}
