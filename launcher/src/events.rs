@@ -463,7 +463,10 @@ mod tests {
         std::fs::write(&path, format!("{whole}\n{whole}\n")).unwrap();
         assert_eq!(read(&path).unwrap().len(), 2);
         std::fs::write(&path, "{\"time\":1,\n").unwrap();
-        assert!(read(&path).is_err(), "a complete line that is not JSON is an error");
+        assert!(
+            read(&path).is_err(),
+            "a complete line that is not JSON is an error"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
