@@ -87,12 +87,29 @@ impl Watching {
     }
 }
 
-/// The judge's view of the kernel: `/proc`, through the classifier.
-struct KernelProbe;
+/// The judge's view of the kernel: `/proc`, through the classifier, and
+/// what the ptrace watcher follows of each process's inherited sockets
+/// (which it confirms fd by fd rather than reading the whole fd table).
+struct KernelProbe<'a> {
+    tracer: Option<&'a Tracer>,
+}
 
-impl Probe for KernelProbe {
+impl KernelProbe<'_> {
+    fn of(watching: &Watching) -> KernelProbe<'_> {
+        KernelProbe {
+            tracer: match watching {
+                Watching::Ptrace(t) => Some(t),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl Probe for KernelProbe<'_> {
     fn still_held(&mut self, pid: i32, of: &[PgFd]) -> Vec<PgFd> {
-        Kernel::still_held(pid, of).unwrap_or_default()
+        self.tracer
+            .and_then(|t| t.still_held(pid, of))
+            .unwrap_or_else(|| Kernel::still_held(pid, of).unwrap_or_default())
     }
 
     fn descends_from(&mut self, pid: i32, ancestor: i32) -> bool {
@@ -369,7 +386,8 @@ impl Supervisor {
     /// what the judge decided goes to the sinks.
     fn judge_seen(&mut self, now: Instant) {
         for event in self.seen.drain(..) {
-            self.judge.handle(event, now, &mut KernelProbe);
+            self.judge
+                .handle(event, now, &mut KernelProbe::of(&self.watching));
         }
         self.sinks.take(self.judge.take_output());
     }
@@ -389,7 +407,7 @@ impl Supervisor {
                 Watching::Off => {}
             }
             self.judge_seen(now);
-            self.judge.tick(now, &mut KernelProbe);
+            self.judge.tick(now, &mut KernelProbe::of(&self.watching));
             self.sinks.take(self.judge.take_output());
             self.sinks.tick(now);
             self.publish_metrics();
@@ -542,11 +560,18 @@ impl Supervisor {
             {
                 self.kernel.follow_connect(pid, *inode);
             }
+            if let (Watching::Ptrace(t), Some(pid), Ok(m)) =
+                (&mut self.watching, received.sender, &received.message)
+            {
+                if m.pid() == pid {
+                    t.report(pid, m);
+                }
+            }
             self.judge.report(
                 received.sender,
                 received.message,
                 Instant::now(),
-                &mut KernelProbe,
+                &mut KernelProbe::of(&self.watching),
             );
             any = true;
         }
