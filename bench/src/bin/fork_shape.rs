@@ -15,7 +15,9 @@
 //!
 //! Prints a Markdown table; writes `<target>/plex-pg-bench/fork-shape.json`.
 //! Options: `--rounds N` (15), `--shape-rounds N` (100, the script's own
-//! rounds per run).
+//! rounds per run), `--strace DIR`: instead of the rounds, one run of each
+//! launcher setup with the launcher alone under `strace -c` (its syscall
+//! counts, written to `DIR/<setup>.txt`; the traced tree is not counted).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -86,6 +88,42 @@ fn main() {
     eprintln!("fork-shape-bench: filling the table and warming every setup");
     for i in 0..SETUPS.len() {
         run(i, &format!("warm-{i}"), 2);
+    }
+    let strace: String = cli::opt("strace", String::new());
+    if !strace.is_empty() {
+        std::fs::create_dir_all(&strace).expect("strace output directory");
+        for setup in SETUPS.iter().filter(|s| s.launcher.is_some()) {
+            let events = tmp.path().join("events-strace.jsonl");
+            let args: Vec<OsString> = vec![
+                script().into(),
+                db(setup.shim).into(),
+                shape_rounds.to_string().into(),
+            ];
+            let inner = launch.command(setup, &PathBuf::from("python3"), &args, &events);
+            let counts =
+                PathBuf::from(&strace).join(format!("{}.txt", setup.name.replace(' ', "-")));
+            let mut cmd = std::process::Command::new("strace");
+            cmd.arg("-c")
+                .arg("-o")
+                .arg(&counts)
+                .arg(inner.get_program());
+            cmd.args(inner.get_args());
+            for (k, v) in inner.get_envs() {
+                match v {
+                    Some(v) => cmd.env(k, v),
+                    None => cmd.env_remove(k),
+                };
+            }
+            let out = plex_pg_tests::run(&mut cmd, Duration::from_secs(600));
+            let summary = launcher_summary(&events);
+            println!(
+                "{}: exit {:?}, {}; launcher summary {summary}",
+                setup.name,
+                out.code,
+                counts.display()
+            );
+        }
+        return;
     }
     let mut loadavg = Vec::new();
     let mut runs = Vec::new();
