@@ -52,7 +52,7 @@ use crate::spawn::{self, Spawn};
 use crate::trust;
 use crate::verdict::{Judge, Probe, SummaryExtra};
 use crate::watch::procfs::Poller;
-use crate::watch::ptrace::Tracer;
+use crate::watch::ptrace::{Tracer, PTRACE_EVENT_STOP};
 
 /// How long alert commands may still run once Plex's tree is gone.
 const ALERT_DRAIN: Duration = Duration::from_secs(2);
@@ -487,6 +487,7 @@ impl Supervisor {
             fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
         }
         let _ = poll(&mut fds, timeout);
+        let signalled = fds[0].revents().is_some_and(|r| !r.is_empty());
         let exec_ready = self.exec_status.is_some()
             && fds
                 .get(exec_index)
@@ -500,6 +501,12 @@ impl Supervisor {
                     eprintln!("plex-pg-launcher: cannot execute {}: {e}", self.program);
                 }
             }
+        }
+        // Read only when poll says a signal is waiting: the loop wakes
+        // for every report and ptrace stop, and a read that finds nothing
+        // is a syscall per wake-up.
+        if !signalled {
+            return;
         }
         while let Ok(Some(info)) = self.signals.read_signal() {
             let sig = info.ssi_signo as i32;
@@ -520,8 +527,21 @@ impl Supervisor {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(s) => s,
             };
-            // Reports first: a child's AfterFork was sent before its exit.
-            self.read_reports();
+            // Reports first where they can matter: a parent's Connected was
+            // sent before its fork (the tracer's account of its sockets), a
+            // child's AfterFork before its exit or exec. A syscall stop, a
+            // signal-delivery stop or a first stop decides nothing a report
+            // could change, and an escalated child makes many: the reports
+            // wait for the next status that needs them, or the loop.
+            let needs_reports = !matches!(
+                status,
+                WaitStatus::PtraceSyscall(_)
+                    | WaitStatus::Stopped(..)
+                    | WaitStatus::PtraceEvent(_, _, PTRACE_EVENT_STOP)
+            );
+            if needs_reports {
+                self.read_reports();
+            }
             let ended = match status {
                 WaitStatus::Exited(pid, code) => Some((pid.as_raw(), ExitStatus::Code(code))),
                 WaitStatus::Signaled(pid, sig, _) => {

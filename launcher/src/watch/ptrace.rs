@@ -203,7 +203,8 @@ pub struct Tracer {
     pub stats: Stats,
 }
 
-const PTRACE_EVENT_STOP: i32 = 128;
+/// `PTRACE_EVENT_STOP`: a tracee's first stop, or a group-stop.
+pub(crate) const PTRACE_EVENT_STOP: i32 = 128;
 
 impl Tracer {
     pub fn new(mode: Mode, kill_offender: bool) -> Tracer {
