@@ -828,3 +828,150 @@ fn follow(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    use std::os::unix::net::UnixStream;
+
+    fn inode_of(fd: i32) -> u64 {
+        crate::proc::fd_inode(std::process::id() as i32, fd).unwrap()
+    }
+
+    fn as_pg(fd: i32) -> PgFd {
+        PgFd {
+            fd,
+            inode: inode_of(fd),
+            peer: "unix:test".into(),
+        }
+    }
+
+    /// `follow` on this very process: its own fds stand for an escalated
+    /// child's, the syscalls are made for real and their results given.
+    #[test]
+    fn held_sockets_follow_close_dup_and_dup_onto() {
+        let me = std::process::id() as i32;
+        let (a, _peer_a) = UnixStream::pair().unwrap();
+        let (b, _peer_b) = UnixStream::pair().unwrap();
+        let (a, b) = (a.into_raw_fd(), b.into_raw_fd());
+        let inherited = vec![as_pg(a), as_pg(b)];
+        let mut held = inherited.clone();
+
+        // dup(a): the copy is held too.
+        // SAFETY: dup of an fd this test owns.
+        let copy = unsafe { libc::dup(a) };
+        assert!(copy >= 0);
+        follow(
+            me,
+            &mut held,
+            &inherited,
+            FdChange::Dup { old: a },
+            copy as i64,
+            false,
+        );
+        assert_eq!(held.len(), 3, "{held:?}");
+        assert!(held
+            .iter()
+            .any(|h| h.fd == copy && h.inode == inherited[0].inode));
+
+        // dup2(/dev/null, a): a is gone, its copy is not.
+        let null = std::fs::File::open("/dev/null").unwrap();
+        // SAFETY: dup2 onto an fd this test owns.
+        assert_eq!(unsafe { libc::dup2(null.as_raw_fd(), a) }, a);
+        let onto = FdChange::DupOnto {
+            old: null.as_raw_fd(),
+            new: a,
+        };
+        follow(me, &mut held, &inherited, onto, a as i64, false);
+        assert!(!held.iter().any(|h| h.fd == a), "{held:?}");
+        assert!(held.iter().any(|h| h.fd == copy));
+
+        // A failed dup2 onto b (bad old fd): b is still held.
+        follow(
+            me,
+            &mut held,
+            &inherited,
+            FdChange::DupOnto { old: -1, new: b },
+            -(libc::EBADF as i64),
+            true,
+        );
+        assert!(held.iter().any(|h| h.fd == b), "{held:?}");
+
+        // close(copy), close_range over b: nothing is held.
+        // SAFETY: closing fds this test owns.
+        unsafe { libc::close(copy) };
+        follow(me, &mut held, &inherited, FdChange::Close(copy), 0, false);
+        // SAFETY: as above.
+        unsafe { libc::close(b) };
+        let range = FdChange::CloseRange {
+            first: b as u32,
+            last: b as u32,
+        };
+        follow(me, &mut held, &inherited, range, 0, false);
+        assert!(held.is_empty(), "{held:?}");
+        assert!(confirm_held(me, &inherited[1..]).is_empty());
+        // SAFETY: a is /dev/null now, still ours.
+        unsafe { libc::close(a) };
+    }
+
+    #[test]
+    fn a_parents_connections_are_known_from_its_reports_until_a_full_read_is_due() {
+        let mut t = Tracer::new(Mode::Verify, false);
+        t.procs.insert(
+            10,
+            Traced {
+                threads: 1,
+                ..Traced::default()
+            },
+        );
+        let connected = |fd, inode| Message::Connected {
+            pid: 10,
+            ppid: 1,
+            slot: 0,
+            fd,
+            inode,
+            generation: 1,
+        };
+        let now = Instant::now();
+        // No Hello: nothing is known.
+        t.report(10, &connected(7, 70));
+        assert_eq!(t.procs[&10].known_fds(now), None);
+        t.report(
+            10,
+            &Message::Hello {
+                pid: 10,
+                ppid: 1,
+                shim_version: "test".into(),
+                pool_capacity: 4,
+                fork_handler: true,
+            },
+        );
+        // Said Hello, but no full read yet.
+        assert_eq!(t.procs[&10].known_fds(now), None);
+        t.procs.get_mut(&10).unwrap().full_read = Some(now);
+        t.report(10, &connected(8, 80));
+        assert_eq!(t.procs[&10].known_fds(now), Some(vec![7, 8]));
+        // Closed: still looked at (the fork may have come before close()).
+        t.report(
+            10,
+            &Message::Closed {
+                pid: 10,
+                ppid: 1,
+                slot: 0,
+                fd: 7,
+                inode: 70,
+                generation: 1,
+            },
+        );
+        assert_eq!(t.procs[&10].known_fds(now), Some(vec![7, 8]));
+        // A second later, a full read is due again.
+        assert_eq!(t.procs[&10].known_fds(now + FULL_READ_EVERY), None);
+        // A flood of reports: the parent's children are read in full.
+        for fd in 0..(REPORTED_LIMIT as i32 + 1) {
+            t.report(10, &connected(100 + fd, 1000 + fd as u64));
+        }
+        assert!(t.procs[&10].overflowed);
+        assert_eq!(t.procs[&10].known_fds(now), None);
+    }
+}
