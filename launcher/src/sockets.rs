@@ -240,6 +240,19 @@ impl Kernel {
         Ok(out)
     }
 
+    /// The PostgreSQL connection `fd` of `pid` refers to now, if it is
+    /// one: one `readlink` of `/proc/<pid>/fd/<fd>` (and, for an inode not
+    /// classified yet, the lookups [`Kernel::pg_fds`] makes). What a
+    /// process is known to hold is confirmed with this, fd by fd, instead
+    /// of reading its whole fd table.
+    pub fn pg_fd(&mut self, pid: i32, fd: i32) -> Option<PgFd> {
+        let inode = Self::fd_inode(pid, fd)?;
+        match self.classify(pid, inode, &mut None)? {
+            Kind::Postgres(peer) => Some(PgFd { fd, inode, peer }),
+            Kind::Other => None,
+        }
+    }
+
     /// Which of `of` (by inode) `pid` still holds, under any fd number.
     pub fn still_held(pid: i32, of: &[PgFd]) -> io::Result<Vec<PgFd>> {
         if of.is_empty() {

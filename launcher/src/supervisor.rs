@@ -52,7 +52,7 @@ use crate::spawn::{self, Spawn};
 use crate::trust;
 use crate::verdict::{Judge, Probe, SummaryExtra};
 use crate::watch::procfs::Poller;
-use crate::watch::ptrace::Tracer;
+use crate::watch::ptrace::{Tracer, PTRACE_EVENT_STOP};
 
 /// How long alert commands may still run once Plex's tree is gone.
 const ALERT_DRAIN: Duration = Duration::from_secs(2);
@@ -87,12 +87,29 @@ impl Watching {
     }
 }
 
-/// The judge's view of the kernel: `/proc`, through the classifier.
-struct KernelProbe;
+/// The judge's view of the kernel: `/proc`, through the classifier, and
+/// what the ptrace watcher follows of each process's inherited sockets
+/// (which it confirms fd by fd rather than reading the whole fd table).
+struct KernelProbe<'a> {
+    tracer: Option<&'a Tracer>,
+}
 
-impl Probe for KernelProbe {
+impl KernelProbe<'_> {
+    fn of(watching: &Watching) -> KernelProbe<'_> {
+        KernelProbe {
+            tracer: match watching {
+                Watching::Ptrace(t) => Some(t),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl Probe for KernelProbe<'_> {
     fn still_held(&mut self, pid: i32, of: &[PgFd]) -> Vec<PgFd> {
-        Kernel::still_held(pid, of).unwrap_or_default()
+        self.tracer
+            .and_then(|t| t.still_held(pid, of))
+            .unwrap_or_else(|| Kernel::still_held(pid, of).unwrap_or_default())
     }
 
     fn descends_from(&mut self, pid: i32, ancestor: i32) -> bool {
@@ -369,7 +386,8 @@ impl Supervisor {
     /// what the judge decided goes to the sinks.
     fn judge_seen(&mut self, now: Instant) {
         for event in self.seen.drain(..) {
-            self.judge.handle(event, now, &mut KernelProbe);
+            self.judge
+                .handle(event, now, &mut KernelProbe::of(&self.watching));
         }
         self.sinks.take(self.judge.take_output());
     }
@@ -389,7 +407,7 @@ impl Supervisor {
                 Watching::Off => {}
             }
             self.judge_seen(now);
-            self.judge.tick(now, &mut KernelProbe);
+            self.judge.tick(now, &mut KernelProbe::of(&self.watching));
             self.sinks.take(self.judge.take_output());
             self.sinks.tick(now);
             self.publish_metrics();
@@ -469,6 +487,7 @@ impl Supervisor {
             fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
         }
         let _ = poll(&mut fds, timeout);
+        let signalled = fds[0].revents().is_some_and(|r| !r.is_empty());
         let exec_ready = self.exec_status.is_some()
             && fds
                 .get(exec_index)
@@ -482,6 +501,12 @@ impl Supervisor {
                     eprintln!("plex-pg-launcher: cannot execute {}: {e}", self.program);
                 }
             }
+        }
+        // Read only when poll says a signal is waiting: the loop wakes
+        // for every report and ptrace stop, and a read that finds nothing
+        // is a syscall per wake-up.
+        if !signalled {
+            return;
         }
         while let Ok(Some(info)) = self.signals.read_signal() {
             let sig = info.ssi_signo as i32;
@@ -502,8 +527,21 @@ impl Supervisor {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(s) => s,
             };
-            // Reports first: a child's AfterFork was sent before its exit.
-            self.read_reports();
+            // Reports first where they can matter: a parent's Connected was
+            // sent before its fork (the tracer's account of its sockets), a
+            // child's AfterFork before its exit or exec. A syscall stop, a
+            // signal-delivery stop or a first stop decides nothing a report
+            // could change, and an escalated child makes many: the reports
+            // wait for the next status that needs them, or the loop.
+            let needs_reports = !matches!(
+                status,
+                WaitStatus::PtraceSyscall(_)
+                    | WaitStatus::Stopped(..)
+                    | WaitStatus::PtraceEvent(_, _, PTRACE_EVENT_STOP)
+            );
+            if needs_reports {
+                self.read_reports();
+            }
             let ended = match status {
                 WaitStatus::Exited(pid, code) => Some((pid.as_raw(), ExitStatus::Code(code))),
                 WaitStatus::Signaled(pid, sig, _) => {
@@ -542,11 +580,18 @@ impl Supervisor {
             {
                 self.kernel.follow_connect(pid, *inode);
             }
+            if let (Watching::Ptrace(t), Some(pid), Ok(m)) =
+                (&mut self.watching, received.sender, &received.message)
+            {
+                if m.pid() == pid {
+                    t.report(pid, m);
+                }
+            }
             self.judge.report(
                 received.sender,
                 received.message,
                 Instant::now(),
-                &mut KernelProbe,
+                &mut KernelProbe::of(&self.watching),
             );
             any = true;
         }

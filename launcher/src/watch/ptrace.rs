@@ -22,6 +22,28 @@
 //!   process, which may share the parent's fd table, holds the parent
 //!   until the child's fds are read.
 //!
+//! What the tracer knows of each process's PostgreSQL sockets is kept up
+//! to date as it goes, so that a fork costs reads of the few fds that
+//! matter, not of the child's whole fd table:
+//! - its own connections, from its shim's Connected reports
+//!   ([`Tracer::report`], read before any fork event that follows them);
+//! - the sockets it inherited and still holds, from its birth and then from
+//!   the syscalls of its escalated threads (`close`, `close_range`, the
+//!   `dup` family: [`arch::fd_change`]), each drop confirmed by one
+//!   `readlink` of the fd it dropped;
+//! - at exec, which of them survived (one `readlink` each).
+//!
+//! A child's inherited sockets are then the parent's known ones that the
+//! child's fd table shows (one `readlink` per known socket, the inode
+//! compared). The whole fd table is still read for a parent whose shim
+//! has not said Hello (no shim, or not reporting: its sockets are not
+//! reported, so they are not known), that reported more connections than
+//! a pool can have, or whose fd table was last read in full more than
+//! [`FULL_READ_EVERY`] ago: a PostgreSQL socket the shim did not report
+//! (opened outside its pool, or a fork in the instant between a connect
+//! and its report) is then found at the parent's next fork after at most
+//! that long, and a child born meanwhile is not seen holding it.
+//!
 //! The syscall and its arguments come from `PTRACE_GET_SYSCALL_INFO`
 //! ([`super::syscall_info`]), the same on every architecture. Enforce mode
 //! denies a syscall by replacing its number with -1 at the entry stop (the
@@ -41,9 +63,10 @@ use nix::sys::ptrace::{self, Event as PtraceEvent, Options};
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
+use plex_pg_config::report::{Message, MAX_REPORTED_FDS};
 use plex_pg_config::settings::Mode;
 
-use super::arch;
+use super::arch::{self, FdChange};
 use crate::observed::{Action, Birth, Event, ExitStatus};
 use crate::proc::{program_of, status_number};
 use crate::sockets::{Kernel, PgFd};
@@ -51,6 +74,18 @@ use crate::sockets::{Kernel, PgFd};
 /// How long a child whose first stop came before its parent's event is
 /// held before it is judged without the event.
 pub const HOLD_LIMIT: Duration = Duration::from_secs(1);
+
+/// The most connections kept per process from its Connected reports: a
+/// pool's slots and the pooler probe's session, twice over. A process
+/// that reports more (forged reports) has its children's fd tables read
+/// in full until a fork re-reads them.
+const REPORTED_LIMIT: usize = 2 * MAX_REPORTED_FDS;
+
+/// How long what is known of a parent's sockets is used without reading a
+/// child's fd table in full: the longest an unreported PostgreSQL socket
+/// of the parent goes unseen in its children (one full read a second per
+/// forking process costs nothing measurable).
+pub const FULL_READ_EVERY: Duration = Duration::from_secs(1);
 
 /// The options every tracee gets (inherited by auto-attached children).
 pub fn options() -> Options {
@@ -79,8 +114,31 @@ struct Thread {
     start: Start,
     /// The entry of a denied syscall was seen; set its result at the exit.
     deny_pending: bool,
-    /// A syscall that may drop an fd is running: recheck at its exit.
-    recheck_at_exit: bool,
+    /// A syscall that changes the fd table is running: follow it at its
+    /// exit.
+    fd_change: Option<FdChange>,
+}
+
+impl Thread {
+    fn new(tgid: i32, start: Start) -> Thread {
+        Thread {
+            tgid,
+            start,
+            deny_pending: false,
+            fd_change: None,
+        }
+    }
+}
+
+/// A connection the shim of a process reported.
+#[derive(Clone, Copy, Debug)]
+struct Reported {
+    fd: i32,
+    inode: u64,
+    /// A Closed report came. It is sent before the socket is closed, so a
+    /// fork in between still copies it: forgotten at the next fork whose
+    /// child does not show it.
+    closed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -89,7 +147,41 @@ struct Traced {
     escalated: bool,
     /// The PostgreSQL sockets it held at birth.
     inherited: Vec<PgFd>,
+    /// Those it still holds, under the fd numbers it holds them by: the
+    /// birth's, followed through its syscalls while escalated.
+    held: Vec<PgFd>,
+    /// Its own connections, from its shim's reports, by fd number.
+    reported: Vec<Reported>,
+    /// Its shim said Hello (in the program it runs now): its connections
+    /// are reported.
+    hello: bool,
+    /// More than [`REPORTED_LIMIT`] connections were reported.
+    overflowed: bool,
+    /// When a child's fd table was last read in full at its fork.
+    full_read: Option<Instant>,
     threads: usize,
+}
+
+impl Traced {
+    /// The fd numbers of the PostgreSQL sockets it is known to hold, if
+    /// what is known is all it may hold (its shim reports).
+    fn known_fds(&self, now: Instant) -> Option<Vec<i32>> {
+        let fresh = self
+            .full_read
+            .is_some_and(|t| now.duration_since(t) < FULL_READ_EVERY);
+        if !self.hello || self.overflowed || !fresh {
+            return None;
+        }
+        let mut fds: Vec<i32> = self
+            .held
+            .iter()
+            .map(|h| h.fd)
+            .chain(self.reported.iter().map(|r| r.fd))
+            .collect();
+        fds.sort_unstable();
+        fds.dedup();
+        Some(fds)
+    }
 }
 
 /// Counters for the summary and the benchmarks.
@@ -98,6 +190,9 @@ pub struct Stats {
     pub event_stops: u64,
     pub syscall_stops: u64,
     pub escalations: u64,
+    /// Births whose fd table was read in full (the parent's sockets were
+    /// not all known).
+    pub full_reads: u64,
 }
 
 pub struct Tracer {
@@ -108,7 +203,8 @@ pub struct Tracer {
     pub stats: Stats,
 }
 
-const PTRACE_EVENT_STOP: i32 = 128;
+/// `PTRACE_EVENT_STOP`: a tracee's first stop, or a group-stop.
+pub(crate) const PTRACE_EVENT_STOP: i32 = 128;
 
 impl Tracer {
     pub fn new(mode: Mode, kill_offender: bool) -> Tracer {
@@ -124,15 +220,7 @@ impl Tracer {
     /// Seize the freshly forked `pid` (blocked on its gate, before exec).
     pub fn seize(&mut self, pid: i32) -> nix::Result<()> {
         ptrace::seize(Pid::from_raw(pid), options())?;
-        self.threads.insert(
-            pid,
-            Thread {
-                tgid: pid,
-                start: Start::Running,
-                deny_pending: false,
-                recheck_at_exit: false,
-            },
-        );
+        self.threads.insert(pid, Thread::new(pid, Start::Running));
         self.procs.insert(
             pid,
             Traced {
@@ -198,15 +286,7 @@ impl Tracer {
             let tgid = status_number(tid, "Tgid:").unwrap_or(tid);
             if tgid != tid && self.procs.contains_key(&tgid) {
                 // A thread of a known process: run it in its process's mode.
-                self.threads.insert(
-                    tid,
-                    Thread {
-                        tgid,
-                        start: Start::Running,
-                        deny_pending: false,
-                        recheck_at_exit: false,
-                    },
-                );
+                self.threads.insert(tid, Thread::new(tgid, Start::Running));
                 if let Some(p) = self.procs.get_mut(&tgid) {
                     p.threads += 1;
                 }
@@ -272,23 +352,19 @@ impl Tracer {
                 ..
             })
         );
-        let child_tgid = status_number(child, "Tgid:").unwrap_or(child);
-        if birth == Birth::Clone && child_tgid == parent_tgid {
+        // A fork or vfork always makes a process; only a clone may make a
+        // thread, and only then is the child's status read (before the
+        // parent goes on: a clone may share the parent's fd table).
+        let is_thread =
+            birth == Birth::Clone && status_number(child, "Tgid:").unwrap_or(child) == parent_tgid;
+        if is_thread {
             // A new thread of the same process.
             let start = if was_held {
                 Start::Running
             } else {
                 Start::AwaitingFirstStop
             };
-            self.threads.insert(
-                child,
-                Thread {
-                    tgid: parent_tgid,
-                    start,
-                    deny_pending: false,
-                    recheck_at_exit: false,
-                },
-            );
+            self.threads.insert(child, Thread::new(parent_tgid, start));
             if let Some(p) = self.procs.get_mut(&parent_tgid) {
                 p.threads += 1;
             }
@@ -330,23 +406,25 @@ impl Tracer {
         let inherited = if self.mode == Mode::Off {
             Vec::new()
         } else {
-            kernel.pg_fds(child).unwrap_or_else(|e| {
-                if e.raw_os_error() != Some(libc::ENOENT) {
-                    tracing::warn!("cannot read the fds of new process {child}: {e}");
-                }
-                Vec::new()
-            })
+            self.inherited_by(ppid, child, kernel)
         };
         let escalated = !inherited.is_empty();
         if escalated {
             self.stats.escalations += 1;
         }
+        // A forked child's shim is its parent's (same program, same
+        // reporter): it reports as its parent did. Its pool starts empty
+        // (the fork handler), so it has no connections of its own yet.
+        let hello = self.procs.get(&ppid).is_some_and(|p| p.hello);
         self.procs.insert(
             child,
             Traced {
                 escalated,
                 inherited: inherited.clone(),
+                held: inherited.clone(),
+                hello,
                 threads: 1,
+                ..Traced::default()
             },
         );
         let start = if at_first_stop {
@@ -354,15 +432,7 @@ impl Tracer {
         } else {
             Start::AwaitingFirstStop
         };
-        self.threads.insert(
-            child,
-            Thread {
-                tgid: child,
-                start,
-                deny_pending: false,
-                recheck_at_exit: false,
-            },
-        );
+        self.threads.insert(child, Thread::new(child, start));
         out.push(Event::Born {
             pid: child,
             ppid,
@@ -375,19 +445,115 @@ impl Tracer {
         }
     }
 
+    /// The PostgreSQL sockets `child`, not run yet, inherited from `ppid`:
+    /// those of the parent's known sockets that the child's fd table shows
+    /// (one `readlink` each), or, when the parent's sockets are not all
+    /// known, every fd of the child read (and the parent's known sockets
+    /// taken from it: the child's table is the parent's at the fork).
+    fn inherited_by(&mut self, ppid: i32, child: i32, kernel: &mut Kernel) -> Vec<PgFd> {
+        let now = Instant::now();
+        let known = self.procs.get(&ppid).and_then(|p| p.known_fds(now));
+        let Some(fds) = known else {
+            self.stats.full_reads += 1;
+            let found = kernel.pg_fds(child).unwrap_or_else(|e| {
+                if e.raw_os_error() != Some(libc::ENOENT) {
+                    tracing::warn!("cannot read the fds of new process {child}: {e}");
+                }
+                Vec::new()
+            });
+            if let Some(p) = self.procs.get_mut(&ppid) {
+                p.reported = found
+                    .iter()
+                    .take(REPORTED_LIMIT)
+                    .map(|f| Reported {
+                        fd: f.fd,
+                        inode: f.inode,
+                        closed: false,
+                    })
+                    .collect();
+                p.overflowed = false;
+                p.full_read = Some(now);
+            }
+            return found;
+        };
+        let found: Vec<PgFd> = fds
+            .iter()
+            .filter_map(|&fd| kernel.pg_fd(child, fd))
+            .collect();
+        if let Some(p) = self.procs.get_mut(&ppid) {
+            // What the child shows is what the parent held at the fork: a
+            // connection reported closed and not there is forgotten, one
+            // found under a reported number is the parent's now.
+            p.reported
+                .retain(|r| !r.closed || found.iter().any(|f| f.fd == r.fd && f.inode == r.inode));
+            for f in &found {
+                if let Some(r) = p.reported.iter_mut().find(|r| r.fd == f.fd) {
+                    r.inode = f.inode;
+                }
+            }
+        }
+        found
+    }
+
+    /// A report from the shim of `pid` (the sender the kernel attested,
+    /// equal to the report's own pid): what it says of its connections.
+    /// It is the shim's word, used only to know which fds to look at: a
+    /// child's inherited sockets are what the kernel shows at those fds.
+    pub fn report(&mut self, pid: i32, message: &Message) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        match *message {
+            Message::Hello { .. } => p.hello = true,
+            Message::Connected { fd, inode, .. } => {
+                if let Some(r) = p.reported.iter_mut().find(|r| r.fd == fd) {
+                    *r = Reported {
+                        fd,
+                        inode,
+                        closed: false,
+                    };
+                } else if p.reported.len() < REPORTED_LIMIT {
+                    p.reported.push(Reported {
+                        fd,
+                        inode,
+                        closed: false,
+                    });
+                } else {
+                    p.overflowed = true;
+                }
+            }
+            Message::Closed { fd, inode, .. } => {
+                if let Some(r) = p
+                    .reported
+                    .iter_mut()
+                    .find(|r| r.fd == fd && r.inode == inode)
+                {
+                    r.closed = true;
+                }
+            }
+            Message::AfterFork { .. } | Message::Tally { .. } => {}
+        }
+    }
+
+    /// Which of `of` (by inode) the traced process `pid` still holds: its
+    /// held sockets, each confirmed with one `readlink`. `None` for a
+    /// process the tracer does not know (the caller reads its fd table).
+    pub fn still_held(&self, pid: i32, of: &[PgFd]) -> Option<Vec<PgFd>> {
+        let p = self.procs.get(&pid)?;
+        Some(
+            confirm_held(pid, &p.held)
+                .into_iter()
+                .filter(|h| of.iter().any(|o| o.inode == h.inode))
+                .collect(),
+        )
+    }
+
     fn on_event_stop(&mut self, tid: i32, sig: Signal) {
         match self.threads.get_mut(&tid) {
             None => {
                 // First stop of a child whose parent's event has not come.
-                self.threads.insert(
-                    tid,
-                    Thread {
-                        tgid: tid,
-                        start: Start::Held(Instant::now()),
-                        deny_pending: false,
-                        recheck_at_exit: false,
-                    },
-                );
+                self.threads
+                    .insert(tid, Thread::new(tid, Start::Held(Instant::now())));
             }
             Some(t) if t.start == Start::AwaitingFirstStop => {
                 t.start = Start::Running;
@@ -423,18 +589,16 @@ impl Tracer {
         let tgid = tid;
         // Every other thread of the process is gone; the execing one is now `tid`.
         self.threads.retain(|&t, th| th.tgid != tgid || t == tid);
-        self.threads.insert(
-            tid,
-            Thread {
-                tgid,
-                start: Start::Running,
-                deny_pending: false,
-                recheck_at_exit: false,
-            },
-        );
+        self.threads.insert(tid, Thread::new(tgid, Start::Running));
         let p = self.procs.entry(tgid).or_default();
         p.threads = 1;
-        let still_held = Kernel::still_held(tgid, &p.inherited).unwrap_or_default();
+        let still_held = confirm_held(tgid, &p.held);
+        p.held = still_held.clone();
+        // The new program's shim has not said Hello yet; its connections
+        // are those that survived the exec (not close-on-exec).
+        p.hello = false;
+        p.reported
+            .retain(|r| crate::proc::fd_inode(tgid, r.fd) == Some(r.inode));
         if still_held.is_empty() && p.escalated {
             p.escalated = false;
             tracing::debug!("process {tgid} no longer holds an inherited PostgreSQL socket after exec: syscall stops off");
@@ -452,7 +616,7 @@ impl Tracer {
         if let Some(tgid) = self.threads.get(&tid).map(|t| t.tgid) {
             if let Some(p) = self.procs.get(&tgid) {
                 if !p.inherited.is_empty() && (tid == tgid || p.threads <= 1) {
-                    let still_held = Kernel::still_held(tgid, &p.inherited).unwrap_or_default();
+                    let still_held = confirm_held(tgid, &p.held);
                     out.push(Event::Exiting {
                         pid: tgid,
                         still_held,
@@ -477,7 +641,7 @@ impl Tracer {
                     // the watcher saw, still holding inherited sockets.
                     out.push(Event::Exiting {
                         pid: tid,
-                        still_held: p.inherited,
+                        still_held: p.held,
                     });
                 }
             }
@@ -511,16 +675,16 @@ impl Tracer {
                     self.check_entry(tid, tgid, nr, &args, out);
                 }
             }
-            SyscallStop::Exit => self.on_syscall_exit(tid, tgid),
+            SyscallStop::Exit { rval, is_error } => self.on_syscall_exit(tid, tgid, rval, is_error),
             SyscallStop::Other => {}
         }
         self.resume(tid, None);
     }
 
     fn check_entry(&mut self, tid: i32, tgid: i32, nr: i64, args: &[u64; 6], out: &mut Vec<Event>) {
-        if arch::drops_fds(nr) {
+        if let Some(change) = arch::fd_change(nr, args) {
             if let Some(t) = self.threads.get_mut(&tid) {
-                t.recheck_at_exit = true;
+                t.fd_change = Some(change);
             }
             return;
         }
@@ -573,24 +737,241 @@ impl Tracer {
         }
     }
 
-    fn on_syscall_exit(&mut self, tid: i32, tgid: i32) {
+    fn on_syscall_exit(&mut self, tid: i32, tgid: i32, rval: i64, is_error: bool) {
         let Some(t) = self.threads.get_mut(&tid) else {
             return;
         };
         if std::mem::take(&mut t.deny_pending) {
             arch::set_return(tid, -(libc::EBADF as i64));
         }
-        if std::mem::take(&mut t.recheck_at_exit) {
-            if let Some(p) = self.procs.get_mut(&tgid) {
-                if p.escalated
-                    && Kernel::still_held(tgid, &p.inherited)
-                        .map(|h| h.is_empty())
-                        .unwrap_or(false)
-                {
-                    p.escalated = false;
-                    tracing::debug!("process {tgid} no longer holds an inherited PostgreSQL socket: syscall stops off");
+        let Some(change) = t.fd_change.take() else {
+            return;
+        };
+        let Some(p) = self.procs.get_mut(&tgid) else {
+            return;
+        };
+        if !p.escalated {
+            return;
+        }
+        follow(tid, &mut p.held, &p.inherited, change, rval, is_error);
+        if p.held.is_empty() {
+            p.escalated = false;
+            tracing::debug!(
+                "process {tgid} no longer holds an inherited PostgreSQL socket: syscall stops off"
+            );
+        }
+    }
+}
+
+/// Which of `held` `pid` still holds: one `readlink` per socket, the
+/// inode compared (nothing is read when it holds none).
+fn confirm_held(pid: i32, held: &[PgFd]) -> Vec<PgFd> {
+    held.iter()
+        .filter(|h| crate::proc::fd_inode(pid, h.fd) == Some(h.inode))
+        .cloned()
+        .collect()
+}
+
+/// Follow one fd-table change of an escalated process in `held`, the
+/// inherited sockets it holds: a dropped fd is confirmed gone with one
+/// `readlink` (it may have been given back another copy meanwhile), a new
+/// copy of a held socket is added after one `readlink` shows it.
+fn follow(
+    tid: i32,
+    held: &mut Vec<PgFd>,
+    inherited: &[PgFd],
+    change: FdChange,
+    rval: i64,
+    is_error: bool,
+) {
+    // What `fd` refers to now, if it is one of the inherited sockets.
+    let now_at = |fd: i32| -> Option<PgFd> {
+        let inode = crate::proc::fd_inode(tid, fd)?;
+        inherited.iter().find(|s| s.inode == inode).map(|s| PgFd {
+            fd,
+            inode,
+            peer: s.peer.clone(),
+        })
+    };
+    let recheck = |held: &mut Vec<PgFd>, fd: i32| {
+        let now = now_at(fd);
+        held.retain(|h| h.fd != fd);
+        held.extend(now);
+    };
+    match change {
+        FdChange::Close(fd) => {
+            if held.iter().any(|h| h.fd == fd) {
+                recheck(held, fd);
+            }
+        }
+        FdChange::CloseRange { first, last } => {
+            let dropped: Vec<i32> = held
+                .iter()
+                .map(|h| h.fd)
+                .filter(|&fd| fd >= 0 && (first..=last).contains(&(fd as u32)))
+                .collect();
+            for fd in dropped {
+                recheck(held, fd);
+            }
+        }
+        FdChange::DupOnto { old, new } => {
+            if held.iter().any(|h| h.fd == new || h.fd == old) && old != new {
+                recheck(held, new);
+            }
+        }
+        FdChange::Dup { old } => {
+            if !is_error && held.iter().any(|h| h.fd == old) {
+                if let Ok(new) = i32::try_from(rval) {
+                    recheck(held, new);
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    use std::os::unix::net::UnixStream;
+
+    fn inode_of(fd: i32) -> u64 {
+        crate::proc::fd_inode(std::process::id() as i32, fd).unwrap()
+    }
+
+    fn as_pg(fd: i32) -> PgFd {
+        PgFd {
+            fd,
+            inode: inode_of(fd),
+            peer: "unix:test".into(),
+        }
+    }
+
+    /// `follow` on this very process: its own fds stand for an escalated
+    /// child's, the syscalls are made for real and their results given.
+    #[test]
+    fn held_sockets_follow_close_dup_and_dup_onto() {
+        let me = std::process::id() as i32;
+        let (a, _peer_a) = UnixStream::pair().unwrap();
+        let (b, _peer_b) = UnixStream::pair().unwrap();
+        let (a, b) = (a.into_raw_fd(), b.into_raw_fd());
+        let inherited = vec![as_pg(a), as_pg(b)];
+        let mut held = inherited.clone();
+
+        // dup(a): the copy is held too.
+        // SAFETY: dup of an fd this test owns.
+        let copy = unsafe { libc::dup(a) };
+        assert!(copy >= 0);
+        follow(
+            me,
+            &mut held,
+            &inherited,
+            FdChange::Dup { old: a },
+            copy as i64,
+            false,
+        );
+        assert_eq!(held.len(), 3, "{held:?}");
+        assert!(held
+            .iter()
+            .any(|h| h.fd == copy && h.inode == inherited[0].inode));
+
+        // dup2(/dev/null, a): a is gone, its copy is not.
+        let null = std::fs::File::open("/dev/null").unwrap();
+        // SAFETY: dup2 onto an fd this test owns.
+        assert_eq!(unsafe { libc::dup2(null.as_raw_fd(), a) }, a);
+        let onto = FdChange::DupOnto {
+            old: null.as_raw_fd(),
+            new: a,
+        };
+        follow(me, &mut held, &inherited, onto, a as i64, false);
+        assert!(!held.iter().any(|h| h.fd == a), "{held:?}");
+        assert!(held.iter().any(|h| h.fd == copy));
+
+        // A failed dup2 onto b (bad old fd): b is still held.
+        follow(
+            me,
+            &mut held,
+            &inherited,
+            FdChange::DupOnto { old: -1, new: b },
+            -(libc::EBADF as i64),
+            true,
+        );
+        assert!(held.iter().any(|h| h.fd == b), "{held:?}");
+
+        // close(copy), close_range over b: nothing is held.
+        // SAFETY: closing fds this test owns.
+        unsafe { libc::close(copy) };
+        follow(me, &mut held, &inherited, FdChange::Close(copy), 0, false);
+        // SAFETY: as above.
+        unsafe { libc::close(b) };
+        let range = FdChange::CloseRange {
+            first: b as u32,
+            last: b as u32,
+        };
+        follow(me, &mut held, &inherited, range, 0, false);
+        assert!(held.is_empty(), "{held:?}");
+        assert!(confirm_held(me, &inherited[1..]).is_empty());
+        // SAFETY: a is /dev/null now, still ours.
+        unsafe { libc::close(a) };
+    }
+
+    #[test]
+    fn a_parents_connections_are_known_from_its_reports_until_a_full_read_is_due() {
+        let mut t = Tracer::new(Mode::Verify, false);
+        t.procs.insert(
+            10,
+            Traced {
+                threads: 1,
+                ..Traced::default()
+            },
+        );
+        let connected = |fd, inode| Message::Connected {
+            pid: 10,
+            ppid: 1,
+            slot: 0,
+            fd,
+            inode,
+            generation: 1,
+        };
+        let now = Instant::now();
+        // No Hello: nothing is known.
+        t.report(10, &connected(7, 70));
+        assert_eq!(t.procs[&10].known_fds(now), None);
+        t.report(
+            10,
+            &Message::Hello {
+                pid: 10,
+                ppid: 1,
+                shim_version: "test".into(),
+                pool_capacity: 4,
+                fork_handler: true,
+            },
+        );
+        // Said Hello, but no full read yet.
+        assert_eq!(t.procs[&10].known_fds(now), None);
+        t.procs.get_mut(&10).unwrap().full_read = Some(now);
+        t.report(10, &connected(8, 80));
+        assert_eq!(t.procs[&10].known_fds(now), Some(vec![7, 8]));
+        // Closed: still looked at (the fork may have come before close()).
+        t.report(
+            10,
+            &Message::Closed {
+                pid: 10,
+                ppid: 1,
+                slot: 0,
+                fd: 7,
+                inode: 70,
+                generation: 1,
+            },
+        );
+        assert_eq!(t.procs[&10].known_fds(now), Some(vec![7, 8]));
+        // A second later, a full read is due again.
+        assert_eq!(t.procs[&10].known_fds(now + FULL_READ_EVERY), None);
+        // A flood of reports: the parent's children are read in full.
+        for fd in 0..(REPORTED_LIMIT as i32 + 1) {
+            t.report(10, &connected(100 + fd, 1000 + fd as u64));
+        }
+        assert!(t.procs[&10].overflowed);
+        assert_eq!(t.procs[&10].known_fds(now), None);
     }
 }

@@ -29,9 +29,16 @@ struct Seccomp {
 }
 
 #[repr(C)]
+#[derive(Clone, Copy)]
+struct Exit {
+    rval: i64,
+    is_error: u8,
+}
+
+#[repr(C)]
 union Data {
     entry: Entry,
-    exit: [u64; 2],
+    exit: Exit,
     seccomp: Seccomp,
 }
 
@@ -50,8 +57,8 @@ struct RawInfo {
 pub enum SyscallStop {
     /// Entering syscall `nr` with these arguments.
     Entry { nr: i64, args: [u64; 6] },
-    /// Leaving a syscall.
-    Exit,
+    /// Leaving a syscall: its result (`rval` is `-errno` when `is_error`).
+    Exit { rval: i64, is_error: bool },
     /// Not a syscall stop (or a seccomp stop, which the launcher does not use).
     Other,
 }
@@ -82,7 +89,14 @@ pub fn get(pid: Pid) -> Result<SyscallStop, Errno> {
                 args: entry.args,
             }
         }
-        OP_EXIT => SyscallStop::Exit,
+        OP_EXIT => {
+            // SAFETY: as above.
+            let exit = unsafe { info.data.exit };
+            SyscallStop::Exit {
+                rval: exit.rval,
+                is_error: exit.is_error != 0,
+            }
+        }
         _ => SyscallStop::Other,
     })
 }

@@ -1,5 +1,5 @@
-//! aarch64: the calls that may drop an fd (the asm-generic numbering: no
-//! `dup2` or other legacy calls — `dup2` is `dup3` there) and
+//! aarch64: the asm-generic numbering (no `dup2` or other legacy calls —
+//! `dup2` is `dup3` there) and
 //! register access through `PTRACE_GETREGSET` / `PTRACE_SETREGSET`.
 //!
 //! `NT_PRSTATUS` is `struct user_pt_regs`: `x0`–`x30`, `sp`, `pc`,
@@ -10,8 +10,8 @@
 
 use std::mem::size_of;
 
-/// Syscalls after which an fd may be gone.
-pub(super) const DROPS: &[i64] = &[libc::SYS_close, libc::SYS_close_range, libc::SYS_dup3];
+/// No legacy `dup2`: C libraries call `dup3`.
+pub(super) const DUP2: Option<i64> = None;
 
 // The asm-generic numbers, checked when this module builds.
 const _: () = assert!(libc::SYS_read == 63 && libc::SYS_write == 64);

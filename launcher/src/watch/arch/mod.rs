@@ -1,7 +1,9 @@
 //! What the ptrace watcher needs per architecture: which syscall numbers
 //! act on an fd (and at which argument positions; the list is shared, the
-//! numbers are the target's), which may drop one (per architecture), and
-//! how a denied syscall is skipped and its result set.
+//! numbers are the target's), which change what an fd number refers to
+//! (close, close_range, the dup family: [`fd_change`], with the legacy
+//! `dup2` per architecture), and how a denied syscall is skipped and its
+//! result set.
 //! One module per supported architecture ([`x86_64`], [`aarch64`]); any
 //! other target does not build, rather than build a watcher that would see
 //! no inherited-socket use.
@@ -67,9 +69,51 @@ pub(crate) fn uses_fd(nr: i64) -> Option<(&'static str, &'static [usize])> {
         .map(|(_, name, pos)| (*name, *pos))
 }
 
-/// A syscall after which an inherited socket may be gone.
-pub(crate) fn drops_fds(nr: i64) -> bool {
-    imp::DROPS.contains(&nr)
+/// `CLOSE_RANGE_CLOEXEC` (`linux/close_range.h`): mark close-on-exec,
+/// close nothing now.
+const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
+
+/// How a syscall changes what fd numbers refer to, read from its entry
+/// arguments (the new fd of `dup`/`fcntl(F_DUPFD)` is its result).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FdChange {
+    /// `close(fd)`.
+    Close(i32),
+    /// `close_range(first, last, flags)` without `CLOSE_RANGE_CLOEXEC`.
+    CloseRange { first: u32, last: u32 },
+    /// `dup2(old, new)`, `dup3(old, new, flags)`: `new` now refers to
+    /// `old`'s file (the file it referred to before is released).
+    DupOnto { old: i32, new: i32 },
+    /// `dup(old)`, `fcntl(old, F_DUPFD[_CLOEXEC], …)`: a new fd, the
+    /// result, refers to `old`'s file.
+    Dup { old: i32 },
+}
+
+/// What `nr` with `args` does to the fd table, if anything the watcher
+/// follows. `close_range` with `CLOSE_RANGE_CLOEXEC` closes nothing until
+/// an exec (which the watcher checks on its own).
+pub(crate) fn fd_change(nr: i64, args: &[u64; 6]) -> Option<FdChange> {
+    let fd = |i: usize| args[i] as i32;
+    match nr {
+        libc::SYS_close => Some(FdChange::Close(fd(0))),
+        libc::SYS_close_range if args[2] & CLOSE_RANGE_CLOEXEC == 0 => Some(FdChange::CloseRange {
+            first: args[0] as u32,
+            last: args[1] as u32,
+        }),
+        libc::SYS_dup3 => Some(FdChange::DupOnto {
+            old: fd(0),
+            new: fd(1),
+        }),
+        libc::SYS_dup => Some(FdChange::Dup { old: fd(0) }),
+        libc::SYS_fcntl if matches!(args[1] as i32, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC) => {
+            Some(FdChange::Dup { old: fd(0) })
+        }
+        n if Some(n) == imp::DUP2 => Some(FdChange::DupOnto {
+            old: fd(0),
+            new: fd(1),
+        }),
+        _ => None,
+    }
 }
 
 /// At a syscall-entry stop of `tid`: make the kernel skip the syscall (its
@@ -95,9 +139,48 @@ mod tests {
             uses_fd(libc::SYS_splice).map(|u| u.1),
             Some(&[0usize, 2][..])
         );
-        assert!(drops_fds(libc::SYS_close));
-        assert!(drops_fds(libc::SYS_dup3));
         assert!(uses_fd(libc::SYS_getpid).is_none());
-        assert!(!drops_fds(libc::SYS_getpid));
+    }
+
+    #[test]
+    fn fd_changes_are_read_from_the_arguments() {
+        let args = |a: u64, b: u64, c: u64| [a, b, c, 0, 0, 0];
+        assert_eq!(
+            fd_change(libc::SYS_close, &args(7, 0, 0)),
+            Some(FdChange::Close(7))
+        );
+        assert_eq!(
+            fd_change(libc::SYS_dup3, &args(3, 7, libc::O_CLOEXEC as u64)),
+            Some(FdChange::DupOnto { old: 3, new: 7 })
+        );
+        assert_eq!(
+            fd_change(libc::SYS_close_range, &args(3, u32::MAX as u64, 0)),
+            Some(FdChange::CloseRange {
+                first: 3,
+                last: u32::MAX
+            })
+        );
+        assert_eq!(
+            fd_change(libc::SYS_close_range, &args(3, 9, CLOSE_RANGE_CLOEXEC)),
+            None
+        );
+        assert_eq!(
+            fd_change(libc::SYS_fcntl, &args(5, libc::F_DUPFD_CLOEXEC as u64, 10)),
+            Some(FdChange::Dup { old: 5 })
+        );
+        assert_eq!(
+            fd_change(libc::SYS_fcntl, &args(5, libc::F_GETFL as u64, 0)),
+            None
+        );
+        assert_eq!(
+            fd_change(libc::SYS_dup, &args(5, 0, 0)),
+            Some(FdChange::Dup { old: 5 })
+        );
+        assert_eq!(fd_change(libc::SYS_getpid, &args(0, 0, 0)), None);
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            fd_change(libc::SYS_dup2, &args(3, 7, 0)),
+            Some(FdChange::DupOnto { old: 3, new: 7 })
+        );
     }
 }

@@ -1,17 +1,12 @@
-//! x86_64: the calls that may drop an fd (with the legacy `dup2`) and
-//! register writes through `PTRACE_GETREGS` /
+//! x86_64: the legacy `dup2` (the other calls that change the fd table
+//! are shared with aarch64) and register writes through `PTRACE_GETREGS` /
 //! `PTRACE_SETREGS`: the number is `orig_rax`, the result `rax`.
 
 use nix::sys::ptrace;
 use nix::unistd::Pid;
 
-/// Syscalls after which an fd may be gone.
-pub(super) const DROPS: &[i64] = &[
-    libc::SYS_close,
-    libc::SYS_close_range,
-    libc::SYS_dup2,
-    libc::SYS_dup3,
-];
+/// The legacy `dup2(old, new)`.
+pub(super) const DUP2: Option<i64> = Some(libc::SYS_dup2);
 
 pub(super) fn deny_entry(tid: i32) -> bool {
     let pid = Pid::from_raw(tid);
