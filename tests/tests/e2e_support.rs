@@ -9,7 +9,7 @@
 pub mod launcher;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -222,7 +222,7 @@ pub fn journal(dir: &Path) -> Vec<Value> {
     journal_at(&dir.join("plex").join("plex-sim-journal.jsonl"))
 }
 
-pub fn journal_at(path: &PathBuf) -> Vec<Value> {
+pub fn journal_at(path: &Path) -> Vec<Value> {
     plex_pg_tests::plex_sim_journal(path)
 }
 
