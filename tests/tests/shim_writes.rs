@@ -182,3 +182,117 @@ fn a_schema_from_before_sequences_is_upgraded() {
     ));
     assert_eq!(kind, "v\n", "sqlite_sequence is the view now");
 }
+
+/// The same script through real SQLite, for the error codes it gives.
+fn sqlite_reference(mode: &str) -> Value {
+    let dir = TempDir::new("reference");
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(plex_pg_tests::python_script("writes.py"))
+        .args([&dir.library_db(), mode]);
+    let out = run(&mut cmd, LIMIT);
+    out.assert_ok();
+    json_out(&out.stdout)
+}
+
+/// Writes that fail in a transaction undo only themselves and leave it
+/// usable, with the error codes they had under a savepoint per write
+/// (SQLite's, for the constraints); the writes that succeed around them
+/// (most of them now without a savepoint) report `changes()` and
+/// `last_insert_rowid()` exactly, and are what is committed.
+#[test]
+fn a_failing_write_in_a_transaction_undoes_only_itself() {
+    let schema = unique_name("atomicity");
+    let dir = TempDir::new("atomicity");
+    let out = run(
+        &mut python_with_shim("writes.py", &schema, &[&dir.library_db(), "atomicity"]),
+        LIMIT,
+    );
+    out.assert_ok();
+    let got = json_out(&out.stdout);
+    let reference = sqlite_reference("atomicity");
+    let steps = got["steps"].as_array().expect("steps");
+    let expected = reference["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), expected.len());
+    for (s, e) in steps.iter().zip(expected) {
+        let name = s["step"].as_str().unwrap();
+        assert_eq!(
+            s["in_transaction"], true,
+            "{name}: the transaction is still open: {s}"
+        );
+        if name == "type" {
+            // SQLite stores the text; PostgreSQL cannot (docs/sql-support.md).
+            assert_eq!(s["ok"], false, "{name}: {s}");
+            assert_eq!(s["code"], 1, "{name}: SQLITE_ERROR as before: {s}");
+            continue;
+        }
+        assert_eq!(s["ok"], e["ok"], "{name}: {s} against SQLite's {e}");
+        assert_eq!(s["code"], e["code"], "{name}: {s} against SQLite's {e}");
+        if s["ok"] == true {
+            assert_eq!(s["rowcount"], e["rowcount"], "{name}: changes(): {s}");
+        }
+    }
+    let by_name = |n: &str| steps.iter().find(|s| s["step"] == n).unwrap();
+    // Every successful write counted once in total_changes (type's row
+    // is SQLite's only).
+    assert_eq!(by_name("delete_none")["changes"], 6);
+    let rows = got["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2, "g1 and g2 committed: {rows:?}");
+    assert_eq!(rows[0][0], by_name("first")["rowid"], "first's rowid");
+    assert_eq!(rows[0][1], "g1");
+    assert_eq!(rows[0][2], 5);
+    assert_eq!(rows[0][3], "five");
+    assert_eq!(rows[1][0], by_name("second")["rowid"], "second's rowid");
+    assert_eq!(rows[1][1], "g2");
+    assert_eq!(rows[1][2], 7);
+    assert!(
+        by_name("third")["rowid"].as_i64() > by_name("second")["rowid"].as_i64(),
+        "a later insert takes a larger rowid"
+    );
+    assert_eq!(got["checked"], serde_json::json!([[3]]));
+}
+
+/// `pg_stat_slru`'s Subtrans page hits, cluster-wide: each subtransaction
+/// id a backend takes is one hit (its parent recorded in `pg_subtrans`).
+fn subtrans_hits() -> i64 {
+    pg().psql("SELECT blks_hit FROM pg_stat_slru WHERE name = 'Subtrans'")
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+/// Plex-like writes in one transaction (an INSERT of bound values, an
+/// UPDATE of non-key columns and a DELETE by rowid, 600 writes) take no
+/// subtransaction each: the cluster's Subtrans counter moves by far less
+/// than one per write (under a savepoint per write it moved by at least
+/// 600). Other tests of this binary may run meanwhile; they take few.
+#[test]
+fn plex_like_writes_take_no_subtransaction_each() {
+    let schema = unique_name("subxacts");
+    let dir = TempDir::new("subxacts");
+    let before = subtrans_hits();
+    let out = run(
+        &mut python_with_shim("writes.py", &schema, &[&dir.library_db(), "plex", "200"]),
+        LIMIT,
+    );
+    out.assert_ok();
+    // The backend's statistics are flushed when its session ends.
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = subtrans_hits();
+    let got = json_out(&out.stdout);
+    assert_eq!(got["count"], 100, "every other row deleted");
+    // sizes 2000 + i for the even i kept.
+    let total: i64 = (0..200).filter(|i| i % 2 == 0).map(|i| 2000 + i).sum();
+    assert_eq!(got["total"], total);
+    let last = got["last_rowid"].as_i64().expect("rowid");
+    let stored = pg().psql(&format!("SELECT max(id) FROM {schema}.media_parts"));
+    assert_eq!(
+        stored.trim(),
+        (last - 1).to_string(),
+        "the last row was deleted, the one before kept"
+    );
+    assert!(
+        after - before < 64,
+        "600 writes in one transaction took {} Subtrans page hits",
+        after - before
+    );
+}
