@@ -15,6 +15,11 @@
     writes.py DB plex N           one transaction of N Plex-like writes
                                   (an INSERT of bound values, an UPDATE
                                   and a DELETE by id) into `media_parts`
+    writes.py DB abort READY GO   commit a write into `guarded`, create READY,
+                                  wait for GO (another process changes the
+                                  table meanwhile), then in a transaction a
+                                  write and one the change makes fail;
+                                  prints what each did and what is kept
 
 The table is `loaded (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, guid
 TEXT)`, created by `load` (or by the caller) in the library schema.
@@ -120,5 +125,33 @@ elif mode == "plex":
     conn.execute("COMMIT")
     count, total = conn.execute("SELECT count(*), sum(size) FROM media_parts").fetchone()
     print(json.dumps({"last_rowid": last, "count": count, "total": total}))
+elif mode == "abort":
+    ready, go = sys.argv[3], sys.argv[4]
+    conn.execute("CREATE TABLE guarded (id INTEGER PRIMARY KEY, n INTEGER)")
+    insert = "INSERT INTO guarded (n) VALUES (?)"
+    conn.execute("BEGIN")
+    conn.execute(insert, (1,))
+    conn.execute("COMMIT")
+    open(ready, "w").close()
+    if not wait_for(go, 60):
+        sys.exit("GO never came")
+    out = {}
+    conn.execute("BEGIN")
+    conn.execute(insert, (2,))
+    try:
+        conn.execute(insert, (-1,))
+        out["failed"] = False
+    except sqlite3.Error as e:
+        out.update(failed=True, code=getattr(e, "sqlite_errorcode", None), message=str(e))
+    out["in_transaction"] = conn.in_transaction
+    try:
+        conn.execute("COMMIT")
+        out["commit"] = "ok"
+    except sqlite3.Error as e:
+        out["commit"] = str(e)
+    out["kept"] = [r[0] for r in conn.execute("SELECT n FROM guarded ORDER BY id")]
+    conn.execute(insert, (3,))
+    out["after"] = [r[0] for r in conn.execute("SELECT n FROM guarded ORDER BY id")]
+    print(json.dumps(out))
 else:
     sys.exit("unknown mode " + mode)

@@ -296,3 +296,69 @@ fn plex_like_writes_take_no_subtransaction_each() {
         after - before
     );
 }
+
+/// What the shim cannot rule out on a write it runs without a savepoint
+/// (here a CHECK added by another process after the shim read the table's
+/// catalog; also deadlocks, out of disk, a cancel) aborts PostgreSQL's
+/// transaction: the shim rolls it back, as SQLite may for
+/// `SQLITE_FULL`/`BUSY`/`IOERR`. The statement fails with PostgreSQL's
+/// error, the handle is back in autocommit, the transaction's earlier
+/// write is gone, `COMMIT` is SQLite's "no transaction is active", and
+/// the handle goes on working.
+#[test]
+fn a_server_error_on_an_unguarded_write_rolls_the_transaction_back() {
+    let schema = unique_name("abort");
+    let dir = TempDir::new("abort");
+    let ready = dir.path().join("ready");
+    let go = dir.path().join("go");
+    let (ready_s, go_s) = (
+        ready.to_string_lossy().to_string(),
+        go.to_string_lossy().to_string(),
+    );
+    let mut cmd = python_with_shim(
+        "writes.py",
+        &schema,
+        &[&dir.library_db(), "abort", &ready_s, &go_s],
+    );
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pg().psql(&format!(
+        "ALTER TABLE {schema}.guarded ADD CONSTRAINT positive CHECK (n > 0)"
+    ));
+    std::fs::write(&go, "").expect("go");
+    let out = child.wait_with_output().expect("python");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = json_out(&stdout);
+    assert_eq!(got["failed"], true, "{got}");
+    assert_eq!(got["code"], 275, "SQLITE_CONSTRAINT_CHECK: {got}");
+    assert!(
+        got["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the transaction was rolled back")),
+        "{got}"
+    );
+    assert_eq!(got["in_transaction"], false, "autocommit again: {got}");
+    assert_eq!(
+        got["commit"], "cannot commit - no transaction is active",
+        "{got}"
+    );
+    assert_eq!(
+        got["kept"],
+        serde_json::json!([1]),
+        "2 was rolled back: {got}"
+    );
+    assert_eq!(got["after"], serde_json::json!([1, 3]), "{got}");
+}
