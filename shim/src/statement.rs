@@ -246,6 +246,9 @@ impl RoutedStmt {
         let id = st.next_exec_id();
         let outcome = if guarded && stmts.len() == 1 {
             write_in_transaction(db, st, rt, &stmts[0], &self.binds)
+        } else if implicit_tx && !translation.changes_schema {
+            st.conn(db, rt)
+                .and_then(|conn| run_in_own_transaction(conn, rt, stmts, &self.binds))
         } else {
             st.conn(db, rt)
                 .and_then(|conn| run_wrapped(conn, rt, stmts, &self.binds, implicit_tx, guarded))
@@ -465,6 +468,93 @@ fn run_wrapped(
     };
     let outcome = outcome?;
     finish?;
+    Ok(outcome)
+}
+
+/// Several statements outside a transaction, in one of their own:
+/// `BEGIN`, the statements and `COMMIT` go out together, one round trip
+/// (each statement prepared first; a translation that changes the schema
+/// is not sent this way, its later statements may need the earlier ones
+/// to have run before they can be prepared). A failing statement aborts
+/// the transaction, and PostgreSQL answers the `COMMIT` with a rollback:
+/// nothing is kept, as before. A plan PostgreSQL finds stale sends it all
+/// again one statement at a time.
+fn run_in_own_transaction(
+    conn: &mut PgConn,
+    rt: &Runtime,
+    stmts: &[PgStatement],
+    binds: &[Value],
+) -> Result<Outcome> {
+    let prepared = stmts
+        .iter()
+        .map(|pgs| prepare(conn, rt, &pgs.sql))
+        .collect::<Result<Vec<_>>>()?;
+    let params: Vec<Vec<Param<'_>>> = stmts.iter().map(|pgs| params_of(pgs, binds)).collect();
+    let (client, mut d) = conn.parts();
+    type Work<'a> = std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = std::result::Result<
+                        (Vec<tokio_postgres::Row>, Option<u64>),
+                        tokio_postgres::Error,
+                    >,
+                > + 'a,
+        >,
+    >;
+    let works: Vec<Work<'_>> = prepared
+        .iter()
+        .zip(&params)
+        .map(|(st, params)| {
+            Box::pin(async move {
+                let mut rows = Box::pin(client.query_raw(st, params.iter()).await?);
+                let mut got = Vec::new();
+                while let Some(row) =
+                    std::future::poll_fn(|cx| futures_core::Stream::poll_next(rows.as_mut(), cx))
+                        .await
+                {
+                    got.push(row?);
+                }
+                Ok((got, rows.rows_affected()))
+            }) as Work<'_>
+        })
+        .collect();
+    let (begin, done, commit) = d.drive(crate::pg::drive::join3(
+        client.batch_execute("BEGIN"),
+        crate::pg::drive::join_all(works),
+        client.batch_execute("COMMIT"),
+    ))?;
+    let first_error = done
+        .iter()
+        .find_map(|r| r.as_ref().err())
+        .or(begin.as_ref().err())
+        .or(commit.as_ref().err())
+        .map(|e| d.pg_error(e));
+    if let Some(e) = first_error {
+        if stale_plan(&e) {
+            for pgs in stmts {
+                conn.forget_statement(&pgs.sql);
+            }
+            return run_wrapped(conn, rt, stmts, binds, true, false);
+        }
+        return Err(e);
+    }
+    let mut outcome = Outcome {
+        rows: Rows::None,
+        changes: None,
+        rowid: None,
+        described: None,
+    };
+    for (i, ((pgs, st), result)) in stmts.iter().zip(&prepared).zip(done).enumerate() {
+        let last = i + 1 == stmts.len();
+        let (rows, affected) = result.map_err(|e| crate::error::from_pg(&e))?;
+        let part = collect(rows, affected, pgs, last)?;
+        if pgs.yields_rows && last {
+            outcome.described = Some((st.clone(), pgs.rowid_column));
+            outcome.rows = part.rows;
+        }
+        outcome.changes = part.changes.or(outcome.changes);
+        outcome.rowid = part.rowid.or(outcome.rowid);
+    }
     Ok(outcome)
 }
 

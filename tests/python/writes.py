@@ -20,6 +20,10 @@
                                   table meanwhile), then in a transaction a
                                   write and one the change makes fail;
                                   prints what each did and what is kept
+    writes.py DB replace          outside a transaction, REPLACEs that hit
+                                  two unique keys (a DELETE and an INSERT in
+                                  one transaction of their own), one of
+                                  which fails; prints outcomes and rows
 
 The table is `loaded (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, guid
 TEXT)`, created by `load` (or by the caller) in the library schema.
@@ -152,6 +156,20 @@ elif mode == "abort":
     out["kept"] = [r[0] for r in conn.execute("SELECT n FROM guarded ORDER BY id")]
     conn.execute(insert, (3,))
     out["after"] = [r[0] for r in conn.execute("SELECT n FROM guarded ORDER BY id")]
+    print(json.dumps(out))
+elif mode == "replace":
+    conn.execute("CREATE TABLE keyed (id INTEGER PRIMARY KEY, a TEXT UNIQUE, b TEXT UNIQUE, c TEXT NOT NULL)")
+    conn.execute("INSERT INTO keyed (a, b, c) VALUES ('a1', 'b1', 'x'), ('a2', 'b2', 'y')")
+    out = {}
+    cur = conn.execute("REPLACE INTO keyed (a, b, c) VALUES (?, ?, ?)", ("a1", "b2", "z"))
+    out["replaced"] = {"rowid": cur.lastrowid, "rowcount": cur.rowcount}
+    try:
+        conn.execute("REPLACE INTO keyed (a, b, c) VALUES (?, ?, ?)", ("a1", "b3", None))
+        out["failed"] = False
+    except sqlite3.Error as e:
+        out.update(failed=True, code=getattr(e, "sqlite_errorcode", None))
+    out["in_transaction"] = conn.in_transaction
+    out["rows"] = conn.execute("SELECT id, a, b, c FROM keyed ORDER BY id").fetchall()
     print(json.dumps(out))
 else:
     sys.exit("unknown mode " + mode)

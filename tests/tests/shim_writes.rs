@@ -362,3 +362,38 @@ fn a_server_error_on_an_unguarded_write_rolls_the_transaction_back() {
     );
     assert_eq!(got["after"], serde_json::json!([1, 3]), "{got}");
 }
+
+/// A translation of several statements outside a transaction (a REPLACE
+/// hitting two unique keys: the conflicting rows deleted, then the
+/// insert) runs in a transaction of its own, sent in one round trip: what
+/// it changed is SQLite's, and when its insert fails (NOT NULL) its delete
+/// is undone too, with SQLite's error code.
+#[test]
+fn a_multi_statement_write_outside_a_transaction_is_all_or_nothing() {
+    let schema = unique_name("replace");
+    let dir = TempDir::new("replace");
+    let out = run(
+        &mut python_with_shim("writes.py", &schema, &[&dir.library_db(), "replace"]),
+        LIMIT,
+    );
+    out.assert_ok();
+    let got = json_out(&out.stdout);
+    let reference = sqlite_reference("replace");
+    assert_eq!(
+        got["replaced"]["rowcount"], reference["replaced"]["rowcount"],
+        "{got}"
+    );
+    assert_eq!(got["failed"], true, "{got}");
+    assert_eq!(got["code"], reference["code"], "{got}");
+    assert_eq!(got["in_transaction"], false, "{got}");
+    let rows = got["rows"].as_array().expect("rows");
+    assert_eq!(
+        rows.len(),
+        1,
+        "both conflicting rows replaced by one, kept: {got}"
+    );
+    assert_eq!(rows[0][0], got["replaced"]["rowid"], "{got}");
+    assert_eq!(rows[0][1], "a1");
+    assert_eq!(rows[0][2], "b2");
+    assert_eq!(rows[0][3], "z", "the failed REPLACE deleted nothing: {got}");
+}
