@@ -52,6 +52,10 @@ pub struct Tx {
     pub aborted: bool,
     /// The transaction changed the schema (a rollback must drop caches).
     pub changed_schema: bool,
+    /// `BEGIN` has not been sent yet: like SQLite's deferred `BEGIN`, it
+    /// goes out with the transaction's first statement (one round trip
+    /// fewer per transaction), and an empty transaction costs nothing.
+    pub begin_pending: bool,
 }
 
 /// How to read a streamed result's rows.
@@ -176,8 +180,32 @@ impl DbState {
         self.generation = now;
     }
 
-    /// The handle's connection, taking one from the pool if it has none.
+    /// The handle's connection, taking one from the pool if it has none;
+    /// in a transaction whose `BEGIN` is still pending, it is sent first.
     pub fn conn(&mut self, db: &RoutedDb, rt: &'static Runtime) -> Result<&mut PgConn> {
+        let pending = self.tx.as_ref().is_some_and(|tx| tx.begin_pending);
+        let conn = self.conn_deferring_begin(db, rt)?;
+        if pending {
+            conn.batch("BEGIN")?;
+        }
+        if let Some(tx) = self.tx.as_mut() {
+            tx.begin_pending = false;
+        }
+        Ok(self
+            .lease
+            .as_mut()
+            .and_then(|l| l.conn())
+            .expect("connection taken above"))
+    }
+
+    /// The handle's connection, as [`DbState::conn`], but leaving a
+    /// pending `BEGIN` unsent: the caller sends it with its statement
+    /// (`Tx::begin_pending` says whether it must) and then clears the flag.
+    pub fn conn_deferring_begin(
+        &mut self,
+        db: &RoutedDb,
+        rt: &'static Runtime,
+    ) -> Result<&mut PgConn> {
         crate::fork::ensure_own_process()?;
         self.forget_if_inherited(rt);
         if self.lease.as_mut().and_then(|l| l.conn()).is_none() {
@@ -354,6 +382,29 @@ impl DbState {
         }
     }
 
+    /// After a statement that ran outside a savepoint failed in a way
+    /// PostgreSQL answers by aborting the transaction (a server error the
+    /// shim could not rule out: out of disk, deadlock, cancel, a lost
+    /// connection): the transaction is rolled back and over, as SQLite
+    /// does for `SQLITE_FULL`, `SQLITE_IOERR`, `SQLITE_BUSY` and
+    /// `SQLITE_NOMEM` in a transaction — `sqlite3_get_autocommit` says 1
+    /// again, and a later `COMMIT` is "no transaction is active".
+    pub fn abort_transaction(&mut self, rt: &'static Runtime, e: Error) -> Error {
+        let Some(tx) = self.tx.take() else {
+            return e;
+        };
+        if let Some(conn) = self.lease.as_mut().and_then(|l| l.conn()) {
+            let _ = conn.batch("ROLLBACK");
+        }
+        if tx.changed_schema {
+            rt.schema_changed();
+        }
+        self.release_if_idle();
+        let mut e = e;
+        e.message = format!("{} (the transaction was rolled back)", e.message);
+        e
+    }
+
     fn savepoint_index(&self, name: &str) -> Result<usize> {
         let wanted = name.to_ascii_lowercase();
         self.tx
@@ -369,11 +420,13 @@ impl DbState {
         savepoint: Option<&str>,
     ) -> Result<()> {
         self.put_aside_active()?;
-        let sql = match savepoint {
-            Some(name) => format!("BEGIN; SAVEPOINT {}", quote_ident(name)),
-            None => "BEGIN".to_string(),
-        };
-        let result = self.conn(db, rt)?.batch(&sql);
+        // The connection is taken now (an exhausted pool or a server that
+        // is down shows here, as SQLite's BEGIN fails); a plain BEGIN
+        // itself waits for the first statement.
+        let result = self.conn(db, rt).and_then(|conn| match savepoint {
+            Some(name) => conn.batch(&format!("BEGIN; SAVEPOINT {}", quote_ident(name))),
+            None => Ok(()),
+        });
         if let Err(e) = result {
             self.release_if_idle();
             return Err(e);
@@ -383,6 +436,7 @@ impl DbState {
                 .map(|s| vec![s.to_ascii_lowercase()])
                 .unwrap_or_default(),
             began_with_savepoint: savepoint.is_some(),
+            begin_pending: savepoint.is_none(),
             ..Tx::default()
         });
         Ok(())
@@ -396,7 +450,10 @@ impl DbState {
         self.put_aside_active()?;
         let tx = self.tx.take().unwrap();
         let aborted = tx.aborted;
-        let result = if commit && aborted {
+        let result = if tx.begin_pending {
+            // Nothing was sent: there is nothing to end.
+            Ok(())
+        } else if commit && aborted {
             let _ = self.conn(db, rt).map(|c| c.batch("ROLLBACK"));
             Err(Error::sql(
                 "cannot commit: an earlier statement of this transaction failed and PostgreSQL rolled the transaction back",

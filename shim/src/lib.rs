@@ -19,6 +19,7 @@
 //! `docs/architecture.md` tells the whole story.
 
 mod api;
+mod atomicity;
 mod audit;
 mod backup;
 mod calendar;

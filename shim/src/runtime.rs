@@ -13,6 +13,7 @@
 //! It joins the fork handlers (`fork`) when created: its locks are held
 //! across `fork()`, and a child empties the pool and tells the launcher.
 
+use crate::atomicity::FastWrite;
 use crate::error::{Error, Result};
 use crate::fork::{self, Participant};
 use crate::lock::{ForkLock, RawLock};
@@ -48,6 +49,9 @@ struct Schema {
     name: String,
     ready: bool,
     plans: HashMap<String, Arc<Plan>>,
+    /// Per translated write: whether and how it runs without a savepoint
+    /// (`atomicity`), emptied with the plans.
+    fast_writes: HashMap<String, Option<Arc<FastWrite>>>,
 }
 
 pub struct Runtime {
@@ -293,6 +297,7 @@ impl Runtime {
             name: name.to_string(),
             ready: false,
             plans: HashMap::new(),
+            fast_writes: HashMap::new(),
         });
         (schemas.len() - 1) as u32
     }
@@ -307,6 +312,7 @@ impl Runtime {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         for s in self.schemas.lock().iter_mut() {
             s.plans.clear();
+            s.fast_writes.clear();
         }
         self.decltypes.lock().clear();
     }
@@ -329,6 +335,35 @@ impl Runtime {
                 s.plans.clear();
             }
             s.plans.insert(sql.to_string(), plan);
+        }
+    }
+
+    /// What `atomicity::analyse` said about a translated write, if known
+    /// in this schema epoch.
+    pub fn cached_fast_write(&self, schema_id: u32, sql: &str) -> Option<Option<Arc<FastWrite>>> {
+        self.schemas
+            .lock()
+            .get(schema_id as usize)?
+            .fast_writes
+            .get(sql)
+            .cloned()
+    }
+
+    pub fn cache_fast_write(
+        &self,
+        schema_id: u32,
+        sql: &str,
+        verdict: Option<Arc<FastWrite>>,
+        epoch: u64,
+    ) {
+        if self.epoch() != epoch {
+            return;
+        }
+        if let Some(s) = self.schemas.lock().get_mut(schema_id as usize) {
+            if s.fast_writes.len() >= 4096 {
+                s.fast_writes.clear();
+            }
+            s.fast_writes.insert(sql.to_string(), verdict);
         }
     }
 

@@ -2,11 +2,14 @@
 //! its bound values, and its execution: `sqlite3_step` runs the
 //! translation on PostgreSQL and hands back one row at a time.
 //!
-//! Writes inside a transaction run under a savepoint so a failing one
-//! leaves the transaction usable, as in SQLite; a statement PostgreSQL runs
+//! A failing write inside a transaction must leave the transaction
+//! usable, as in SQLite: a write `atomicity` proves cannot fail runs at
+//! the top level, any other under a savepoint. A statement PostgreSQL runs
 //! as several runs atomically (in a transaction of its own when none is
-//! open).
+//! open). A transaction's deferred `BEGIN` goes out with its first
+//! statement.
 
+use crate::atomicity::FastWrite;
 use crate::connection::{convert_row, Active, DbState, RoutedDb, Shape};
 use crate::error::{Error, Result};
 use crate::pg::types::Param;
@@ -241,11 +244,14 @@ impl RoutedStmt {
         let implicit_tx = !in_tx && stmts.len() > 1;
         let guarded = in_tx && writes;
         let id = st.next_exec_id();
-        let conn = st.conn(db, rt)?;
         let outcome = if guarded && stmts.len() == 1 {
-            run_guarded(conn, rt, &stmts[0], &self.binds, true)
+            write_in_transaction(db, st, rt, &stmts[0], &self.binds)
+        } else if implicit_tx && !translation.changes_schema {
+            st.conn(db, rt)
+                .and_then(|conn| run_in_own_transaction(conn, rt, stmts, &self.binds))
         } else {
-            run_wrapped(conn, rt, stmts, &self.binds, implicit_tx, guarded)
+            st.conn(db, rt)
+                .and_then(|conn| run_wrapped(conn, rt, stmts, &self.binds, implicit_tx, guarded))
         };
         let outcome = match outcome {
             Ok(o) => o,
@@ -433,6 +439,7 @@ struct Outcome {
 }
 
 const SAVEPOINT_SQL: &str = "SAVEPOINT plexpg_statement";
+const BEGIN_SAVEPOINT_SQL: &str = "BEGIN; SAVEPOINT plexpg_statement";
 const RELEASE_SQL: &str = "RELEASE SAVEPOINT plexpg_statement";
 const UNDO_SQL: &str = "ROLLBACK TO SAVEPOINT plexpg_statement; RELEASE SAVEPOINT plexpg_statement";
 
@@ -464,21 +471,223 @@ fn run_wrapped(
     Ok(outcome)
 }
 
-/// One write in an open transaction, fenced by a savepoint so a failure
-/// leaves the transaction usable, as in SQLite. SAVEPOINT, the statement
-/// and RELEASE go out together: one round trip, not three.
-fn run_guarded(
+/// Several statements outside a transaction, in one of their own:
+/// `BEGIN`, the statements and `COMMIT` go out together, one round trip
+/// (each statement prepared first; a translation that changes the schema
+/// is not sent this way, its later statements may need the earlier ones
+/// to have run before they can be prepared). A failing statement aborts
+/// the transaction, and PostgreSQL answers the `COMMIT` with a rollback:
+/// nothing is kept, as before. A plan PostgreSQL finds stale sends it all
+/// again one statement at a time.
+fn run_in_own_transaction(
     conn: &mut PgConn,
     rt: &Runtime,
+    stmts: &[PgStatement],
+    binds: &[Value],
+) -> Result<Outcome> {
+    let prepared = stmts
+        .iter()
+        .map(|pgs| prepare(conn, rt, &pgs.sql))
+        .collect::<Result<Vec<_>>>()?;
+    let params: Vec<Vec<Param<'_>>> = stmts.iter().map(|pgs| params_of(pgs, binds)).collect();
+    let (client, mut d) = conn.parts();
+    type Work<'a> = std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = std::result::Result<
+                        (Vec<tokio_postgres::Row>, Option<u64>),
+                        tokio_postgres::Error,
+                    >,
+                > + 'a,
+        >,
+    >;
+    let works: Vec<Work<'_>> = prepared
+        .iter()
+        .zip(&params)
+        .map(|(st, params)| {
+            Box::pin(async move {
+                let mut rows = Box::pin(client.query_raw(st, params.iter()).await?);
+                let mut got = Vec::new();
+                while let Some(row) =
+                    std::future::poll_fn(|cx| futures_core::Stream::poll_next(rows.as_mut(), cx))
+                        .await
+                {
+                    got.push(row?);
+                }
+                Ok((got, rows.rows_affected()))
+            }) as Work<'_>
+        })
+        .collect();
+    let (begin, done, commit) = d.drive(crate::pg::drive::join3(
+        client.batch_execute("BEGIN"),
+        crate::pg::drive::join_all(works),
+        client.batch_execute("COMMIT"),
+    ))?;
+    let first_error = done
+        .iter()
+        .find_map(|r| r.as_ref().err())
+        .or(begin.as_ref().err())
+        .or(commit.as_ref().err())
+        .map(|e| d.pg_error(e));
+    if let Some(e) = first_error {
+        if stale_plan(&e) {
+            for pgs in stmts {
+                conn.forget_statement(&pgs.sql);
+            }
+            return run_wrapped(conn, rt, stmts, binds, true, false);
+        }
+        return Err(e);
+    }
+    let mut outcome = Outcome {
+        rows: Rows::None,
+        changes: None,
+        rowid: None,
+        described: None,
+    };
+    for (i, ((pgs, st), result)) in stmts.iter().zip(&prepared).zip(done).enumerate() {
+        let last = i + 1 == stmts.len();
+        let (rows, affected) = result.map_err(|e| crate::error::from_pg(&e))?;
+        let part = collect(rows, affected, pgs, last)?;
+        if pgs.yields_rows && last {
+            outcome.described = Some((st.clone(), pgs.rowid_column));
+            outcome.rows = part.rows;
+        }
+        outcome.changes = part.changes.or(outcome.changes);
+        outcome.rowid = part.rowid.or(outcome.rowid);
+    }
+    Ok(outcome)
+}
+
+/// One write in an open transaction. When `atomicity` proves it cannot
+/// fail with a statement-level error, it runs at the top level (no
+/// subtransaction); otherwise under a savepoint. A pending `BEGIN` goes
+/// out in the same round trip.
+fn write_in_transaction(
+    db: &RoutedDb,
+    st: &mut DbState,
+    rt: &'static Runtime,
     pgs: &PgStatement,
     binds: &[Value],
-    retry: bool,
 ) -> Result<Outcome> {
-    let st = prepare(conn, rt, &pgs.sql)?;
+    let (begin, aborted) = st
+        .tx
+        .as_ref()
+        .map_or((false, false), |tx| (tx.begin_pending, tx.aborted));
+    let conn = st.conn_deferring_begin(db, rt)?;
+    let fast = if aborted {
+        // PostgreSQL refuses every statement now: the savepoint path gives
+        // the error it always gave.
+        None
+    } else {
+        fast_write(conn, rt, db.schema_id, &pgs.sql, begin)?
+    };
     let params = params_of(pgs, binds);
+    let attempt = match &fast {
+        Some(fw) => {
+            let sql = fw.sql(&pgs.sql);
+            match prepare(conn, rt, sql) {
+                Ok(prepared) if fw.admits(prepared.params(), &params) => Some(
+                    pipelined(conn, begin.then_some("BEGIN"), &prepared, &params, None)
+                        .map(|done| (done, fw.conflict_is_error)),
+                ),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            }
+        }
+        None => None,
+    };
+    let outcome = match attempt {
+        None => run_guarded(conn, rt, pgs, binds, true, begin),
+        Some(Ok(((_, Some(0)), true))) => {
+            // A unique conflict (the added DO NOTHING wrote nothing): run
+            // it again under a savepoint, to fail exactly as it would have.
+            run_guarded(conn, rt, pgs, binds, true, false)
+        }
+        Some(Ok(((rows, affected), _))) => collect(rows, affected, pgs, true),
+        Some(Err(e)) => {
+            // Not a failure the analysis could rule out: PostgreSQL has
+            // aborted the transaction.
+            if let Some(tx) = st.tx.as_mut() {
+                tx.begin_pending = false;
+            }
+            return Err(st.abort_transaction(rt, e));
+        }
+    };
+    if let Some(tx) = st.tx.as_mut() {
+        tx.begin_pending = false;
+    }
+    outcome
+}
+
+/// Whether (and how) `sql` runs without a savepoint: cached per schema
+/// epoch, else analysed now. In a transaction already begun the analysis
+/// runs under a savepoint of its own (once per statement text), so a
+/// failure there cannot abort the transaction; it then only means "no".
+fn fast_write(
+    conn: &mut PgConn,
+    rt: &Runtime,
+    schema_id: u32,
+    sql: &str,
+    outside_tx: bool,
+) -> Result<Option<Arc<FastWrite>>> {
+    if let Some(verdict) = rt.cached_fast_write(schema_id, sql) {
+        return Ok(verdict);
+    }
+    let epoch = rt.epoch();
+    let cache = rt.pool.settings().statement_cache as usize;
+    if !outside_tx {
+        conn.batch("SAVEPOINT plexpg_analysis")?;
+    }
+    let verdict = crate::atomicity::analyse(conn, epoch, cache, sql).and_then(|fw| match fw {
+        // The text to run is prepared once here, where a refusal is harmless.
+        Some(fw) => conn
+            .prepare(fw.sql(sql), epoch, cache)
+            .map(|_| Some(Arc::new(fw))),
+        None => Ok(None),
+    });
+    let verdict = match verdict {
+        Ok(v) => {
+            if !outside_tx {
+                conn.batch("RELEASE SAVEPOINT plexpg_analysis")?;
+            }
+            v
+        }
+        Err(e) => {
+            tracing::debug!(sql, "no fast path for this write: {}", e.message);
+            if !outside_tx {
+                conn.batch(
+                    "ROLLBACK TO SAVEPOINT plexpg_analysis; RELEASE SAVEPOINT plexpg_analysis",
+                )?;
+            }
+            None
+        }
+    };
+    rt.cache_fast_write(schema_id, sql, verdict.clone(), epoch);
+    Ok(verdict)
+}
+
+/// Run a prepared statement with simple-protocol batches before and after
+/// it, all in one round trip; its rows read whole. The statement's own
+/// error says the most, then the one before's, then the one after's.
+fn pipelined(
+    conn: &mut PgConn,
+    before: Option<&str>,
+    st: &tokio_postgres::Statement,
+    params: &[Param<'_>],
+    after: Option<&str>,
+) -> Result<(Vec<tokio_postgres::Row>, Option<u64>)> {
     let (client, mut d) = conn.parts();
+    let batch = |sql: Option<&str>| {
+        let sql = sql.map(str::to_string);
+        async move {
+            match sql {
+                Some(sql) => client.batch_execute(&sql).await,
+                None => Ok(()),
+            }
+        }
+    };
     let work = async {
-        let mut rows = Box::pin(client.query_raw(&st, params.iter()).await?);
+        let mut rows = Box::pin(client.query_raw(st, params.iter()).await?);
         let mut got = Vec::new();
         while let Some(row) =
             std::future::poll_fn(|cx| futures_core::Stream::poll_next(rows.as_mut(), cx)).await
@@ -487,23 +696,39 @@ fn run_guarded(
         }
         Ok::<_, tokio_postgres::Error>((got, rows.rows_affected()))
     };
-    let (begin, work, end) = d.drive(crate::pg::drive::join3(
-        client.batch_execute(SAVEPOINT_SQL),
-        work,
-        client.batch_execute(RELEASE_SQL),
-    ))?;
-    // The statement's own error says the most; then the savepoint's.
-    let result = match (begin, work, end) {
+    let (begin, work, end) = d.drive(crate::pg::drive::join3(batch(before), work, batch(after)))?;
+    match (begin, work, end) {
         (_, Err(e), _) | (Err(e), Ok(_), _) | (Ok(()), Ok(_), Err(e)) => Err(d.pg_error(&e)),
         (Ok(()), Ok(w), Ok(())) => Ok(w),
+    }
+}
+
+/// One write in an open transaction, fenced by a savepoint so a failure
+/// leaves the transaction usable, as in SQLite. SAVEPOINT (after a pending
+/// BEGIN), the statement and RELEASE go out together: one round trip, not
+/// three.
+fn run_guarded(
+    conn: &mut PgConn,
+    rt: &Runtime,
+    pgs: &PgStatement,
+    binds: &[Value],
+    retry: bool,
+    begin: bool,
+) -> Result<Outcome> {
+    let st = prepare(conn, rt, &pgs.sql)?;
+    let params = params_of(pgs, binds);
+    let before = if begin {
+        BEGIN_SAVEPOINT_SQL
+    } else {
+        SAVEPOINT_SQL
     };
-    match result {
+    match pipelined(conn, Some(before), &st, &params, Some(RELEASE_SQL)) {
         Ok((rows, affected)) => collect(rows, affected, pgs, true),
         Err(e) => {
             let _ = conn.batch(UNDO_SQL);
             if retry && stale_plan(&e) {
                 conn.forget_statement(&pgs.sql);
-                return run_guarded(conn, rt, pgs, binds, false);
+                return run_guarded(conn, rt, pgs, binds, false, false);
             }
             Err(e)
         }

@@ -12,7 +12,7 @@
 use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -172,6 +172,31 @@ pub async fn join3<A: Future, B: Future, C: Future>(
             Poll::Ready((ra.take().unwrap(), rb.take().unwrap(), rc.take().unwrap()))
         } else {
             Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Poll futures to completion together, in order on every poll, like
+/// [`join3`] for any number: each request is sent on its first poll, so
+/// they all cost one round trip. Their outputs, in order.
+pub async fn join_all<'a, T>(futures: Vec<Pin<Box<dyn Future<Output = T> + 'a>>>) -> Vec<T> {
+    let mut futures = futures;
+    let mut done: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in futures.iter_mut().zip(done.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(done.iter_mut().filter_map(Option::take).collect())
         }
     })
     .await
