@@ -176,6 +176,7 @@ suite! {
     case_operators => "operators.test",
     case_arithmetic => "arithmetic.test",
     case_ordering => "ordering.test",
+    case_implicit_order => "implicit_order.test",
     case_names => "names.test",
     case_depth => "depth.test",
     case_loose_typing => "loose_typing.test",

@@ -37,6 +37,7 @@ mod expr;
 mod fts;
 mod functions;
 mod grouping;
+mod implicit_order;
 mod kinds;
 mod literals;
 mod names;
