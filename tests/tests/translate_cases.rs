@@ -188,6 +188,7 @@ suite! {
     case_json => "json.test",
     case_schema_catalog => "schema_catalog.test",
     case_ddl => "ddl.test",
+    case_refused_writes => "refused_writes.test",
     case_transactions => "transactions.test",
     case_sequences => "sequences.test",
     case_fulltext => "fulltext.test",
