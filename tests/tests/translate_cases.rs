@@ -174,6 +174,7 @@ suite! {
     case_conflicts => "conflicts.test",
     case_limits => "limits.test",
     case_operators => "operators.test",
+    case_forms => "forms.test",
     case_arithmetic => "arithmetic.test",
     case_ordering => "ordering.test",
     case_implicit_order => "implicit_order.test",
