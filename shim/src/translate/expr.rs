@@ -9,7 +9,7 @@
 //! | `a IS b`, `a IS NOT b` | `IS NOT DISTINCT FROM`, `IS DISTINCT FROM` |
 //! | `a \|\| b` | `CAST(a AS text) \|\| CAST(b AS text)` (NULL stays NULL) |
 //! | `a / b`, `a % b` | `a / NULLIF(b, 0)`: division by zero is NULL |
-//! | `a LIKE p [ESCAPE e]` | `CAST(a AS text) COLLATE "C" ILIKE p ESCAPE e` (ASCII-only case folding, no default escape) |
+//! | `a LIKE p [ESCAPE e]` | `CAST(a AS text) COLLATE "C" ILIKE p ESCAPE e` (ASCII-only case folding, no default escape, a `COLLATE` on either side dropped) |
 //! | `a GLOB p` | `sqlite_glob(p, a)` |
 //! | `x IN ()` | `false` (`NOT IN ()` is `true`) |
 //! | `a -> p`, `a ->> p` | `sqlite_json_arrow(a, p)`, `sqlite_json_extract_value(a, p)` |

@@ -7,6 +7,9 @@
 //! - `INDEXED BY` / `NOT INDEXED` are planner hints: dropped.
 //! - A subquery in `FROM` without a name gets one (PostgreSQL 15 needs it).
 //! - `WHERE`, `HAVING` and `ON` conditions become truth values (`truth`).
+//! - An inner join's `ON` naming a table PostgreSQL does not see there (one
+//!   joined later) moves to `WHERE`; `JOIN t` without a condition is a
+//!   `CROSS JOIN`.
 //!
 //! Name resolution (`scope`) runs first, expression rewrites (`expr`) last.
 
