@@ -57,6 +57,24 @@ impl TableInfo {
     }
 
     /// The module of a virtual table (`fts4`, `spellfix1`, `rtree`).
+    /// A view (its stored text is SQLite's `CREATE [TEMP] VIEW`).
+    pub fn is_view(&self) -> bool {
+        let words: Vec<String> = self
+            .sql
+            .split_whitespace()
+            .take(3)
+            .map(str::to_ascii_uppercase)
+            .collect();
+        matches!(
+            words
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice(),
+            ["CREATE", "VIEW", ..] | ["CREATE", "TEMP" | "TEMPORARY", "VIEW"]
+        )
+    }
+
     pub fn virtual_module(&self) -> Option<String> {
         let upper = self.sql.to_ascii_uppercase();
         if !upper.starts_with("CREATE VIRTUAL TABLE") {
@@ -89,6 +107,26 @@ const TRIGGER_TABLE_QUERY: &str =
     "SELECT c.relname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
      JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema() \
      WHERE t.tgname = $1 AND NOT t.tgisinternal";
+
+/// Whether a relation has a non-internal `INSTEAD OF` trigger for an event
+/// (`tgtype` bits: 64 instead of; 4 insert, 8 delete, 16 update).
+const INSTEAD_OF_QUERY: &str = "SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+     JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema() \
+     WHERE c.relname = $1 AND NOT t.tgisinternal AND (t.tgtype & 64) <> 0 \
+     AND (t.tgtype & $2::int) <> 0";
+
+/// Whether an index of this PostgreSQL name is in the schema.
+const INDEX_QUERY: &str = "SELECT 1 FROM pg_class c \
+     JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema() \
+     WHERE c.relname = $1 AND c.relkind IN ('i', 'I')";
+
+/// A data change, as the triggers that can stand in for it know it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    Insert,
+    Delete,
+    Update,
+}
 
 /// The routed schema as the translator sees it, memoized per translation.
 pub struct Schema<'c> {
@@ -125,6 +163,21 @@ impl<'c> Schema<'c> {
     pub fn existing_table(&mut self, name: &str) -> Result<Rc<TableInfo>, Error> {
         self.table(name)?
             .ok_or_else(|| Error::new(format!("no such table: {name}")))
+    }
+
+    /// Whether `relation` has an `INSTEAD OF` trigger for `event`.
+    pub fn has_instead_of_trigger(&mut self, relation: &str, event: Event) -> Result<bool, Error> {
+        let bit = match event {
+            Event::Insert => "4",
+            Event::Delete => "8",
+            Event::Update => "16",
+        };
+        Ok(!self.query(INSTEAD_OF_QUERY, &[relation, bit])?.is_empty())
+    }
+
+    /// Whether an index named `name` (PostgreSQL's name) exists.
+    pub fn has_index(&mut self, name: &str) -> Result<bool, Error> {
+        Ok(!self.query(INDEX_QUERY, &[name])?.is_empty())
     }
 
     /// The table a trigger is on.

@@ -3,7 +3,8 @@
 
 use sqlparser::ast::{
     CastKind, DataType, DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArgumentList, FunctionArguments, Ident, ObjectName, ObjectNamePart, Value,
+    FunctionArgumentList, FunctionArguments, Ident, ObjectName, ObjectNamePart, OrderBy, Query,
+    SetExpr, Value,
 };
 
 /// A name printed double-quoted (immune to case folding and reserved words).
@@ -126,6 +127,22 @@ pub fn quote_ident(name: &str) -> String {
 /// `'text'` for PostgreSQL text we write ourselves.
 pub fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
+}
+
+/// `(body ORDER BY …)`: a query body in its own parentheses.
+pub fn parenthesized(body: SetExpr, order_by: Option<OrderBy>) -> SetExpr {
+    SetExpr::Query(Box::new(Query {
+        with: None,
+        body: Box::new(body),
+        order_by,
+        limit_clause: None,
+        fetch: None,
+        locks: vec![],
+        for_clause: None,
+        settings: None,
+        format_clause: None,
+        pipe_operators: vec![],
+    }))
 }
 
 #[cfg(test)]

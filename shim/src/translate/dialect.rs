@@ -14,13 +14,81 @@
 use std::any::TypeId;
 use std::collections::HashMap;
 
-use sqlparser::ast::{BinaryOperator, DataType, Expr, Statement, UnaryOperator};
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    BinaryOperator, DataType, Expr, Query, SetExpr, SetOperator, SetQuantifier, Statement,
+    UnaryOperator, Values, VisitMut, VisitorMut,
+};
 use sqlparser::dialect::{BindPlaceholderStyle, Dialect, Precedence, SQLiteDialect};
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
+use super::construct::parenthesized;
 use super::Error;
+
+/// SQLite's compound operators have one precedence and group left to
+/// right (`A UNION B INTERSECT C` is `(A UNION B) INTERSECT C`), where
+/// sqlparser, as standard SQL and PostgreSQL, binds `INTERSECT` tighter.
+/// Each chain is rebuilt left to right, and a `UNION`/`EXCEPT` on the left
+/// of an `INTERSECT` is parenthesized so that PostgreSQL reads it so.
+struct LeftToRightCompounds;
+
+impl VisitorMut for LeftToRightCompounds {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if matches!(query.body.as_ref(), SetExpr::SetOperation { .. }) {
+            let empty = SetExpr::Values(Values {
+                explicit_row: false,
+                value_keyword: false,
+                rows: vec![],
+            });
+            let chain = std::mem::replace(query.body.as_mut(), empty);
+            let (mut operands, mut operators) = (Vec::new(), Vec::new());
+            flatten_compound(chain, &mut operands, &mut operators);
+            let mut operands = operands.into_iter();
+            let mut acc = operands.next().expect("a compound has operands");
+            for ((op, set_quantifier), right) in operators.into_iter().zip(operands) {
+                let regrouped = op == SetOperator::Intersect
+                    && matches!(&acc, SetExpr::SetOperation { op, .. } if *op != SetOperator::Intersect);
+                if regrouped {
+                    acc = parenthesized(acc, None);
+                }
+                acc = SetExpr::SetOperation {
+                    left: Box::new(acc),
+                    op,
+                    set_quantifier,
+                    right: Box::new(right),
+                };
+            }
+            *query.body = acc;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The operands and operators of a compound, in the order written.
+fn flatten_compound(
+    set: SetExpr,
+    operands: &mut Vec<SetExpr>,
+    operators: &mut Vec<(SetOperator, SetQuantifier)>,
+) {
+    match set {
+        SetExpr::SetOperation {
+            left,
+            op,
+            set_quantifier,
+            right,
+        } => {
+            flatten_compound(*left, operands, operators);
+            operators.push((op, set_quantifier));
+            flatten_compound(*right, operands, operators);
+        }
+        other => operands.push(other),
+    }
+}
 
 /// SQLite's dialect, extended with the operators sqlparser lacks.
 #[derive(Debug, Default)]
@@ -288,6 +356,8 @@ impl<'a> Source<'a> {
                 parser.peek_token_ref().token
             )));
         }
+        let mut statement = statement;
+        let _ = statement.visit(&mut LeftToRightCompounds);
         Ok(statement)
     }
 

@@ -26,7 +26,7 @@ use sqlparser::ast::{
     SqliteOnConflict, Statement, TableFactor, TableObject, Update, Value,
 };
 
-use super::catalog::TableInfo;
+use super::catalog::{Event, TableInfo};
 use super::construct::{cast, column, ident, qualified_column};
 use super::fts;
 use super::kinds::is_text;
@@ -46,12 +46,25 @@ pub fn translate(statement: Statement, cx: &mut Context) -> Result<Plan, Error> 
     }
 }
 
+/// SQLite refuses to change a view's rows unless an `INSTEAD OF` trigger
+/// does it (PostgreSQL would write through a simple view to its table).
+fn writable(info: &TableInfo, event: Event, cx: &mut Context) -> Result<(), Error> {
+    if info.is_view() && !cx.schema.has_instead_of_trigger(&info.name, event)? {
+        return Err(Error::new(format!(
+            "cannot modify {} because it is a view",
+            info.name
+        )));
+    }
+    Ok(())
+}
+
 fn insert_plan(mut insert: Insert, cx: &mut Context) -> Result<Plan, Error> {
     let TableObject::TableName(name) = &insert.table else {
         return Err(Error::new("INSERT INTO a table function is not supported"));
     };
     let table_name = last_part(name);
     let info = cx.schema.existing_table(&table_name)?;
+    writable(&info, Event::Insert, cx)?;
     if let Some(plan) = fts_command(&insert, &info, cx)? {
         return Ok(plan);
     }
@@ -414,6 +427,7 @@ fn update_plan(mut update: Update, cx: &mut Context) -> Result<Plan, Error> {
         Some(other) => return Err(Error::new(format!("UPDATE OR {other} is not supported"))),
     }
     let info = cx.schema.existing_table(&table_name)?;
+    writable(&info, Event::Update, cx)?;
     prepare_assignments(&mut update.assignments)?;
     if update.limit.is_some() || !update.order_by.is_empty() {
         let limited = limited_rows(
@@ -455,6 +469,7 @@ fn delete_plan(mut delete: Delete, cx: &mut Context) -> Result<Plan, Error> {
         return Err(Error::new("table sqlite_master may not be modified"));
     }
     let info = cx.schema.existing_table(&table_name)?;
+    writable(&info, Event::Delete, cx)?;
     if delete.limit.is_some() || !delete.order_by.is_empty() {
         let limited = limited_rows(
             &info,

@@ -9,7 +9,7 @@
 //! | `a IS b`, `a IS NOT b` | `IS NOT DISTINCT FROM`, `IS DISTINCT FROM` |
 //! | `a \|\| b` | `CAST(a AS text) \|\| CAST(b AS text)` (NULL stays NULL) |
 //! | `a / b`, `a % b` | `a / NULLIF(b, 0)`: division by zero is NULL |
-//! | `a LIKE p [ESCAPE e]` | `CAST(a AS text) COLLATE "C" ILIKE p ESCAPE e` (ASCII-only case folding, no default escape) |
+//! | `a LIKE p [ESCAPE e]` | `CAST(a AS text) COLLATE "C" ILIKE p ESCAPE e` (ASCII-only case folding, no default escape, a `COLLATE` on either side dropped) |
 //! | `a GLOB p` | `sqlite_glob(p, a)` |
 //! | `x IN ()` | `false` (`NOT IN ()` is `true`) |
 //! | `a -> p`, `a ->> p` | `sqlite_json_arrow(a, p)`, `sqlite_json_extract_value(a, p)` |
@@ -625,15 +625,29 @@ fn coerce_text_side(left: Expr, right: Expr) -> (Expr, Expr) {
     }
 }
 
-/// `value LIKE pattern [ESCAPE e]` with SQLite's meaning.
+/// `value LIKE pattern [ESCAPE e]` with SQLite's meaning. A `COLLATE` on
+/// either side is dropped: SQLite's `LIKE` folds ASCII case whatever the
+/// collation (`n LIKE ? COLLATE NOCASE` on a NOCASE column), and the
+/// comparison is made on `"C"`.
 pub fn sqlite_like(value: Expr, pattern: Expr, escape: Option<Expr>, negated: bool) -> Expr {
     let escape = escape.unwrap_or_else(|| text_literal(""));
     Expr::ILike {
         negated,
         any: false,
-        expr: Box::new(binary_collated(as_text(value))),
-        pattern: Box::new(as_text(pattern)),
+        expr: Box::new(binary_collated(as_text(without_collate(value)))),
+        pattern: Box::new(as_text(without_collate(pattern))),
         escape_char: Some(Box::new(escape)),
+    }
+}
+
+/// `e` without the `COLLATE` clauses around it.
+fn without_collate(e: Expr) -> Expr {
+    match e {
+        Expr::Collate { expr, .. } => without_collate(*expr),
+        Expr::Nested(inner) if matches!(inner.as_ref(), Expr::Collate { .. }) => {
+            without_collate(*inner)
+        }
+        other => other,
     }
 }
 

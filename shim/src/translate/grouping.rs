@@ -242,7 +242,8 @@ pub fn distinct_order(query: &mut Query, scope: &[ScopeTable]) {
     select.group_by = GroupByExpr::Expressions(items, vec![]);
 }
 
-fn has_window(e: &Expr) -> bool {
+/// A window function call in `e`.
+pub fn has_window(e: &Expr) -> bool {
     let mut found = false;
     let _ = sqlparser::ast::visit_expressions(e, |x| {
         if matches!(x, Expr::Function(f) if f.over.is_some()) {
@@ -298,7 +299,8 @@ pub fn group_key_order(query: &mut Query, placed: bool) {
     });
 }
 
-fn is_constant(e: &Expr) -> bool {
+/// A literal (a parameter too), possibly cast or parenthesized.
+pub fn is_constant(e: &Expr) -> bool {
     match e {
         Expr::Value(_) => true,
         Expr::Cast { expr, .. } | Expr::Nested(expr) => is_constant(expr),

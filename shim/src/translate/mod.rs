@@ -37,6 +37,7 @@ mod expr;
 mod fts;
 mod functions;
 mod grouping;
+mod implicit_order;
 mod kinds;
 mod literals;
 mod names;
@@ -232,7 +233,7 @@ fn plan(sql: &str, catalog: &mut dyn Catalog) -> Result<(Plan, Vec<Option<String
         return Ok((pragma::translate(&source, &mut schema)?, vec![]));
     }
     if first == "REINDEX" {
-        return Ok((Plan::no_op(), vec![]));
+        return Ok((reindex(&source, &mut schema)?, vec![]));
     }
     if first == "VACUUM" || first == "ANALYZE" {
         return Ok((maintenance(&source, &first)?, vec![]));
@@ -307,6 +308,46 @@ fn maintenance(source: &Source, first: &str) -> Result<Plan, Error> {
         _ => return Err(Error::new("syntax error in ANALYZE")),
     };
     Ok(Plan::maintenance(Maintenance::Analyze(target), false))
+}
+
+/// `REINDEX [collation | [schema.]table | [schema.]index]`: a no-op
+/// (PostgreSQL's indexes need no rebuilding after a collation change the
+/// shim could make), but a name that is none of these is SQLite's error.
+fn reindex(source: &Source, schema: &mut Schema) -> Result<Plan, Error> {
+    use sqlparser::tokenizer::Token;
+    let t: Vec<&Token> = source
+        .tokens
+        .iter()
+        .map(|x| &x.token)
+        .filter(|t| **t != Token::SemiColon)
+        .skip(1)
+        .collect();
+    let word = |t: &Token| match t {
+        Token::Word(w) => Some(names::normalized(&w.value)),
+        Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => Some(names::normalized(s)),
+        _ => None,
+    };
+    let (name, qualified) = match t.as_slice() {
+        [] => return Ok(Plan::no_op()),
+        [one] => (word(one), false),
+        [db, Token::Period, one] => {
+            let db = word(db).unwrap_or_default();
+            if db != "main" {
+                return Err(Error::new(format!("unknown database {db}")));
+            }
+            (word(one), true)
+        }
+        _ => (None, false),
+    };
+    let name = name.ok_or_else(|| Error::new("syntax error in REINDEX"))?;
+    let known = (!qualified && (name == "rtrim" || collation::postgres_collation(&name).is_ok()))
+        || schema.table(&name)?.is_some()
+        || schema.has_index(&names::pg_name(&name))?;
+    if known {
+        Ok(Plan::no_op())
+    } else {
+        Err(Error::new("unable to identify the object to be reindexed"))
+    }
 }
 
 /// What a statement's translation needs besides the statement.

@@ -7,6 +7,9 @@
 //! - `INDEXED BY` / `NOT INDEXED` are planner hints: dropped.
 //! - A subquery in `FROM` without a name gets one (PostgreSQL 15 needs it).
 //! - `WHERE`, `HAVING` and `ON` conditions become truth values (`truth`).
+//! - An inner join's `ON` naming a table PostgreSQL does not see there (one
+//!   joined later) moves to `WHERE`; `JOIN t` without a condition is a
+//!   `CROSS JOIN`.
 //!
 //! Name resolution (`scope`) runs first, expression rewrites (`expr`) last.
 
@@ -63,6 +66,7 @@ impl VisitorMut for Clauses {
     }
 
     fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
+        forward_join_conditions(select);
         if let Some(w) = &mut select.selection {
             make_truth(w);
         }
@@ -99,6 +103,89 @@ impl VisitorMut for Clauses {
             _ => {}
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// An inner join's `ON` naming a table that PostgreSQL does not see there
+/// (joined later, `a JOIN b ON b.x = c.y JOIN c`, or another item of a
+/// comma list): SQLite reads an inner join's condition as a `WHERE` term,
+/// PostgreSQL refuses the reference. When that join's `FROM` item has only
+/// inner joins, the condition moves to `WHERE` (the same rows) and the
+/// join becomes a `CROSS JOIN` (as does a `JOIN` without a condition).
+fn forward_join_conditions(select: &mut Select) {
+    let qualifier = |f: &TableFactor| match f {
+        TableFactor::Table { name, alias, .. } => Some(
+            alias
+                .as_ref()
+                .map(|a| a.name.value.clone())
+                .unwrap_or_else(|| scope::last_part(name)),
+        ),
+        TableFactor::Derived { alias, .. } => alias.as_ref().map(|a| a.name.value.clone()),
+        _ => None,
+    };
+    let all: Vec<String> = select
+        .from
+        .iter()
+        .flat_map(|twj| std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)))
+        .filter_map(qualifier)
+        .collect();
+    let mut moved = Vec::new();
+    for twj in &mut select.from {
+        // `JOIN t` without `ON`/`USING` is a cross join to SQLite; PostgreSQL
+        // wants a condition.
+        for j in &mut twj.joins {
+            if let JoinOperator::Join(JoinConstraint::None)
+            | JoinOperator::Inner(JoinConstraint::None) = j.join_operator
+            {
+                j.join_operator = JoinOperator::CrossJoin(JoinConstraint::None);
+            }
+        }
+        let inner_only = twj.joins.iter().all(|j| {
+            matches!(
+                j.join_operator,
+                JoinOperator::Join(_) | JoinOperator::Inner(_) | JoinOperator::CrossJoin(_)
+            )
+        });
+        if !inner_only {
+            continue;
+        }
+        let mut visible: Vec<String> = qualifier(&twj.relation).into_iter().collect();
+        for j in &mut twj.joins {
+            visible.extend(qualifier(&j.relation));
+            let (JoinOperator::Join(c) | JoinOperator::Inner(c)) = &mut j.join_operator else {
+                continue;
+            };
+            let JoinConstraint::On(on) = c else {
+                continue;
+            };
+            let mut hidden = false;
+            let _ = sqlparser::ast::visit_expressions(&*on, |e| {
+                if let Expr::CompoundIdentifier(parts) = e {
+                    if let Some(q) = parts.len().checked_sub(2).map(|i| &parts[i].value) {
+                        hidden |= all.contains(q) && !visible.contains(q);
+                    }
+                }
+                ControlFlow::<()>::Continue(())
+            });
+            if hidden {
+                moved.push(std::mem::replace(
+                    on,
+                    Expr::value(sqlparser::ast::Value::Null),
+                ));
+                j.join_operator = JoinOperator::CrossJoin(JoinConstraint::None);
+            }
+        }
+    }
+    for on in moved {
+        let on = Expr::Nested(Box::new(on));
+        select.selection = Some(match select.selection.take() {
+            Some(w) => Expr::BinaryOp {
+                left: Box::new(Expr::Nested(Box::new(w))),
+                op: BinaryOperator::And,
+                right: Box::new(on),
+            },
+            None => on,
+        });
     }
 }
 

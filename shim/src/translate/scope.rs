@@ -33,6 +33,7 @@ use super::construct::{as_text, call, column, ident, object_name, qualified_colu
 use super::fts;
 use super::functions::{function_name, plain_args};
 use super::grouping;
+use super::implicit_order;
 use super::{Context, Error};
 
 /// One table a query reads, by the name that qualifies its columns.
@@ -537,13 +538,15 @@ impl VisitorMut for Resolver<'_, '_, '_, '_> {
 
     fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
         let own_scope = self.query_scopes.pop() == Some(true);
-        if self.query_is_top.pop() == Some(true) {
-            grouping::group_key_order(query, false);
-        }
         let from: &[ScopeTable] = match (own_scope, self.chain.last()) {
             (true, Some(scope)) => scope,
             _ => &[],
         };
+        if self.query_is_top.pop() == Some(true) {
+            grouping::group_key_order(query, false);
+            implicit_order::distinct_scan_order(query, from);
+            implicit_order::compound_order(query);
+        }
         grouping::distinct_order(query, from);
         if let Some(OrderBy {
             kind: OrderByKind::Expressions(order),
