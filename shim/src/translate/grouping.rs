@@ -310,26 +310,10 @@ pub fn is_constant(e: &Expr) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use crate::translate::{translate, Action, Catalog};
-
-    struct NoTables;
-
-    impl Catalog for NoTables {
-        fn schema(&self) -> &str {
-            "grouping"
-        }
-        fn query(&mut self, _: &str, _: &[&str]) -> Result<Vec<Vec<Option<String>>>, String> {
-            Ok(vec![])
-        }
-    }
+    use crate::translate::testing::last_statement;
 
     fn pg(sql: &str) -> String {
-        match translate(sql, &mut NoTables).map(|t| t.action) {
-            Ok(Action::Run(statements)) => {
-                statements.last().map(|s| s.sql.clone()).unwrap_or_default()
-            }
-            other => panic!("{sql}: {other:?}"),
-        }
+        last_statement("grouping", sql)
     }
 
     #[test]

@@ -232,28 +232,12 @@ fn has_subquery(e: &Expr) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use crate::translate::{translate, Action, Catalog};
+    use crate::translate::testing::last_statement;
 
     /// No table is known (the DISTINCT rewrite, which needs a rowid, is
     /// checked by the differential cases).
-    struct NoTables;
-
-    impl Catalog for NoTables {
-        fn schema(&self) -> &str {
-            "implicit_order"
-        }
-        fn query(&mut self, _: &str, _: &[&str]) -> Result<Vec<Vec<Option<String>>>, String> {
-            Ok(vec![])
-        }
-    }
-
     fn pg(sql: &str) -> String {
-        match translate(sql, &mut NoTables).map(|t| t.action) {
-            Ok(Action::Run(statements)) => {
-                statements.last().map(|s| s.sql.clone()).unwrap_or_default()
-            }
-            other => panic!("{sql}: {other:?}"),
-        }
+        last_statement("implicit_order", sql)
     }
 
     #[test]

@@ -50,6 +50,8 @@ mod roundtrip;
 mod schema_table;
 mod schema_text;
 mod scope;
+#[cfg(test)]
+mod testing;
 mod transaction;
 mod trigger;
 mod truth;
@@ -257,16 +259,24 @@ fn plan(sql: &str, catalog: &mut dyn Catalog) -> Result<(Plan, Vec<Option<String
     Ok((plan, params.names))
 }
 
-/// `VACUUM [schema] [INTO file]` and `ANALYZE [schema | [schema.]name]`.
-fn maintenance(source: &Source, first: &str) -> Result<Plan, Error> {
+/// A statement's tokens after its first keyword, without semicolons: what
+/// the statements read token by token (`VACUUM`, `ANALYZE`, `REINDEX`)
+/// take apart.
+fn after_keyword<'s>(source: &'s Source<'_>) -> Vec<&'s sqlparser::tokenizer::Token> {
     use sqlparser::tokenizer::Token;
-    let t: Vec<&Token> = source
+    source
         .tokens
         .iter()
         .map(|x| &x.token)
         .filter(|t| **t != Token::SemiColon)
         .skip(1)
-        .collect();
+        .collect()
+}
+
+/// `VACUUM [schema] [INTO file]` and `ANALYZE [schema | [schema.]name]`.
+fn maintenance(source: &Source, first: &str) -> Result<Plan, Error> {
+    use sqlparser::tokenizer::Token;
+    let t = after_keyword(source);
     let word = |t: &Token| match t {
         Token::Word(w) => Some(w.value.clone()),
         Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => Some(s.clone()),
@@ -315,13 +325,7 @@ fn maintenance(source: &Source, first: &str) -> Result<Plan, Error> {
 /// shim could make), but a name that is none of these is SQLite's error.
 fn reindex(source: &Source, schema: &mut Schema) -> Result<Plan, Error> {
     use sqlparser::tokenizer::Token;
-    let t: Vec<&Token> = source
-        .tokens
-        .iter()
-        .map(|x| &x.token)
-        .filter(|t| **t != Token::SemiColon)
-        .skip(1)
-        .collect();
+    let t = after_keyword(source);
     let word = |t: &Token| match t {
         Token::Word(w) => Some(names::normalized(&w.value)),
         Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => Some(names::normalized(s)),
