@@ -5,6 +5,12 @@
 //! sockets are not all known (an unreported one); an escalated child is
 //! let go by the `dup2`/`dup3` that drops its last inherited socket, and a
 //! child that keeps one and uses it is still caught.
+//!
+//! Issue 19's cut of the stops: in `verify`, a `fork` child of a parent
+//! whose shim's fork handler is on is not escalated (no syscall stop) and
+//! no process takes an exit stop; a child born by `_Fork` (no handler, no
+//! AfterFork) that exits is still a violation; with the handler off, or in
+//! `enforce`, children are escalated and a use is caught.
 
 #[path = "launcher_support.rs"]
 mod support;
