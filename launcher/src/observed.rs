@@ -112,8 +112,16 @@ pub enum Event {
         program: Option<String>,
         still_held: Vec<PgFd>,
     },
-    /// The process is exiting, its fds still open (ptrace's exit stop).
-    Exiting { pid: i32, still_held: Vec<PgFd> },
+    /// The process exited holding `still_held`, as far as the ptrace
+    /// watcher's account goes (its fds, closed with it, cannot be read).
+    /// `unconfirmed`: it was not followed (a child trusted to its shim's
+    /// fork handler whose AfterFork report never came): what it inherited,
+    /// taken as still held.
+    Exiting {
+        pid: i32,
+        still_held: Vec<PgFd>,
+        unconfirmed: bool,
+    },
     /// The process is gone. `status` is unknown to the procfs watcher for
     /// processes that are not the launcher's children.
     Exited {

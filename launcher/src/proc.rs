@@ -65,6 +65,17 @@ pub(crate) fn fd_inode(pid: i32, fd: i32) -> Option<u64> {
     socket_inode(Path::new(&format!("/proc/{pid}/fd/{fd}")))
 }
 
+/// What fd `fd` of `pid` is: `Some(Some(inode))` a socket,
+/// `Some(None)` another file, `None` no such fd (or no such process).
+pub(crate) fn fd_entry(pid: i32, fd: i32) -> Option<Option<u64>> {
+    let target = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
+    Some(
+        target
+            .to_str()
+            .and_then(|s| s.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()),
+    )
+}
+
 /// Inode of a `socket:[N]` link.
 fn socket_inode(link: &Path) -> Option<u64> {
     let target = std::fs::read_link(link).ok()?;

@@ -117,6 +117,9 @@ struct Proc {
     due: Instant,
     inherited: Vec<PgFd>,
     decided: bool,
+    /// It exited unfollowed, without its AfterFork report: what it
+    /// inherited is taken as still held (see [`Event::Exiting`]).
+    unconfirmed: bool,
     shim: Option<Shim>,
 }
 
@@ -230,7 +233,16 @@ impl Judge {
                 });
                 self.decide(pid, Trigger::Exec, still_held, None);
             }
-            Event::Exiting { pid, still_held } => self.decide(pid, Trigger::Exit, still_held, None),
+            Event::Exiting {
+                pid,
+                still_held,
+                unconfirmed,
+            } => {
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    p.unconfirmed = unconfirmed;
+                }
+                self.decide(pid, Trigger::Exit, still_held, None)
+            }
             Event::Exited { pid, status } => {
                 let Some(p) = self.procs.remove(&pid) else {
                     return;
@@ -301,6 +313,7 @@ impl Judge {
                 due: now + POOL_CHECK_DEADLINE,
                 inherited,
                 decided: false,
+                unconfirmed: false,
                 shim: None,
             },
         );
@@ -345,6 +358,7 @@ impl Judge {
         if !still_held.is_empty() {
             let what = match trigger {
                 Trigger::Exec => "after exec (not close-on-exec?)",
+                Trigger::Exit if p.unconfirmed => "when it exited, without exec and without its fork handler's AfterFork report (a fork child trusted to the handler is not followed: what it inherited is taken as still held)",
                 Trigger::Exit => "when it exited, without exec",
                 Trigger::Deadline => "past the deadline (1 s after its birth, longer while it waited for the CPU), without exec or pool reset",
                 Trigger::AfterFork => "after its fork handler ran",
@@ -947,6 +961,23 @@ mod tests {
     }
 
     #[test]
+    fn exiting_unfollowed_without_an_after_fork_report_says_so() {
+        let mut w = World::new();
+        w.forked(Birth::Fork, vec![sock(5, 55)]);
+        let r = w.event(
+            5,
+            Event::Exiting {
+                pid: CHILD,
+                still_held: vec![sock(5, 55)],
+                unconfirmed: true,
+            },
+        );
+        let (trigger, verdict, _, reason) = only_check(&r);
+        assert_eq!((trigger, verdict), (Trigger::Exit, Verdict::Violation));
+        assert!(reason.unwrap().contains("AfterFork report"));
+    }
+
+    #[test]
     fn exiting_while_holding_an_inherited_socket_is_a_violation() {
         let mut w = World::new();
         w.forked(Birth::Clone, vec![sock(5, 55)]);
@@ -955,6 +986,7 @@ mod tests {
             Event::Exiting {
                 pid: CHILD,
                 still_held: vec![sock(5, 55)],
+                unconfirmed: false,
             },
         );
         let (trigger, verdict, _, reason) = only_check(&r);

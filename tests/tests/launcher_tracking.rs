@@ -5,6 +5,12 @@
 //! sockets are not all known (an unreported one); an escalated child is
 //! let go by the `dup2`/`dup3` that drops its last inherited socket, and a
 //! child that keeps one and uses it is still caught.
+//!
+//! Issue 19's cut of the stops: in `verify`, a `fork` child of a parent
+//! whose shim's fork handler is on is not escalated (no syscall stop) and
+//! no process takes an exit stop; a child born by `_Fork` (no handler, no
+//! AfterFork) that exits is still a violation; with the handler off, or in
+//! `enforce`, children are escalated and a use is caught.
 
 #[path = "launcher_support.rs"]
 mod support;
@@ -186,4 +192,163 @@ fn inherited_sockets_are_tracked_from_reports_syscalls_and_full_reads() {
         "{stops} syscall stops: a child was not de-escalated\n{}",
         run.dump()
     );
+}
+
+/// Issue 19's cut, in `verify`: children forked by a parent whose shim's
+/// fork handler is on. `children` of them `_exit` at once; one (`q`) then
+/// queries, which with the handler off runs on the parent's session; one
+/// (`raw`) is born by glibc's `_Fork`, which runs no fork handler, and
+/// exits without a word.
+const FORKS_SCRIPT: &str = r#"
+import ctypes, json, os, sqlite3, sys
+db, children = sys.argv[1], int(sys.argv[2])
+conn = sqlite3.connect(db)
+conn.execute("SELECT count(*) FROM metadata_items").fetchone()
+
+def child(then):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            then()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+quick = [child(lambda: None) for _ in range(children)]
+q = child(lambda: conn.execute("SELECT count(*) FROM metadata_items").fetchone())
+raw = ctypes.CDLL(None)._Fork()
+if raw == 0:
+    os._exit(0)
+os.waitpid(raw, 0)
+print(json.dumps({"quick": quick, "q": q, "raw": raw}), flush=True)
+"#;
+
+/// Run [`FORKS_SCRIPT`] under the launcher in `mode`, the shim's fork
+/// handler on or off.
+fn run_forks(mode: &str, handler: bool, children: usize) -> (Run, Value) {
+    let schema = schema_with(
+        "launcher_tracking_forks",
+        "CREATE TABLE metadata_items (id bigint PRIMARY KEY); \
+         INSERT INTO metadata_items SELECT g FROM generate_series(1, 100) g",
+    );
+    let dir = TempDir::new("launcher-tracking-forks");
+    let db = dir.library_db();
+    let script = dir.path().join("forks.py");
+    std::fs::write(&script, FORKS_SCRIPT).unwrap();
+    let mut l = Launcher::new();
+    l.cmd
+        .envs(pg().env(&schema))
+        .env("PLEX_PG_FORK_HANDLER", if handler { "1" } else { "0" })
+        .args(["--mode", mode]);
+    let run = l.run(
+        &[
+            "python3",
+            &script.display().to_string(),
+            &db,
+            &children.to_string(),
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let line = run
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"quick\""))
+        .unwrap_or_else(|| panic!("no result line\n{}", run.dump()));
+    let said = plex_pg_launcher::events::parse_line(line).unwrap();
+    (run, said)
+}
+
+#[test]
+fn verify_trusts_the_fork_handler_and_takes_no_exit_stops() {
+    const CHILDREN: usize = 40;
+    let (run, said) = run_forks("verify", true, CHILDREN);
+    let quick: Vec<i64> = said["quick"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_i64().unwrap())
+        .collect();
+    let (q, raw) = (pid(&said, "q"), pid(&said, "raw"));
+
+    // Each inherited the pool's socket and was not escalated: its handler
+    // replaced the socket before any of its code ran, and said so.
+    for &c in quick.iter().chain([&q]) {
+        assert!(!inherited(&run, c).is_empty(), "{c}\n{}", run.dump());
+        assert_eq!(run.event_for("fork", c)["escalated"], false, "{c}");
+        let check = run.event_for("pool_check", c);
+        assert_eq!(check["verdict"], "ok", "{c}\n{}", run.dump());
+        assert_eq!(check["trigger"], "after_fork", "{c}");
+    }
+    assert!(run.events("inherited_fd_use").is_empty(), "{}", run.dump());
+    let summary = run.summary();
+    assert_eq!(summary["escalations"], 0, "{summary}");
+    assert_eq!(summary["syscall_stops"], 0, "{summary}");
+    // No exit stops: a process costs its parent's fork event, its own
+    // first stop, and its execs (a thread would add a clone event and a
+    // first stop). With PTRACE_O_TRACEEXIT every process and thread added
+    // one more: `processes` (over 80 here) above this bound.
+    let count = |k: &str| summary[k].as_u64().unwrap();
+    let stops = count("event_stops");
+    assert!(count("forks") > CHILDREN as u64, "{summary}");
+    assert!(
+        stops <= 2 * count("forks") + count("execs") + 10,
+        "{stops} event stops: exit stops?\n{summary}"
+    );
+
+    // The `_Fork` child ran no handler and sent no AfterFork; it was not
+    // followed, and exited: what it inherited is taken as still held.
+    assert!(!inherited(&run, raw).is_empty(), "{}", run.dump());
+    assert_eq!(run.event_for("fork", raw)["escalated"], false);
+    let check = run.event_for("pool_check", raw);
+    assert_eq!(check["verdict"], "violation", "{}", run.dump());
+    assert_eq!(check["trigger"], "exit");
+    assert!(
+        check["reason"].as_str().unwrap().contains("AfterFork"),
+        "{check}"
+    );
+}
+
+#[test]
+fn without_the_fork_handler_a_child_is_escalated_and_caught() {
+    let (run, said) = run_forks("verify", false, 2);
+    let q = pid(&said, "q");
+    assert_eq!(
+        run.event_for("fork", q)["escalated"],
+        true,
+        "{}",
+        run.dump()
+    );
+    let uses: Vec<&Value> = run
+        .events("inherited_fd_use")
+        .into_iter()
+        .filter(|u| u["pid"] == q)
+        .collect();
+    assert!(!uses.is_empty(), "{}", run.dump());
+    assert_eq!(uses[0]["action"], "observed");
+    // It exited holding the parent's socket (no exit stop: the account
+    // followed through its syscalls says so).
+    let check = run.event_for("pool_check", q);
+    assert_eq!(check["verdict"], "violation", "{}", run.dump());
+    assert_eq!(check["trigger"], "exit");
+    assert!(run.summary()["syscall_stops"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn enforce_escalates_every_child_that_inherits() {
+    let (run, said) = run_forks("enforce", true, 2);
+    let q = pid(&said, "q");
+    let raw = pid(&said, "raw");
+    for c in [q, raw] {
+        assert_eq!(run.event_for("fork", c)["escalated"], true, "{c}");
+    }
+    // q's handler dropped the socket (followed): ok. The `_Fork` child
+    // kept it to its exit (followed, not assumed).
+    assert_eq!(run.event_for("pool_check", q)["verdict"], "ok");
+    let check = run.event_for("pool_check", raw);
+    assert_eq!(check["verdict"], "violation", "{}", run.dump());
+    assert!(!check["reason"].as_str().unwrap().contains("AfterFork"));
+    assert!(run.events("inherited_fd_use").is_empty(), "{}", run.dump());
 }

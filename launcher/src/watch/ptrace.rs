@@ -1,6 +1,13 @@
 //! The ptrace watcher: `PTRACE_SEIZE` from spawn, event stops only
-//! (fork, vfork, clone, exec, exit), restarted with `PTRACE_CONT`; syscall
-//! stops only for a process that holds a PostgreSQL socket it inherited.
+//! (fork, vfork, clone, exec; no exit stop: an exit is judged from the
+//! tracer's account when it is reaped), restarted with `PTRACE_CONT`;
+//! syscall stops only for a process that holds a PostgreSQL socket it
+//! inherited, and in `verify` not for a `fork` child whose parent's shim
+//! has its fork handler on and reported every socket the child inherited
+//! (the handler replaces them before any code of the child runs: the child
+//! is checked at its AfterFork report, exec, deadline and exit instead).
+//! The syscall that drops an escalated process's last inherited socket is
+//! let go at its entry when it cannot fail (`Tracer::drops_last`).
 //!
 //! Traps handled:
 //! - a child's first stop can arrive before its parent's fork event: the
@@ -63,7 +70,7 @@ use nix::sys::ptrace::{self, Event as PtraceEvent, Options};
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
-use plex_pg_config::report::{Message, MAX_REPORTED_FDS};
+use plex_pg_config::report::{FdRole, Message, MAX_REPORTED_FDS};
 use plex_pg_config::settings::Mode;
 
 use super::arch::{self, FdChange};
@@ -93,7 +100,6 @@ pub fn options() -> Options {
         | Options::PTRACE_O_TRACEVFORK
         | Options::PTRACE_O_TRACECLONE
         | Options::PTRACE_O_TRACEEXEC
-        | Options::PTRACE_O_TRACEEXIT
         | Options::PTRACE_O_TRACESYSGOOD
         | Options::PTRACE_O_EXITKILL
 }
@@ -130,11 +136,16 @@ impl Thread {
     }
 }
 
-/// A connection the shim of a process reported.
+/// A connection the shim of a process reported (or, after a full read,
+/// a PostgreSQL socket found in a child's fd table).
 #[derive(Clone, Copy, Debug)]
 struct Reported {
     fd: i32,
     inode: u64,
+    /// The shim reported it (Connected): one of its pool's sockets, which
+    /// its fork handler replaces in a child. False for one only found by a
+    /// full read.
+    by_shim: bool,
     /// A Closed report came. It is sent before the socket is closed, so a
     /// fork in between still copies it: forgotten at the next fork whose
     /// child does not show it.
@@ -155,6 +166,16 @@ struct Traced {
     /// Its shim said Hello (in the program it runs now): its connections
     /// are reported.
     hello: bool,
+    /// Its shim's Hello said its fork handler is on.
+    fork_handler: bool,
+    /// Not escalated although it inherited sockets: a `fork` child, in
+    /// `verify`, of a parent whose shim's fork handler is on, and every
+    /// socket it inherited one the shim reported (its handler replaces
+    /// them before any code of the child runs). `held` is not followed:
+    /// it is confirmed when its AfterFork report comes.
+    trusted: bool,
+    /// Its AfterFork report came.
+    after_fork: bool,
     /// More than [`REPORTED_LIMIT`] connections were reported.
     overflowed: bool,
     /// When a child's fd table was last read in full at its fork.
@@ -163,6 +184,21 @@ struct Traced {
 }
 
 impl Traced {
+    /// Whether its shim's fork handler replaces every one of `inherited`
+    /// in a `fork` child before any code of the child runs: the shim said
+    /// Hello with its handler on, and each is a socket it reported (fd and
+    /// inode; one reported closed too, as its fd stays in the pool's table
+    /// until the `close(2)`).
+    fn handler_replaces(&self, inherited: &[PgFd]) -> bool {
+        self.hello
+            && self.fork_handler
+            && inherited.iter().all(|s| {
+                self.reported
+                    .iter()
+                    .any(|r| r.by_shim && r.fd == s.fd && r.inode == s.inode)
+            })
+    }
+
     /// The fd numbers of the PostgreSQL sockets it is known to hold, if
     /// what is known is all it may hold (its shim reports).
     fn known_fds(&self, now: Instant) -> Option<Vec<i32>> {
@@ -190,6 +226,9 @@ pub struct Stats {
     pub event_stops: u64,
     pub syscall_stops: u64,
     pub escalations: u64,
+    /// Children that inherited sockets and were not escalated: trusted to
+    /// their shim's fork handler (`verify` only).
+    pub trusted: u64,
     /// Births whose fd table was read in full (the parent's sockets were
     /// not all known).
     pub full_reads: u64,
@@ -249,7 +288,6 @@ impl Tracer {
                         self.on_new(tid, Birth::Clone, out, kernel)
                     }
                     e if e == PtraceEvent::PTRACE_EVENT_EXEC as i32 => self.on_exec(tid, out),
-                    e if e == PtraceEvent::PTRACE_EVENT_EXIT as i32 => self.on_exit_stop(tid, out),
                     PTRACE_EVENT_STOP => self.on_event_stop(tid, sig),
                     _ => self.resume(tid, None),
                 }
@@ -408,21 +446,32 @@ impl Tracer {
         } else {
             self.inherited_by(ppid, child, kernel)
         };
-        let escalated = !inherited.is_empty();
+        let parent = self.procs.get(&ppid);
+        let trusted = !inherited.is_empty()
+            && self.mode == Mode::Verify
+            && birth == Birth::Fork
+            && parent.is_some_and(|p| p.handler_replaces(&inherited));
+        let escalated = !inherited.is_empty() && !trusted;
         if escalated {
             self.stats.escalations += 1;
+        }
+        if trusted {
+            self.stats.trusted += 1;
         }
         // A forked child's shim is its parent's (same program, same
         // reporter): it reports as its parent did. Its pool starts empty
         // (the fork handler), so it has no connections of its own yet.
-        let hello = self.procs.get(&ppid).is_some_and(|p| p.hello);
+        let hello = parent.is_some_and(|p| p.hello);
+        let fork_handler = parent.is_some_and(|p| p.fork_handler);
         self.procs.insert(
             child,
             Traced {
                 escalated,
+                trusted,
                 inherited: inherited.clone(),
                 held: inherited.clone(),
                 hello,
+                fork_handler,
                 threads: 1,
                 ..Traced::default()
             },
@@ -462,12 +511,20 @@ impl Tracer {
                 Vec::new()
             });
             if let Some(p) = self.procs.get_mut(&ppid) {
+                // What the shim reported stays its word: a socket found
+                // that it did not report is not one its handler replaces.
+                let by_shim = |f: &PgFd| {
+                    p.reported
+                        .iter()
+                        .any(|r| r.by_shim && r.fd == f.fd && r.inode == f.inode)
+                };
                 p.reported = found
                     .iter()
                     .take(REPORTED_LIMIT)
                     .map(|f| Reported {
                         fd: f.fd,
                         inode: f.inode,
+                        by_shim: by_shim(f),
                         closed: false,
                     })
                     .collect();
@@ -488,7 +545,12 @@ impl Tracer {
                 .retain(|r| !r.closed || found.iter().any(|f| f.fd == r.fd && f.inode == r.inode));
             for f in &found {
                 if let Some(r) = p.reported.iter_mut().find(|r| r.fd == f.fd) {
-                    r.inode = f.inode;
+                    if r.inode != f.inode {
+                        // Another socket under a reported number: not
+                        // the one the shim reported.
+                        r.inode = f.inode;
+                        r.by_shim = false;
+                    }
                 }
             }
         }
@@ -504,18 +566,23 @@ impl Tracer {
             return;
         };
         match *message {
-            Message::Hello { .. } => p.hello = true,
+            Message::Hello { fork_handler, .. } => {
+                p.hello = true;
+                p.fork_handler = fork_handler;
+            }
             Message::Connected { fd, inode, .. } => {
                 if let Some(r) = p.reported.iter_mut().find(|r| r.fd == fd) {
                     *r = Reported {
                         fd,
                         inode,
+                        by_shim: true,
                         closed: false,
                     };
                 } else if p.reported.len() < REPORTED_LIMIT {
                     p.reported.push(Reported {
                         fd,
                         inode,
+                        by_shim: true,
                         closed: false,
                     });
                 } else {
@@ -531,7 +598,29 @@ impl Tracer {
                     r.closed = true;
                 }
             }
-            Message::AfterFork { .. } | Message::Tally { .. } => {}
+            Message::AfterFork { ref harmless, .. } => {
+                if p.trusted && !p.after_fork {
+                    // Its handler ran: what it still holds, one `readlink`
+                    // per inherited socket (the rest of its life is not
+                    // followed). An fd that is not there (it is gone, its
+                    // fds closed with it, or the handler closed the fd for
+                    // want of /dev/null) was dropped if the handler named
+                    // it, and is taken as held if not: the judge's check
+                    // that follows reads whether it is gone (and so
+                    // whether that account is all there is) only then.
+                    let named = |s: &PgFd| {
+                        harmless
+                            .iter()
+                            .any(|h| h.role == FdRole::Socket && h.inode == s.inode)
+                    };
+                    p.held.retain(|h| match crate::proc::fd_entry(pid, h.fd) {
+                        Some(inode) => inode == Some(h.inode),
+                        None => !named(h),
+                    });
+                }
+                p.after_fork = true;
+            }
+            Message::Tally { .. } => {}
         }
     }
 
@@ -542,6 +631,7 @@ impl Tracer {
         let p = self.procs.get(&pid)?;
         Some(
             confirm_held(pid, &p.held)
+                .unwrap_or_else(|| p.held.clone())
                 .into_iter()
                 .filter(|h| of.iter().any(|o| o.inode == h.inode))
                 .collect(),
@@ -592,11 +682,13 @@ impl Tracer {
         self.threads.insert(tid, Thread::new(tgid, Start::Running));
         let p = self.procs.entry(tgid).or_default();
         p.threads = 1;
-        let still_held = confirm_held(tgid, &p.held);
+        // Stopped at its exec: it is there to be read.
+        let still_held = confirm_held(tgid, &p.held).unwrap_or_default();
         p.held = still_held.clone();
         // The new program's shim has not said Hello yet; its connections
         // are those that survived the exec (not close-on-exec).
         p.hello = false;
+        p.fork_handler = false;
         p.reported
             .retain(|r| crate::proc::fd_inode(tgid, r.fd) == Some(r.inode));
         if still_held.is_empty() && p.escalated {
@@ -612,21 +704,6 @@ impl Tracer {
         self.resume(tid, None);
     }
 
-    fn on_exit_stop(&mut self, tid: i32, out: &mut Vec<Event>) {
-        if let Some(tgid) = self.threads.get(&tid).map(|t| t.tgid) {
-            if let Some(p) = self.procs.get(&tgid) {
-                if !p.inherited.is_empty() && (tid == tgid || p.threads <= 1) {
-                    let still_held = confirm_held(tgid, &p.held);
-                    out.push(Event::Exiting {
-                        pid: tgid,
-                        still_held,
-                    });
-                }
-            }
-        }
-        self.resume(tid, None);
-    }
-
     fn on_death(&mut self, tid: i32, status: ExitStatus, out: &mut Vec<Event>) {
         let Some(thread) = self.threads.remove(&tid) else {
             return;
@@ -636,12 +713,16 @@ impl Tracer {
         }
         if tid == thread.tgid {
             if let Some(p) = self.procs.remove(&tid) {
-                if p.escalated {
-                    // Died without an exit stop (SIGKILL) while, as far as
-                    // the watcher saw, still holding inherited sockets.
+                if !p.held.is_empty() {
+                    // Its fds closed with it, unread: there is no exit stop
+                    // (no PTRACE_O_TRACEEXIT). What it held is the account:
+                    // followed through its syscalls (escalated), confirmed
+                    // at its AfterFork report (trusted), or, for a trusted
+                    // child whose report never came, all it inherited.
                     out.push(Event::Exiting {
                         pid: tid,
                         still_held: p.held,
+                        unconfirmed: p.trusted && !p.after_fork,
                     });
                 }
             }
@@ -683,6 +764,15 @@ impl Tracer {
 
     fn check_entry(&mut self, tid: i32, tgid: i32, nr: i64, args: &[u64; 6], out: &mut Vec<Event>) {
         if let Some(change) = arch::fd_change(nr, args) {
+            if self.drops_last(tid, tgid, change, arch::dup_flags_valid(nr, args)) {
+                // Let go at the entry: PTRACE_CONT, no exit stop.
+                if let Some(p) = self.procs.get_mut(&tgid) {
+                    p.held.clear();
+                    p.escalated = false;
+                    tracing::debug!("process {tgid} drops its last inherited PostgreSQL socket: syscall stops off");
+                }
+                return;
+            }
             if let Some(t) = self.threads.get_mut(&tid) {
                 t.fd_change = Some(change);
             }
@@ -737,6 +827,37 @@ impl Tracer {
         }
     }
 
+    /// Whether `change`, at its entry, is sure to leave the process with
+    /// none of its inherited sockets: a single-threaded process (no other
+    /// thread can copy one meanwhile) whose every held socket is the fd a
+    /// `close` closes (it cannot fail on an open fd; even interrupted, the
+    /// fd is gone), or the fd a `dup2`/`dup3` replaces with an open fd
+    /// that is not one of them (valid flags, not the same fd: it cannot
+    /// fail then; one `readlink` of the old fd, instead of the new one at
+    /// the exit).
+    fn drops_last(&self, tid: i32, tgid: i32, change: FdChange, flags_valid: bool) -> bool {
+        let Some(p) = self.procs.get(&tgid) else {
+            return false;
+        };
+        if p.threads != 1 || p.held.is_empty() {
+            return false;
+        }
+        match change {
+            FdChange::Close(fd) => p.held.iter().all(|h| h.fd == fd),
+            FdChange::DupOnto { old, new } => {
+                flags_valid
+                    && old != new
+                    && p.held.iter().all(|h| h.fd == new)
+                    && match crate::proc::fd_entry(tid, old) {
+                        None => false,
+                        Some(None) => true,
+                        Some(Some(inode)) => !p.inherited.iter().any(|s| s.inode == inode),
+                    }
+            }
+            FdChange::CloseRange { .. } | FdChange::Dup { .. } => false,
+        }
+    }
+
     fn on_syscall_exit(&mut self, tid: i32, tgid: i32, rval: i64, is_error: bool) {
         let Some(t) = self.threads.get_mut(&tid) else {
             return;
@@ -764,12 +885,25 @@ impl Tracer {
 }
 
 /// Which of `held` `pid` still holds: one `readlink` per socket, the
-/// inode compared (nothing is read when it holds none).
-fn confirm_held(pid: i32, held: &[PgFd]) -> Vec<PgFd> {
-    held.iter()
-        .filter(|h| crate::proc::fd_inode(pid, h.fd) == Some(h.inode))
-        .cloned()
-        .collect()
+/// inode compared (nothing is read when it holds none). `None` when an fd
+/// could not be read because the process is gone (a zombie's fds are
+/// closed): the caller then has only its account. Whether it is gone is
+/// read (`/proc/<pid>/stat`) only when an fd is missing, not when another
+/// file took its number (the fork handler's `/dev/null`).
+fn confirm_held(pid: i32, held: &[PgFd]) -> Option<Vec<PgFd>> {
+    let mut still = Vec::new();
+    let mut missing = false;
+    for h in held {
+        match crate::proc::fd_entry(pid, h.fd) {
+            Some(inode) if inode == Some(h.inode) => still.push(h.clone()),
+            Some(_) => {}
+            None => missing = true,
+        }
+    }
+    if missing && !matches!(crate::proc::state(pid), Some(s) if s != 'Z' && s != 'X') {
+        return None;
+    }
+    Some(still)
 }
 
 /// Follow one fd-table change of an escalated process in `held`, the
@@ -910,9 +1044,110 @@ mod tests {
         };
         follow(me, &mut held, &inherited, range, 0, false);
         assert!(held.is_empty(), "{held:?}");
-        assert!(confirm_held(me, &inherited[1..]).is_empty());
+        assert_eq!(confirm_held(me, &inherited[1..]).map(|h| h.len()), Some(0));
         // SAFETY: a is /dev/null now, still ours.
         unsafe { libc::close(a) };
+    }
+
+    /// The entry of the `close` or `dup2`/`dup3` that drops the last
+    /// inherited socket lets the process go (no exit stop) only when it
+    /// cannot fail to: this process's own fds stand for a child's.
+    #[test]
+    fn the_last_drop_is_let_go_at_its_entry_only_when_sure() {
+        let me = std::process::id() as i32;
+        let (a, _peer_a) = UnixStream::pair().unwrap();
+        let (b, _peer_b) = UnixStream::pair().unwrap();
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let (a, b, null) = (a.as_raw_fd(), b.as_raw_fd(), null.as_raw_fd());
+        let mut t = Tracer::new(Mode::Enforce, false);
+        let traced = |held: Vec<PgFd>, threads| Traced {
+            escalated: true,
+            inherited: vec![as_pg(a), as_pg(b)],
+            held,
+            threads,
+            ..Traced::default()
+        };
+        t.procs.insert(me, traced(vec![as_pg(a)], 1));
+        let onto = |old, new| FdChange::DupOnto { old, new };
+        assert!(t.drops_last(me, me, FdChange::Close(a), true));
+        assert!(!t.drops_last(me, me, FdChange::Close(b), true));
+        assert!(t.drops_last(me, me, onto(null, a), true));
+        // Invalid dup3 flags, the same fd, a closed old fd, or another
+        // inherited socket copied over it: it may still hold one after.
+        assert!(!t.drops_last(me, me, onto(null, a), false));
+        assert!(!t.drops_last(me, me, onto(a, a), true));
+        assert!(!t.drops_last(me, me, onto(9999, a), true));
+        assert!(!t.drops_last(me, me, onto(b, a), true));
+        assert!(!t.drops_last(me, me, FdChange::CloseRange { first: 0, last: !0 }, true));
+        // Two still held, or another thread that may copy it meanwhile.
+        t.procs.insert(me, traced(vec![as_pg(a), as_pg(b)], 1));
+        assert!(!t.drops_last(me, me, FdChange::Close(a), true));
+        t.procs.insert(me, traced(vec![as_pg(a)], 2));
+        assert!(!t.drops_last(me, me, FdChange::Close(a), true));
+    }
+
+    /// A trusted child's AfterFork: what it holds is read once; if it is
+    /// gone, what its handler named is taken as replaced, the rest held.
+    #[test]
+    fn a_trusted_childs_after_fork_confirms_what_it_holds() {
+        let me = std::process::id() as i32;
+        let (a, _peer_a) = UnixStream::pair().unwrap();
+        let a = a.as_raw_fd();
+        let mut t = Tracer::new(Mode::Verify, false);
+        let after_fork = |pid, inode| Message::AfterFork {
+            pid,
+            ppid: 1,
+            generation: 1,
+            slots_in_use: 0,
+            harmless: vec![plex_pg_config::report::HarmlessFd {
+                fd: a,
+                role: FdRole::Socket,
+                inode,
+            }],
+        };
+        // Alive and still holding it (the handler did not replace it).
+        t.procs.insert(
+            me,
+            Traced {
+                trusted: true,
+                inherited: vec![as_pg(a)],
+                held: vec![as_pg(a)],
+                threads: 1,
+                ..Traced::default()
+            },
+        );
+        t.report(me, &after_fork(me, 1));
+        assert_eq!(t.procs[&me].held.len(), 1);
+        assert!(t.procs[&me].after_fork);
+        // Gone (no such pid): the socket it named is replaced, another not.
+        let gone = i32::MAX - 1;
+        let named = PgFd {
+            fd: 5,
+            inode: 55,
+            peer: "unix:test".into(),
+        };
+        let other = PgFd {
+            fd: 6,
+            inode: 66,
+            peer: "unix:test".into(),
+        };
+        t.procs.insert(
+            gone,
+            Traced {
+                trusted: true,
+                inherited: vec![named.clone(), other.clone()],
+                held: vec![named, other],
+                threads: 1,
+                ..Traced::default()
+            },
+        );
+        t.report(gone, &after_fork(gone, 55));
+        let held: Vec<i32> = t.procs[&gone].held.iter().map(|h| h.fd).collect();
+        assert_eq!(held, vec![6]);
+        assert_eq!(
+            t.still_held(gone, &t.procs[&gone].inherited).unwrap().len(),
+            1
+        );
     }
 
     #[test]

@@ -89,6 +89,12 @@ pub(crate) enum FdChange {
     Dup { old: i32 },
 }
 
+/// Whether a `dup3`'s flags are valid (0 or `O_CLOEXEC`: it fails with
+/// EINVAL otherwise); true for every other syscall.
+pub(crate) fn dup_flags_valid(nr: i64, args: &[u64; 6]) -> bool {
+    nr != libc::SYS_dup3 || args[2] & !(libc::O_CLOEXEC as u64) == 0
+}
+
 /// What `nr` with `args` does to the fd table, if anything the watcher
 /// follows. `close_range` with `CLOSE_RANGE_CLOEXEC` closes nothing until
 /// an exec (which the watcher checks on its own).
