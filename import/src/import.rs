@@ -807,12 +807,16 @@ fn load(
     refusals: &mut Refusals,
     loaded: &mut Vec<String>,
 ) -> Result<(), Failure> {
-    tx.batch_execute(&format!("SET LOCAL search_path = {}", ident(&lib.staging)))
-        .map_err(|e| failed(pg::chain(&e)))?;
+    // After a refused value only checking goes on: the COPY it cut short
+    // left the transaction aborted, and nothing more is sent to it.
+    let refusing = refusals.count > 0;
+    if !refusing {
+        tx.batch_execute(&format!("SET LOCAL search_path = {}", ident(&lib.staging)))
+            .map_err(|e| failed(pg::chain(&e)))?;
+    }
     let sequences = sqlite_sequence(&lib.db).map_err(failed)?;
     let (to_writer, from_reader) = std::sync::mpsc::sync_channel::<Msg>(CHUNKS_IN_FLIGHT);
     let (to_reader, spare) = std::sync::mpsc::channel::<Vec<u8>>();
-    let refusing = refusals.count > 0;
     let tables = &lib.tables;
     let lent = Lent(&lib.db);
     let (written, read) = std::thread::scope(|scope| {
