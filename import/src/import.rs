@@ -644,6 +644,9 @@ enum Msg {
     End(u64),
 }
 
+/// The reader's error when the writer has stopped (its own error says why).
+const WRITER_STOPPED: &str = "the writer stopped";
+
 /// How many encoded bytes make a chunk, and how many chunks may wait for
 /// the writer: what the load holds in memory, whatever the table's size.
 const CHUNK: usize = 1 << 18;
@@ -696,7 +699,7 @@ fn read_tables(
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(0);
                 if to_writer.send(Msg::Begin(ti, total)).is_err() {
-                    return Err("the writer stopped".into());
+                    return Err(WRITER_STOPPED.into());
                 }
                 begun = true;
                 buf = spare
@@ -769,7 +772,7 @@ fn read_tables(
                     .send(Msg::Chunk(full, read.checksum.rows))
                     .is_err()
                 {
-                    return Err("the writer stopped".into());
+                    return Err(WRITER_STOPPED.into());
                 }
                 chunks += 1;
                 if chunks == 1 && pause_in.as_deref() == Some(t.name.as_str()) {
@@ -788,7 +791,7 @@ fn read_tables(
             if to_writer.send(Msg::Chunk(buf, rows)).is_err()
                 || to_writer.send(Msg::End(rows)).is_err()
             {
-                return Err("the writer stopped".into());
+                return Err(WRITER_STOPPED.into());
             }
         }
         out.push(read);
@@ -827,9 +830,11 @@ fn load(
             .unwrap_or_else(|_| Err("the SQLite reader panicked".into()));
         (written, read)
     });
-    // A reader error says why the writer stopped; otherwise the writer's.
+    // The writer's error when it stopped first (the reader then only
+    // says that it did); else the reader's, which stopped the writer.
     let (reads, found) = match (read, written) {
-        (Err(e), _) => return Err(failed(e)),
+        (Err(e), Ok(_)) => return Err(failed(e)),
+        (Err(e), Err(w)) => return Err(if e == WRITER_STOPPED { w } else { failed(e) }),
         (Ok(_), Err(e)) => return Err(e),
         (Ok(r), Ok(lines)) => {
             loaded.extend(lines);
