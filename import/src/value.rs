@@ -2,8 +2,6 @@
 //! hold, how a value is written for `COPY`, how `COPY`'s output is read
 //! back, and the order-independent checksum both sides are compared by.
 
-use std::hash::Hasher;
-
 use crate::sqlite::ValueRef;
 
 /// A PostgreSQL column type the translator produces.
@@ -361,35 +359,45 @@ fn parse_float(t: &str) -> Option<f64> {
     }
 }
 
-/// A 64-bit hash with a fixed key (both sides run in this process).
-fn hasher(seed: u8) -> std::collections::hash_map::DefaultHasher {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    h.write_u8(seed);
-    h
+const K1: u64 = 0x9e37_79b9_7f4a_7c15;
+const K2: u64 = 0xc2b2_ae3d_27d4_eb4f;
+
+/// A 64-bit finalizer (a bijection that mixes every bit into every bit).
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
 }
 
-/// Feed one value (its class and content) into a hash.
-fn feed(h: &mut impl Hasher, v: ValueRef<'_>) {
+/// Bytes (text or blob) with their class and length, 8 at a time.
+fn hash_bytes(class: u64, b: &[u8]) -> u64 {
+    let mut h = mix(class.wrapping_mul(K1) ^ (b.len() as u64).wrapping_mul(K2));
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        let w = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+        h = (h ^ w).wrapping_mul(K1).rotate_left(29).wrapping_add(K2);
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K1).rotate_left(29);
+    }
+    mix(h)
+}
+
+/// One value's 64-bit hash: its class and content (REAL by its bits).
+/// Not a keyed hash: both sides are hashed by this process, for a
+/// comparison, not against an adversary.
+fn hash_value(v: ValueRef<'_>) -> u64 {
     match v {
-        ValueRef::Null => h.write_u8(0),
-        ValueRef::Integer(i) => {
-            h.write_u8(1);
-            h.write_i64(i);
-        }
-        ValueRef::Real(r) => {
-            h.write_u8(2);
-            h.write_u64(r.to_bits());
-        }
-        ValueRef::Text(t) => {
-            h.write_u8(3);
-            h.write_usize(t.len());
-            h.write(t);
-        }
-        ValueRef::Blob(b) => {
-            h.write_u8(4);
-            h.write_usize(b.len());
-            h.write(b);
-        }
+        ValueRef::Null => mix(K2),
+        ValueRef::Integer(i) => mix(mix(i as u64) ^ K1),
+        ValueRef::Real(r) => mix(mix(r.to_bits()) ^ K2.rotate_left(17)),
+        ValueRef::Text(t) => hash_bytes(3, t),
+        ValueRef::Blob(b) => hash_bytes(4, b),
     }
 }
 
@@ -405,9 +413,10 @@ pub fn as_ref(v: &Value) -> ValueRef<'_> {
 }
 
 /// The order-independent checksum of a table: the wrapping sums of two
-/// independent 64-bit hashes of every row (each row's values in column
-/// order), and per column the sum of its values' hashes, so a difference
-/// can be narrowed to a column even without a rowid.
+/// 64-bit hashes of every row (each chained over the row's value hashes
+/// in column order, so a value counts with its row and its column), and
+/// per column the sum of its values' hashes, so a difference can be
+/// narrowed to a column even without a rowid.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Checksum {
     pub rows: u64,
@@ -437,8 +446,8 @@ impl Checksum {
     /// column in order, then `finish`. The same sums as [`Checksum::add`].
     pub fn row(&mut self) -> RowSum<'_> {
         RowSum {
-            a: hasher(1),
-            b: hasher(2),
+            a: K1,
+            b: K2,
             sum: self,
         }
     }
@@ -451,31 +460,28 @@ impl Checksum {
 
 /// One row being added to a [`Checksum`].
 pub struct RowSum<'c> {
-    a: std::collections::hash_map::DefaultHasher,
-    b: std::collections::hash_map::DefaultHasher,
+    a: u64,
+    b: u64,
     sum: &'c mut Checksum,
 }
 
 impl RowSum<'_> {
     /// Column `i`'s value (columns in order).
     pub fn value(&mut self, i: usize, v: ValueRef<'_>) {
-        self.a.write_usize(i);
-        self.b.write_usize(i);
-        feed(&mut self.a, v);
-        feed(&mut self.b, v);
-        let mut c = hasher(3);
-        c.write_usize(i);
-        feed(&mut c, v);
-        if let Some(slot) = self.sum.columns.get_mut(i) {
-            *slot = slot.wrapping_add(c.finish());
+        let h = hash_value(v);
+        let i = i as u64;
+        self.a = mix(self.a ^ h ^ i.wrapping_mul(K2));
+        self.b = mix(self.b.wrapping_add(h.rotate_left(23)).wrapping_mul(K1) ^ i);
+        if let Some(slot) = self.sum.columns.get_mut(i as usize) {
+            *slot = slot.wrapping_add(mix(h ^ (i + 1).wrapping_mul(K1)));
         }
     }
 
     /// The row is complete.
     pub fn finish(self) {
         self.sum.rows += 1;
-        self.sum.sum[0] = self.sum.sum[0].wrapping_add(self.a.finish());
-        self.sum.sum[1] = self.sum.sum[1].wrapping_add(self.b.finish());
+        self.sum.sum[0] = self.sum.sum[0].wrapping_add(mix(self.a));
+        self.sum.sum[1] = self.sum.sum[1].wrapping_add(mix(self.b ^ K1));
     }
 }
 
@@ -580,6 +586,39 @@ mod tests {
             fit(Kind::Text, ValueRef::Integer(5)),
             Fit::Refused(_)
         ));
+    }
+
+    #[test]
+    fn checksum_tells_classes_values_and_columns_apart() {
+        let sum = |row: &[ValueRef]| {
+            let mut c = Checksum::new(row.len());
+            c.add(row.iter().copied());
+            c
+        };
+        let rows: Vec<Vec<ValueRef>> = vec![
+            vec![ValueRef::Integer(1)],
+            vec![ValueRef::Integer(2)],
+            vec![ValueRef::Real(1.0)],
+            vec![ValueRef::Real(-0.0)],
+            vec![ValueRef::Real(0.0)],
+            vec![ValueRef::Text(b"1")],
+            vec![ValueRef::Blob(b"1")],
+            vec![ValueRef::Text(b"")],
+            vec![ValueRef::Blob(b"")],
+            vec![ValueRef::Null],
+            vec![ValueRef::Text(b"abcdefgh")],
+            vec![ValueRef::Text(b"abcdefgh\0")],
+            vec![ValueRef::Text(b"abcdefgi")],
+            vec![ValueRef::Null, ValueRef::Integer(1)],
+            vec![ValueRef::Integer(1), ValueRef::Null],
+        ];
+        for (i, x) in rows.iter().enumerate() {
+            for (j, y) in rows.iter().enumerate() {
+                if i != j {
+                    assert_ne!(sum(x).sum, sum(y).sum, "{x:?} and {y:?}");
+                }
+            }
+        }
     }
 
     #[test]
