@@ -233,35 +233,31 @@ pub fn run(settings: &Settings, options: &Options) -> Result<(), Failure> {
         say(&format!("{} → schema {}", lib.file.display(), lib.target));
         build_schema(&mut tx, lib)?;
     }
-    // Every value checked, on every file, before a row is loaded.
-    let mut refused = Vec::new();
-    let mut refused_count = 0u64;
-    let checking = Instant::now();
+    // One pass over every table: each value checked against its column
+    // and added to the SQLite side's checksums as it goes to `COPY`. A
+    // value PostgreSQL cannot hold stops the copying (the rest is still
+    // checked, so every such value is counted) and refuses the import
+    // before anything is switched: the staging schemas roll back.
+    let loading = Instant::now();
+    let mut refusals = Refusals::default();
+    let mut loaded = Vec::new();
     for lib in &mut libraries {
-        check_values(lib, &mut refused, &mut refused_count)?;
+        load(&mut tx, lib, &mut refusals, &mut loaded)?;
     }
-    let checked: u64 = libraries
-        .iter()
-        .flat_map(|l| l.tables.iter())
-        .map(|t| t.checksum.rows)
-        .sum();
-    say(&format!(
-        "checked {checked} rows against their PostgreSQL columns in {:.2} s",
-        checking.elapsed().as_secs_f64()
-    ));
-    if refused_count > 0 {
+    if refusals.count > 0 {
         let mut msg = format!(
-            "{refused_count} value(s) cannot be held by their PostgreSQL column; nothing was loaded:\n"
+            "{} value(s) cannot be held by their PostgreSQL column; nothing was imported:\n",
+            refusals.count
         );
-        for r in &refused {
+        for r in &refusals.first {
             msg.push_str("  ");
             msg.push_str(r);
             msg.push('\n');
         }
-        if refused_count > refused.len() as u64 {
+        if refusals.count > refusals.first.len() as u64 {
             msg.push_str(&format!(
                 "  … and {} more\n",
-                refused_count - refused.len() as u64
+                refusals.count - refusals.first.len() as u64
             ));
         }
         msg.push_str(
@@ -272,8 +268,19 @@ pub fn run(settings: &Settings, options: &Options) -> Result<(), Failure> {
         );
         return Err(Failure::Refused(msg));
     }
+    for line in &loaded {
+        say(line);
+    }
+    let checked: u64 = libraries
+        .iter()
+        .flat_map(|l| l.tables.iter())
+        .map(|t| t.checksum.rows)
+        .sum();
+    say(&format!(
+        "checked {checked} rows against their PostgreSQL columns and loaded them in {:.2} s",
+        loading.elapsed().as_secs_f64()
+    ));
     for lib in &mut libraries {
-        load(&mut tx, lib)?;
         finish_schema(&mut tx, lib)?;
     }
     let mut all_ok = true;
@@ -577,61 +584,6 @@ fn row_name(rowid: ValueRef<'_>) -> String {
     }
 }
 
-/// Pass 1: every value against its column; the SQLite side's checksums.
-fn check_values(
-    lib: &mut Library,
-    refused: &mut Vec<String>,
-    refused_count: &mut u64,
-) -> Result<(), Failure> {
-    for t in &mut lib.tables {
-        let mut st = lib
-            .db
-            .prepare(&t.select)
-            .map_err(|e| failed(format!("reading {}: {e}", t.name)))?;
-        while st
-            .step()
-            .map_err(|e| failed(format!("reading {}: {e}", t.name)))?
-        {
-            let mut fitted: Vec<ValueRef> = Vec::with_capacity(t.columns.len());
-            for (i, c) in t.columns.iter().enumerate() {
-                let v = st.value(i + 1);
-                match value::fit(c.kind, v) {
-                    Fit::Exact(x) => fitted.push(x),
-                    Fit::Converted(x) => {
-                        t.converted += 1;
-                        fitted.push(x)
-                    }
-                    Fit::Refused(why) => {
-                        *refused_count += 1;
-                        if refused.len() < 20 {
-                            refused.push(format!(
-                                "table {}, {}, column {}: {} (declared {:?}, PostgreSQL {:?}): {why}",
-                                t.name,
-                                row_name(st.value(0)),
-                                c.sqlite,
-                                owned(v).show(),
-                                c.declared,
-                                c.kind
-                            ));
-                        }
-                        fitted.push(ValueRef::Null);
-                    }
-                }
-            }
-            if let Some(k) = t.sequence_column {
-                if let ValueRef::Integer(i) = fitted[k] {
-                    t.max = Some(t.max.map_or(i, |m| m.max(i)));
-                    if i < i64::MAX {
-                        t.max_below_top = Some(t.max_below_top.map_or(i, |m| m.max(i)));
-                    }
-                }
-            }
-            t.checksum.add(fitted.iter().copied());
-        }
-    }
-    Ok(())
-}
-
 fn owned(v: ValueRef<'_>) -> Value {
     match v {
         ValueRef::Null => Value::Null,
@@ -665,38 +617,290 @@ fn sqlite_sequence(db: &Db) -> Result<Vec<(String, i64)>, String> {
         .collect())
 }
 
-/// Pass 2: sequences set, rows copied.
-fn load(tx: &mut Transaction<'_>, lib: &mut Library) -> Result<(), Failure> {
-    tx.batch_execute(&format!("SET LOCAL search_path = {}", ident(&lib.staging)))
-        .map_err(|e| failed(pg::chain(&e)))?;
-    let sequences = sqlite_sequence(&lib.db).map_err(failed)?;
-    for t in &mut lib.tables {
-        // The sequence first: the rowid trigger then never fires for a
-        // copied row (none is above the sequence).
-        if let Some(seq) = &t.sequence {
-            let from_file = sequences
-                .iter()
-                .find(|(n, _)| *n == t.name.to_ascii_lowercase())
-                .map(|(_, s)| *s);
-            let value = if t.autoincrement {
-                match (t.max, from_file) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    (a, b) => a.or(b),
+/// Values PostgreSQL cannot hold, across every file: the first 20 named,
+/// all counted.
+#[derive(Default)]
+struct Refusals {
+    first: Vec<String>,
+    count: u64,
+}
+
+/// What the reader learns of one table on its way through.
+struct Read {
+    checksum: Checksum,
+    max: Option<i64>,
+    max_below_top: Option<i64>,
+    converted: u64,
+}
+
+/// From the SQLite reader to the `COPY` writer.
+enum Msg {
+    /// Table `i` has rows (about `total`): start its `COPY`.
+    Begin(usize, u64),
+    /// Encoded rows of the current table, `rows` so far.
+    Chunk(Vec<u8>, u64),
+    /// The current table is done: finish its `COPY` (its last chunk was
+    /// sent), `rows` in all.
+    End(u64),
+}
+
+/// The reader's error when the writer has stopped (its own error says why).
+const WRITER_STOPPED: &str = "the writer stopped";
+
+/// How many encoded bytes make a chunk, and how many chunks may wait for
+/// the writer: what the load holds in memory, whatever the table's size.
+const CHUNK: usize = 1 << 18;
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// The database handle, lent to the reader thread while the writer does
+/// not touch it (SQLite's default threading mode lets a connection be used
+/// from any one thread at a time).
+struct Lent<'a>(&'a Db);
+// SAFETY: only the reader thread uses the handle while it is lent (the
+// load's writer side makes no SQLite call until the reader is joined).
+unsafe impl Send for Lent<'_> {}
+
+/// The reader: every table's rows, in order, each value fitted to its
+/// column (a refused one recorded by table, rowid and column), added to the
+/// checksums and encoded for `COPY` (binary where every column allows it).
+/// After a refusal nothing more is sent, but every row is still checked.
+fn read_tables(
+    db: Lent<'_>,
+    tables: &[Table],
+    refusing: bool,
+    to_writer: std::sync::mpsc::SyncSender<Msg>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+) -> Result<(Vec<Read>, Refusals), String> {
+    let db = db.0;
+    let mut refusals = Refusals::default();
+    let mut refusing = refusing;
+    let mut out = Vec::with_capacity(tables.len());
+    let pause_in = std::env::var("PLEX_PG_IMPORT_PAUSE_IN_COPY").ok();
+    for (ti, t) in tables.iter().enumerate() {
+        let binary = value::binary_ok(t.columns.iter().map(|c| c.kind));
+        let mut read = Read {
+            checksum: Checksum::new(t.columns.len()),
+            max: None,
+            max_below_top: None,
+            converted: 0,
+        };
+        let mut st = db
+            .prepare(&t.select)
+            .map_err(|e| format!("reading {}: {e}", t.name))?;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut begun = false;
+        let mut chunks = 0u64;
+        while st.step().map_err(|e| format!("reading {}: {e}", t.name))? {
+            if !begun && !refusing {
+                let total = db
+                    .query_text(&format!("SELECT count(*) FROM ({})", t.select))?
+                    .first()
+                    .and_then(|r| r.first().cloned().flatten())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                if to_writer.send(Msg::Begin(ti, total)).is_err() {
+                    return Err(WRITER_STOPPED.into());
                 }
-            } else {
-                t.max_below_top
-            };
-            if let Some(v) = value {
-                tx.batch_execute(&format!(
-                    "SELECT setval({s}::regclass, {v}) FROM pg_sequence WHERE seqrelid = {s}::regclass AND {v} BETWEEN seqmin AND seqmax",
-                    s = literal(seq)
-                ))
-                .map_err(|e| failed(format!("setting the rowid sequence of {}: {}", t.name, pg::chain(&e))))?;
+                begun = true;
+                buf = spare
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK + (1 << 12)));
+                if binary {
+                    buf.extend_from_slice(value::BINARY_HEADER);
+                }
+            }
+            let encode = begun && !refusing;
+            if encode && binary {
+                value::binary_row(t.columns.len(), &mut buf);
+            }
+            let mut row = read.checksum.row();
+            for (i, c) in t.columns.iter().enumerate() {
+                let v = st.value(i + 1);
+                let x = match value::fit(c.kind, v) {
+                    Fit::Exact(x) => x,
+                    Fit::Converted(x) => {
+                        read.converted += 1;
+                        x
+                    }
+                    Fit::Refused(why) => {
+                        refusing = true;
+                        refusals.count += 1;
+                        if refusals.first.len() < 20 {
+                            refusals.first.push(format!(
+                                "table {}, {}, column {}: {} (declared {:?}, PostgreSQL {:?}): {why}",
+                                t.name,
+                                row_name(st.value(0)),
+                                c.sqlite,
+                                owned(v).show(),
+                                c.declared,
+                                c.kind
+                            ));
+                        }
+                        ValueRef::Null
+                    }
+                };
+                row.value(i, x);
+                if encode {
+                    if binary {
+                        value::encode_binary(c.kind, x, &mut buf);
+                    } else {
+                        if i > 0 {
+                            buf.push(b'\t');
+                        }
+                        value::encode(c.kind, x, &mut buf);
+                    }
+                }
+                if Some(i) == t.sequence_column {
+                    if let ValueRef::Integer(v) = x {
+                        read.max = Some(read.max.map_or(v, |m| m.max(v)));
+                        if v < i64::MAX {
+                            read.max_below_top = Some(read.max_below_top.map_or(v, |m| m.max(v)));
+                        }
+                    }
+                }
+            }
+            row.finish();
+            if encode && !binary {
+                buf.push(b'\n');
+            }
+            if encode && buf.len() >= CHUNK {
+                let next = spare
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK + (1 << 12)));
+                let full = std::mem::replace(&mut buf, next);
+                if to_writer
+                    .send(Msg::Chunk(full, read.checksum.rows))
+                    .is_err()
+                {
+                    return Err(WRITER_STOPPED.into());
+                }
+                chunks += 1;
+                if chunks == 1 && pause_in.as_deref() == Some(t.name.as_str()) {
+                    // For tests: a window in which to kill the import while
+                    // a table's COPY is under way.
+                    say(&format!("pausing while copying {}", t.name));
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                }
             }
         }
-        // The rowid trigger only gives a NULL rowid a value (a SQLite rowid
-        // never is NULL) and moves the sequence (set above): off while
-        // copying, so no row pays for its WHEN clause.
+        if begun && !refusing {
+            if binary {
+                buf.extend_from_slice(value::BINARY_TRAILER);
+            }
+            let rows = read.checksum.rows;
+            if to_writer.send(Msg::Chunk(buf, rows)).is_err()
+                || to_writer.send(Msg::End(rows)).is_err()
+            {
+                return Err(WRITER_STOPPED.into());
+            }
+        }
+        out.push(read);
+    }
+    Ok((out, refusals))
+}
+
+/// Every table's rows checked and copied in one pass: a reader thread
+/// (SQLite, [`read_tables`]) hands encoded chunks over a bounded channel to
+/// this thread, which writes them into each table's `COPY`; then the rowid
+/// sequences are set. The `loaded …` lines are kept for the caller to print
+/// once no value was refused.
+fn load(
+    tx: &mut Transaction<'_>,
+    lib: &mut Library,
+    refusals: &mut Refusals,
+    loaded: &mut Vec<String>,
+) -> Result<(), Failure> {
+    // After a refused value only checking goes on: the COPY it cut short
+    // left the transaction aborted, and nothing more is sent to it.
+    let refusing = refusals.count > 0;
+    if !refusing {
+        tx.batch_execute(&format!("SET LOCAL search_path = {}", ident(&lib.staging)))
+            .map_err(|e| failed(pg::chain(&e)))?;
+    }
+    let sequences = sqlite_sequence(&lib.db).map_err(failed)?;
+    let (to_writer, from_reader) = std::sync::mpsc::sync_channel::<Msg>(CHUNKS_IN_FLIGHT);
+    let (to_reader, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+    let tables = &lib.tables;
+    let lent = Lent(&lib.db);
+    let (written, read) = std::thread::scope(|scope| {
+        let reader = scope.spawn(move || read_tables(lent, tables, refusing, to_writer, spare));
+        let written = write_tables(tx, tables, from_reader, to_reader);
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err("the SQLite reader panicked".into()));
+        (written, read)
+    });
+    // The writer's error when it stopped first (the reader then only
+    // says that it did); else the reader's, which stopped the writer.
+    let (reads, found) = match (read, written) {
+        (Err(e), Ok(_)) => return Err(failed(e)),
+        (Err(e), Err(w)) => return Err(if e == WRITER_STOPPED { w } else { failed(e) }),
+        (Ok(_), Err(e)) => return Err(e),
+        (Ok(r), Ok(lines)) => {
+            loaded.extend(lines);
+            r
+        }
+    };
+    refusals.count += found.count;
+    for r in found.first {
+        if refusals.first.len() < 20 {
+            refusals.first.push(r);
+        }
+    }
+    for (t, r) in lib.tables.iter_mut().zip(reads) {
+        t.checksum = r.checksum;
+        t.max = r.max;
+        t.max_below_top = r.max_below_top;
+        t.converted = r.converted;
+    }
+    if refusals.count > 0 {
+        return Ok(());
+    }
+    // The sequences: past every copied rowid (the rowid trigger was off
+    // while copying, so none moved).
+    for t in &lib.tables {
+        let Some(seq) = &t.sequence else { continue };
+        let from_file = sequences
+            .iter()
+            .find(|(n, _)| *n == t.name.to_ascii_lowercase())
+            .map(|(_, s)| *s);
+        let value = if t.autoincrement {
+            match (t.max, from_file) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            }
+        } else {
+            t.max_below_top
+        };
+        if let Some(v) = value {
+            tx.batch_execute(&format!(
+                "SELECT setval({s}::regclass, {v}) FROM pg_sequence WHERE seqrelid = {s}::regclass AND {v} BETWEEN seqmin AND seqmax",
+                s = literal(seq)
+            ))
+            .map_err(|e| failed(format!("setting the rowid sequence of {}: {}", t.name, pg::chain(&e))))?;
+        }
+    }
+    Ok(())
+}
+
+/// The writer: each table's `COPY` started when the reader finds its first
+/// row (an empty table costs no round trip), its chunks written, finished.
+/// Returns the `loaded …` lines. When the reader stops sending (done, a
+/// refused value, an error: its result says which), a `COPY` still open
+/// is aborted by dropping its writer.
+fn write_tables(
+    tx: &mut Transaction<'_>,
+    tables: &[Table],
+    from_reader: std::sync::mpsc::Receiver<Msg>,
+    to_reader: std::sync::mpsc::Sender<Vec<u8>>,
+) -> Result<Vec<String>, Failure> {
+    let mut lines = Vec::new();
+    while let Ok(msg) = from_reader.recv() {
+        let Msg::Begin(i, total) = msg else { continue };
+        let t = &tables[i];
+        // The rowid trigger only gives a NULL rowid a value (a SQLite
+        // rowid never is NULL) and moves the sequence (set after the
+        // load): off while copying, so no row pays for its WHEN clause.
         let rowid_trigger = t.sequence.is_some()
             && pg::scalar(
                 tx,
@@ -715,59 +919,36 @@ fn load(tx: &mut Transaction<'_>, lib: &mut Library) -> Result<(), Failure> {
             ))
             .map_err(|e| failed(pg::chain(&e)))?;
         }
-        let started = Instant::now();
+        let binary = value::binary_ok(t.columns.iter().map(|c| c.kind));
         let cols: Vec<String> = t.columns.iter().map(|c| ident(&c.pg)).collect();
-        let copy = format!("COPY {} ({}) FROM STDIN", ident(&t.pg), cols.join(", "));
-        let mut writer = tx
-            .copy_in(&copy)
-            .map_err(|e| failed(format!("loading {}: {}", t.name, pg::chain(&e))))?;
-        let mut st = lib
-            .db
-            .prepare(&t.select)
-            .map_err(|e| failed(format!("reading {}: {e}", t.name)))?;
-        let mut buf = Vec::with_capacity(1 << 17);
-        let mut rows = 0u64;
+        let copy = format!(
+            "COPY {} ({}) FROM STDIN{}",
+            ident(&t.pg),
+            cols.join(", "),
+            if binary { " (FORMAT binary)" } else { "" }
+        );
+        let loading = |e: &dyn std::fmt::Display| failed(format!("loading {}: {e}", t.name));
+        let started = Instant::now();
+        let mut progress = crate::progress::TableProgress::new(&t.name, total);
+        let mut writer = tx.copy_in(&copy).map_err(|e| loading(&pg::chain(&e)))?;
         let mut bytes = 0u64;
-        let mut progress = crate::progress::TableProgress::new(&t.name, t.checksum.rows);
-        while st
-            .step()
-            .map_err(|e| failed(format!("reading {}: {e}", t.name)))?
-        {
-            for (i, c) in t.columns.iter().enumerate() {
-                if i > 0 {
-                    buf.push(b'\t');
+        let rows = loop {
+            match from_reader.recv() {
+                Ok(Msg::Chunk(mut chunk, rows)) => {
+                    writer
+                        .write_all(&chunk)
+                        .map_err(|e| loading(&pg::chain(&e)))?;
+                    bytes += chunk.len() as u64;
+                    progress.update(rows, bytes);
+                    chunk.clear();
+                    let _ = to_reader.send(chunk);
                 }
-                let v = match value::fit(c.kind, st.value(i + 1)) {
-                    Fit::Exact(x) | Fit::Converted(x) => x,
-                    Fit::Refused(why) => {
-                        return Err(failed(format!(
-                            "table {}: a value changed while importing ({why}); is another process writing the file?",
-                            t.name
-                        )))
-                    }
-                };
-                value::encode(c.kind, v, &mut buf);
+                Ok(Msg::End(rows)) => break rows,
+                // The reader stopped mid-table: the COPY is aborted.
+                Ok(Msg::Begin(..)) | Err(_) => return Ok(lines),
             }
-            buf.push(b'\n');
-            rows += 1;
-            if rows % 4096 == 0 {
-                progress.update(rows, bytes + buf.len() as u64);
-            }
-            if buf.len() >= 1 << 16 {
-                bytes += buf.len() as u64;
-                writer
-                    .write_all(&buf)
-                    .map_err(|e| failed(format!("loading {}: {}", t.name, pg::chain(&e))))?;
-                buf.clear();
-            }
-        }
-        bytes += buf.len() as u64;
-        writer
-            .write_all(&buf)
-            .map_err(|e| failed(format!("loading {}: {}", t.name, pg::chain(&e))))?;
-        writer
-            .finish()
-            .map_err(|e| failed(format!("loading {}: {}", t.name, pg::chain(&e))))?;
+        };
+        writer.finish().map_err(|e| loading(&pg::chain(&e)))?;
         progress.finish();
         let secs = started.elapsed().as_secs_f64().max(1e-6);
         if rowid_trigger {
@@ -777,22 +958,28 @@ fn load(tx: &mut Transaction<'_>, lib: &mut Library) -> Result<(), Failure> {
             ))
             .map_err(|e| failed(pg::chain(&e)))?;
         }
-        if rows > 0 {
-            say(&format!(
-                "  loaded {}: {rows} rows, {:.1} MB in {secs:.2} s ({:.0} rows/s)",
-                t.name,
-                bytes as f64 / 1e6,
-                rows as f64 / secs
-            ));
-        }
+        lines.push(format!(
+            "  loaded {}: {rows} rows, {:.1} MB in {secs:.2} s ({:.0} rows/s)",
+            t.name,
+            bytes as f64 / 1e6,
+            rows as f64 / secs
+        ));
     }
-    Ok(())
+    Ok(lines)
 }
 
 /// Views, indexes, triggers; FTS refilled; the file's user_version and
 /// application_id.
 fn finish_schema(tx: &mut Transaction<'_>, lib: &mut Library) -> Result<(), Failure> {
     let started = Instant::now();
+    // Index builds sort each table once: room to sort in memory, and
+    // PostgreSQL's parallel workers for the large ones (they see this
+    // transaction's rows).
+    tx.batch_execute(&format!(
+        "SET LOCAL search_path = {}; SET LOCAL maintenance_work_mem = '256MB'; SET LOCAL max_parallel_maintenance_workers = 2",
+        ident(&lib.staging)
+    ))
+    .map_err(|e| failed(pg::chain(&e)))?;
     let after = lib.plan.after.clone();
     for o in &after {
         pg::run_sqlite(tx, &lib.staging, &o.sql).map_err(|e| {
@@ -879,10 +1066,28 @@ fn verify(tx: &mut Transaction<'_>, lib: &mut Library) -> Result<bool, Failure> 
     for i in 0..lib.tables.len() {
         let t = &lib.tables[i];
         let mut got = Checksum::new(t.columns.len());
-        read_back(tx, t, None, |row| {
-            got.add(row.iter().map(value::as_ref));
-            Ok(true)
-        })?;
+        let kinds: Vec<Kind> = t.columns.iter().map(|c| c.kind).collect();
+        if value::binary_ok(kinds.iter().copied()) {
+            // Binary: no value parsed from text, none allocated.
+            let cols: Vec<String> = t.columns.iter().map(|c| ident(&c.pg)).collect();
+            let select = format!("SELECT {} FROM {}", cols.join(", "), ident(&t.pg));
+            pg::copy_binary_rows(
+                tx,
+                &select,
+                &kinds,
+                &format!("{} back", t.name),
+                failed,
+                |row| {
+                    got.add(row.iter().copied());
+                    Ok(())
+                },
+            )?;
+        } else {
+            read_back(tx, t, None, |row| {
+                got.add(row.iter().map(value::as_ref));
+                Ok(true)
+            })?;
+        }
         let same = got == t.checksum;
         if same && got.rows == 0 {
             empty += 1;

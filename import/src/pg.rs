@@ -8,6 +8,7 @@ use plex_pg_config::Settings;
 use plex_pg_shim::translate::{self, Action, Catalog};
 use postgres::{SimpleQueryMessage, Transaction};
 
+use crate::sqlite::ValueRef;
 use crate::value::{self, Kind, Value};
 
 /// Connect as the shim would (`postgres.*` settings, TLS included).
@@ -56,6 +57,85 @@ pub fn copy_rows<E>(
         if !each(row)? {
             return Ok(());
         }
+    }
+}
+
+/// Every row of `COPY (<select>) TO STDOUT (FORMAT binary)` (256 KiB read
+/// at a time), each field decoded in `kinds` ([`value::decode_binary`],
+/// borrowed from one reused row buffer: no allocation per value) and
+/// handed to `each` as the values of one row. Every kind but `Numeric`.
+pub fn copy_binary_rows<E>(
+    tx: &mut Transaction<'_>,
+    select: &str,
+    kinds: &[Kind],
+    what: &str,
+    fail: impl Fn(String) -> E,
+    mut each: impl FnMut(&[ValueRef<'_>]) -> Result<(), E>,
+) -> Result<(), E> {
+    use std::io::Read;
+    let reader = tx
+        .copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
+        .map_err(|e| fail(format!("reading {what}: {}", chain(&e))))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 18, reader);
+    let io = |e: std::io::Error| format!("reading {what}: {e}");
+    let mut header = [0u8; 19];
+    reader.read_exact(&mut header).map_err(|e| fail(io(e)))?;
+    if header[..11] != value::BINARY_HEADER[..11] {
+        return Err(fail(format!("reading {what}: not a binary COPY stream")));
+    }
+    let extension = u32::from_be_bytes([header[15], header[16], header[17], header[18]]);
+    std::io::copy(
+        &mut (&mut reader).take(extension as u64),
+        &mut std::io::sink(),
+    )
+    .map_err(|e| fail(io(e)))?;
+    let mut data: Vec<u8> = Vec::with_capacity(1 << 12);
+    let mut spans: Vec<Option<(usize, usize)>> = Vec::with_capacity(kinds.len());
+    let mut values: Vec<ValueRef<'static>> = Vec::with_capacity(kinds.len());
+    loop {
+        let mut n = [0u8; 2];
+        reader.read_exact(&mut n).map_err(|e| fail(io(e)))?;
+        let n = i16::from_be_bytes(n);
+        if n == -1 {
+            return Ok(());
+        }
+        if n as usize != kinds.len() {
+            return Err(fail(format!(
+                "reading {what}: {n} fields in a row, {} expected",
+                kinds.len()
+            )));
+        }
+        data.clear();
+        spans.clear();
+        for _ in 0..n {
+            let mut len = [0u8; 4];
+            reader.read_exact(&mut len).map_err(|e| fail(io(e)))?;
+            let len = i32::from_be_bytes(len);
+            if len < 0 {
+                spans.push(None);
+                continue;
+            }
+            let start = data.len();
+            data.resize(start + len as usize, 0);
+            reader
+                .read_exact(&mut data[start..])
+                .map_err(|e| fail(io(e)))?;
+            spans.push(Some((start, start + len as usize)));
+        }
+        // The values borrow `data` for this row only; the vector is
+        // emptied before `data` changes.
+        let mut row: Vec<ValueRef<'_>> = std::mem::take(&mut values)
+            .into_iter()
+            .map(|_| ValueRef::Null)
+            .collect();
+        row.clear();
+        for (span, kind) in spans.iter().zip(kinds) {
+            let field = span.map(|(a, b)| &data[a..b]);
+            row.push(value::decode_binary(*kind, field).map_err(|e| fail(format!("{what}: {e}")))?);
+        }
+        each(&row)?;
+        row.clear();
+        values = row.into_iter().map(|_| ValueRef::Null).collect();
     }
 }
 

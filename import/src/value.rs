@@ -2,8 +2,6 @@
 //! hold, how a value is written for `COPY`, how `COPY`'s output is read
 //! back, and the order-independent checksum both sides are compared by.
 
-use std::hash::Hasher;
-
 use crate::sqlite::ValueRef;
 
 /// A PostgreSQL column type the translator produces.
@@ -204,6 +202,76 @@ pub fn encode(kind: Kind, v: ValueRef<'_>, out: &mut Vec<u8>) {
     }
 }
 
+/// Whether every column of a table can go through `COPY`'s binary format
+/// (every kind but `numeric`, whose binary form is not written here).
+pub fn binary_ok(kinds: impl IntoIterator<Item = Kind>) -> bool {
+    kinds.into_iter().all(|k| k != Kind::Numeric)
+}
+
+/// The header of a binary `COPY` stream: signature, flags, no extension.
+pub const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// The trailer of a binary `COPY` stream.
+pub const BINARY_TRAILER: &[u8] = &[0xff, 0xff];
+
+/// Start a row of `n` fields in `COPY`'s binary format.
+pub fn binary_row(n: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(n as i16).to_be_bytes());
+}
+
+/// Append `v` (already fitted to `kind`, which is not `Numeric`) as one
+/// field of `COPY`'s binary format: its length, then PostgreSQL's send
+/// form of the type. No allocation.
+pub fn encode_binary(kind: Kind, v: ValueRef<'_>, out: &mut Vec<u8>) {
+    fn field(out: &mut Vec<u8>, bytes: &[u8]) {
+        out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+        out.extend_from_slice(bytes);
+    }
+    match v {
+        ValueRef::Null => out.extend_from_slice(&(-1i32).to_be_bytes()),
+        ValueRef::Integer(i) => match kind {
+            Kind::Bool => field(out, &[(i != 0) as u8]),
+            Kind::Int(16) => field(out, &(i as i16).to_be_bytes()),
+            Kind::Int(32) => field(out, &(i as i32).to_be_bytes()),
+            Kind::Float8 => field(out, &(i as f64).to_bits().to_be_bytes()),
+            Kind::Float4 => field(out, &(i as f32).to_bits().to_be_bytes()),
+            _ => field(out, &i.to_be_bytes()),
+        },
+        ValueRef::Real(r) => match kind {
+            Kind::Float4 => field(out, &(r as f32).to_bits().to_be_bytes()),
+            _ => field(out, &r.to_bits().to_be_bytes()),
+        },
+        ValueRef::Text(t) | ValueRef::Blob(t) => field(out, t),
+    }
+}
+
+/// One field of `COPY`'s binary output (None for NULL) for a column of
+/// `kind` (not `Numeric`), as the shim returns it, borrowed.
+pub fn decode_binary(kind: Kind, field: Option<&[u8]>) -> Result<ValueRef<'_>, String> {
+    let Some(b) = field else {
+        return Ok(ValueRef::Null);
+    };
+    let bad = || format!("PostgreSQL sent {} bytes for a {kind:?} column", b.len());
+    let fixed = |n: usize| -> Result<u64, String> {
+        if b.len() != n {
+            return Err(bad());
+        }
+        Ok(b.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64))
+    };
+    Ok(match kind {
+        Kind::Int(64) => ValueRef::Integer(fixed(8)? as i64),
+        Kind::Int(32) => ValueRef::Integer(fixed(4)? as u32 as i32 as i64),
+        Kind::Int(16) => ValueRef::Integer(fixed(2)? as u16 as i16 as i64),
+        Kind::Int(_) => return Err(bad()),
+        Kind::Float8 => ValueRef::Real(f64::from_bits(fixed(8)?)),
+        Kind::Float4 => ValueRef::Real(f32::from_bits(fixed(4)? as u32) as f64),
+        Kind::Bool => ValueRef::Integer((fixed(1)? != 0) as i64),
+        Kind::Text => ValueRef::Text(b),
+        Kind::Bytea => ValueRef::Blob(b),
+        Kind::Numeric => return Err("numeric is read in text format".into()),
+    })
+}
+
 /// Undo `COPY TO`'s text escapes in one field.
 fn unescape(field: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(field.len());
@@ -291,35 +359,45 @@ fn parse_float(t: &str) -> Option<f64> {
     }
 }
 
-/// A 64-bit hash with a fixed key (both sides run in this process).
-fn hasher(seed: u8) -> std::collections::hash_map::DefaultHasher {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    h.write_u8(seed);
-    h
+const K1: u64 = 0x9e37_79b9_7f4a_7c15;
+const K2: u64 = 0xc2b2_ae3d_27d4_eb4f;
+
+/// A 64-bit finalizer (a bijection that mixes every bit into every bit).
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
 }
 
-/// Feed one value (its class and content) into a hash.
-fn feed(h: &mut impl Hasher, v: ValueRef<'_>) {
+/// Bytes (text or blob) with their class and length, 8 at a time.
+fn hash_bytes(class: u64, b: &[u8]) -> u64 {
+    let mut h = mix(class.wrapping_mul(K1) ^ (b.len() as u64).wrapping_mul(K2));
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        let w = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+        h = (h ^ w).wrapping_mul(K1).rotate_left(29).wrapping_add(K2);
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K1).rotate_left(29);
+    }
+    mix(h)
+}
+
+/// One value's 64-bit hash: its class and content (REAL by its bits).
+/// Not a keyed hash: both sides are hashed by this process, for a
+/// comparison, not against an adversary.
+fn hash_value(v: ValueRef<'_>) -> u64 {
     match v {
-        ValueRef::Null => h.write_u8(0),
-        ValueRef::Integer(i) => {
-            h.write_u8(1);
-            h.write_i64(i);
-        }
-        ValueRef::Real(r) => {
-            h.write_u8(2);
-            h.write_u64(r.to_bits());
-        }
-        ValueRef::Text(t) => {
-            h.write_u8(3);
-            h.write_usize(t.len());
-            h.write(t);
-        }
-        ValueRef::Blob(b) => {
-            h.write_u8(4);
-            h.write_usize(b.len());
-            h.write(b);
-        }
+        ValueRef::Null => mix(K2),
+        ValueRef::Integer(i) => mix(mix(i as u64) ^ K1),
+        ValueRef::Real(r) => mix(mix(r.to_bits()) ^ K2.rotate_left(17)),
+        ValueRef::Text(t) => hash_bytes(3, t),
+        ValueRef::Blob(b) => hash_bytes(4, b),
     }
 }
 
@@ -335,9 +413,10 @@ pub fn as_ref(v: &Value) -> ValueRef<'_> {
 }
 
 /// The order-independent checksum of a table: the wrapping sums of two
-/// independent 64-bit hashes of every row (each row's values in column
-/// order), and per column the sum of its values' hashes, so a difference
-/// can be narrowed to a column even without a rowid.
+/// 64-bit hashes of every row (each chained over the row's value hashes
+/// in column order, so a value counts with its row and its column), and
+/// per column the sum of its values' hashes, so a difference can be
+/// narrowed to a column even without a rowid.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Checksum {
     pub rows: u64,
@@ -356,28 +435,53 @@ impl Checksum {
 
     /// Add one row.
     pub fn add<'a>(&mut self, row: impl Iterator<Item = ValueRef<'a>>) {
-        let mut a = hasher(1);
-        let mut b = hasher(2);
+        let mut r = self.row();
         for (i, v) in row.enumerate() {
-            a.write_usize(i);
-            b.write_usize(i);
-            feed(&mut a, v);
-            feed(&mut b, v);
-            let mut c = hasher(3);
-            c.write_usize(i);
-            feed(&mut c, v);
-            if let Some(slot) = self.columns.get_mut(i) {
-                *slot = slot.wrapping_add(c.finish());
-            }
+            r.value(i, v);
         }
-        self.rows += 1;
-        self.sum[0] = self.sum[0].wrapping_add(a.finish());
-        self.sum[1] = self.sum[1].wrapping_add(b.finish());
+        r.finish();
+    }
+
+    /// Add one row value by value (no row is built): `value` for each
+    /// column in order, then `finish`. The same sums as [`Checksum::add`].
+    pub fn row(&mut self) -> RowSum<'_> {
+        RowSum {
+            a: K1,
+            b: K2,
+            sum: self,
+        }
     }
 
     /// A short rendering (the two sums).
     pub fn short(&self) -> String {
         format!("{:08x}", (self.sum[0] ^ self.sum[1].rotate_left(32)) >> 32)
+    }
+}
+
+/// One row being added to a [`Checksum`].
+pub struct RowSum<'c> {
+    a: u64,
+    b: u64,
+    sum: &'c mut Checksum,
+}
+
+impl RowSum<'_> {
+    /// Column `i`'s value (columns in order).
+    pub fn value(&mut self, i: usize, v: ValueRef<'_>) {
+        let h = hash_value(v);
+        let i = i as u64;
+        self.a = mix(self.a ^ h ^ i.wrapping_mul(K2));
+        self.b = mix(self.b.wrapping_add(h.rotate_left(23)).wrapping_mul(K1) ^ i);
+        if let Some(slot) = self.sum.columns.get_mut(i as usize) {
+            *slot = slot.wrapping_add(mix(h ^ (i + 1).wrapping_mul(K1)));
+        }
+    }
+
+    /// The row is complete.
+    pub fn finish(self) {
+        self.sum.rows += 1;
+        self.sum.sum[0] = self.sum.sum[0].wrapping_add(mix(self.a));
+        self.sum.sum[1] = self.sum.sum[1].wrapping_add(mix(self.b ^ K1));
     }
 }
 
@@ -430,6 +534,41 @@ mod tests {
     }
 
     #[test]
+    fn values_survive_copy_binary_encoding() {
+        let cases: Vec<(Kind, ValueRef)> = vec![
+            (Kind::Int(64), ValueRef::Integer(i64::MAX)),
+            (Kind::Int(64), ValueRef::Integer(-5)),
+            (Kind::Int(32), ValueRef::Integer(-2_000_000_000)),
+            (Kind::Int(16), ValueRef::Integer(-300)),
+            (Kind::Float8, ValueRef::Real(-0.0)),
+            (Kind::Float8, ValueRef::Real(1.0 / 3.0)),
+            (Kind::Float4, ValueRef::Real(0.5)),
+            (Kind::Bool, ValueRef::Integer(1)),
+            (Kind::Bool, ValueRef::Integer(0)),
+            (Kind::Text, ValueRef::Text("tab\there é".as_bytes())),
+            (Kind::Text, ValueRef::Text(b"")),
+            (Kind::Bytea, ValueRef::Blob(&[0, 255, 9])),
+            (Kind::Bytea, ValueRef::Null),
+        ];
+        for (kind, v) in cases {
+            let mut out = Vec::new();
+            encode_binary(kind, v, &mut out);
+            let len = i32::from_be_bytes(out[..4].try_into().unwrap());
+            let field = (len >= 0).then(|| &out[4..]);
+            if let Some(f) = field {
+                assert_eq!(f.len(), len as usize);
+            }
+            let back = decode_binary(kind, field).unwrap();
+            match (v, back) {
+                (ValueRef::Real(a), ValueRef::Real(b)) => assert_eq!(a.to_bits(), b.to_bits()),
+                _ => assert_eq!(v, back, "{kind:?}"),
+            }
+        }
+        assert!(!binary_ok([Kind::Text, Kind::Numeric]));
+        assert_eq!(BINARY_HEADER.len(), 19);
+    }
+
+    #[test]
     fn refused_and_converted_values() {
         assert!(matches!(
             fit(Kind::Int(64), ValueRef::Text(b"abc")),
@@ -447,6 +586,39 @@ mod tests {
             fit(Kind::Text, ValueRef::Integer(5)),
             Fit::Refused(_)
         ));
+    }
+
+    #[test]
+    fn checksum_tells_classes_values_and_columns_apart() {
+        let sum = |row: &[ValueRef]| {
+            let mut c = Checksum::new(row.len());
+            c.add(row.iter().copied());
+            c
+        };
+        let rows: Vec<Vec<ValueRef>> = vec![
+            vec![ValueRef::Integer(1)],
+            vec![ValueRef::Integer(2)],
+            vec![ValueRef::Real(1.0)],
+            vec![ValueRef::Real(-0.0)],
+            vec![ValueRef::Real(0.0)],
+            vec![ValueRef::Text(b"1")],
+            vec![ValueRef::Blob(b"1")],
+            vec![ValueRef::Text(b"")],
+            vec![ValueRef::Blob(b"")],
+            vec![ValueRef::Null],
+            vec![ValueRef::Text(b"abcdefgh")],
+            vec![ValueRef::Text(b"abcdefgh\0")],
+            vec![ValueRef::Text(b"abcdefgi")],
+            vec![ValueRef::Null, ValueRef::Integer(1)],
+            vec![ValueRef::Integer(1), ValueRef::Null],
+        ];
+        for (i, x) in rows.iter().enumerate() {
+            for (j, y) in rows.iter().enumerate() {
+                if i != j {
+                    assert_ne!(sum(x).sum, sum(y).sum, "{x:?} and {y:?}");
+                }
+            }
+        }
     }
 
     #[test]

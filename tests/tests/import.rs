@@ -201,6 +201,55 @@ fn a_value_postgresql_cannot_hold_is_named_before_anything_is_loaded() {
     assert!(!schema_exists(&schema));
 }
 
+/// The check is part of the load: after the first value PostgreSQL cannot
+/// hold (metadata_items, in the library file, after other tables were
+/// copied) nothing more is copied, but every row of every file is still
+/// checked, so a second such value in the blobs file (read after it) is
+/// named as well, and nothing is switched.
+#[test]
+fn every_value_postgresql_cannot_hold_is_named_across_files() {
+    let dir = TempDir::new("import_bad2");
+    make_library(dir.path(), 20);
+    library(&["bad", &library_db(dir.path())]);
+    let blobs = dir.path().join("com.plexapp.plugins.library.blobs.db");
+    let update = run(
+        Command::new("python3").args([
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \
+             c.execute(\"UPDATE blobs SET blob_type = 'not a number' WHERE id = (SELECT min(id) FROM blobs)\"); \
+             c.commit(); print(c.total_changes)",
+            &blobs.display().to_string(),
+        ]),
+        LIMIT,
+    );
+    update.assert_ok();
+    assert_eq!(update.stdout.trim(), "1", "{update:?}");
+    let schema = unique_name("bad2");
+    let out = import(dir.path(), &schema, &[]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(
+        out.stderr.contains("2 value(s) cannot be held"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("table metadata_items, rowid 3, column year: 'nineteen-ninety'"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("table blobs, rowid ")
+            && out.stderr.contains("column blob_type: 'not a number'"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("loaded "), "{}", out.stdout);
+    assert!(!schema_exists(&schema));
+    assert!(!schema_exists(&format!("{schema}_blobs")));
+    assert!(!schema_exists(&format!("{schema}__plexpg_import")));
+}
+
 #[test]
 fn a_library_open_for_writing_is_refused() {
     let dir = TempDir::new("import_busy");
@@ -280,7 +329,23 @@ fn an_interrupted_import_leaves_the_target_as_it_was_and_a_rerun_succeeds() {
     let items = format!("SELECT count(*) FROM {schema}.metadata_items");
     assert_eq!(count(&items), 31);
 
-    // Killed while copying rows…
+    // Killed in the middle of a table's COPY (the SQLite reader pauses
+    // after handing metadata_items' first chunk to the writer, the COPY
+    // open)…
+    let seen = import_killed_at(
+        big.path(),
+        &schema,
+        &["--replace"],
+        &[("PLEX_PG_IMPORT_PAUSE_IN_COPY", "metadata_items")],
+        "pausing while copying metadata_items",
+    );
+    assert!(!seen.contains("loaded metadata_items"), "{seen}");
+    assert_eq!(
+        count(&items),
+        31,
+        "the target changed after a kill inside a COPY"
+    );
+    // …killed once every row is copied…
     let seen = import_killed_at(
         big.path(),
         &schema,
