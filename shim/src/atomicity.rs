@@ -636,6 +636,42 @@ mod tests {
         // An UPDATE of a unique column keeps the savepoint.
         assert!(insert("UPDATE t SET id = $1").is_none());
         assert!(insert("UPDATE t SET guid = $1 WHERE id = $2").is_some());
+        // Pipelining: `id` is a unique key but not the rowid here, so an
+        // INSERT may conflict; an UPDATE or DELETE cannot.
+        assert!(!fw.pipelinable);
+        assert!(
+            insert("UPDATE t SET guid = $1 WHERE id = $2")
+                .unwrap()
+                .pipelinable
+        );
+        assert!(insert("DELETE FROM t WHERE id = $1").unwrap().pipelinable);
+        assert!(
+            insert("INSERT INTO t (guid, title) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .unwrap()
+                .pipelinable
+        );
+        let mut rowid_only = table.columns.clone();
+        rowid_only[0].rowid = true;
+        let sequenced = Table {
+            plain: true,
+            columns: rowid_only,
+        };
+        let judged = |sql: &str| shape_of(sql).unwrap().judge(&sequenced).unwrap();
+        assert!(judged("INSERT INTO t (guid, title) VALUES ($1, $2)").pipelinable);
+        // The rowid given explicitly may conflict.
+        assert!(!judged("INSERT INTO t (id, title) VALUES ($1, $2)").pipelinable);
+        // Another unique key may conflict.
+        let mut keyed = sequenced.columns.clone();
+        keyed[1].in_unique = true;
+        let keyed = Table {
+            plain: true,
+            columns: keyed,
+        };
+        let fw = shape_of("INSERT INTO t (guid, title) VALUES ($1, $2)")
+            .unwrap()
+            .judge(&keyed)
+            .unwrap();
+        assert!(fw.conflict_is_error && !fw.pipelinable);
         let closed = Table {
             plain: false,
             columns: table.columns.clone(),

@@ -258,8 +258,14 @@ impl DbState {
                 Ok(done) => done,
                 Err(e) => {
                     let e = crate::error::from_pg(&e);
-                    self.changes = 0;
-                    return Err(self.abort_transaction(rt, earlier_write(e)));
+                    // A write's error, or the COMMIT's own (no shape).
+                    let e = if shape.is_some() {
+                        self.changes = 0;
+                        earlier_write(e)
+                    } else {
+                        e
+                    };
+                    return Err(self.abort_transaction(rt, e));
                 }
             };
             let Some(shape) = shape else { continue };
@@ -513,6 +519,31 @@ impl DbState {
     /// would silently roll back.
     fn end(&mut self, db: &RoutedDb, rt: &'static Runtime, commit: bool) -> Result<()> {
         self.put_aside_active()?;
+        // With writes in flight, a COMMIT goes out behind them and one
+        // wait reads every answer, its own last (PostgreSQL answers a
+        // COMMIT after a failed write with a rollback).
+        let in_flight = self
+            .lease
+            .as_mut()
+            .and_then(|l| l.conn())
+            .map_or(0, |c| c.in_flight());
+        let commit_sent = commit
+            && in_flight > 0
+            && self
+                .tx
+                .as_ref()
+                .is_some_and(|tx| !tx.aborted && !tx.begin_pending);
+        if commit_sent {
+            let sent = self
+                .lease
+                .as_mut()
+                .and_then(|l| l.conn())
+                .ok_or_else(lost)
+                .and_then(|c| c.send_batch("COMMIT"));
+            if let Err(e) = sent {
+                return Err(self.abort_transaction(rt, e));
+            }
+        }
         // The writes in flight are answered first. Before a COMMIT, one
         // that failed is the COMMIT's error (the transaction is rolled
         // back); before a ROLLBACK it does not matter.
@@ -521,7 +552,9 @@ impl DbState {
         }
         let tx = self.tx.take().unwrap();
         let aborted = tx.aborted;
-        let result = if tx.begin_pending {
+        let result = if commit_sent {
+            Ok(())
+        } else if tx.begin_pending {
             // Nothing was sent: there is nothing to end.
             Ok(())
         } else if commit && aborted {

@@ -132,9 +132,16 @@ impl RoutedStmt {
         if !self.busy() {
             if let Some(e) = st.failed_in_flight.take() {
                 // An earlier write of the transaction failed, seen by a
-                // call that could not say so: this step says it.
-                self.last_error = e.code;
-                return st.fail(&e);
+                // call that could not say so: this step says it (a
+                // ROLLBACK runs instead: the error no longer matters).
+                let rollback = matches!(
+                    self.plan.translation.action,
+                    Action::Transaction(translate::TxControl::Rollback)
+                );
+                if !rollback {
+                    self.last_error = e.code;
+                    return st.fail(&e);
+                }
             }
         }
         let result = crate::tally::step(!self.busy(), || self.step_locked(&db, &mut st, rt));
