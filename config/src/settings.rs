@@ -47,6 +47,7 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
     ("pool.max", Some("PLEX_PG_POOL_MAX"), "most connections open at once (the pool's slots)"),
     ("pool.acquire_timeout_ms", Some("PLEX_PG_POOL_TIMEOUT_MS"), "how long a call waits for a free connection before SQLITE_BUSY"),
     ("pool.statement_cache", Some("PLEX_PG_STATEMENT_CACHE"), "prepared statements kept per connection"),
+    ("pool.pipeline_writes", Some("PLEX_PG_PIPELINE_WRITES"), "in a transaction, send a write that cannot fail without waiting for its answer (read when a result is next needed); false: one round trip per write, for measurement"),
     ("shim.route", Some("PLEX_PG_ROUTE"), "file-name patterns (* and ?) of the databases that run on PostgreSQL; comma-separated in the environment"),
     ("shim.real_sqlite", Some("PLEX_PG_REAL_SQLITE"), "path of the real libsqlite3; empty: the next one in the link order (dlsym RTLD_NEXT)"),
     ("shim.fork_handler", Some("PLEX_PG_FORK_HANDLER"), "the child's fork handler; 0 reproduces the crash of January 2026, for tests only"),
@@ -280,6 +281,7 @@ pub struct Pool {
     pub max: u32,
     pub acquire_timeout: Duration,
     pub statement_cache: u32,
+    pub pipeline_writes: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -393,6 +395,7 @@ impl Default for Settings {
                 max: 32,
                 acquire_timeout: Duration::from_secs(5),
                 statement_cache: 256,
+                pipeline_writes: true,
             },
             shim: Shim {
                 route: DEFAULT_ROUTE.iter().map(|s| s.to_string()).collect(),
@@ -678,6 +681,7 @@ impl Settings {
             "pool.max" => self.pool.max = raw.int(1, POOL_MAX_LIMIT as i64)? as u32,
             "pool.acquire_timeout_ms" => self.pool.acquire_timeout = raw.millis(0, MAX_MS)?,
             "pool.statement_cache" => self.pool.statement_cache = raw.int(0, 100_000)? as u32,
+            "pool.pipeline_writes" => self.pool.pipeline_writes = raw.bool()?,
             "shim.route" => {
                 let route = raw.list()?;
                 if let Some(bad) = route.iter().find(|p| p.contains('/')) {

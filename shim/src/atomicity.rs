@@ -72,6 +72,13 @@ pub struct FastWrite {
     /// added here): the statement must be run again under a savepoint to
     /// fail as it would have.
     pub conflict_is_error: bool,
+    /// Its failure is impossible outright, unique keys included: it may
+    /// be sent without waiting for its answer (see `statement`'s
+    /// pipelining). An `INSERT` whose only unique key is the rowid it
+    /// takes from the table's sequence (none written explicitly), or one
+    /// with the client's own `ON CONFLICT DO NOTHING`; an `UPDATE` (no
+    /// unique column written, as for any of them here); a `DELETE`.
+    pub pipelinable: bool,
     /// Columns written from parameters: the 0-based parameter (`$k` is
     /// `k - 1`) and what the column allows.
     targets: Vec<(usize, Column)>,
@@ -89,6 +96,9 @@ struct Column {
     plain: bool,
     in_unique: bool,
     indexed: bool,
+    /// The table's rowid: its primary key alone, given from the table's
+    /// sequence by default and by the `sqlite__rowid` trigger.
+    rowid: bool,
 }
 
 /// A table's facts from the catalog: the whole table's verdict, and its
@@ -114,7 +124,10 @@ SELECT (c.relkind = 'r' AND NOT c.relhassubclass AND NOT c.relrowsecurity AND NO
        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique \
                AND (a.attnum = ANY (i.indkey::int2[]) OR i.indexprs IS NOT NULL OR i.indpred IS NOT NULL))::text, \
        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid \
-               AND (a.attnum = ANY (i.indkey::int2[]) OR i.indexprs IS NOT NULL OR i.indpred IS NOT NULL))::text \
+               AND (a.attnum = ANY (i.indkey::int2[]) OR i.indexprs IS NOT NULL OR i.indpred IS NOT NULL))::text, \
+       (a.atthasdef \
+        AND EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p' AND k.conkey = ARRAY[a.attnum]) \
+        AND EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'sqlite__rowid'))::text \
 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
 WHERE c.oid = to_regclass($1) ORDER BY a.attnum";
 
@@ -308,10 +321,15 @@ impl Shape {
                 return None;
             }
         }
+        let written = |c: &Column| self.writes.iter().any(|(n, _)| *n == c.name);
+        // No unique key but the rowid, which the sequence gives.
+        let only_rowid_unique = table
+            .columns
+            .iter()
+            .all(|c| !c.in_unique || (c.rowid && !written(c)));
         let (sql, conflict_is_error) = match self.kind {
             Kind::Insert { conflict_guard } => {
                 // A NOT NULL column left out must have a default.
-                let written = |c: &Column| self.writes.iter().any(|(n, _)| *n == c.name);
                 if table
                     .columns
                     .iter()
@@ -329,6 +347,7 @@ impl Shape {
         Some(FastWrite {
             sql,
             conflict_is_error,
+            pipelinable: !conflict_is_error || only_rowid_unique,
             targets,
         })
     }
@@ -508,6 +527,7 @@ fn table_of(rows: &[Vec<Option<String>>]) -> Option<Table> {
             plain: flag(row, 6)?,
             in_unique: flag(row, 7)?,
             indexed: flag(row, 8)?,
+            rowid: flag(row, 9)?,
         });
     }
     Some(table)
@@ -584,6 +604,7 @@ mod tests {
             plain: true,
             in_unique,
             indexed: in_unique,
+            rowid: false,
         }
     }
 
@@ -615,6 +636,42 @@ mod tests {
         // An UPDATE of a unique column keeps the savepoint.
         assert!(insert("UPDATE t SET id = $1").is_none());
         assert!(insert("UPDATE t SET guid = $1 WHERE id = $2").is_some());
+        // Pipelining: `id` is a unique key but not the rowid here, so an
+        // INSERT may conflict; an UPDATE or DELETE cannot.
+        assert!(!fw.pipelinable);
+        assert!(
+            insert("UPDATE t SET guid = $1 WHERE id = $2")
+                .unwrap()
+                .pipelinable
+        );
+        assert!(insert("DELETE FROM t WHERE id = $1").unwrap().pipelinable);
+        assert!(
+            insert("INSERT INTO t (guid, title) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .unwrap()
+                .pipelinable
+        );
+        let mut rowid_only = table.columns.clone();
+        rowid_only[0].rowid = true;
+        let sequenced = Table {
+            plain: true,
+            columns: rowid_only,
+        };
+        let judged = |sql: &str| shape_of(sql).unwrap().judge(&sequenced).unwrap();
+        assert!(judged("INSERT INTO t (guid, title) VALUES ($1, $2)").pipelinable);
+        // The rowid given explicitly may conflict.
+        assert!(!judged("INSERT INTO t (id, title) VALUES ($1, $2)").pipelinable);
+        // Another unique key may conflict.
+        let mut keyed = sequenced.columns.clone();
+        keyed[1].in_unique = true;
+        let keyed = Table {
+            plain: true,
+            columns: keyed,
+        };
+        let fw = shape_of("INSERT INTO t (guid, title) VALUES ($1, $2)")
+            .unwrap()
+            .judge(&keyed)
+            .unwrap();
+        assert!(fw.conflict_is_error && !fw.pipelinable);
         let closed = Table {
             plain: false,
             columns: table.columns.clone(),

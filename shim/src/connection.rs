@@ -103,6 +103,10 @@ pub struct DbState {
     /// Closed with `sqlite3_close_v2` while statements were alive: goes
     /// away when the last one is finalized.
     pub zombie: bool,
+    /// A write in flight failed and its answer was read by a call that
+    /// cannot return an error (`sqlite3_changes` …): the next step of any
+    /// statement returns this error instead of running.
+    pub failed_in_flight: Option<Error>,
 }
 
 impl RoutedDb {
@@ -133,6 +137,7 @@ impl RoutedDb {
                 live_statements: 0,
                 spare: Vec::new(),
                 zombie: false,
+                failed_in_flight: None,
             }),
         }
     }
@@ -176,6 +181,7 @@ impl DbState {
         std::mem::forget(self.lease.take());
         std::mem::forget(self.active.take());
         std::mem::forget(std::mem::take(&mut self.buffered));
+        std::mem::forget(self.failed_in_flight.take());
         self.tx = None;
         self.generation = now;
     }
@@ -183,6 +189,9 @@ impl DbState {
     /// The handle's connection, taking one from the pool if it has none;
     /// in a transaction whose `BEGIN` is still pending, it is sent first.
     pub fn conn(&mut self, db: &RoutedDb, rt: &'static Runtime) -> Result<&mut PgConn> {
+        crate::fork::ensure_own_process()?;
+        self.forget_if_inherited(rt);
+        self.settle(rt)?;
         let pending = self.tx.as_ref().is_some_and(|tx| tx.begin_pending);
         let conn = self.conn_deferring_begin(db, rt)?;
         if pending {
@@ -225,6 +234,67 @@ impl DbState {
             .as_mut()
             .and_then(|l| l.conn())
             .expect("lease checked above"))
+    }
+
+    /// Read the answers of the writes in flight (see `statement`'s
+    /// pipelining), in order: their `changes()` and rowids, as if each had
+    /// been answered at its own step. When one failed (a server error the
+    /// shim could not rule out: PostgreSQL has aborted the transaction),
+    /// the transaction is rolled back and over, as on the unguarded path,
+    /// and its error, marked as an earlier write's, is this call's.
+    pub fn settle(&mut self, rt: &'static Runtime) -> Result<()> {
+        let Some(conn) = self.lease.as_mut().and_then(|l| l.conn()) else {
+            return Ok(());
+        };
+        if conn.in_flight() == 0 {
+            return Ok(());
+        }
+        let answers = match conn.collect_in_flight() {
+            Ok(a) => a,
+            Err(e) => return Err(self.abort_transaction(rt, earlier_write(e))),
+        };
+        for (answer, shape) in answers {
+            let (rows, affected) = match answer {
+                Ok(done) => done,
+                Err(e) => {
+                    let e = crate::error::from_pg(&e);
+                    // A write's error, or the COMMIT's own (no shape).
+                    let e = if shape.is_some() {
+                        self.changes = 0;
+                        earlier_write(e)
+                    } else {
+                        e
+                    };
+                    return Err(self.abort_transaction(rt, e));
+                }
+            };
+            let Some(shape) = shape else { continue };
+            for row in &rows {
+                if let (_, Some(id)) = convert_row(row, shape)? {
+                    self.last_rowid = id;
+                }
+            }
+            if shape.counts_changes {
+                let n = affected.map_or(rows.len() as i64, |n| n as i64);
+                self.changes = n;
+                self.total_changes += n;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`DbState::settle`] for a call that cannot return an error
+    /// (`sqlite3_changes` …): the error is recorded for
+    /// `sqlite3_errcode`/`sqlite3_errmsg`.
+    pub fn settle_or_record(&mut self, rt: &'static Runtime) {
+        if crate::fork::ensure_own_process().is_err() {
+            return;
+        }
+        self.forget_if_inherited(rt);
+        if let Err(e) = self.settle(rt) {
+            self.fail(&e);
+            self.failed_in_flight = Some(e);
+        }
     }
 
     /// Before another statement uses the connection: read the rest of the
@@ -394,6 +464,7 @@ impl DbState {
             return e;
         };
         if let Some(conn) = self.lease.as_mut().and_then(|l| l.conn()) {
+            conn.drop_in_flight();
             let _ = conn.batch("ROLLBACK");
         }
         if tx.changed_schema {
@@ -448,9 +519,42 @@ impl DbState {
     /// would silently roll back.
     fn end(&mut self, db: &RoutedDb, rt: &'static Runtime, commit: bool) -> Result<()> {
         self.put_aside_active()?;
+        // With writes in flight, a COMMIT goes out behind them and one
+        // wait reads every answer, its own last (PostgreSQL answers a
+        // COMMIT after a failed write with a rollback).
+        let in_flight = self
+            .lease
+            .as_mut()
+            .and_then(|l| l.conn())
+            .map_or(0, |c| c.in_flight());
+        let commit_sent = commit
+            && in_flight > 0
+            && self
+                .tx
+                .as_ref()
+                .is_some_and(|tx| !tx.aborted && !tx.begin_pending);
+        if commit_sent {
+            let sent = self
+                .lease
+                .as_mut()
+                .and_then(|l| l.conn())
+                .ok_or_else(lost)
+                .and_then(|c| c.send_batch("COMMIT"));
+            if let Err(e) = sent {
+                return Err(self.abort_transaction(rt, e));
+            }
+        }
+        // The writes in flight are answered first. Before a COMMIT, one
+        // that failed is the COMMIT's error (the transaction is rolled
+        // back); before a ROLLBACK it does not matter.
+        if let Err(e) = self.settle(rt) {
+            return if commit { Err(e) } else { Ok(()) };
+        }
         let tx = self.tx.take().unwrap();
         let aborted = tx.aborted;
-        let result = if tx.begin_pending {
+        let result = if commit_sent {
+            Ok(())
+        } else if tx.begin_pending {
             // Nothing was sent: there is nothing to end.
             Ok(())
         } else if commit && aborted {
@@ -468,6 +572,12 @@ impl DbState {
         self.release_if_idle();
         result
     }
+}
+
+/// A pipelined write's error, surfacing at a later call.
+fn earlier_write(mut e: Error) -> Error {
+    e.message = format!("an earlier write of this transaction failed: {}", e.message);
+    e
 }
 
 fn lost() -> Error {

@@ -508,8 +508,14 @@ impl Pool {
         }
         let s = &self.slots[slot as usize];
         // SAFETY: the lease holder owns the connection until now.
-        let broken =
-            unsafe { s.conn.load(Ordering::Acquire).as_ref() }.is_none_or(|c| c.is_broken());
+        let conn = unsafe { s.conn.load(Ordering::Acquire).as_mut() };
+        // Writes still in flight are the holder's (its handle reads their
+        // answers before it lets the connection go): none reaches the
+        // next holder's results.
+        let broken = conn.is_none_or(|c| {
+            c.drop_in_flight();
+            c.is_broken()
+        });
         self.lock.lock();
         let idle = self
             .slots

@@ -129,6 +129,21 @@ impl RoutedStmt {
                 .fail(&Error::misuse("statement used after sqlite3_finalize"));
         }
         let mut st = db.state.lock();
+        if !self.busy() {
+            if let Some(e) = st.failed_in_flight.take() {
+                // An earlier write of the transaction failed, seen by a
+                // call that could not say so: this step says it (a
+                // ROLLBACK runs instead: the error no longer matters).
+                let rollback = matches!(
+                    self.plan.translation.action,
+                    Action::Transaction(translate::TxControl::Rollback)
+                );
+                if !rollback {
+                    self.last_error = e.code;
+                    return st.fail(&e);
+                }
+            }
+        }
         let result = crate::tally::step(!self.busy(), || self.step_locked(&db, &mut st, rt));
         match result {
             Ok(rc) => {
@@ -573,6 +588,15 @@ fn write_in_transaction(
         .tx
         .as_ref()
         .map_or((false, false), |tx| (tx.begin_pending, tx.aborted));
+    if !aborted && send_without_waiting(db, st, rt, pgs, binds, begin)? {
+        return Ok(Outcome {
+            rows: Rows::None,
+            changes: None,
+            rowid: None,
+            described: None,
+        });
+    }
+    st.settle(rt)?;
     let conn = st.conn_deferring_begin(db, rt)?;
     let fast = if aborted {
         // PostgreSQL refuses every statement now: the savepoint path gives
@@ -617,6 +641,63 @@ fn write_in_transaction(
         tx.begin_pending = false;
     }
     outcome
+}
+
+/// Pipelining: a write in an open transaction that `atomicity` has
+/// proven unable to fail (unique conflicts included: `pipelinable`), whose
+/// verdict and prepared statement are at hand (no round trip needed to
+/// know), is sent without waiting for its answer; its step returns
+/// `SQLITE_DONE` at once. Its answer (rowid, change count, or a server
+/// error that rolls the transaction back) is read by `DbState::settle`
+/// when anything next needs the connection or a result. True when sent
+/// so; false when the write must take the ordinary path.
+fn send_without_waiting(
+    db: &RoutedDb,
+    st: &mut DbState,
+    rt: &'static Runtime,
+    pgs: &PgStatement,
+    binds: &[Value],
+    begin: bool,
+) -> Result<bool> {
+    if !rt.pool.settings().pipeline_writes || pgs.yields_rows {
+        return Ok(false);
+    }
+    let Some(Some(fw)) = rt.cached_fast_write(db.schema_id, &pgs.sql) else {
+        return Ok(false);
+    };
+    if !fw.pipelinable {
+        return Ok(false);
+    }
+    let conn = st.conn_deferring_begin(db, rt)?;
+    if conn.in_flight() >= crate::pg::conn::MAX_IN_FLIGHT {
+        return Ok(false);
+    }
+    let Some(prepared) = conn.cached_statement(fw.sql(&pgs.sql), rt.epoch()) else {
+        return Ok(false);
+    };
+    let params = params_of(pgs, binds);
+    if !fw.admits(prepared.params(), &params) {
+        return Ok(false);
+    }
+    let owned: Vec<Value> = params.iter().map(|p| p.0.clone()).collect();
+    let shape = Shape {
+        hidden_rowid: pgs.rowid_column,
+        counts_changes: pgs.counts_changes,
+    };
+    let sent = if begin {
+        conn.send_batch("BEGIN")
+    } else {
+        Ok(())
+    }
+    .and_then(|()| conn.send_write(&prepared, owned, shape));
+    if let Some(tx) = st.tx.as_mut() {
+        tx.begin_pending = false;
+    }
+    match sent {
+        Ok(()) => Ok(true),
+        // The connection failed: so did the transaction.
+        Err(e) => Err(st.abort_transaction(rt, e)),
+    }
 }
 
 /// Whether (and how) `sql` runs without a savepoint: cached per schema

@@ -153,6 +153,7 @@ elif mode == "abort":
         out["commit"] = "ok"
     except sqlite3.Error as e:
         out["commit"] = str(e)
+        out["commit_code"] = getattr(e, "sqlite_errorcode", None)
     out["kept"] = [r[0] for r in conn.execute("SELECT n FROM guarded ORDER BY id")]
     conn.execute(insert, (3,))
     out["after"] = [r[0] for r in conn.execute("SELECT n FROM guarded ORDER BY id")]

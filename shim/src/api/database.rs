@@ -419,11 +419,14 @@ macro_rules! db_getter {
 
 db_getter!(sqlite3_errcode -> c_int, SQLITE_INTERNAL, |st| st.errcode & 0xff);
 db_getter!(sqlite3_extended_errcode -> c_int, SQLITE_INTERNAL, |st| st.errcode);
-db_getter!(sqlite3_changes -> c_int, 0, |st| st.changes as c_int);
-db_getter!(sqlite3_changes64 -> i64, 0, |st| st.changes);
-db_getter!(sqlite3_total_changes -> c_int, 0, |st| st.total_changes as c_int);
-db_getter!(sqlite3_total_changes64 -> i64, 0, |st| st.total_changes);
-db_getter!(sqlite3_last_insert_rowid -> i64, 0, |st| st.last_rowid);
+// The counts and the rowid are exact when asked: the answers of writes
+// still in flight are read first (a failed one is then recorded as the
+// handle's error, its transaction rolled back).
+db_getter!(sqlite3_changes -> c_int, 0, |st| { st.settle_or_record(crate::connection::rt()); st.changes as c_int });
+db_getter!(sqlite3_changes64 -> i64, 0, |st| { st.settle_or_record(crate::connection::rt()); st.changes });
+db_getter!(sqlite3_total_changes -> c_int, 0, |st| { st.settle_or_record(crate::connection::rt()); st.total_changes as c_int });
+db_getter!(sqlite3_total_changes64 -> i64, 0, |st| { st.settle_or_record(crate::connection::rt()); st.total_changes });
+db_getter!(sqlite3_last_insert_rowid -> i64, 0, |st| { st.settle_or_record(crate::connection::rt()); st.last_rowid });
 db_getter!(
     /// Autocommit is on outside a transaction: Python's sqlite3 module
     /// decides from this whether to send COMMIT.

@@ -11,7 +11,7 @@ use plex_pg_config::settings::SslMode;
 use plex_pg_config::settings::{Endpoint, Postgres, SessionAttrs};
 use plex_pg_tls::{HandshakeError, Tls};
 use socket2::{SockAddr, SockRef, TcpKeepalive};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::os::fd::RawFd;
 use std::pin::Pin;
@@ -43,7 +43,8 @@ impl ConnectError {
 }
 
 pub struct PgConn {
-    client: Client,
+    /// Shared with the writes in flight, which own their futures.
+    client: Arc<Client>,
     connection: Pin<Box<Connection<Socket, Stream>>>,
     fd: RawFd,
     inode: u64,
@@ -51,7 +52,31 @@ pub struct PgConn {
     flag: Arc<Flag>,
     statements: StatementCache,
     broken: bool,
+    /// Writes sent and not yet answered, oldest first (see
+    /// [`PgConn::send_write`]).
+    in_flight: VecDeque<InFlight>,
 }
+
+/// What PostgreSQL answered to a write: its rows (the hidden rowid) and
+/// the count of rows it changed.
+pub type Answer =
+    std::result::Result<(Vec<tokio_postgres::Row>, Option<u64>), tokio_postgres::Error>;
+
+/// A request that owns everything it needs (the client, the statement,
+/// the values), so it can stay in flight between calls.
+type Work = Pin<Box<dyn Future<Output = Answer> + Send>>;
+
+/// A write in flight: its request, until answered, then its answer; and
+/// how its answer is read (`None`: nothing to read, a `BEGIN`).
+struct InFlight {
+    work: Option<Work>,
+    answer: Option<Answer>,
+    shape: Option<crate::connection::Shape>,
+}
+
+/// The most writes left in flight on a connection: the next one waits
+/// for their answers first, so what they hold stays bounded.
+pub const MAX_IN_FLIGHT: usize = 256;
 
 /// Borrows of a connection's parts, so a future can borrow the client
 /// while the driver polls the I/O future.
@@ -263,7 +288,7 @@ impl PgConn {
             }
         };
         let mut conn = PgConn {
-            client,
+            client: Arc::new(client),
             connection: Box::pin(connection),
             fd: raw,
             inode,
@@ -271,6 +296,7 @@ impl PgConn {
             flag: Arc::new(Flag::default()),
             statements: StatementCache::default(),
             broken: false,
+            in_flight: VecDeque::new(),
         };
         // The schema and time zone are set with SET rather than in the
         // start-up packet's `options`: PgBouncer (1.18, Debian 12's) refuses
@@ -345,7 +371,7 @@ impl PgConn {
 
     pub fn parts(&mut self) -> (&Client, Driver<'_>) {
         (
-            &self.client,
+            &*self.client,
             Driver {
                 connection: &mut self.connection,
                 fd: self.fd,
@@ -380,6 +406,147 @@ impl PgConn {
         };
         self.statements.insert(sql, st.clone(), epoch, cache_size);
         Ok(st)
+    }
+
+    /// The prepared statement for `sql`, if the cache holds it (no I/O).
+    pub fn cached_statement(&mut self, sql: &str, epoch: u64) -> Option<Statement> {
+        self.statements.get(sql, epoch)
+    }
+
+    /// How many writes are in flight.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Send a write without waiting for its answer: its request is queued
+    /// and flushed to the socket, and the answer is read later, in order,
+    /// by [`PgConn::collect_in_flight`]. Only for writes that cannot fail
+    /// (`atomicity`), in a transaction. Every other use of the connection
+    /// must collect the answers first (the caller's rule: see
+    /// `DbState::settle`). An error here is a connection that failed.
+    pub fn send_write(
+        &mut self,
+        st: &Statement,
+        params: Vec<crate::value::Value>,
+        shape: crate::connection::Shape,
+    ) -> Result<()> {
+        let client = self.client.clone();
+        let st = st.clone();
+        let work: Work = Box::pin(async move {
+            let params: Vec<Param<'_>> = params.iter().map(Param).collect();
+            let mut rows = Box::pin(client.query_raw(&st, params.iter()).await?);
+            let mut got = Vec::new();
+            while let Some(row) =
+                std::future::poll_fn(|cx| futures_core::Stream::poll_next(rows.as_mut(), cx)).await
+            {
+                got.push(row?);
+            }
+            Ok((got, rows.rows_affected()))
+        });
+        self.push(work, Some(shape))
+    }
+
+    /// Send simple-protocol statements (a deferred `BEGIN`) ahead of
+    /// writes in flight, as [`PgConn::send_write`].
+    pub fn send_batch(&mut self, sql: &'static str) -> Result<()> {
+        let client = self.client.clone();
+        let work: Work = Box::pin(async move {
+            client.batch_execute(sql).await?;
+            Ok((Vec::new(), None))
+        });
+        self.push(work, None)
+    }
+
+    /// Queue `work` and drive the connection until its request is on the
+    /// socket (nothing left to write). The answers that arrive meanwhile
+    /// are taken by their requests, so the server is never held up by a
+    /// full socket.
+    fn push(&mut self, work: Work, shape: Option<crate::connection::Shape>) -> Result<()> {
+        self.in_flight.push_back(InFlight {
+            work: Some(work),
+            answer: None,
+            shape,
+        });
+        let PgConn {
+            connection,
+            fd,
+            readiness,
+            flag,
+            broken,
+            in_flight,
+            ..
+        } = self;
+        let want_write = &readiness.want_write;
+        let mut first = true;
+        let sent = std::future::poll_fn(|cx| {
+            poll_in_flight(in_flight, cx);
+            if first {
+                // The request is queued; poll again after the connection
+                // was pumped (it writes then), without sleeping.
+                first = false;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            if want_write.load(std::sync::atomic::Ordering::Relaxed) {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        });
+        let mut d = Driver {
+            connection,
+            fd: *fd,
+            readiness,
+            flag,
+            broken,
+        };
+        d.drive(sent)
+    }
+
+    /// Wait for every write in flight to be answered: their answers in
+    /// the order they were sent, each with its shape. An error here is a
+    /// connection that failed (the answers are then lost).
+    pub fn collect_in_flight(&mut self) -> Result<Vec<(Answer, Option<crate::connection::Shape>)>> {
+        if self.in_flight.is_empty() {
+            return Ok(Vec::new());
+        }
+        let PgConn {
+            connection,
+            fd,
+            readiness,
+            flag,
+            broken,
+            in_flight,
+            ..
+        } = self;
+        let all = std::future::poll_fn(|cx| {
+            if poll_in_flight(in_flight, cx) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
+        let mut d = Driver {
+            connection,
+            fd: *fd,
+            readiness,
+            flag,
+            broken,
+        };
+        let driven = d.drive(all);
+        let in_flight = std::mem::take(&mut self.in_flight);
+        driven?;
+        Ok(in_flight
+            .into_iter()
+            .filter_map(|f| f.answer.map(|a| (a, f.shape)))
+            .collect())
+    }
+
+    /// Drop the writes in flight without reading their answers
+    /// (tokio-postgres skips them when they arrive): for a connection
+    /// whose transaction is being thrown away.
+    pub fn drop_in_flight(&mut self) {
+        self.in_flight.clear();
     }
 
     /// Forget a prepared statement PostgreSQL refused to reuse (its result
@@ -453,8 +620,12 @@ impl PgConn {
             fd,
             readiness,
             flag,
+            in_flight,
             ..
         } = self;
+        // The writes in flight hold the client too: it must go with them
+        // for the connection to say goodbye.
+        drop(in_flight);
         drop(client);
         let mut pump = ConnectionPump(&mut connection);
         let _ = block_on(
@@ -466,6 +637,24 @@ impl PgConn {
             Some(Instant::now() + Duration::from_millis(200)),
         );
     }
+}
+
+/// Poll every write in flight not answered yet, oldest first; true when
+/// all are answered.
+fn poll_in_flight(in_flight: &mut VecDeque<InFlight>, cx: &mut Context<'_>) -> bool {
+    let mut done = true;
+    for f in in_flight.iter_mut() {
+        if let Some(work) = f.work.as_mut() {
+            match work.as_mut().poll(cx) {
+                Poll::Ready(answer) => {
+                    f.answer = Some(answer);
+                    f.work = None;
+                }
+                Poll::Pending => done = false,
+            }
+        }
+    }
+    done
 }
 
 /// The session settings every connection starts with: `schema` first on
