@@ -7,9 +7,8 @@
 //! [`Invariant`]s among the shim's own results.
 
 use super::generate::{Invariant, Statement, Unit};
-use crate::{pg, run, shim, unique_name, workspace_root, TempDir};
+use crate::{run_case_files, unique_name, TempDir};
 use serde_json::Value;
-use std::process::Command;
 use std::time::Duration;
 
 /// One statement's outcome as `run_case.py` prints it.
@@ -99,20 +98,7 @@ pub fn outcomes(dir: &TempDir, statements: &[String], shimmed: bool, schema: &st
     let file = dir.path().join("fuzz.test");
     let text: String = statements.iter().map(|s| format!("{s}\n\n")).collect();
     std::fs::write(&file, text).expect("write the case file");
-    let db = if shimmed {
-        "com.plexapp.plugins.library.db"
-    } else {
-        "reference.db"
-    };
-    let mut cmd = Command::new("python3");
-    cmd.arg(workspace_root().join("tests/sql/run_case.py"))
-        .arg(dir.path().join(db))
-        .arg(&file)
-        .env("TZ", "UTC");
-    if shimmed {
-        cmd.envs(pg().env(schema)).env("LD_PRELOAD", shim());
-    }
-    let out = run(&mut cmd, Duration::from_secs(1800));
+    let out = run_case_files(dir, &[file], shimmed, schema, Duration::from_secs(1800));
     out.stdout
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -330,20 +316,13 @@ pub fn case_differences(path: &std::path::Path) -> CaseCheck {
     let dir = TempDir::new("fuzz_case");
     let schema = unique_name("fuzz_case");
     let run_file = |shimmed: bool| {
-        let db = if shimmed {
-            "com.plexapp.plugins.library.db"
-        } else {
-            "reference.db"
-        };
-        let mut cmd = Command::new("python3");
-        cmd.arg(workspace_root().join("tests/sql/run_case.py"))
-            .arg(dir.path().join(db))
-            .arg(path)
-            .env("TZ", "UTC");
-        if shimmed {
-            cmd.envs(pg().env(&schema)).env("LD_PRELOAD", shim());
-        }
-        let out = run(&mut cmd, Duration::from_secs(300));
+        let out = run_case_files(
+            &dir,
+            &[path.to_path_buf()],
+            shimmed,
+            &schema,
+            Duration::from_secs(300),
+        );
         out.assert_ok();
         out.stdout
             .lines()
