@@ -224,7 +224,12 @@ pub fn translate_call(f: &Function) -> Result<Expr, Error> {
         }
         "unicode" => {
             arity(1..=1)?;
-            Ok(call("ascii", vec![as_text(exprs()?.remove(0))]))
+            // ascii('') is 0; SQLite's unicode('') is NULL.
+            let text = as_text(exprs()?.remove(0));
+            Ok(call(
+                "ascii",
+                vec![call("nullif", vec![text, text_literal("")])],
+            ))
         }
         "char" => Ok(call(
             "concat",

@@ -250,13 +250,6 @@ pub const KNOWN: &[Known] = &[
         },
     },
     Known {
-        name: "unicode of an empty text",
-        reason: "fuzz_found.test: `unicode('')` is 0 through the shim, NULL in SQLite: a silent \
-                 difference (matched on any row or invariant difference of a statement calling \
-                 unicode)",
-        matches: |d| matches!(d.aspect, "rows" | "norec" | "partition") && d.sql.contains("unicode("),
-    },
-    Known {
         name: "ORDER BY a name a CASE output repeats",
         reason: "fuzz_found.test: `SELECT CASE … ELSE v END, v … ORDER BY v`: PostgreSQL names \
                  the CASE column `v` too (after its ELSE), and the ORDER BY is `ambiguous`; \
