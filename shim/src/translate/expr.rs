@@ -29,7 +29,7 @@ use sqlparser::ast::{
 use super::affinity::{affinity, Affinity};
 use super::collation::postgres_collation;
 use super::construct::{
-    as_text, binary_collated, bool_literal, call, cast, float8, object_name, text_literal,
+    as_text, binary_collated, bool_literal, call, cast, float8, object_name, text_literal, to_text,
 };
 use super::dialect::Source;
 use super::functions::{function_name, plain_args, translate_call};
@@ -712,7 +712,8 @@ fn sqlite_cast(value: Expr, data_type: &DataType) -> Result<Expr, Error> {
         Affinity::Integer => call("sqlite_cast_integer", vec![value]),
         Affinity::Real => call("sqlite_cast_real", vec![value]),
         Affinity::Numeric => call("sqlite_cast_numeric", vec![value]),
-        Affinity::Text => cast(value, DataType::Text),
+        Affinity::Text if is_text(&value) => cast(value, DataType::Text),
+        Affinity::Text => to_text(value),
         Affinity::Blob => call("sqlite_cast_blob", vec![value]),
     })
 }
@@ -733,11 +734,11 @@ mod tests {
     fn operators_take_sqlite_meaning() {
         assert_eq!(
             rewritten("SELECT a IS b, a || 1, a / b FROM t"),
-            "SELECT a IS NOT DISTINCT FROM b, a::TEXT || 1::TEXT, sqlite_div(a, b) FROM t"
+            "SELECT a IS NOT DISTINCT FROM b, sqlite_text(a) || 1::TEXT, sqlite_div(a, b) FROM t"
         );
         assert_eq!(
             rewritten("SELECT * FROM t WHERE a LIKE 'x%' AND b IN () AND c = 5"),
-            "SELECT * FROM t WHERE a::TEXT COLLATE \"C\" ILIKE 'x%' ESCAPE '' AND false AND c = '5'"
+            "SELECT * FROM t WHERE sqlite_text(a) COLLATE \"C\" ILIKE 'x%' ESCAPE '' AND false AND c = '5'"
         );
     }
 
@@ -761,14 +762,16 @@ mod tests {
         let out = rewritten(
             "SELECT iif(typeof(c) IN ('integer', 'real'), datetime(c, 'unixepoch'), c) FROM t",
         );
-        assert!(out.contains("CASE WHEN sqlite_typeof(c) IN ('integer', 'real') THEN sqlite_datetime(c::TEXT, 'unixepoch') ELSE c::TEXT END"), "{out}");
+        assert!(out.contains("CASE WHEN sqlite_typeof(c) IN ('integer', 'real') THEN sqlite_datetime(sqlite_text(c), 'unixepoch') ELSE sqlite_text(c) END"), "{out}");
     }
 
     #[test]
     fn json_valid_in_where_becomes_a_truth_value() {
         let out = rewritten("UPDATE t SET x = x ->> 'url' WHERE x IS NOT NULL and json_valid(x)");
         assert!(
-            out.ends_with("WHERE x IS NOT NULL AND sqlite_truth(sqlite_json_valid(x::TEXT))"),
+            out.ends_with(
+                "WHERE x IS NOT NULL AND sqlite_truth(sqlite_json_valid(sqlite_text(x)))"
+            ),
             "{out}"
         );
     }

@@ -30,42 +30,7 @@ pub struct Difference {
     pub rows: Option<(Vec<Value>, Vec<Value>)>,
 }
 
-/// `text` with every `.0` that ends a number removed (`3.0` → `3`).
-fn without_point_zero(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < chars.len() {
-        let after_digit = i > 0 && chars[i - 1].is_ascii_digit();
-        let ends = chars.get(i + 2).is_none_or(|c| !c.is_ascii_digit());
-        if after_digit && chars[i] == '.' && chars.get(i + 1) == Some(&'0') && ends {
-            i += 2;
-            continue;
-        }
-        out.push(chars[i]);
-        i += 1;
-    }
-    out
-}
-
 impl Difference {
-    /// A `rows` difference that is gone once every `.0` ending a number
-    /// in a text is removed: an integral REAL printed without it.
-    pub fn only_point_zero_differs(&self) -> bool {
-        let Some((r, p)) = &self.rows else {
-            return false;
-        };
-        let strip = |rows: &[Value]| -> Vec<String> {
-            let mut v: Vec<String> = rows
-                .iter()
-                .map(|r| without_point_zero(&r.to_string()))
-                .collect();
-            v.sort();
-            v
-        };
-        strip(r) == strip(p)
-    }
-
     /// A `rows` difference where every value is equal as a number: only
     /// classes differ (INTEGER where SQLite has REAL, or the reverse).
     pub fn only_number_classes_differ(&self) -> bool {
