@@ -531,3 +531,17 @@ DO $$ BEGIN
     COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
 EXCEPTION WHEN duplicate_function THEN NULL;
 END $$
+;;
+-- sum() of integers (expr.rs, functions.rs): SQLite fails with "integer
+-- overflow" past 64 bits; PostgreSQL's sum(bigint) is an exact numeric.
+-- An integral numeric beyond bigint is that overflow (a REAL sum, or a
+-- NUMERIC column's fractions, are SQLite's REAL, which does not overflow).
+CREATE OR REPLACE FUNCTION sqlite_integer_overflow() RETURNS numeric LANGUAGE plpgsql VOLATILE AS
+  $$BEGIN RAISE EXCEPTION 'integer overflow'; END$$
+;;
+CREATE OR REPLACE FUNCTION sqlite_sum_checked(s numeric) RETURNS numeric LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT CASE WHEN (s > 9223372036854775807 OR s < -9223372036854775808) AND s = trunc(s) THEN sqlite_integer_overflow() ELSE s END'
+;;
+CREATE OR REPLACE FUNCTION sqlite_sum_checked(s bigint) RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT s'
+;;
+CREATE OR REPLACE FUNCTION sqlite_sum_checked(s double precision) RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT s'

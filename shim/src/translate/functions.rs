@@ -106,9 +106,12 @@ pub fn translate_call(f: &Function) -> Result<Expr, Error> {
         return Ok(call(helper, exprs()?));
     }
     match name.as_str() {
-        "count" | "sum" | "min" | "max" if f.over.is_some() || args.len() <= 1 => {
-            aggregate(f, &name)
+        // sum() of integers beyond 64 bits is SQLite's "integer overflow"
+        // (PostgreSQL's sum(bigint) is an exact numeric).
+        "sum" if f.over.is_some() || args.len() <= 1 => {
+            Ok(call("sqlite_sum_checked", vec![aggregate(f, &name)?]))
         }
+        "count" | "min" | "max" if f.over.is_some() || args.len() <= 1 => aggregate(f, &name),
         "avg" => {
             arity(1..=1)?;
             Ok(cast(keep_aggregate_parts(f, "avg", exprs()?), float8()))

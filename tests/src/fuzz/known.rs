@@ -221,16 +221,6 @@ pub const KNOWN: &[Known] = &[
         },
     },
     Known {
-        name: "sum() beyond 64 bits",
-        reason: "fuzz_found.test: SQLite's sum() of integers fails with `integer overflow` past \
-                 64 bits; PostgreSQL's sum(bigint) is an exact numeric and succeeds",
-        matches: |d| {
-            d.shim_error.is_none()
-                && d.reference_error.as_deref() == Some("integer overflow")
-                && d.sql.contains("sum(")
-        },
-    },
-    Known {
         name: "integer literal beyond 2^53 beside a REAL",
         reason: "fuzz_found.test: an integer literal beside an expression is untyped (it takes \
                  the other side's type, SQLite's affinity rule), so beside a REAL it is read as \
