@@ -221,6 +221,8 @@ CREATE OR REPLACE FUNCTION sqlite_cast_blob(double precision) RETURNS bytea LANG
 ;;
 CREATE OR REPLACE FUNCTION sqlite_cast_blob(integer) RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS 'SELECT convert_to($1::text, ''UTF8'')'
 ;;
+CREATE OR REPLACE FUNCTION sqlite_cast_blob(numeric) RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS 'SELECT convert_to($1::text, ''UTF8'')'
+;;
 -- Truth values (truth.rs): non-zero numbers are true, text is read as a number.
 CREATE OR REPLACE FUNCTION sqlite_truth(boolean) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1'
 ;;
@@ -325,6 +327,10 @@ CREATE OR REPLACE FUNCTION sqlite_quote(text) RETURNS text LANGUAGE sql IMMUTABL
 CREATE OR REPLACE FUNCTION sqlite_quote(bigint) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT coalesce($1::text, 'NULL')$$
 ;;
 CREATE OR REPLACE FUNCTION sqlite_quote(integer) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT coalesce($1::text, 'NULL')$$
+;;
+-- A NUMERIC column's value (datetime) is SQLite's INTEGER or REAL as its
+-- text shows (numeric would otherwise take the double precision overload).
+CREATE OR REPLACE FUNCTION sqlite_quote(numeric) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT coalesce($1::text, 'NULL')$$
 ;;
 -- quote() of a REAL: SQLite's text when it reads back as the same value
 -- (SQLite gives 20 digits otherwise; the shortest exact text here).
@@ -819,7 +825,8 @@ BEGIN
         WHEN 'c' THEN left(coalesce(arg, ''), 1)
       END;
       IF spec = 'f' AND coalesce(m[3], '6') = '0' THEN arg := rtrim(arg, '.'); END IF;
-      IF m[2] <> '' THEN
+      -- A width is a minimum (lpad/rpad would cut a longer text).
+      IF m[2] <> '' AND char_length(arg) < m[2]::int THEN
         arg := CASE WHEN position('-' IN m[1]) > 0 THEN rpad(arg, m[2]::int)
                     WHEN position('0' IN m[1]) > 0 AND spec IN ('d', 'i', 'f', 'x', 'X') THEN lpad(arg, m[2]::int, '0')
                     ELSE lpad(arg, m[2]::int) END;
