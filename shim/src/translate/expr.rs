@@ -70,7 +70,7 @@ impl VisitorMut for Rewriter<'_, '_> {
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         match rewrite_one(expr, self.source) {
             Ok(Some(new)) => {
-                *expr = new;
+                *expr = without_column_collation(new);
                 ControlFlow::Continue(())
             }
             Ok(None) => ControlFlow::Continue(()),
@@ -295,6 +295,87 @@ fn rewrite_one(expr: &mut Expr, source: &Source) -> Result<Option<Expr>, Error> 
     })
 }
 
+/// The collation the translation gives a computed text: PostgreSQL's
+/// default, not a column's.
+const COMPUTED_TEXT_COLLATION: &str = "default";
+
+/// A computed text over columns (`nc || 'x'`, `lower(nc)`, a `CASE` of
+/// texts) without the collation of its columns. PostgreSQL gives an
+/// expression the implicit collation of the columns in it, so one over a
+/// NOCASE column compares, sorts and groups ignoring case; in SQLite only
+/// the column itself (or a `CAST` of it) carries its collation, and an
+/// expression has BINARY unless an explicit `COLLATE` is in it. Left alone
+/// when there is an explicit `COLLATE` inside (it propagates in both) or
+/// no column.
+fn without_column_collation(e: Expr) -> Expr {
+    let computed = matches!(
+        &e,
+        Expr::BinaryOp {
+            op: BinaryOperator::StringConcat,
+            ..
+        } | Expr::Case { .. }
+    ) || matches!(&e, Expr::Function(f) if !matches!(function_name(f).as_str(), "sqlite_text" | "sqlite_plus"));
+    if !computed || !is_text(&e) || !names_a_column_without_collate(&e) {
+        return e;
+    }
+    Expr::Collate {
+        expr: Box::new(e),
+        collation: object_name(COMPUTED_TEXT_COLLATION),
+    }
+}
+
+/// Whether `e` names a column and has no `COLLATE`.
+fn names_a_column_without_collate(e: &Expr) -> bool {
+    let (column, collate) = scan_columns_and_collations(e);
+    column && !collate
+}
+
+/// Whether `e` has an explicit `COLLATE`.
+fn has_collate(e: &Expr) -> bool {
+    scan_columns_and_collations(e).1
+}
+
+/// Whether `e` names a column, and whether it has a `COLLATE`.
+fn scan_columns_and_collations(e: &Expr) -> (bool, bool) {
+    use sqlparser::ast::Visit;
+    struct Scan {
+        column: bool,
+        collate: bool,
+    }
+    impl sqlparser::ast::Visitor for Scan {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            match e {
+                Expr::Identifier(_) | Expr::CompoundIdentifier(_) => self.column = true,
+                Expr::Collate { .. } => self.collate = true,
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut scan = Scan {
+        column: false,
+        collate: false,
+    };
+    let _ = e.visit(&mut scan);
+    (scan.column, scan.collate)
+}
+
+/// A comparison's operand without the translation's computed-text
+/// collation when the other operand has an explicit `COLLATE` (SQLite
+/// uses that one; PostgreSQL would refuse two explicit collations).
+fn yield_collation(side: Expr, other: &Expr) -> Expr {
+    match side {
+        Expr::Collate { expr, collation }
+            if collation.to_string() == format!("\"{COMPUTED_TEXT_COLLATION}\"")
+                && has_collate(other) =>
+        {
+            *expr
+        }
+        other_side => other_side,
+    }
+}
+
 fn take(e: &mut Box<Expr>) -> Expr {
     std::mem::replace(&mut **e, Expr::value(Value::Null))
 }
@@ -332,6 +413,8 @@ fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Result<Option<Expr>, E
         | BinaryOperator::GtEq => {
             let (l, r) = loosen_pair(left, right);
             let (l, r) = coerce_text_side(l, r);
+            let l = yield_collation(l, &r);
+            let r = yield_collation(r, &l);
             op_expr(l, op, r)
         }
         BinaryOperator::Is => {

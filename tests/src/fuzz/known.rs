@@ -32,9 +32,6 @@ fn names(sql: &str, columns: &[&str]) -> bool {
         .any(|w| columns.contains(&w))
 }
 
-/// Columns declared `COLLATE NOCASE` in the fuzzer's tables (`t1.nc`,
-/// `t3.s`) and in `fuzz_found.test` (`ff.nc`).
-const NOCASE_COLUMNS: &[&str] = &["nc", "s"];
 /// Columns declared `float` (REAL) in the fuzzer's tables and in
 /// `fuzz_found.test`.
 const REAL_COLUMNS: &[&str] = &["f", "score", "r"];
@@ -66,6 +63,9 @@ fn has_twenty_digit_real(text: &str) -> bool {
         })
 }
 
+/// Columns declared `COLLATE NOCASE` in the fuzzer's tables (`t1.nc`,
+/// `t3.s`) and in `fuzz_found.test` (`ff.nc`).
+const NOCASE_COLUMNS: &[&str] = &["nc", "s"];
 /// Columns declared `datetime` (NUMERIC affinity, PostgreSQL's numeric).
 const DATETIME_COLUMNS: &[&str] = &["d"];
 
@@ -117,11 +117,13 @@ pub const KNOWN: &[Known] = &[
     },
     Known {
         name: "NOCASE kept by expressions",
-        reason: "fuzz_found.test: on PostgreSQL an expression over a NOCASE column (`nc || 'x'`, \
-                 `CASE … THEN nc`) keeps sqlite_nocase, so it sorts, compares and groups ignoring \
-                 case; in SQLite only the column itself (or an explicit COLLATE) carries NOCASE. \
-                 Matched broadly: any row or invariant difference of a statement naming a NOCASE \
-                 column",
+        reason: "fuzz_found.test: on PostgreSQL an expression over a NOCASE column keeps \
+                 sqlite_nocase, so it sorts, compares and groups ignoring case; in SQLite only \
+                 the column itself (or an explicit COLLATE) carries NOCASE. The translation \
+                 drops it from expressions it knows are text (`nc || 'x'`, `lower(nc)`, a CASE \
+                 of texts); not from those whose type it cannot tell (`ifnull(nc, 'x')`, \
+                 `nullif(nc, '9')`, `iif(k, s, s)`, `max(ifnull(nc, …))`). Matched broadly: any \
+                 row or invariant difference of a statement naming a NOCASE column",
         matches: |d| {
             matches!(d.aspect, "rows" | "norec" | "partition") && names(&d.sql, NOCASE_COLUMNS)
         },
