@@ -318,6 +318,11 @@ fn without_column_collation(e: Expr) -> Expr {
     if !computed || !is_text(&e) || !names_a_column_without_collate(&e) {
         return e;
     }
+    // `a || b COLLATE x` would collate `b` alone: parenthesised.
+    let e = match e {
+        e @ Expr::BinaryOp { .. } => Expr::Nested(Box::new(e)),
+        e => e,
+    };
     Expr::Collate {
         expr: Box::new(e),
         collation: object_name(COMPUTED_TEXT_COLLATION),
@@ -370,7 +375,10 @@ fn yield_collation(side: Expr, other: &Expr) -> Expr {
             if collation.to_string() == format!("\"{COMPUTED_TEXT_COLLATION}\"")
                 && has_collate(other) =>
         {
-            *expr
+            match *expr {
+                Expr::Nested(inner) => *inner,
+                inner => inner,
+            }
         }
         other_side => other_side,
     }
@@ -817,7 +825,7 @@ mod tests {
     fn operators_take_sqlite_meaning() {
         assert_eq!(
             rewritten("SELECT a IS b, a || 1, a / b FROM t"),
-            "SELECT a IS NOT DISTINCT FROM b, sqlite_text(a) || 1::TEXT, sqlite_div(a, b) FROM t"
+            "SELECT a IS NOT DISTINCT FROM b, (sqlite_text(a) || 1::TEXT) COLLATE \"default\", sqlite_div(a, b) FROM t"
         );
         assert_eq!(
             rewritten("SELECT * FROM t WHERE a LIKE 'x%' AND b IN () AND c = 5"),
@@ -845,7 +853,7 @@ mod tests {
         let out = rewritten(
             "SELECT iif(typeof(c) IN ('integer', 'real'), datetime(c, 'unixepoch'), c) FROM t",
         );
-        assert!(out.contains("CASE WHEN sqlite_typeof(c) IN ('integer', 'real') THEN sqlite_datetime(sqlite_text(c), 'unixepoch') ELSE sqlite_text(c) END"), "{out}");
+        assert!(out.contains("CASE WHEN sqlite_typeof(c) COLLATE \"default\" IN ('integer', 'real') THEN sqlite_datetime(sqlite_text(c), 'unixepoch') COLLATE \"default\" ELSE sqlite_text(c) END"), "{out}");
     }
 
     #[test]
