@@ -267,6 +267,36 @@ pub fn run(cmd: &mut std::process::Command, timeout: std::time::Duration) -> Run
     }
 }
 
+/// Run the differential suite's runner, `tests/sql/run_case.py`, on the
+/// case files `files`: on real SQLite (`shimmed` false, database
+/// `reference.db` in `dir`) or through the shim (`LD_PRELOAD`, a file named
+/// like Plex's library in `dir`, so PostgreSQL's schema `schema`). The run
+/// as it went; each line of its output is one statement's outcome as JSON.
+/// Shared by the differential suite (`tests/tests/translate_cases.rs`) and
+/// the fuzzer (`fuzz::compare`).
+pub fn run_case_files(
+    dir: &TempDir,
+    files: &[PathBuf],
+    shimmed: bool,
+    schema: &str,
+    timeout: std::time::Duration,
+) -> Run {
+    let db = if shimmed {
+        "com.plexapp.plugins.library.db"
+    } else {
+        "reference.db"
+    };
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(workspace_root().join("tests/sql/run_case.py"))
+        .arg(dir.path().join(db))
+        .args(files)
+        .env("TZ", "UTC");
+    if shimmed {
+        cmd.envs(pg().env(schema)).env("LD_PRELOAD", shim());
+    }
+    run(&mut cmd, timeout)
+}
+
 /// A Python helper script of the tests: `tests/python/<name>`.
 pub fn python_script(name: &str) -> PathBuf {
     workspace_root().join("tests/python").join(name)

@@ -8,10 +8,9 @@
 //! Cases: Plex's whole schema, every statement of Plex's migrations (on
 //! that schema, with rows in it), and the suite under `tests/sql/`.
 
-use plex_pg_tests::{fixture, pg, run, shim, unique_name, workspace_root, TempDir};
+use plex_pg_tests::{fixture, run_case_files, unique_name, workspace_root, TempDir};
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(240);
@@ -26,20 +25,7 @@ fn case(name: &str) -> PathBuf {
 
 /// Run case files on SQLite (`shimmed` false) or through the shim.
 fn outcomes(dir: &TempDir, files: &[PathBuf], shimmed: bool, schema: &str) -> Vec<Value> {
-    let db = if shimmed {
-        "com.plexapp.plugins.library.db"
-    } else {
-        "reference.db"
-    };
-    let mut cmd = Command::new("python3");
-    cmd.arg(case("run_case.py"))
-        .arg(dir.path().join(db))
-        .args(files)
-        .env("TZ", "UTC");
-    if shimmed {
-        cmd.envs(pg().env(schema)).env("LD_PRELOAD", shim());
-    }
-    let out = run(&mut cmd, LIMIT);
+    let out = run_case_files(dir, files, shimmed, schema, LIMIT);
     out.assert_ok();
     out.stdout
         .lines()

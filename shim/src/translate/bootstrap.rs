@@ -11,7 +11,7 @@
 
 /// Bumped whenever `bootstrap.sql` changes, so every schema gets the new
 /// helper functions once.
-pub const BOOTSTRAP_VERSION: &str = "plex-pg-translate-4";
+pub const BOOTSTRAP_VERSION: &str = "plex-pg-translate-7";
 
 /// The helper SQL, statements separated by lines holding only `;;`.
 const BOOTSTRAP: &str = include_str!("bootstrap.sql");

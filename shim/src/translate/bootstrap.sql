@@ -148,6 +148,29 @@ BEGIN
 END
 $$
 ;;
+-- A REAL as SQLite prints it ("%!.15g"): 15 significant digits, always a
+-- point or an exponent ('1.0', '10000000000.0', '1.0e+15', '2.5e-07');
+-- float8's own text is the shortest that reads back ('1', '1e+15').
+-- float8 -> numeric keeps 15 significant digits (DBL_DIG), as %.15g.
+CREATE OR REPLACE FUNCTION sqlite_real_text(x double precision) RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
+SELECT CASE
+  WHEN x = 'NaN' THEN NULL
+  WHEN x = 'Infinity' THEN 'Inf'
+  WHEN x = '-Infinity' THEN '-Inf'
+  WHEN x = 0 THEN '0.0'
+  ELSE (SELECT CASE WHEN e BETWEEN -4 AND 14
+                    THEN CASE WHEN strpos(f, '.') > 0 THEN f ELSE f || '.0' END
+                    ELSE CASE WHEN strpos(m, '.') > 0 THEN m ELSE m || '.0' END
+                         || CASE WHEN e < 0 THEN 'e-' ELSE 'e+' END || CASE WHEN abs(e) < 10 THEN '0' ELSE '' END || abs(e)
+               END
+        FROM (SELECT trim_scale(n)::text AS f,
+                     rtrim(rtrim(split_part(s, 'e', 1), '0'), '.') AS m,
+                     split_part(s, 'e', 2)::int AS e
+              FROM (SELECT n, btrim(to_char(n, '9.99999999999999EEEE')) AS s
+                    FROM (SELECT x::numeric AS n) a) b) c)
+END
+$$
+;;
 -- CAST(x AS REAL / INTEGER / NUMERIC / BLOB) with SQLite's lenient reading
 -- of text: the longest numeric prefix, 0 when there is none.
 CREATE OR REPLACE FUNCTION sqlite_numeric_prefix(t text) RETURNS numeric LANGUAGE sql IMMUTABLE STRICT AS $$
@@ -194,7 +217,11 @@ CREATE OR REPLACE FUNCTION sqlite_cast_blob(bytea) RETURNS bytea LANGUAGE sql IM
 ;;
 CREATE OR REPLACE FUNCTION sqlite_cast_blob(bigint) RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS 'SELECT convert_to($1::text, ''UTF8'')'
 ;;
-CREATE OR REPLACE FUNCTION sqlite_cast_blob(double precision) RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS 'SELECT convert_to($1::text, ''UTF8'')'
+CREATE OR REPLACE FUNCTION sqlite_cast_blob(double precision) RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS 'SELECT convert_to(sqlite_real_text($1), ''UTF8'')'
+;;
+CREATE OR REPLACE FUNCTION sqlite_cast_blob(integer) RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS 'SELECT convert_to($1::text, ''UTF8'')'
+;;
+CREATE OR REPLACE FUNCTION sqlite_cast_blob(numeric) RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS 'SELECT convert_to($1::text, ''UTF8'')'
 ;;
 -- Truth values (truth.rs): non-zero numbers are true, text is read as a number.
 CREATE OR REPLACE FUNCTION sqlite_truth(boolean) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1'
@@ -251,6 +278,29 @@ CREATE OR REPLACE FUNCTION sqlite_typeof(text) RETURNS text LANGUAGE sql IMMUTAB
 ;;
 CREATE OR REPLACE FUNCTION sqlite_typeof(bytea) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT CASE WHEN $1 IS NULL THEN 'null' ELSE 'blob' END$$
 ;;
+-- x as SQLite converts it to text (`||`, CAST(x AS TEXT), text functions'
+-- arguments), per PostgreSQL type: a REAL as SQLite prints it, a boolean
+-- (a NUMERIC 0/1 in SQLite) as '0'/'1'. Used where the type is not known
+-- from the expression's form.
+CREATE OR REPLACE FUNCTION sqlite_text(text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT $1'
+;;
+CREATE OR REPLACE FUNCTION sqlite_text(bigint) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT $1::text'
+;;
+CREATE OR REPLACE FUNCTION sqlite_text(integer) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT $1::text'
+;;
+CREATE OR REPLACE FUNCTION sqlite_text(smallint) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT $1::text'
+;;
+CREATE OR REPLACE FUNCTION sqlite_text(numeric) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT $1::text'
+;;
+CREATE OR REPLACE FUNCTION sqlite_text(double precision) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT sqlite_real_text($1)'
+;;
+CREATE OR REPLACE FUNCTION sqlite_text(boolean) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT $1::int::text'
+;;
+CREATE OR REPLACE FUNCTION sqlite_text(bytea) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT $1::text'
+;;
+-- Any other type (float4, json, date …): PostgreSQL's text.
+CREATE OR REPLACE FUNCTION sqlite_text(anyelement) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT $1::text'
+;;
 -- length(x): characters of text, bytes of a blob, characters of a number's text.
 CREATE OR REPLACE FUNCTION sqlite_length(text) RETURNS integer LANGUAGE sql IMMUTABLE STRICT AS 'SELECT char_length($1)'
 ;;
@@ -258,7 +308,11 @@ CREATE OR REPLACE FUNCTION sqlite_length(bytea) RETURNS integer LANGUAGE sql IMM
 ;;
 CREATE OR REPLACE FUNCTION sqlite_length(bigint) RETURNS integer LANGUAGE sql IMMUTABLE STRICT AS 'SELECT char_length($1::text)'
 ;;
-CREATE OR REPLACE FUNCTION sqlite_length(double precision) RETURNS integer LANGUAGE sql IMMUTABLE STRICT AS 'SELECT char_length($1::text)'
+-- (An integer argument takes the integer overloads, not PostgreSQL's
+-- preferred double precision, which now prints as a REAL: '5.0'.)
+CREATE OR REPLACE FUNCTION sqlite_length(integer) RETURNS integer LANGUAGE sql IMMUTABLE STRICT AS 'SELECT char_length($1::text)'
+;;
+CREATE OR REPLACE FUNCTION sqlite_length(double precision) RETURNS integer LANGUAGE sql IMMUTABLE STRICT AS 'SELECT char_length(sqlite_real_text($1))'
 ;;
 CREATE OR REPLACE FUNCTION sqlite_length(numeric) RETURNS integer LANGUAGE sql IMMUTABLE STRICT AS 'SELECT char_length($1::text)'
 ;;
@@ -272,7 +326,18 @@ CREATE OR REPLACE FUNCTION sqlite_quote(text) RETURNS text LANGUAGE sql IMMUTABL
 ;;
 CREATE OR REPLACE FUNCTION sqlite_quote(bigint) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT coalesce($1::text, 'NULL')$$
 ;;
-CREATE OR REPLACE FUNCTION sqlite_quote(double precision) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT coalesce($1::text, 'NULL')$$
+CREATE OR REPLACE FUNCTION sqlite_quote(integer) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT coalesce($1::text, 'NULL')$$
+;;
+-- A NUMERIC column's value (datetime) is SQLite's INTEGER or REAL as its
+-- text shows (numeric would otherwise take the double precision overload).
+CREATE OR REPLACE FUNCTION sqlite_quote(numeric) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT coalesce($1::text, 'NULL')$$
+;;
+-- quote() of a REAL: SQLite's text when it reads back as the same value
+-- (SQLite gives 20 digits otherwise; the shortest exact text here).
+CREATE OR REPLACE FUNCTION sqlite_quote(double precision) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+SELECT coalesce(CASE WHEN sqlite_real_text($1) IN ('Inf', '-Inf') OR sqlite_real_text($1)::double precision <> $1 THEN $1::text
+                     ELSE sqlite_real_text($1) END, 'NULL')
+$$
 ;;
 CREATE OR REPLACE FUNCTION sqlite_quote(bytea) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT coalesce('X''' || upper(encode($1, 'hex')) || '''', 'NULL')$$
 ;;
@@ -760,7 +825,8 @@ BEGIN
         WHEN 'c' THEN left(coalesce(arg, ''), 1)
       END;
       IF spec = 'f' AND coalesce(m[3], '6') = '0' THEN arg := rtrim(arg, '.'); END IF;
-      IF m[2] <> '' THEN
+      -- A width is a minimum (lpad/rpad would cut a longer text).
+      IF m[2] <> '' AND char_length(arg) < m[2]::int THEN
         arg := CASE WHEN position('-' IN m[1]) > 0 THEN rpad(arg, m[2]::int)
                     WHEN position('0' IN m[1]) > 0 AND spec IN ('d', 'i', 'f', 'x', 'X') THEN lpad(arg, m[2]::int, '0')
                     ELSE lpad(arg, m[2]::int) END;

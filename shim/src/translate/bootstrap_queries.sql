@@ -71,3 +71,477 @@ END $$
 -- the column (no declared type, as in SQLite). Inlined by the planner.
 CREATE OR REPLACE FUNCTION sqlite_plus(a anyelement) RETURNS anyelement LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
   'SELECT a'
+
+;;
+-- An INTEGER compared with a REAL (`n = 9007199254740992.0`, `int_col <
+-- real_col`): SQLite compares them exactly; PostgreSQL has no bigint/float8
+-- operators and converts the bigint to float8, so integers beyond 2^53 are
+-- rounded first (9007199254740993 = 9007199254740992.0). Operators on
+-- (bigint, double precision) and the reverse, exact matches that win over
+-- the conversion, compare as SQLite's sqlite3IntFloatCompare: the REAL's
+-- integral part (exact in a bigint when in range), then its fraction.
+-- sqlite_int_real_cmp is STRICT (NULL in, NULL out); the operators'
+-- functions are inlined into one call of it.
+CREATE OR REPLACE FUNCTION sqlite_int_real_cmp(a bigint, b double precision) RETURNS integer LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+SELECT CASE
+  WHEN b >= 9223372036854775808::double precision THEN -1
+  WHEN b < -9223372036854775808::double precision THEN 1
+  ELSE (SELECT CASE WHEN a < c THEN -1 WHEN a > c THEN 1
+                    WHEN b > c::double precision THEN -1 WHEN b < c::double precision THEN 1
+                    ELSE 0 END
+        FROM (SELECT trunc(b)::bigint AS c) t)
+END
+$$
+;;
+CREATE OR REPLACE FUNCTION sqlite_int_real_eq(a bigint, b double precision) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
+  'SELECT sqlite_int_real_cmp(a, b) = 0'
+;;
+CREATE OR REPLACE FUNCTION sqlite_real_int_eq(a double precision, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
+  'SELECT 0 = sqlite_int_real_cmp(b, a)'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR = (LEFTARG = bigint, RIGHTARG = double precision, FUNCTION = sqlite_int_real_eq,
+    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR = (LEFTARG = double precision, RIGHTARG = bigint, FUNCTION = sqlite_real_int_eq,
+    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_int_real_ne(a bigint, b double precision) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
+  'SELECT sqlite_int_real_cmp(a, b) <> 0'
+;;
+CREATE OR REPLACE FUNCTION sqlite_real_int_ne(a double precision, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
+  'SELECT 0 <> sqlite_int_real_cmp(b, a)'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR <> (LEFTARG = bigint, RIGHTARG = double precision, FUNCTION = sqlite_int_real_ne,
+    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR <> (LEFTARG = double precision, RIGHTARG = bigint, FUNCTION = sqlite_real_int_ne,
+    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_int_real_lt(a bigint, b double precision) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
+  'SELECT sqlite_int_real_cmp(a, b) < 0'
+;;
+CREATE OR REPLACE FUNCTION sqlite_real_int_lt(a double precision, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
+  'SELECT 0 < sqlite_int_real_cmp(b, a)'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR < (LEFTARG = bigint, RIGHTARG = double precision, FUNCTION = sqlite_int_real_lt,
+    COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR < (LEFTARG = double precision, RIGHTARG = bigint, FUNCTION = sqlite_real_int_lt,
+    COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_int_real_le(a bigint, b double precision) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
+  'SELECT sqlite_int_real_cmp(a, b) <= 0'
+;;
+CREATE OR REPLACE FUNCTION sqlite_real_int_le(a double precision, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
+  'SELECT 0 <= sqlite_int_real_cmp(b, a)'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR <= (LEFTARG = bigint, RIGHTARG = double precision, FUNCTION = sqlite_int_real_le,
+    COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR <= (LEFTARG = double precision, RIGHTARG = bigint, FUNCTION = sqlite_real_int_le,
+    COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_int_real_gt(a bigint, b double precision) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
+  'SELECT sqlite_int_real_cmp(a, b) > 0'
+;;
+CREATE OR REPLACE FUNCTION sqlite_real_int_gt(a double precision, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
+  'SELECT 0 > sqlite_int_real_cmp(b, a)'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR > (LEFTARG = bigint, RIGHTARG = double precision, FUNCTION = sqlite_int_real_gt,
+    COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR > (LEFTARG = double precision, RIGHTARG = bigint, FUNCTION = sqlite_real_int_gt,
+    COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_int_real_ge(a bigint, b double precision) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
+  'SELECT sqlite_int_real_cmp(a, b) >= 0'
+;;
+CREATE OR REPLACE FUNCTION sqlite_real_int_ge(a double precision, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
+  'SELECT 0 >= sqlite_int_real_cmp(b, a)'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR >= (LEFTARG = bigint, RIGHTARG = double precision, FUNCTION = sqlite_int_real_ge,
+    COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR >= (LEFTARG = double precision, RIGHTARG = bigint, FUNCTION = sqlite_real_int_ge,
+    COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+-- The operators above would also win for numeric against bigint (numeric
+-- converts to double precision implicitly, PostgreSQL's preferred numeric
+-- type), where the comparison is exact as numeric: these exact matches keep
+-- it so (inlined: `a = b::numeric`, which an index on a numeric column
+-- still serves).
+CREATE OR REPLACE FUNCTION sqlite_num_int_eq(a numeric, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a = b::numeric'
+;;
+CREATE OR REPLACE FUNCTION sqlite_int_num_eq(a bigint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a::numeric = b'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR = (LEFTARG = numeric, RIGHTARG = bigint, FUNCTION = sqlite_num_int_eq,
+    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR = (LEFTARG = bigint, RIGHTARG = numeric, FUNCTION = sqlite_int_num_eq,
+    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_num_int_ne(a numeric, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a <> b::numeric'
+;;
+CREATE OR REPLACE FUNCTION sqlite_int_num_ne(a bigint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a::numeric <> b'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR <> (LEFTARG = numeric, RIGHTARG = bigint, FUNCTION = sqlite_num_int_ne,
+    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR <> (LEFTARG = bigint, RIGHTARG = numeric, FUNCTION = sqlite_int_num_ne,
+    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_num_int_lt(a numeric, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a < b::numeric'
+;;
+CREATE OR REPLACE FUNCTION sqlite_int_num_lt(a bigint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a::numeric < b'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR < (LEFTARG = numeric, RIGHTARG = bigint, FUNCTION = sqlite_num_int_lt,
+    COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR < (LEFTARG = bigint, RIGHTARG = numeric, FUNCTION = sqlite_int_num_lt,
+    COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_num_int_le(a numeric, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a <= b::numeric'
+;;
+CREATE OR REPLACE FUNCTION sqlite_int_num_le(a bigint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a::numeric <= b'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR <= (LEFTARG = numeric, RIGHTARG = bigint, FUNCTION = sqlite_num_int_le,
+    COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR <= (LEFTARG = bigint, RIGHTARG = numeric, FUNCTION = sqlite_int_num_le,
+    COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_num_int_gt(a numeric, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a > b::numeric'
+;;
+CREATE OR REPLACE FUNCTION sqlite_int_num_gt(a bigint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a::numeric > b'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR > (LEFTARG = numeric, RIGHTARG = bigint, FUNCTION = sqlite_num_int_gt,
+    COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR > (LEFTARG = bigint, RIGHTARG = numeric, FUNCTION = sqlite_int_num_gt,
+    COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_num_int_ge(a numeric, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a >= b::numeric'
+;;
+CREATE OR REPLACE FUNCTION sqlite_int_num_ge(a bigint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a::numeric >= b'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR >= (LEFTARG = numeric, RIGHTARG = bigint, FUNCTION = sqlite_num_int_ge,
+    COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR >= (LEFTARG = bigint, RIGHTARG = numeric, FUNCTION = sqlite_int_num_ge,
+    COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+-- And numeric against integer and smallint, which the numeric/bigint
+-- operators would make ambiguous with numeric/numeric.
+CREATE OR REPLACE FUNCTION sqlite_num_int4_eq(a numeric, b integer) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a = b::numeric'
+;;
+CREATE OR REPLACE FUNCTION sqlite_int4_num_eq(a integer, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a::numeric = b'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR = (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = sqlite_num_int4_eq,
+    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR = (LEFTARG = integer, RIGHTARG = numeric, FUNCTION = sqlite_int4_num_eq,
+    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_num_int4_ne(a numeric, b integer) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a <> b::numeric'
+;;
+CREATE OR REPLACE FUNCTION sqlite_int4_num_ne(a integer, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a::numeric <> b'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR <> (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = sqlite_num_int4_ne,
+    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR <> (LEFTARG = integer, RIGHTARG = numeric, FUNCTION = sqlite_int4_num_ne,
+    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_num_int4_lt(a numeric, b integer) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a < b::numeric'
+;;
+CREATE OR REPLACE FUNCTION sqlite_int4_num_lt(a integer, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a::numeric < b'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR < (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = sqlite_num_int4_lt,
+    COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR < (LEFTARG = integer, RIGHTARG = numeric, FUNCTION = sqlite_int4_num_lt,
+    COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_num_int4_le(a numeric, b integer) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a <= b::numeric'
+;;
+CREATE OR REPLACE FUNCTION sqlite_int4_num_le(a integer, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a::numeric <= b'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR <= (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = sqlite_num_int4_le,
+    COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR <= (LEFTARG = integer, RIGHTARG = numeric, FUNCTION = sqlite_int4_num_le,
+    COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_num_int4_gt(a numeric, b integer) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a > b::numeric'
+;;
+CREATE OR REPLACE FUNCTION sqlite_int4_num_gt(a integer, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a::numeric > b'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR > (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = sqlite_num_int4_gt,
+    COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR > (LEFTARG = integer, RIGHTARG = numeric, FUNCTION = sqlite_int4_num_gt,
+    COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_num_int4_ge(a numeric, b integer) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a >= b::numeric'
+;;
+CREATE OR REPLACE FUNCTION sqlite_int4_num_ge(a integer, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a::numeric >= b'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR >= (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = sqlite_num_int4_ge,
+    COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR >= (LEFTARG = integer, RIGHTARG = numeric, FUNCTION = sqlite_int4_num_ge,
+    COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_num_int2_eq(a numeric, b smallint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a = b::numeric'
+;;
+CREATE OR REPLACE FUNCTION sqlite_int2_num_eq(a smallint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a::numeric = b'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR = (LEFTARG = numeric, RIGHTARG = smallint, FUNCTION = sqlite_num_int2_eq,
+    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR = (LEFTARG = smallint, RIGHTARG = numeric, FUNCTION = sqlite_int2_num_eq,
+    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_num_int2_ne(a numeric, b smallint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a <> b::numeric'
+;;
+CREATE OR REPLACE FUNCTION sqlite_int2_num_ne(a smallint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a::numeric <> b'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR <> (LEFTARG = numeric, RIGHTARG = smallint, FUNCTION = sqlite_num_int2_ne,
+    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR <> (LEFTARG = smallint, RIGHTARG = numeric, FUNCTION = sqlite_int2_num_ne,
+    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_num_int2_lt(a numeric, b smallint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a < b::numeric'
+;;
+CREATE OR REPLACE FUNCTION sqlite_int2_num_lt(a smallint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a::numeric < b'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR < (LEFTARG = numeric, RIGHTARG = smallint, FUNCTION = sqlite_num_int2_lt,
+    COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR < (LEFTARG = smallint, RIGHTARG = numeric, FUNCTION = sqlite_int2_num_lt,
+    COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_num_int2_le(a numeric, b smallint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a <= b::numeric'
+;;
+CREATE OR REPLACE FUNCTION sqlite_int2_num_le(a smallint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a::numeric <= b'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR <= (LEFTARG = numeric, RIGHTARG = smallint, FUNCTION = sqlite_num_int2_le,
+    COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR <= (LEFTARG = smallint, RIGHTARG = numeric, FUNCTION = sqlite_int2_num_le,
+    COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_num_int2_gt(a numeric, b smallint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a > b::numeric'
+;;
+CREATE OR REPLACE FUNCTION sqlite_int2_num_gt(a smallint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a::numeric > b'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR > (LEFTARG = numeric, RIGHTARG = smallint, FUNCTION = sqlite_num_int2_gt,
+    COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR > (LEFTARG = smallint, RIGHTARG = numeric, FUNCTION = sqlite_int2_num_gt,
+    COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+CREATE OR REPLACE FUNCTION sqlite_num_int2_ge(a numeric, b smallint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a >= b::numeric'
+;;
+CREATE OR REPLACE FUNCTION sqlite_int2_num_ge(a smallint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT a::numeric >= b'
+;;
+DO $$ BEGIN
+  CREATE OPERATOR >= (LEFTARG = numeric, RIGHTARG = smallint, FUNCTION = sqlite_num_int2_ge,
+    COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+DO $$ BEGIN
+  CREATE OPERATOR >= (LEFTARG = smallint, RIGHTARG = numeric, FUNCTION = sqlite_int2_num_ge,
+    COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
+EXCEPTION WHEN duplicate_function THEN NULL;
+END $$
+;;
+-- sum() of integers (expr.rs, functions.rs): SQLite fails with "integer
+-- overflow" past 64 bits; PostgreSQL's sum(bigint) is an exact numeric.
+-- An integral numeric beyond bigint is that overflow (a REAL sum, or a
+-- NUMERIC column's fractions, are SQLite's REAL, which does not overflow).
+CREATE OR REPLACE FUNCTION sqlite_integer_overflow() RETURNS numeric LANGUAGE plpgsql VOLATILE AS
+  $$BEGIN RAISE EXCEPTION 'integer overflow'; END$$
+;;
+CREATE OR REPLACE FUNCTION sqlite_sum_checked(s numeric) RETURNS numeric LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  'SELECT CASE WHEN (s > 9223372036854775807 OR s < -9223372036854775808) AND s = trunc(s) THEN sqlite_integer_overflow() ELSE s END'
+;;
+CREATE OR REPLACE FUNCTION sqlite_sum_checked(s bigint) RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT s'
+;;
+CREATE OR REPLACE FUNCTION sqlite_sum_checked(s double precision) RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT s'

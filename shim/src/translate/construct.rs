@@ -76,12 +76,90 @@ pub fn cast(expr: Expr, data_type: DataType) -> Expr {
     }
 }
 
-/// `CAST(expr AS text)`, unless `expr` is text by its form already.
+/// `expr` as text, as SQLite converts it, unless it is text by its form
+/// already.
 pub fn as_text(expr: Expr) -> Expr {
     if super::kinds::is_text(&expr) {
         expr
     } else {
-        cast(expr, DataType::Text)
+        to_text(expr)
+    }
+}
+
+/// `expr` converted to text as SQLite converts it (`CAST(… AS TEXT)`,
+/// `||`): by the translator where the form tells the type (an integer
+/// literal, NULL or a parameter: `::text`; a REAL literal: SQLite's text of
+/// it, `'2.0'`), else `sqlite_text(expr)`, overloaded per PostgreSQL type
+/// (a REAL prints as SQLite's `%!.15g`, a boolean as `0`/`1`).
+pub fn to_text(expr: Expr) -> Expr {
+    match &expr {
+        Expr::Value(v)
+            if matches!(
+                v.value,
+                Value::Number(..) | Value::Null | Value::Placeholder(_)
+            ) =>
+        {
+            cast(expr, DataType::Text)
+        }
+        Expr::Cast {
+            expr: inner,
+            data_type: DataType::DoublePrecision,
+            ..
+        } => match inner.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => match n.parse::<f64>() {
+                    Ok(x) => cast(text_literal(&real_text(x)), DataType::Text),
+                    Err(_) => call("sqlite_text", vec![expr]),
+                },
+                _ => call("sqlite_text", vec![expr]),
+            },
+            _ => call("sqlite_text", vec![expr]),
+        },
+        _ => call("sqlite_text", vec![expr]),
+    }
+}
+
+/// A REAL as SQLite prints it (`%!.15g`): 15 significant digits, always
+/// a point or an exponent: `1.0`, `10000000000.0`, `1.0e+15`, `2.5e-07`
+/// (the same as the bootstrap's `sqlite_real_text`).
+pub fn real_text(x: f64) -> String {
+    if x.is_nan() {
+        return String::new();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "Inf" } else { "-Inf" }.to_string();
+    }
+    if x == 0.0 {
+        return "0.0".to_string();
+    }
+    let scientific = format!("{x:.14e}");
+    let (mantissa, exponent) = scientific.split_once('e').expect("an exponent in {:e}");
+    let exponent: i32 = exponent.parse().expect("a decimal exponent");
+    let sign = if x < 0.0 { "-" } else { "" };
+    if (-4..15).contains(&exponent) {
+        let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+        let before = exponent + 1;
+        let (int, frac) = if before <= 0 {
+            (
+                "0".to_string(),
+                "0".repeat(before.unsigned_abs() as usize) + &digits,
+            )
+        } else {
+            let (i, f) = digits.split_at(before as usize);
+            (i.to_string(), f.to_string())
+        };
+        let frac = frac.trim_end_matches('0');
+        let frac = if frac.is_empty() { "0" } else { frac };
+        format!("{sign}{int}.{frac}")
+    } else {
+        let m = mantissa.trim_end_matches('0');
+        let m = if m.ends_with('.') {
+            format!("{m}0")
+        } else {
+            m.to_string()
+        };
+        let e_sign = if exponent < 0 { '-' } else { '+' };
+        format!("{m}e{e_sign}{:02}", exponent.unsigned_abs())
     }
 }
 
@@ -155,7 +233,7 @@ mod tests {
             "sqlite_glob",
             vec![text_literal("a*"), as_text(column("Title"))],
         );
-        assert_eq!(e.to_string(), "sqlite_glob('a*', \"Title\"::TEXT)");
+        assert_eq!(e.to_string(), "sqlite_glob('a*', sqlite_text(\"Title\"))");
         let sum = Expr::BinaryOp {
             left: Box::new(column("a")),
             op: sqlparser::ast::BinaryOperator::Plus,
@@ -168,6 +246,36 @@ mod tests {
         assert_eq!(
             binary_collated(column("x")).to_string(),
             "\"x\" COLLATE \"C\""
+        );
+    }
+
+    #[test]
+    fn reals_print_as_sqlite_prints_them() {
+        for (x, text) in [
+            (1.0, "1.0"),
+            (1e10, "10000000000.0"),
+            (1e15, "1.0e+15"),
+            (1e20, "1.0e+20"),
+            (1e100, "1.0e+100"),
+            (1.0 / 3.0, "0.333333333333333"),
+            (0.1, "0.1"),
+            (1e-5, "1.0e-05"),
+            (0.0001, "0.0001"),
+            (-2.5e-7, "-2.5e-07"),
+            (-1.5, "-1.5"),
+            (123456789012345.0, "123456789012345.0"),
+            (999999999999999.9, "1.0e+15"),
+            (9007199254740993.0, "9.00719925474099e+15"),
+            (-0.0, "0.0"),
+            (f64::INFINITY, "Inf"),
+        ] {
+            assert_eq!(real_text(x), text, "{x}");
+        }
+        let literal = cast(Expr::value(Value::Number("2.0".into(), false)), float8());
+        assert_eq!(to_text(literal).to_string(), "'2.0'::TEXT");
+        assert_eq!(
+            to_text(Expr::value(Value::Number("5".into(), false))).to_string(),
+            "5::TEXT"
         );
     }
 }

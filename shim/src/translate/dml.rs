@@ -27,7 +27,7 @@ use sqlparser::ast::{
 };
 
 use super::catalog::{Event, TableInfo};
-use super::construct::{cast, column, ident, qualified_column};
+use super::construct::{cast, column, ident, qualified_column, to_text};
 use super::fts;
 use super::kinds::is_text;
 use super::literals::loosen;
@@ -113,6 +113,7 @@ fn insert_plan(mut insert: Insert, cx: &mut Context) -> Result<Plan, Error> {
     }
     let mut statement = Statement::Insert(insert);
     rewrite_statement(&mut statement, vec![], cx)?;
+    real_literals_as_text(&mut statement, &info);
     if let Statement::Insert(Insert {
         on:
             Some(OnInsert::OnConflict(OnConflict {
@@ -345,6 +346,68 @@ fn complete_upsert_target(insert: &mut Insert, info: &TableInfo) -> Result<(), E
     Ok(())
 }
 
+/// Whether `e` is a REAL literal as translated (`2.0::DOUBLE PRECISION`).
+fn is_real_literal(e: &Expr) -> bool {
+    matches!(e, Expr::Cast {
+        expr,
+        data_type: sqlparser::ast::DataType::DoublePrecision,
+        ..
+    } if matches!(expr.as_ref(), Expr::Value(v) if matches!(v.value, Value::Number(..))))
+}
+
+/// Whether `e`, stored into a text column, must be converted to text the
+/// SQLite way first: a REAL literal, or a computed value not text by its
+/// form (a REAL is '1.0', a boolean '1', where PostgreSQL's assignment
+/// would store float8's '1' and 'true'). Columns, parameters and literals
+/// are left to the assignment.
+fn stored_as_number_text(e: &Expr) -> bool {
+    is_real_literal(e)
+        || (matches!(
+            e,
+            Expr::BinaryOp { .. }
+                | Expr::UnaryOp { .. }
+                | Expr::Function(_)
+                | Expr::Cast { .. }
+                | Expr::Nested(_)
+                | Expr::Case { .. }
+        ) && !is_text(e))
+}
+
+/// After translation: a REAL literal or a computed number of a `VALUES`
+/// row stored into a text column is SQLite's text of it (`1.0` is '1.0';
+/// PostgreSQL's assignment would store float8's '1').
+fn real_literals_as_text(statement: &mut Statement, info: &TableInfo) {
+    let Statement::Insert(Insert {
+        columns,
+        source: Some(q),
+        ..
+    }) = statement
+    else {
+        return;
+    };
+    let SetExpr::Values(values) = q.body.as_mut() else {
+        return;
+    };
+    let is_text_column: Vec<bool> = if columns.is_empty() {
+        info.columns.iter().map(|c| c.pg_type == "text").collect()
+    } else {
+        columns
+            .iter()
+            .map(|n| {
+                info.column(&last_part(n))
+                    .is_some_and(|c| c.pg_type == "text")
+            })
+            .collect()
+    };
+    for row in &mut values.rows {
+        for (cell, text) in row.iter_mut().zip(&is_text_column) {
+            if *text && stored_as_number_text(cell) {
+                *cell = to_text(std::mem::replace(cell, Expr::value(Value::Null)));
+            }
+        }
+    }
+}
+
 /// Integer literals of `VALUES` rows take the column's type.
 fn loosen_values(source: Option<&mut Query>) {
     if let Some(q) = source {
@@ -399,6 +462,9 @@ fn type_assignments(assignments: &mut [Assignment], info: &TableInfo) {
 /// A text-valued expression stored into a non-text column is cast to the
 /// column's type (PostgreSQL has no implicit cast from text).
 fn typed_for_column(value: Expr, pg_type: &str) -> Expr {
+    if pg_type == "text" && stored_as_number_text(&value) {
+        return to_text(value);
+    }
     let literal =
         matches!(&value, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
     if pg_type == "text" || literal || !is_text(&value) {

@@ -29,7 +29,7 @@ use sqlparser::ast::{
 use super::affinity::{affinity, Affinity};
 use super::collation::postgres_collation;
 use super::construct::{
-    as_text, binary_collated, bool_literal, call, cast, float8, object_name, text_literal,
+    as_text, binary_collated, bool_literal, call, cast, float8, object_name, text_literal, to_text,
 };
 use super::dialect::Source;
 use super::functions::{function_name, plain_args, translate_call};
@@ -70,7 +70,7 @@ impl VisitorMut for Rewriter<'_, '_> {
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         match rewrite_one(expr, self.source) {
             Ok(Some(new)) => {
-                *expr = new;
+                *expr = without_column_collation(new);
                 ControlFlow::Continue(())
             }
             Ok(None) => ControlFlow::Continue(()),
@@ -295,6 +295,95 @@ fn rewrite_one(expr: &mut Expr, source: &Source) -> Result<Option<Expr>, Error> 
     })
 }
 
+/// The collation the translation gives a computed text: PostgreSQL's
+/// default, not a column's.
+const COMPUTED_TEXT_COLLATION: &str = "default";
+
+/// A computed text over columns (`nc || 'x'`, `lower(nc)`, a `CASE` of
+/// texts) without the collation of its columns. PostgreSQL gives an
+/// expression the implicit collation of the columns in it, so one over a
+/// NOCASE column compares, sorts and groups ignoring case; in SQLite only
+/// the column itself (or a `CAST` of it) carries its collation, and an
+/// expression has BINARY unless an explicit `COLLATE` is in it. Left alone
+/// when there is an explicit `COLLATE` inside (it propagates in both) or
+/// no column.
+fn without_column_collation(e: Expr) -> Expr {
+    let computed = matches!(
+        &e,
+        Expr::BinaryOp {
+            op: BinaryOperator::StringConcat,
+            ..
+        } | Expr::Case { .. }
+    ) || matches!(&e, Expr::Function(f) if !matches!(function_name(f).as_str(), "sqlite_text" | "sqlite_plus"));
+    if !computed || !is_text(&e) || !names_a_column_without_collate(&e) {
+        return e;
+    }
+    // `a || b COLLATE x` would collate `b` alone: parenthesised.
+    let e = match e {
+        e @ Expr::BinaryOp { .. } => Expr::Nested(Box::new(e)),
+        e => e,
+    };
+    Expr::Collate {
+        expr: Box::new(e),
+        collation: object_name(COMPUTED_TEXT_COLLATION),
+    }
+}
+
+/// Whether `e` names a column and has no `COLLATE`.
+fn names_a_column_without_collate(e: &Expr) -> bool {
+    let (column, collate) = scan_columns_and_collations(e);
+    column && !collate
+}
+
+/// Whether `e` has an explicit `COLLATE`.
+fn has_collate(e: &Expr) -> bool {
+    scan_columns_and_collations(e).1
+}
+
+/// Whether `e` names a column, and whether it has a `COLLATE`.
+fn scan_columns_and_collations(e: &Expr) -> (bool, bool) {
+    use sqlparser::ast::Visit;
+    struct Scan {
+        column: bool,
+        collate: bool,
+    }
+    impl sqlparser::ast::Visitor for Scan {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            match e {
+                Expr::Identifier(_) | Expr::CompoundIdentifier(_) => self.column = true,
+                Expr::Collate { .. } => self.collate = true,
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut scan = Scan {
+        column: false,
+        collate: false,
+    };
+    let _ = e.visit(&mut scan);
+    (scan.column, scan.collate)
+}
+
+/// A comparison's operand without the translation's computed-text
+/// collation when the other operand has an explicit `COLLATE` (SQLite
+/// uses that one; PostgreSQL would refuse two explicit collations).
+fn yield_collation(side: Expr, other: &Expr) -> Expr {
+    match side {
+        Expr::Collate { expr, collation }
+            if collation.to_string() == format!("\"{COMPUTED_TEXT_COLLATION}\"")
+                && has_collate(other) =>
+        {
+            match *expr {
+                Expr::Nested(inner) => *inner,
+                inner => inner,
+            }
+        }
+        other_side => other_side,
+    }
+}
+
 fn take(e: &mut Box<Expr>) -> Expr {
     std::mem::replace(&mut **e, Expr::value(Value::Null))
 }
@@ -332,6 +421,8 @@ fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Result<Option<Expr>, E
         | BinaryOperator::GtEq => {
             let (l, r) = loosen_pair(left, right);
             let (l, r) = coerce_text_side(l, r);
+            let l = yield_collation(l, &r);
+            let r = yield_collation(r, &l);
             op_expr(l, op, r)
         }
         BinaryOperator::Is => {
@@ -712,7 +803,8 @@ fn sqlite_cast(value: Expr, data_type: &DataType) -> Result<Expr, Error> {
         Affinity::Integer => call("sqlite_cast_integer", vec![value]),
         Affinity::Real => call("sqlite_cast_real", vec![value]),
         Affinity::Numeric => call("sqlite_cast_numeric", vec![value]),
-        Affinity::Text => cast(value, DataType::Text),
+        Affinity::Text if is_text(&value) => cast(value, DataType::Text),
+        Affinity::Text => to_text(value),
         Affinity::Blob => call("sqlite_cast_blob", vec![value]),
     })
 }
@@ -733,11 +825,11 @@ mod tests {
     fn operators_take_sqlite_meaning() {
         assert_eq!(
             rewritten("SELECT a IS b, a || 1, a / b FROM t"),
-            "SELECT a IS NOT DISTINCT FROM b, a::TEXT || 1::TEXT, sqlite_div(a, b) FROM t"
+            "SELECT a IS NOT DISTINCT FROM b, (sqlite_text(a) || 1::TEXT) COLLATE \"default\", sqlite_div(a, b) FROM t"
         );
         assert_eq!(
             rewritten("SELECT * FROM t WHERE a LIKE 'x%' AND b IN () AND c = 5"),
-            "SELECT * FROM t WHERE a::TEXT COLLATE \"C\" ILIKE 'x%' ESCAPE '' AND false AND c = '5'"
+            "SELECT * FROM t WHERE sqlite_text(a) COLLATE \"C\" ILIKE 'x%' ESCAPE '' AND false AND c = '5'"
         );
     }
 
@@ -761,14 +853,16 @@ mod tests {
         let out = rewritten(
             "SELECT iif(typeof(c) IN ('integer', 'real'), datetime(c, 'unixepoch'), c) FROM t",
         );
-        assert!(out.contains("CASE WHEN sqlite_typeof(c) IN ('integer', 'real') THEN sqlite_datetime(c::TEXT, 'unixepoch') ELSE c::TEXT END"), "{out}");
+        assert!(out.contains("CASE WHEN sqlite_typeof(c) COLLATE \"default\" IN ('integer', 'real') THEN sqlite_datetime(sqlite_text(c), 'unixepoch') COLLATE \"default\" ELSE sqlite_text(c) END"), "{out}");
     }
 
     #[test]
     fn json_valid_in_where_becomes_a_truth_value() {
         let out = rewritten("UPDATE t SET x = x ->> 'url' WHERE x IS NOT NULL and json_valid(x)");
         assert!(
-            out.ends_with("WHERE x IS NOT NULL AND sqlite_truth(sqlite_json_valid(x::TEXT))"),
+            out.ends_with(
+                "WHERE x IS NOT NULL AND sqlite_truth(sqlite_json_valid(sqlite_text(x)))"
+            ),
             "{out}"
         );
     }

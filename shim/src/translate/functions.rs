@@ -106,9 +106,12 @@ pub fn translate_call(f: &Function) -> Result<Expr, Error> {
         return Ok(call(helper, exprs()?));
     }
     match name.as_str() {
-        "count" | "sum" | "min" | "max" if f.over.is_some() || args.len() <= 1 => {
-            aggregate(f, &name)
+        // sum() of integers beyond 64 bits is SQLite's "integer overflow"
+        // (PostgreSQL's sum(bigint) is an exact numeric).
+        "sum" if f.over.is_some() || args.len() <= 1 => {
+            Ok(call("sqlite_sum_checked", vec![aggregate(f, &name)?]))
         }
+        "count" | "min" | "max" if f.over.is_some() || args.len() <= 1 => aggregate(f, &name),
         "avg" => {
             arity(1..=1)?;
             Ok(cast(keep_aggregate_parts(f, "avg", exprs()?), float8()))
@@ -224,7 +227,12 @@ pub fn translate_call(f: &Function) -> Result<Expr, Error> {
         }
         "unicode" => {
             arity(1..=1)?;
-            Ok(call("ascii", vec![as_text(exprs()?.remove(0))]))
+            // ascii('') is 0; SQLite's unicode('') is NULL.
+            let text = as_text(exprs()?.remove(0));
+            Ok(call(
+                "ascii",
+                vec![call("nullif", vec![text, text_literal("")])],
+            ))
         }
         "char" => Ok(call(
             "concat",

@@ -109,6 +109,8 @@ pub fn is_text(e: &Expr) -> bool {
                     | "sqlite_json_type"
                     | "sqlite_json"
                     | "sqlite_printf"
+                    | "sqlite_text"
+                    | "sqlite_real_text"
                     | "lower"
                     | "upper"
                     | "btrim"

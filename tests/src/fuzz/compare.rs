@@ -7,9 +7,8 @@
 //! [`Invariant`]s among the shim's own results.
 
 use super::generate::{Invariant, Statement, Unit};
-use crate::{pg, run, shim, unique_name, workspace_root, TempDir};
+use crate::{run_case_files, unique_name, TempDir};
 use serde_json::Value;
-use std::process::Command;
 use std::time::Duration;
 
 /// One statement's outcome as `run_case.py` prints it.
@@ -31,42 +30,7 @@ pub struct Difference {
     pub rows: Option<(Vec<Value>, Vec<Value>)>,
 }
 
-/// `text` with every `.0` that ends a number removed (`3.0` → `3`).
-fn without_point_zero(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < chars.len() {
-        let after_digit = i > 0 && chars[i - 1].is_ascii_digit();
-        let ends = chars.get(i + 2).is_none_or(|c| !c.is_ascii_digit());
-        if after_digit && chars[i] == '.' && chars.get(i + 1) == Some(&'0') && ends {
-            i += 2;
-            continue;
-        }
-        out.push(chars[i]);
-        i += 1;
-    }
-    out
-}
-
 impl Difference {
-    /// A `rows` difference that is gone once every `.0` ending a number
-    /// in a text is removed: an integral REAL printed without it.
-    pub fn only_point_zero_differs(&self) -> bool {
-        let Some((r, p)) = &self.rows else {
-            return false;
-        };
-        let strip = |rows: &[Value]| -> Vec<String> {
-            let mut v: Vec<String> = rows
-                .iter()
-                .map(|r| without_point_zero(&r.to_string()))
-                .collect();
-            v.sort();
-            v
-        };
-        strip(r) == strip(p)
-    }
-
     /// A `rows` difference where every value is equal as a number: only
     /// classes differ (INTEGER where SQLite has REAL, or the reverse).
     pub fn only_number_classes_differ(&self) -> bool {
@@ -99,20 +63,7 @@ pub fn outcomes(dir: &TempDir, statements: &[String], shimmed: bool, schema: &st
     let file = dir.path().join("fuzz.test");
     let text: String = statements.iter().map(|s| format!("{s}\n\n")).collect();
     std::fs::write(&file, text).expect("write the case file");
-    let db = if shimmed {
-        "com.plexapp.plugins.library.db"
-    } else {
-        "reference.db"
-    };
-    let mut cmd = Command::new("python3");
-    cmd.arg(workspace_root().join("tests/sql/run_case.py"))
-        .arg(dir.path().join(db))
-        .arg(&file)
-        .env("TZ", "UTC");
-    if shimmed {
-        cmd.envs(pg().env(schema)).env("LD_PRELOAD", shim());
-    }
-    let out = run(&mut cmd, Duration::from_secs(1800));
+    let out = run_case_files(dir, &[file], shimmed, schema, Duration::from_secs(1800));
     out.stdout
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -330,20 +281,13 @@ pub fn case_differences(path: &std::path::Path) -> CaseCheck {
     let dir = TempDir::new("fuzz_case");
     let schema = unique_name("fuzz_case");
     let run_file = |shimmed: bool| {
-        let db = if shimmed {
-            "com.plexapp.plugins.library.db"
-        } else {
-            "reference.db"
-        };
-        let mut cmd = Command::new("python3");
-        cmd.arg(workspace_root().join("tests/sql/run_case.py"))
-            .arg(dir.path().join(db))
-            .arg(path)
-            .env("TZ", "UTC");
-        if shimmed {
-            cmd.envs(pg().env(&schema)).env("LD_PRELOAD", shim());
-        }
-        let out = run(&mut cmd, Duration::from_secs(300));
+        let out = run_case_files(
+            &dir,
+            &[path.to_path_buf()],
+            shimmed,
+            &schema,
+            Duration::from_secs(300),
+        );
         out.assert_ok();
         out.stdout
             .lines()
