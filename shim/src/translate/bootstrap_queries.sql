@@ -93,443 +93,54 @@ SELECT CASE
 END
 $$
 ;;
-CREATE OR REPLACE FUNCTION sqlite_int_real_eq(a bigint, b double precision) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
-  'SELECT sqlite_int_real_cmp(a, b) = 0'
-;;
-CREATE OR REPLACE FUNCTION sqlite_real_int_eq(a double precision, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
-  'SELECT 0 = sqlite_int_real_cmp(b, a)'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR = (LEFTARG = bigint, RIGHTARG = double precision, FUNCTION = sqlite_int_real_eq,
-    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR = (LEFTARG = double precision, RIGHTARG = bigint, FUNCTION = sqlite_real_int_eq,
-    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_int_real_ne(a bigint, b double precision) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
-  'SELECT sqlite_int_real_cmp(a, b) <> 0'
-;;
-CREATE OR REPLACE FUNCTION sqlite_real_int_ne(a double precision, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
-  'SELECT 0 <> sqlite_int_real_cmp(b, a)'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR <> (LEFTARG = bigint, RIGHTARG = double precision, FUNCTION = sqlite_int_real_ne,
-    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR <> (LEFTARG = double precision, RIGHTARG = bigint, FUNCTION = sqlite_real_int_ne,
-    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_int_real_lt(a bigint, b double precision) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
-  'SELECT sqlite_int_real_cmp(a, b) < 0'
-;;
-CREATE OR REPLACE FUNCTION sqlite_real_int_lt(a double precision, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
-  'SELECT 0 < sqlite_int_real_cmp(b, a)'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR < (LEFTARG = bigint, RIGHTARG = double precision, FUNCTION = sqlite_int_real_lt,
-    COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR < (LEFTARG = double precision, RIGHTARG = bigint, FUNCTION = sqlite_real_int_lt,
-    COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_int_real_le(a bigint, b double precision) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
-  'SELECT sqlite_int_real_cmp(a, b) <= 0'
-;;
-CREATE OR REPLACE FUNCTION sqlite_real_int_le(a double precision, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
-  'SELECT 0 <= sqlite_int_real_cmp(b, a)'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR <= (LEFTARG = bigint, RIGHTARG = double precision, FUNCTION = sqlite_int_real_le,
-    COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR <= (LEFTARG = double precision, RIGHTARG = bigint, FUNCTION = sqlite_real_int_le,
-    COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_int_real_gt(a bigint, b double precision) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
-  'SELECT sqlite_int_real_cmp(a, b) > 0'
-;;
-CREATE OR REPLACE FUNCTION sqlite_real_int_gt(a double precision, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
-  'SELECT 0 > sqlite_int_real_cmp(b, a)'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR > (LEFTARG = bigint, RIGHTARG = double precision, FUNCTION = sqlite_int_real_gt,
-    COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR > (LEFTARG = double precision, RIGHTARG = bigint, FUNCTION = sqlite_real_int_gt,
-    COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_int_real_ge(a bigint, b double precision) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
-  'SELECT sqlite_int_real_cmp(a, b) >= 0'
-;;
-CREATE OR REPLACE FUNCTION sqlite_real_int_ge(a double precision, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
-  'SELECT 0 >= sqlite_int_real_cmp(b, a)'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR >= (LEFTARG = bigint, RIGHTARG = double precision, FUNCTION = sqlite_int_real_ge,
-    COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR >= (LEFTARG = double precision, RIGHTARG = bigint, FUNCTION = sqlite_real_int_ge,
-    COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
--- The operators above would also win for numeric against bigint (numeric
--- converts to double precision implicitly, PostgreSQL's preferred numeric
--- type), where the comparison is exact as numeric: these exact matches keep
--- it so (inlined: `a = b::numeric`, which an index on a numeric column
--- still serves).
-CREATE OR REPLACE FUNCTION sqlite_num_int_eq(a numeric, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a = b::numeric'
-;;
-CREATE OR REPLACE FUNCTION sqlite_int_num_eq(a bigint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a::numeric = b'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR = (LEFTARG = numeric, RIGHTARG = bigint, FUNCTION = sqlite_num_int_eq,
-    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR = (LEFTARG = bigint, RIGHTARG = numeric, FUNCTION = sqlite_int_num_eq,
-    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_num_int_ne(a numeric, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a <> b::numeric'
-;;
-CREATE OR REPLACE FUNCTION sqlite_int_num_ne(a bigint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a::numeric <> b'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR <> (LEFTARG = numeric, RIGHTARG = bigint, FUNCTION = sqlite_num_int_ne,
-    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR <> (LEFTARG = bigint, RIGHTARG = numeric, FUNCTION = sqlite_int_num_ne,
-    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_num_int_lt(a numeric, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a < b::numeric'
-;;
-CREATE OR REPLACE FUNCTION sqlite_int_num_lt(a bigint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a::numeric < b'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR < (LEFTARG = numeric, RIGHTARG = bigint, FUNCTION = sqlite_num_int_lt,
-    COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR < (LEFTARG = bigint, RIGHTARG = numeric, FUNCTION = sqlite_int_num_lt,
-    COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_num_int_le(a numeric, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a <= b::numeric'
-;;
-CREATE OR REPLACE FUNCTION sqlite_int_num_le(a bigint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a::numeric <= b'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR <= (LEFTARG = numeric, RIGHTARG = bigint, FUNCTION = sqlite_num_int_le,
-    COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR <= (LEFTARG = bigint, RIGHTARG = numeric, FUNCTION = sqlite_int_num_le,
-    COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_num_int_gt(a numeric, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a > b::numeric'
-;;
-CREATE OR REPLACE FUNCTION sqlite_int_num_gt(a bigint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a::numeric > b'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR > (LEFTARG = numeric, RIGHTARG = bigint, FUNCTION = sqlite_num_int_gt,
-    COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR > (LEFTARG = bigint, RIGHTARG = numeric, FUNCTION = sqlite_int_num_gt,
-    COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_num_int_ge(a numeric, b bigint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a >= b::numeric'
-;;
-CREATE OR REPLACE FUNCTION sqlite_int_num_ge(a bigint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a::numeric >= b'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR >= (LEFTARG = numeric, RIGHTARG = bigint, FUNCTION = sqlite_num_int_ge,
-    COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR >= (LEFTARG = bigint, RIGHTARG = numeric, FUNCTION = sqlite_int_num_ge,
-    COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
--- And numeric against integer and smallint, which the numeric/bigint
--- operators would make ambiguous with numeric/numeric.
-CREATE OR REPLACE FUNCTION sqlite_num_int4_eq(a numeric, b integer) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a = b::numeric'
-;;
-CREATE OR REPLACE FUNCTION sqlite_int4_num_eq(a integer, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a::numeric = b'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR = (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = sqlite_num_int4_eq,
-    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR = (LEFTARG = integer, RIGHTARG = numeric, FUNCTION = sqlite_int4_num_eq,
-    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_num_int4_ne(a numeric, b integer) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a <> b::numeric'
-;;
-CREATE OR REPLACE FUNCTION sqlite_int4_num_ne(a integer, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a::numeric <> b'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR <> (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = sqlite_num_int4_ne,
-    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR <> (LEFTARG = integer, RIGHTARG = numeric, FUNCTION = sqlite_int4_num_ne,
-    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_num_int4_lt(a numeric, b integer) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a < b::numeric'
-;;
-CREATE OR REPLACE FUNCTION sqlite_int4_num_lt(a integer, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a::numeric < b'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR < (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = sqlite_num_int4_lt,
-    COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR < (LEFTARG = integer, RIGHTARG = numeric, FUNCTION = sqlite_int4_num_lt,
-    COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_num_int4_le(a numeric, b integer) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a <= b::numeric'
-;;
-CREATE OR REPLACE FUNCTION sqlite_int4_num_le(a integer, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a::numeric <= b'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR <= (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = sqlite_num_int4_le,
-    COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR <= (LEFTARG = integer, RIGHTARG = numeric, FUNCTION = sqlite_int4_num_le,
-    COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_num_int4_gt(a numeric, b integer) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a > b::numeric'
-;;
-CREATE OR REPLACE FUNCTION sqlite_int4_num_gt(a integer, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a::numeric > b'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR > (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = sqlite_num_int4_gt,
-    COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR > (LEFTARG = integer, RIGHTARG = numeric, FUNCTION = sqlite_int4_num_gt,
-    COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_num_int4_ge(a numeric, b integer) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a >= b::numeric'
-;;
-CREATE OR REPLACE FUNCTION sqlite_int4_num_ge(a integer, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a::numeric >= b'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR >= (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = sqlite_num_int4_ge,
-    COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR >= (LEFTARG = integer, RIGHTARG = numeric, FUNCTION = sqlite_int4_num_ge,
-    COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_num_int2_eq(a numeric, b smallint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a = b::numeric'
-;;
-CREATE OR REPLACE FUNCTION sqlite_int2_num_eq(a smallint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a::numeric = b'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR = (LEFTARG = numeric, RIGHTARG = smallint, FUNCTION = sqlite_num_int2_eq,
-    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR = (LEFTARG = smallint, RIGHTARG = numeric, FUNCTION = sqlite_int2_num_eq,
-    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_num_int2_ne(a numeric, b smallint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a <> b::numeric'
-;;
-CREATE OR REPLACE FUNCTION sqlite_int2_num_ne(a smallint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a::numeric <> b'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR <> (LEFTARG = numeric, RIGHTARG = smallint, FUNCTION = sqlite_num_int2_ne,
-    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR <> (LEFTARG = smallint, RIGHTARG = numeric, FUNCTION = sqlite_int2_num_ne,
-    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_num_int2_lt(a numeric, b smallint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a < b::numeric'
-;;
-CREATE OR REPLACE FUNCTION sqlite_int2_num_lt(a smallint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a::numeric < b'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR < (LEFTARG = numeric, RIGHTARG = smallint, FUNCTION = sqlite_num_int2_lt,
-    COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR < (LEFTARG = smallint, RIGHTARG = numeric, FUNCTION = sqlite_int2_num_lt,
-    COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_num_int2_le(a numeric, b smallint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a <= b::numeric'
-;;
-CREATE OR REPLACE FUNCTION sqlite_int2_num_le(a smallint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a::numeric <= b'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR <= (LEFTARG = numeric, RIGHTARG = smallint, FUNCTION = sqlite_num_int2_le,
-    COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR <= (LEFTARG = smallint, RIGHTARG = numeric, FUNCTION = sqlite_int2_num_le,
-    COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_num_int2_gt(a numeric, b smallint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a > b::numeric'
-;;
-CREATE OR REPLACE FUNCTION sqlite_int2_num_gt(a smallint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a::numeric > b'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR > (LEFTARG = numeric, RIGHTARG = smallint, FUNCTION = sqlite_num_int2_gt,
-    COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR > (LEFTARG = smallint, RIGHTARG = numeric, FUNCTION = sqlite_int2_num_gt,
-    COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-CREATE OR REPLACE FUNCTION sqlite_num_int2_ge(a numeric, b smallint) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a >= b::numeric'
-;;
-CREATE OR REPLACE FUNCTION sqlite_int2_num_ge(a smallint, b numeric) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  'SELECT a::numeric >= b'
-;;
-DO $$ BEGIN
-  CREATE OPERATOR >= (LEFTARG = numeric, RIGHTARG = smallint, FUNCTION = sqlite_num_int2_ge,
-    COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
-END $$
-;;
-DO $$ BEGIN
-  CREATE OPERATOR >= (LEFTARG = smallint, RIGHTARG = numeric, FUNCTION = sqlite_int2_num_ge,
-    COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
-EXCEPTION WHEN duplicate_function THEN NULL;
+-- One function and one operator per comparison and pair of types, made
+-- by the loop below: INTEGER against REAL through sqlite_int_real_cmp
+-- (STRICT, as it is). Those operators would also win for numeric against
+-- bigint (numeric converts to double precision implicitly, PostgreSQL's
+-- preferred numeric type), where the comparison is exact as numeric: the
+-- numeric/bigint pairs keep it so (inlined: `a = b::numeric`, which an
+-- index on a numeric column still serves), and numeric/integer and
+-- numeric/smallint pairs, which the numeric/bigint ones would make
+-- ambiguous with numeric/numeric. An operator that exists already is kept
+-- (CREATE OPERATOR has no OR REPLACE); its function is replaced.
+DO $$
+DECLARE
+  -- suffix, operator, commutator, negator, restriction and join estimators
+  ops text[] := ARRAY[
+    ['eq', '=',  '=',  '<>', 'eqsel',       'eqjoinsel'],
+    ['ne', '<>', '<>', '=',  'neqsel',      'neqjoinsel'],
+    ['lt', '<',  '>',  '>=', 'scalarltsel', 'scalarltjoinsel'],
+    ['le', '<=', '>=', '>',  'scalarlesel', 'scalarlejoinsel'],
+    ['gt', '>',  '<',  '<=', 'scalargtsel', 'scalargtjoinsel'],
+    ['ge', '>=', '<=', '<',  'scalargesel', 'scalargejoinsel']];
+  -- name, left type, right type, STRICT or not, body (%s: the operator)
+  pairs text[] := ARRAY[
+    ['int_real',  'bigint',           'double precision', 'STRICT', 'sqlite_int_real_cmp(a, b) %s 0'],
+    ['real_int',  'double precision', 'bigint',           'STRICT', '0 %s sqlite_int_real_cmp(b, a)'],
+    ['num_int',   'numeric',          'bigint',           '',       'a %s b::numeric'],
+    ['int_num',   'bigint',           'numeric',          '',       'a::numeric %s b'],
+    ['num_int4',  'numeric',          'integer',          '',       'a %s b::numeric'],
+    ['int4_num',  'integer',          'numeric',          '',       'a::numeric %s b'],
+    ['num_int2',  'numeric',          'smallint',         '',       'a %s b::numeric'],
+    ['int2_num',  'smallint',         'numeric',          '',       'a::numeric %s b']];
+  o text[];
+  p text[];
+BEGIN
+  FOREACH p SLICE 1 IN ARRAY pairs LOOP
+    FOREACH o SLICE 1 IN ARRAY ops LOOP
+      EXECUTE format(
+        'CREATE OR REPLACE FUNCTION sqlite_%s_%s(a %s, b %s) RETURNS boolean '
+        'LANGUAGE sql IMMUTABLE %s PARALLEL SAFE AS %L',
+        p[1], o[1], p[2], p[3], p[4], 'SELECT ' || format(p[5], o[2]));
+      BEGIN
+        EXECUTE format(
+          'CREATE OPERATOR %s (LEFTARG = %s, RIGHTARG = %s, FUNCTION = sqlite_%s_%s, '
+          'COMMUTATOR = %s, NEGATOR = %s, RESTRICT = %s, JOIN = %s)',
+          o[2], p[2], p[3], p[1], o[1], o[3], o[4], o[5], o[6]);
+      EXCEPTION WHEN duplicate_function THEN NULL;
+      END;
+    END LOOP;
+  END LOOP;
 END $$
 ;;
 -- sum() of integers (expr.rs, functions.rs): SQLite fails with "integer
