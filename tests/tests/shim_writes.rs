@@ -308,44 +308,15 @@ fn plex_like_writes_take_no_subtransaction_each() {
 #[test]
 fn a_server_error_on_an_unguarded_write_rolls_the_transaction_back() {
     let schema = unique_name("abort");
-    let dir = TempDir::new("abort");
-    let ready = dir.path().join("ready");
-    let go = dir.path().join("go");
-    let (ready_s, go_s) = (
-        ready.to_string_lossy().to_string(),
-        go.to_string_lossy().to_string(),
-    );
-    let mut cmd = python_with_shim(
-        "writes.py",
-        &schema,
-        &[&dir.library_db(), "abort", &ready_s, &go_s],
-    );
     // The failing write at its own step: Python reads changes() after
     // every step, where a pipelined write's error could not be returned
     // (see the pipelining tests below).
-    cmd.env("PLEX_PG_PIPELINE_WRITES", "0");
-    let child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !ready.exists() {
-        assert!(std::time::Instant::now() < deadline, "never ready");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    pg().psql(&format!(
-        "ALTER TABLE {schema}.guarded ADD CONSTRAINT positive CHECK (n > 0)"
-    ));
-    std::fs::write(&go, "").expect("go");
-    let out = child.wait_with_output().expect("python");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let got = with_check_added(
+        "writes.py",
+        "abort",
+        &schema,
+        &[("PLEX_PG_PIPELINE_WRITES", "0")],
     );
-    let got = json_out(&stdout);
     assert_eq!(got["failed"], true, "{got}");
     assert_eq!(got["code"], 275, "SQLITE_CONSTRAINT_CHECK: {got}");
     assert!(

@@ -132,13 +132,21 @@ BEGIN
         'CREATE OR REPLACE FUNCTION sqlite_%s_%s(a %s, b %s) RETURNS boolean '
         'LANGUAGE sql IMMUTABLE %s PARALLEL SAFE AS %L',
         p[1], o[1], p[2], p[3], p[4], 'SELECT ' || format(p[5], o[2]));
-      BEGIN
+      -- Looked up rather than caught: an EXCEPTION block is a
+      -- subtransaction, and 48 of them in the bootstrap's transaction
+      -- would overflow the backend's cache of 64 (issue 12). A shell
+      -- operator (made as another's commutator or negator, no function
+      -- yet) is completed by CREATE OPERATOR.
+      IF NOT EXISTS (
+        SELECT 1 FROM pg_operator
+        WHERE oprname = o[2] AND oprleft = p[2]::regtype AND oprright = p[3]::regtype
+          AND oprnamespace = current_schema()::regnamespace AND oprcode <> 0
+      ) THEN
         EXECUTE format(
           'CREATE OPERATOR %s (LEFTARG = %s, RIGHTARG = %s, FUNCTION = sqlite_%s_%s, '
           'COMMUTATOR = %s, NEGATOR = %s, RESTRICT = %s, JOIN = %s)',
           o[2], p[2], p[3], p[1], o[1], o[3], o[4], o[5], o[6]);
-      EXCEPTION WHEN duplicate_function THEN NULL;
-      END;
+      END IF;
     END LOOP;
   END LOOP;
 END $$
