@@ -95,15 +95,22 @@ fn run() -> (Run, Value) {
         &["python3", &script.display().to_string(), &db, &server],
         Duration::from_secs(120),
     );
+    let said = result_line(&run, "raw");
+    (run, said)
+}
+
+/// The script's result: the last line of its output naming `key`, after
+/// checking that the run succeeded.
+fn result_line(run: &Run, key: &str) -> Value {
     assert_eq!(run.code, Some(0), "{}", run.dump());
+    let quoted = format!("\"{key}\"");
     let line = run
         .stdout
         .lines()
         .rev()
-        .find(|l| l.contains("\"raw\""))
+        .find(|l| l.contains(&quoted))
         .unwrap_or_else(|| panic!("no result line\n{}", run.dump()));
-    let said = plex_pg_launcher::events::parse_line(line).unwrap();
-    (run, said)
+    plex_pg_launcher::events::parse_line(line).unwrap()
 }
 
 fn pid(said: &Value, key: &str) -> i64 {
@@ -250,14 +257,7 @@ fn run_forks(mode: &str, handler: bool, children: usize) -> (Run, Value) {
         ],
         Duration::from_secs(120),
     );
-    assert_eq!(run.code, Some(0), "{}", run.dump());
-    let line = run
-        .stdout
-        .lines()
-        .rev()
-        .find(|l| l.contains("\"quick\""))
-        .unwrap_or_else(|| panic!("no result line\n{}", run.dump()));
-    let said = plex_pg_launcher::events::parse_line(line).unwrap();
+    let said = result_line(&run, "quick");
     (run, said)
 }
 
