@@ -467,15 +467,8 @@ impl PgConn {
             answer: None,
             shape,
         });
-        let PgConn {
-            connection,
-            fd,
-            readiness,
-            flag,
-            broken,
-            in_flight,
-            ..
-        } = self;
+        let (in_flight, mut d) = self.in_flight_and_driver();
+        let readiness: &Readiness = d.readiness;
         let want_write = &readiness.want_write;
         let mut first = true;
         let sent = std::future::poll_fn(|cx| {
@@ -493,14 +486,22 @@ impl PgConn {
                 Poll::Ready(())
             }
         });
-        let mut d = Driver {
-            connection,
-            fd: *fd,
-            readiness,
-            flag,
-            broken,
-        };
         d.drive(sent)
+    }
+
+    /// The writes in flight beside a driver of the connection, so a future
+    /// polling them can be driven.
+    fn in_flight_and_driver(&mut self) -> (&mut VecDeque<InFlight>, Driver<'_>) {
+        (
+            &mut self.in_flight,
+            Driver {
+                connection: &mut self.connection,
+                fd: self.fd,
+                readiness: &self.readiness,
+                flag: &self.flag,
+                broken: &mut self.broken,
+            },
+        )
     }
 
     /// Wait for every write in flight to be answered: their answers in
@@ -510,15 +511,7 @@ impl PgConn {
         if self.in_flight.is_empty() {
             return Ok(Vec::new());
         }
-        let PgConn {
-            connection,
-            fd,
-            readiness,
-            flag,
-            broken,
-            in_flight,
-            ..
-        } = self;
+        let (in_flight, mut d) = self.in_flight_and_driver();
         let all = std::future::poll_fn(|cx| {
             if poll_in_flight(in_flight, cx) {
                 Poll::Ready(())
@@ -526,13 +519,6 @@ impl PgConn {
                 Poll::Pending
             }
         });
-        let mut d = Driver {
-            connection,
-            fd: *fd,
-            readiness,
-            flag,
-            broken,
-        };
         let driven = d.drive(all);
         let in_flight = std::mem::take(&mut self.in_flight);
         driven?;
